@@ -1,8 +1,348 @@
-//! The command-line interface (skeleton; subcommands land with their issues).
+//! The command-line interface: argument definitions and the code behind each subcommand
+//! that does not need a running node. Output goes to stdout; problems to stderr with a
+//! non-zero exit code, never a panic or a backtrace.
 
+use crate::config::{self, ConfigError, EnvOverrides, Loaded};
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Parses the command line and runs the chosen subcommand.
-pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+/// Keeps several MariaDB servers identical through one replicated write-ahead log.
+#[derive(Debug, Parser)]
+#[command(name = "wolfscale", version, about)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "WOLFSCALE_CONFIG",
+        default_value = "wolfscale.toml"
+    )]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new, commented configuration file.
+    Init {
+        /// Unique name of this node, e.g. node-1.
+        #[arg(long)]
+        node_id: String,
+        /// Where to write it (default: the --config path).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Cluster secret shared by every node (default: a new random one).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the configuration file and report every problem.
+    Validate {
+        /// Also connect to MariaDB and report its version and this user's privileges.
+        #[arg(long)]
+        check_db: bool,
+    },
+    /// Show this node's effective configuration (secrets masked).
+    Info,
+}
+
+/// Runs the command line `args` with environment overrides read by the binary.
+pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help/version to stdout and usage errors to stderr itself.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let result = match cli.command {
+        Command::Init {
+            node_id,
+            output,
+            secret,
+            force,
+        } => init(
+            &mut out,
+            output.as_deref().unwrap_or(&cli.config),
+            &node_id,
+            secret,
+            force,
+        ),
+        Command::Validate { check_db } => validate(&mut out, &cli.config, &env, check_db),
+        Command::Info => info(&mut out, &cli.config, &env),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A failure already worded for the operator.
+type CliResult = Result<(), String>;
+
+fn load(path: &Path, env: &EnvOverrides) -> Result<Loaded, String> {
+    config::load(path, env).map_err(|e| match e {
+        ConfigError::Read { .. } => format!(
+            "{e}\n  (create one with `wolfscale init --node-id NAME --output {}`)",
+            path.display()
+        ),
+        _ => e.to_string(),
+    })
+}
+
+fn init(
+    out: &mut impl Write,
+    path: &Path,
+    node_id: &str,
+    secret: Option<String>,
+    force: bool,
+) -> CliResult {
+    config::check::node_name(node_id).map_err(|r| format!("--node-id: {r}"))?;
+    let secret = match secret {
+        Some(s) if s.chars().count() < config::MIN_CLUSTER_SECRET_LEN => {
+            return Err(format!(
+                "--secret: must be at least {} characters",
+                config::MIN_CLUSTER_SECRET_LEN
+            ))
+        }
+        Some(s) => s,
+        None => random_secret(),
+    };
+    let text = config::template(node_id, &secret);
+    write_new_file(path, text.as_bytes(), force)?;
+    writeln!(
+        out,
+        "wrote {} for node {node_id}\nevery node of the cluster needs the same cluster.secret; check the file with `wolfscale validate -c {}`",
+        path.display(),
+        path.display()
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// 32 random alphanumeric characters: ~190 bits, plenty for an HMAC key.
+fn random_secret() -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32)
+}
+
+/// Writes a file readable only by its owner (it holds the cluster secret). Without
+/// `force`, `create_new` makes "refuse to overwrite" atomic rather than check-then-write.
+fn write_new_file(path: &Path, bytes: &[u8], force: bool) -> CliResult {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).mode(0o600);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let mut f = opts.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            format!(
+                "{} already exists; use --force to overwrite it",
+                path.display()
+            )
+        }
+        _ => format!("cannot create {}: {e}", path.display()),
+    })?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn validate(out: &mut impl Write, path: &Path, env: &EnvOverrides, check_db: bool) -> CliResult {
+    let loaded = load(path, env)?;
+    let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| e.to_string());
+    w(out, format!("{}: valid", path.display()))?;
+    if !check_db {
+        return Ok(());
+    }
+    let db = &loaded.config.database;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let report = runtime
+        .block_on(crate::db::check(db, loaded.secrets.db_password.as_ref()))
+        .map_err(|e| format!("database check failed: {e}"))?;
+    w(
+        out,
+        format!(
+            "database: MariaDB {} at {}:{} as {}",
+            report.version, db.host, db.port, report.account
+        ),
+    )?;
+    w(
+        out,
+        format!(
+            "database `{}`: {}",
+            db.database,
+            if report.database_exists {
+                "exists"
+            } else {
+                "does not exist yet (it will be created)"
+            }
+        ),
+    )?;
+    for g in &report.grants {
+        w(out, format!("  {g}"))?;
+    }
+    if report.missing_privileges.is_empty() {
+        w(out, "privileges: ok".into())
+    } else {
+        Err(format!(
+            "user {} lacks {} on `{}`; run as an admin: GRANT {} ON `{}`.* TO {}",
+            report.account,
+            report.missing_privileges.join(", "),
+            db.database,
+            report.missing_privileges.join(", "),
+            db.database.replace('`', "``"),
+            report.account
+        ))
+    }
+}
+
+fn info(out: &mut impl Write, path: &Path, env: &EnvOverrides) -> CliResult {
+    let loaded = load(path, env)?;
+    let c = &loaded.config;
+    let s = &loaded.secrets;
+    let mut shown = c.masked();
+    shown.node.data_dir = Some(c.data_dir());
+    let text =
+        toml::to_string_pretty(&shown).map_err(|e| format!("cannot print the config: {e}"))?;
+    writeln!(
+        out,
+        "# config file: {}\n# wal: {}\n# state: {}\n# database password: {}\n# cluster secret: {}\n# api token: {}\n\n{text}",
+        path.display(),
+        c.wal_dir().display(),
+        c.state_dir().display(),
+        s.db_password_source,
+        s.cluster_secret_source,
+        s.api_token_source,
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_in(dir: &Path, args: &[&str]) -> (ExitCode, String) {
+        let mut argv = vec![OsString::from("wolfscale")];
+        argv.extend(args.iter().map(OsString::from));
+        let cli = Cli::try_parse_from(argv).expect("args parse");
+        let cfg = dir.join(&cli.config);
+        let mut out = Vec::new();
+        let r = match cli.command {
+            Command::Init {
+                node_id,
+                output,
+                secret,
+                force,
+            } => init(
+                &mut out,
+                &output.map(|o| dir.join(o)).unwrap_or(cfg),
+                &node_id,
+                secret,
+                force,
+            ),
+            Command::Validate { check_db } => {
+                validate(&mut out, &cfg, &EnvOverrides::default(), check_db)
+            }
+            Command::Info => info(&mut out, &cfg, &EnvOverrides::default()),
+        };
+        let text = String::from_utf8(out).expect("utf8");
+        match r {
+            Ok(()) => (ExitCode::SUCCESS, text),
+            Err(e) => (ExitCode::FAILURE, e),
+        }
+    }
+
+    #[test]
+    fn init_then_validate_then_info() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (code, _) = run_in(
+            dir.path(),
+            &["init", "--node-id", "node-1", "--output", "w.toml"],
+        );
+        assert_eq!(code, ExitCode::SUCCESS);
+        let (code, text) = run_in(dir.path(), &["validate", "-c", "w.toml"]);
+        assert_eq!(code, ExitCode::SUCCESS, "{text}");
+        assert!(text.ends_with("valid\n"), "{text}");
+        let written = std::fs::read_to_string(dir.path().join("w.toml")).expect("read");
+        let secret = written
+            .lines()
+            .find_map(|l| l.strip_prefix("secret = "))
+            .expect("secret line")
+            .trim_matches('"');
+        assert_eq!(secret.len(), 32);
+        let (code, text) = run_in(dir.path(), &["info", "-c", "w.toml"]);
+        assert_eq!(code, ExitCode::SUCCESS);
+        assert!(!text.contains(secret), "info leaks the secret: {text}");
+        assert!(text.contains("/var/lib/wolfscale/node-1/wal"), "{text}");
+    }
+
+    #[test]
+    fn init_refuses_to_overwrite_without_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = [
+            "init",
+            "--node-id",
+            "n1",
+            "--output",
+            "w.toml",
+            "--secret",
+            "0123456789abcdef",
+        ];
+        assert_eq!(run_in(dir.path(), &args).0, ExitCode::SUCCESS);
+        let (code, msg) = run_in(dir.path(), &args);
+        assert_eq!(code, ExitCode::FAILURE);
+        assert!(msg.contains("--force"), "{msg}");
+        let mut forced = args.to_vec();
+        forced.push("--force");
+        assert_eq!(run_in(dir.path(), &forced).0, ExitCode::SUCCESS);
+        let (code, msg) = run_in(dir.path(), &["init", "--node-id", "bad id", "-o", "x.toml"]);
+        assert_eq!(code, ExitCode::FAILURE);
+        assert!(msg.contains("--node-id"), "{msg}");
+        let (code, msg) = run_in(
+            dir.path(),
+            &[
+                "init",
+                "--node-id",
+                "n",
+                "-o",
+                "y.toml",
+                "--secret",
+                "short",
+            ],
+        );
+        assert_eq!(code, ExitCode::FAILURE);
+        assert!(msg.contains("16"), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_explains_how_to_create_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (code, msg) = run_in(dir.path(), &["validate", "-c", "nope.toml"]);
+        assert_eq!(code, ExitCode::FAILURE);
+        assert!(msg.contains("wolfscale init"), "{msg}");
+    }
 }

@@ -7,7 +7,9 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
+//! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 
 pub mod cli;
 pub mod config;
+pub mod db;

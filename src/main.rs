@@ -1,6 +1,8 @@
-//! The `wolfscale` binary: sets up logging and hands the command line to the library.
+//! The `wolfscale` binary: sets up logging, reads the environment, and hands the command
+//! line to the library.
 
 use std::process::ExitCode;
+use wolfscale::config::EnvOverrides;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -10,5 +12,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    wolfscale::cli::main()
+    let env = EnvOverrides {
+        db_password: std::env::var("WOLFSCALE_DB_PASSWORD").ok(),
+        cluster_secret: std::env::var("WOLFSCALE_CLUSTER_SECRET").ok(),
+        api_token: std::env::var("WOLFSCALE_API_TOKEN").ok(),
+    };
+    wolfscale::cli::run(std::env::args_os(), env)
 }

@@ -1,0 +1,166 @@
+//! The commented `wolfscale.toml` that `wolfscale init` writes. Every value is taken from
+//! the real defaults, and tests check that every schema key appears, so it cannot drift.
+
+use super::{ApiConfig, ClusterConfig, DatabaseConfig, WalConfig};
+
+/// A complete, commented config for node `node_id` sharing the cluster secret `secret`.
+pub fn template(node_id: &str, secret: &str) -> String {
+    let db = DatabaseConfig::default();
+    let wal = WalConfig::default();
+    let cl = ClusterConfig::default();
+    let api = ApiConfig::default();
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    format!(
+        r#"# WolfScale node configuration. Every key is shown with its default value;
+# optional keys are commented out. Check with `wolfscale validate`.
+
+[node]
+# Unique name of this node in the cluster.
+id = {id}
+# Address the cluster transport listens on (other nodes connect here).
+bind_address = {node_bind}
+# Address other nodes dial, when bind_address is a wildcard. Default: bind_address.
+# advertise_address = "10.0.0.1:7654"
+# Numeric id 0-1023, also the Snowflake node number. Default: assigned at join.
+# node_number = 1
+# Holds wal/, state/ and data/. Default: /var/lib/wolfscale/<id>.
+# data_dir = "/var/lib/wolfscale/{raw_id}"
+
+[database]
+# The local MariaDB server this node applies the log to.
+host = {host}
+port = {port}
+user = {user}
+# Password: inline, in a file (first line), or WOLFSCALE_DB_PASSWORD (which wins).
+# password = "your-password"
+# password_file = "/etc/wolfscale/db-password"
+# The replicated database.
+database = {database}
+# Maximum connections to MariaDB.
+pool_size = {pool_size}
+# Timeout for opening one connection (ms).
+connect_timeout_ms = {connect_timeout_ms}
+
+[wal]
+# Most records written and synced in one group commit.
+batch_size = {batch_size}
+# Longest a record waits for its group commit (ms).
+flush_interval_ms = {flush_interval_ms}
+# LZ4-compress record payloads where that makes them smaller.
+compression = {compression}
+# Segment file size before a new one is started (MiB, 1-4096).
+segment_size_mb = {segment_size_mb}
+# Age after which whole segments may be purged (hours).
+retention_hours = {retention_hours}
+# fdatasync every group commit before acknowledging it.
+fsync = {fsync}
+
+[cluster]
+# Cluster addresses of existing members ("host:port"); empty on the first node.
+peers = []
+# Leader heartbeat period (ms); must be below election_timeout_ms.
+heartbeat_interval_ms = {heartbeat}
+# Time without a leader before an election starts (ms).
+election_timeout_ms = {election}
+# Shared secret (at least 16 characters), the same on every node. It may instead come
+# from secret_file (first line) or WOLFSCALE_CLUSTER_SECRET (which wins).
+secret = {secret}
+# secret_file = "/etc/wolfscale/cluster-secret"
+
+[api]
+# Serve the HTTP API.
+enabled = {api_enabled}
+# Address the HTTP API listens on.
+bind_address = {api_bind}
+# Bearer token required on every route but /health: inline, in a file, or
+# WOLFSCALE_API_TOKEN (which wins). Default: no authentication.
+# token = "a-long-random-token"
+# token_file = "/etc/wolfscale/api-token"
+# Largest request body accepted (bytes).
+max_body_bytes = {max_body_bytes}
+"#,
+        id = q(node_id),
+        raw_id = node_id,
+        node_bind = q(&super::defaults::node_bind_address()),
+        host = q(&db.host),
+        port = db.port,
+        user = q(&db.user),
+        database = q(&db.database),
+        pool_size = db.pool_size,
+        connect_timeout_ms = db.connect_timeout_ms,
+        batch_size = wal.batch_size,
+        flush_interval_ms = wal.flush_interval_ms,
+        compression = wal.compression,
+        segment_size_mb = wal.segment_size_mb,
+        retention_hours = wal.retention_hours,
+        fsync = wal.fsync,
+        heartbeat = cl.heartbeat_interval_ms,
+        election = cl.election_timeout_ms,
+        secret = q(secret),
+        api_enabled = api.enabled,
+        api_bind = q(&api.bind_address),
+        max_body_bytes = api.max_body_bytes,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse, Config, EnvOverrides};
+
+    const SECRET: &str = "0123456789abcdef0123";
+
+    #[test]
+    fn template_parses_to_the_defaults() {
+        let loaded = parse(&template("node-7", SECRET), &EnvOverrides::default())
+            .expect("template is valid");
+        let c = loaded.config;
+        assert_eq!(c.node.id, "node-7");
+        assert_eq!(c.database, DatabaseConfig::default());
+        assert_eq!(c.wal, WalConfig::default());
+        assert_eq!(c.api, ApiConfig::default());
+        assert_eq!(c.cluster.secret.as_deref(), Some(SECRET));
+        assert_eq!(loaded.secrets.cluster_secret.expose(), SECRET);
+    }
+
+    /// Every key of the schema appears in the template, set or commented out.
+    #[test]
+    fn template_names_every_key() {
+        let text = template("node-1", SECRET);
+        let schema = toml::Value::try_from(Config::schema_sample()).expect("sample serialises");
+        let sections = schema.as_table().expect("table");
+        for (section, keys) in sections {
+            assert!(text.contains(&format!("[{section}]")), "section {section}");
+            for key in keys.as_table().expect("section table").keys() {
+                let set = format!("\n{key} = ");
+                let commented = format!("\n# {key} = ");
+                assert!(
+                    text.contains(&set) || text.contains(&commented),
+                    "template lacks {section}.{key}"
+                );
+            }
+        }
+    }
+
+    /// Commented-out examples are themselves valid when uncommented.
+    #[test]
+    fn commented_examples_are_valid() {
+        let text = template("node-1", SECRET)
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest)
+                    if rest.contains(" = ")
+                        && !rest.contains("_file")
+                        && !rest.starts_with("secret") =>
+                {
+                    rest
+                }
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let loaded = parse(&text, &EnvOverrides::default()).expect("uncommented template is valid");
+        assert_eq!(loaded.config.node.node_number, Some(1));
+        assert!(loaded.config.api.token.is_some());
+    }
+}
