@@ -345,4 +345,41 @@ mod tests {
         assert_eq!(code, ExitCode::FAILURE);
         assert!(msg.contains("wolfscale init"), "{msg}");
     }
+
+    const README: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+
+    /// README's configuration reference is exactly what `init` writes.
+    #[test]
+    fn readme_config_reference_matches_init() {
+        let expected = config::template("node-1", "CHANGE-ME-to-one-shared-secret");
+        assert!(
+            README.contains(&format!("```toml\n{expected}```")),
+            "README's configuration reference drifted from `wolfscale init`; regenerate it with\n\
+             wolfscale init --node-id node-1 --secret CHANGE-ME-to-one-shared-secret -o /dev/stdout"
+        );
+    }
+
+    /// Every subcommand and flag appears in README's CLI reference.
+    #[test]
+    fn readme_cli_reference_names_every_command_and_flag() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            let name = sub.get_name();
+            assert!(
+                README.contains(&format!("`wolfscale {name}")),
+                "README lacks `wolfscale {name}`"
+            );
+            for arg in sub.get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    if long != "config" && long != "help" {
+                        assert!(
+                            README.contains(&format!("--{long}")),
+                            "README lacks {name} --{long}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs WolfScale's whole test suite on a Debian machine with Rust: installs what the
+# tests need when it is missing, then checks formatting and lints and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
+command -v mariadb-install-db >/dev/null 2>&1 || need_apt+=(mariadb-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${need_apt[@]}"
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test
