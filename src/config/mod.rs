@@ -555,7 +555,7 @@ mod tests {
             "[node]\nid = \"bad name\"\nbind_address = \"0.0.0.0:8080\"\n\
              [cluster]\nsecret = \"short\"\nheartbeat_interval_ms = 3000\npeers = [\"a:1\", \"nope\", \"a:1\", 5]\n\
              [database]\npassword = \"x\"\npassword_file = \"/nonexistent\"\ndatabase = \"a.b\"\n";
-        let p = problems(&text);
+        let p = problems(text);
         let k = keys(&p);
         for want in [
             "node.id",
