@@ -8,6 +8,8 @@
 //! |---|---|
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
+//! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 
 pub mod cli;
 pub mod config;
+pub mod id;
