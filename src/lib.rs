@@ -9,7 +9,9 @@
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
+//! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod id;
