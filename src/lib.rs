@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
+//! | [`state`] | the SQLite state database: vote, log pointers, node registry |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 
@@ -15,3 +16,4 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod id;
+pub mod state;
