@@ -259,7 +259,7 @@ async fn a_failed_start_reports_the_server_error_log() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_missing_mariadb_program_says_how_to_install_it() -> anyhow::Result<()> {
-    let err = match support::template::find_tool("mariadbd-that-is-not-installed") {
+    let err = match support::datadir::find_tool("mariadbd-that-is-not-installed") {
         Ok(path) => anyhow::bail!("found {}", path.display()),
         Err(e) => e,
     };
@@ -268,5 +268,28 @@ async fn a_missing_mariadb_program_says_how_to_install_it() -> anyhow::Result<()
             .contains("apt-get install -y mariadb-server"),
         "message lacks the install command: {err}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn restart_waits_for_its_port_to_come_free() -> anyhow::Result<()> {
+    let mut db = MariaDb::start().await?;
+    db.kill9().await?;
+    // Someone else holds the port for a while: restart retries instead of failing.
+    let squatter = std::net::TcpListener::bind(db.addr())?;
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        drop(squatter);
+    });
+    db.restart().await?;
+    release.await?;
+    let mut conn = db.conn().await?;
+    let port: Option<u16> = conn.query_first("SELECT @@port").await?;
+    ensure!(
+        port == Some(db.port()),
+        "restarted on port {port:?}, expected {}",
+        db.port()
+    );
+    conn.disconnect().await?;
     Ok(())
 }

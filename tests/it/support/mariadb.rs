@@ -11,7 +11,6 @@ use std::fs::OpenOptions;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -19,7 +18,8 @@ use mysql_async::{Conn, OptsBuilder, Pool};
 use tempfile::TempDir;
 
 use super::ports::PortReservation;
-use super::{init_tracing, process, template, Error, Result};
+use super::process::{self, Tied};
+use super::{blocking, datadir, init_tracing, Error, Result};
 
 /// Server flags for test speed; later arguments (a test's `extra_args`) override them.
 const SPEED_FLAGS: &[&str] = &[
@@ -36,9 +36,6 @@ const SPEED_FLAGS: &[&str] = &[
     "--character-set-server=utf8mb4",
     "--collation-server=utf8mb4_general_ci",
 ];
-
-/// Instance dirs are `<tmp>/wolfscale-mariadb-<test process id>-<random>`.
-const DIR_PREFIX: &str = "wolfscale-mariadb-";
 
 /// How many fresh ports to try when another process takes ours before `mariadbd` binds.
 const PORT_ATTEMPTS: u32 = 5;
@@ -75,25 +72,11 @@ pub struct Timings {
     pub boot: Duration,
 }
 
-/// A running `mariadbd` that is SIGKILLed and reaped when dropped.
-#[derive(Debug)]
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        // Errors are ignored: the process may already be gone. After SIGKILL the wait is
-        // a few milliseconds, short enough to do even on a runtime thread, and it leaves
-        // no zombie behind. `Child` remembers a reaped status, so no stray pid is signalled.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One private MariaDB server with root (no password) over TCP.
 #[derive(Debug)]
 pub struct MariaDb {
     // Fields drop in order: the process dies before its directory is removed.
-    process: Option<ServerProcess>,
+    process: Option<Tied>,
     port: PortReservation,
     options: Options,
     mariadbd: PathBuf,
@@ -182,18 +165,9 @@ impl MariaDb {
         init_tracing();
         let started = Instant::now();
         let (template, dir, copy) = blocking(|| {
-            let template = template::get()?;
-            static SWEEP: Once = Once::new();
-            SWEEP.call_once(sweep_orphaned_dirs);
-            let dir = tempfile::Builder::new()
-                .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
-                .tempdir()
-                .map_err(|e| Error::io("create instance dir", e))?;
-            let copy_started = Instant::now();
-            template::copy_datadir(&template.datadir, &dir.path().join("data"))?;
-            std::fs::create_dir(dir.path().join("tmp"))
-                .map_err(|e| Error::io("create instance tmp dir", e))?;
-            Ok((template, dir, copy_started.elapsed()))
+            let template = datadir::get()?;
+            let (dir, copy) = datadir::new_instance(template)?;
+            Ok((template, dir, copy))
         })
         .await?;
         let template_wait = started.elapsed().saturating_sub(copy);
@@ -240,7 +214,7 @@ impl MariaDb {
         let log_start = tokio::fs::metadata(&log_path).await.map_or(0, |m| m.len());
         let mut cmd = self.command();
         let started = Instant::now();
-        let child = blocking(move || {
+        let mut server = blocking(move || {
             // mariadbd reports bad flags on stderr before it opens --log-error: send both
             // to the same file so start-up errors show up in one tail.
             let log = OpenOptions::new()
@@ -255,7 +229,6 @@ impl MariaDb {
             process::spawn_tied(cmd).map_err(|e| Error::io("spawn mariadbd", e))
         })
         .await?;
-        let mut server = ServerProcess(child);
         self.wait_ready(&mut server.0, log_start).await?;
         self.timings.boot = started.elapsed();
         self.process = Some(server);
@@ -312,9 +285,9 @@ impl MariaDb {
             .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .arg(format!("--bind-address={}", self.options.host))
             .arg(format!("--port={}", self.port()))
-            .args(template::INNODB_SIZES)
+            .args(datadir::INNODB_SIZES)
             .args(SPEED_FLAGS);
-        if template::is_root() {
+        if process::is_root() {
             // mariadbd refuses to run as root unless told to.
             cmd.arg("--user=root");
         }
@@ -474,6 +447,7 @@ impl MariaDb {
             match self.launch().await {
                 Ok(()) => break,
                 Err(e) if is_port_in_use(&e) && attempt < PORT_ATTEMPTS => {
+                    tracing::debug!(port = self.port(), attempt, "port taken, retrying");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
@@ -486,31 +460,9 @@ impl MariaDb {
 
     async fn error_log_tail(&self, from: u64) -> String {
         let path = self.error_log();
-        tokio::task::spawn_blocking(move || template::tail_of_file(&path, from, 30))
+        tokio::task::spawn_blocking(move || datadir::tail_of_file(&path, from, 30))
             .await
             .unwrap_or_else(|e| format!("(reading the error log failed: {e})"))
-    }
-}
-
-/// Removes instance dirs left by test binaries that died without running `Drop` (their
-/// servers died with them, see [`process::spawn_tied`]). Best effort: it only tidies.
-fn sweep_orphaned_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let owner = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(DIR_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<u32>().ok());
-        if let Some(pid) = owner {
-            if pid != std::process::id() && !process::pid_exists(pid) {
-                tracing::info!(dir = %entry.path().display(), "removing orphaned mariadb dir");
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
     }
 }
 
@@ -520,17 +472,4 @@ fn reserve(host: Ipv4Addr) -> Result<PortReservation> {
 
 fn is_port_in_use(e: &Error) -> bool {
     matches!(e, Error::Exited { log_tail, .. } if log_tail.contains("Address already in use"))
-}
-
-/// Runs blocking work (process spawns, file copies) off the async runtime.
-async fn blocking<T, F>(f: F) -> Result<T>
-where
-    F: FnOnce() -> Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-        Err(join) => Err(Error::io("blocking task", join.into())),
-    }
 }

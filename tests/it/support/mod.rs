@@ -1,11 +1,26 @@
 //! Shared harness of the integration tests: private throwaway MariaDB servers, free
 //! loopback ports and test logging. It owns every process and temp dir it starts and
 //! cleans them up; it knows nothing of WolfScale's own modules.
+//!
+//! # Use
+//!
+//! ```text
+//! let mut dbs = MariaDb::start_many(3).await?;        // 127.0.0.1, concurrent starts
+//! let other = MariaDb::start_on(Ipv4Addr::new(127, 0, 0, 2)).await?;
+//! dbs[0].create_database("app").await?;
+//! let mut conn = dbs[0].conn_to("app").await?;        // or .pool(), .opts(), .url()
+//! dbs[0].kill9().await?;                               // crash; data stays in the datadir
+//! dbs[0].restart().await?;                             // same datadir, host and port
+//! // Dropping a MariaDb SIGKILLs its server and removes its dir, panic or not.
+//! ```
+//!
+//! A test needing MariaDB fails (never skips) when it is not installed: the error says
+//! to run `apt-get install -y mariadb-server`.
 
+pub mod datadir;
 pub mod mariadb;
 pub mod ports;
 pub mod process;
-pub mod template;
 
 use std::sync::Once;
 use std::time::Duration;
@@ -83,3 +98,17 @@ impl Error {
 
 /// Result of the harness's fallible operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs blocking work (process spawns, file copies) off the async runtime; a panic in it
+/// is resumed in the caller.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(join) => Err(Error::io("blocking task", join.into())),
+    }
+}

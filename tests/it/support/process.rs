@@ -14,6 +14,21 @@ type Job = (Command, mpsc::Sender<io::Result<Child>>);
 /// Sender to the spawner thread, started on first use.
 static SPAWNER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
 
+/// A child process that is SIGKILLed and reaped when dropped, so no early return or
+/// panic leaves it running.
+#[derive(Debug)]
+pub struct Tied(pub Child);
+
+impl Drop for Tied {
+    fn drop(&mut self) {
+        // Errors are ignored: the process may already be gone. After SIGKILL the wait is
+        // a few milliseconds, short enough to do even on a runtime thread, and it leaves
+        // no zombie behind. `Child` remembers a reaped status, so no stray pid is signalled.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Spawns `cmd` so that the kernel SIGKILLs it when the test binary dies, even by
 /// SIGKILL or a harness timeout, when no `Drop` runs.
 ///
@@ -25,7 +40,7 @@ static SPAWNER: Mutex<Option<mpsc::Sender<Job>>> = Mutex::new(None);
 ///
 /// # Errors
 /// The spawner thread cannot be started, or the spawn fails.
-pub fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
+pub fn spawn_tied(mut cmd: Command) -> io::Result<Tied> {
     let parent = libc::pid_t::try_from(std::process::id())
         .map_err(|_| io::Error::other("process id does not fit pid_t"))?;
     // SAFETY: the closure runs between fork and exec and only makes two system calls,
@@ -53,9 +68,10 @@ pub fn spawn_tied(mut cmd: Command) -> io::Result<Child> {
     spawner()?
         .send((cmd, reply_tx))
         .map_err(|_| io::Error::other("spawner thread is gone"))?;
-    reply_rx
+    let child = reply_rx
         .recv()
-        .map_err(|_| io::Error::other("spawner thread is gone"))?
+        .map_err(|_| io::Error::other("spawner thread is gone"))??;
+    Ok(Tied(child))
 }
 
 fn spawner() -> io::Result<mpsc::Sender<Job>> {
@@ -106,6 +122,12 @@ pub async fn wait_exit(child: &mut Child, limit: Duration) -> io::Result<Option<
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Whether we run as root, where MariaDB programs need `--user=root` to agree to run.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Whether a process with this pid exists (a zombie counts as existing).

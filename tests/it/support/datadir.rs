@@ -1,18 +1,25 @@
-//! The initialised datadir that every private server starts from, made once with
-//! `mariadb-install-db` and kept in cargo's per-target temp dir, keyed by the server
-//! version, so later runs and concurrent test binaries reuse it. It does not run servers.
+//! Datadirs of private servers: the template made once with `mariadb-install-db` (kept in
+//! cargo's per-target temp dir, keyed by server version, so later runs and concurrent test
+//! binaries reuse it), the per-server copies in temp dirs, and the sweeping of copies that
+//! dead test binaries left behind. It does not run servers.
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::{Mutex, Once, OnceLock};
+use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
+use super::process::{is_root, pid_exists};
 use super::{Error, Result};
 
 /// Bump when the install flags below change, so stale templates are not reused.
 const REVISION: u32 = 1;
+
+/// Per-server dirs are `<tmp>/wolfscale-mariadb-<test process id>-<random>`.
+const DIR_PREFIX: &str = "wolfscale-mariadb-";
 
 /// InnoDB sizes given both to `mariadb-install-db` and to every server: a small redo log
 /// keeps the copied datadir at ~25 MB instead of ~110 MB.
@@ -164,12 +171,6 @@ fn lock_file(path: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// Whether we run as root, where MariaDB programs need `--user=root` to agree to run.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// The last `lines` lines of a text file from byte `from` on; a note instead if unreadable.
 /// Never fails: it only feeds error messages.
 pub fn tail_of_file(path: &Path, from: u64, lines: usize) -> String {
@@ -184,17 +185,54 @@ pub fn tail_of_file(path: &Path, from: u64, lines: usize) -> String {
     }
 }
 
-/// Copies the template datadir to `dest` (which must not exist). Blocks.
+/// Makes a server's own dir: `data/` (a copy of the template) and `tmp/`. Returns it with
+/// the time the copy took. Blocks: call from blocking context.
 ///
 /// # Errors
 /// Any file operation fails.
-pub fn copy_datadir(template: &Path, dest: &Path) -> Result<()> {
-    copy_dir(template, dest).map_err(|e| {
+pub fn new_instance(template: &Template) -> Result<(TempDir, Duration)> {
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(sweep_orphaned_dirs);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
+        .tempdir()
+        .map_err(|e| Error::io("create server dir", e))?;
+    let started = Instant::now();
+    let data = dir.path().join("data");
+    copy_dir(&template.datadir, &data).map_err(|e| {
         Error::io(
-            format!("copy datadir {} to {}", template.display(), dest.display()),
+            format!(
+                "copy datadir {} to {}",
+                template.datadir.display(),
+                data.display()
+            ),
             e,
         )
-    })
+    })?;
+    fs::create_dir(dir.path().join("tmp")).map_err(|e| Error::io("create server tmp dir", e))?;
+    Ok((dir, started.elapsed()))
+}
+
+/// Removes server dirs left by test binaries that died without running `Drop` (their
+/// servers died with them, see [`super::process::spawn_tied`]). Best effort: it only tidies.
+fn sweep_orphaned_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let owner = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = owner {
+            if pid != std::process::id() && !pid_exists(pid) {
+                tracing::info!(dir = %entry.path().display(), "removing orphaned mariadb dir");
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
