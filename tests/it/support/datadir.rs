@@ -18,8 +18,21 @@ use super::{Error, Result};
 /// Bump when the install flags below change, so stale templates are not reused.
 const REVISION: u32 = 1;
 
-/// Per-server dirs are `<tmp>/wolfscale-mariadb-<test process id>-<random>`.
+/// Per-server dirs are `<base>/wolfscale-mariadb-<test process id>-<random>`.
 const DIR_PREFIX: &str = "wolfscale-mariadb-";
+
+/// Where per-server dirs go: the tmpfs `/dev/shm` when there is one, since copying the
+/// template there is ~5x faster than to disk (kill -9 keeps data either way: it lives in
+/// the page cache); otherwise the system temp dir.
+fn base_dir() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let writable = fs::metadata(shm).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
+    if writable {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
 
 /// InnoDB sizes given both to `mariadb-install-db` and to every server: a small redo log
 /// keeps the copied datadir at ~25 MB instead of ~110 MB.
@@ -195,7 +208,7 @@ pub fn new_instance(template: &Template) -> Result<(TempDir, Duration)> {
     SWEEP.call_once(sweep_orphaned_dirs);
     let dir = tempfile::Builder::new()
         .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
-        .tempdir()
+        .tempdir_in(base_dir())
         .map_err(|e| Error::io("create server dir", e))?;
     let started = Instant::now();
     let data = dir.path().join("data");
@@ -216,7 +229,7 @@ pub fn new_instance(template: &Template) -> Result<(TempDir, Duration)> {
 /// Removes server dirs left by test binaries that died without running `Drop` (their
 /// servers died with them, see [`super::process::spawn_tied`]). Best effort: it only tidies.
 fn sweep_orphaned_dirs() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+    let Ok(entries) = fs::read_dir(base_dir()) else {
         return;
     };
     for entry in entries.flatten() {
