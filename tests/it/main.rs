@@ -1,5 +1,6 @@
 //! WolfScale's integration tests, built as one binary: `support` is the shared harness
 //! (private MariaDB servers, ports, logging) and each other module is one scenario.
 
+mod cli;
 mod mariadb_harness;
 mod support;
