@@ -61,6 +61,9 @@ pub struct NodeRecord {
 #[derive(Clone)]
 pub struct StateDb {
     conn: Arc<Mutex<Connection>>,
+    /// A second connection with `synchronous=NORMAL`, for hints whose loss in a power
+    /// failure is harmless (they survive a process crash either way).
+    relaxed: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -107,8 +110,12 @@ impl StateDb {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
+        let relaxed = Connection::open(&path).map_err(wrap)?;
+        relaxed.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
+        relaxed.busy_timeout(std::time::Duration::from_secs(5)).map_err(wrap)?;
         Ok(StateDb {
             conn: Arc::new(Mutex::new(conn)),
+            relaxed: Arc::new(Mutex::new(relaxed)),
             path,
         })
     }
@@ -156,12 +163,25 @@ impl StateDb {
     /// # Errors
     /// [`StateError::Sqlite`] on I/O failure.
     pub fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
+        self.put_on(&self.conn, key, value)
+    }
+
+    /// Stores `value` under `key`, durable against a process crash but possibly lost in a
+    /// power failure: for hints that may lag but must never be wrong.
+    ///
+    /// # Errors
+    /// [`StateError::Sqlite`] on I/O failure.
+    pub fn put_relaxed<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StateError> {
+        self.put_on(&self.relaxed, key, value)
+    }
+
+    fn put_on<T: Serialize>(&self, conn: &Mutex<Connection>, key: &str, value: &T) -> Result<(), StateError> {
         let text = serde_json::to_string(value).map_err(|source| StateError::Decode {
             path: self.path.clone(),
             key: key.to_string(),
             source,
         })?;
-        self.with_conn(|c| {
+        self.on(conn, |c| {
             c.execute(
                 "INSERT INTO kv (key, value) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -281,6 +301,10 @@ mod tests {
                 committed: true
             })
         );
+        db.put_relaxed("hint", &5u64).expect("relaxed put");
+        drop(db);
+        let db = StateDb::open(dir.path()).expect("reopen");
+        assert_eq!(db.get::<u64>("hint").expect("get"), Some(5));
         db.delete("vote").expect("delete");
         assert_eq!(db.get::<Vote>("vote").expect("get"), None);
     }
