@@ -8,6 +8,8 @@
 //! |---|---|
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
+//! | [`wal`] | the write-ahead log: segments, CRC, LZ4, group commit, recovery |
 
 pub mod cli;
 pub mod config;
+pub mod wal;
