@@ -7,13 +7,19 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
-//! | [`db`] | MariaDB connection options and the pre-flight check |
+//! | [`wal`] | the write-ahead log: segments, CRC, LZ4, group commit, recovery |
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
-//! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
+//! | [`consensus`] | openraft over the WAL: types, log store, state-machine seam, network |
+//! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
+//! | [`db`] | MariaDB connection options and the pre-flight check |
+//! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 
 pub mod cli;
 pub mod config;
+pub mod consensus;
 pub mod db;
 pub mod id;
 pub mod state;
+pub mod transport;
+pub mod wal;
