@@ -9,7 +9,9 @@
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
+//! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
 
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod transport;
