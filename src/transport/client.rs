@@ -87,15 +87,30 @@ impl<C> Drop for Inner<C> {
     }
 }
 
-/// Dial state of one peer address; the async lock makes concurrent callers share a dial.
+/// One peer address: its live connection (read on every call without waiting), and the
+/// dial state behind an async lock so concurrent callers share a single dial.
 #[derive(Default)]
 struct Peer {
-    state: tokio::sync::Mutex<PeerState>,
+    live: Mutex<Option<Arc<Conn>>>,
+    dial: tokio::sync::Mutex<DialState>,
+}
+
+impl Peer {
+    fn live(&self) -> Option<Arc<Conn>> {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        match &*live {
+            Some(conn) if !conn.is_closed() => Some(conn.clone()),
+            Some(_) => {
+                *live = None;
+                None
+            }
+            None => None,
+        }
+    }
 }
 
 #[derive(Default)]
-struct PeerState {
-    conn: Option<Arc<Conn>>,
+struct DialState {
     failures: u32,
     retry_at: Option<Instant>,
     last_error: Option<LastError>,
@@ -160,8 +175,9 @@ enum Reply {
 }
 
 impl Conn {
+    /// Cheap check for the call fast path; `register` is the authoritative one.
     fn is_closed(&self) -> bool {
-        self.cancel.is_cancelled() || self.lock().closed.is_some()
+        self.cancel.is_cancelled()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
@@ -320,18 +336,21 @@ impl<C: Connector> Client<C> {
 
     fn peer(&self, addr: &str) -> Arc<Peer> {
         let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = peers.get(addr) {
+            return p.clone();
+        }
         peers.entry(addr.to_string()).or_default().clone()
     }
 
     /// The live connection to `addr`, dialing if there is none and no backoff is running.
     async fn connection(&self, addr: &str) -> Result<Arc<Conn>, Error> {
         let peer = self.peer(addr);
-        let mut st = peer.state.lock().await;
-        if let Some(conn) = &st.conn {
-            if !conn.is_closed() {
-                return Ok(conn.clone());
-            }
-            st.conn = None;
+        if let Some(conn) = peer.live() {
+            return Ok(conn);
+        }
+        let mut st = peer.dial.lock().await;
+        if let Some(conn) = peer.live() {
+            return Ok(conn); // another caller dialed while we waited
         }
         let now = Instant::now();
         if let (Some(at), Some(last)) = (st.retry_at, &st.last_error) {
@@ -341,10 +360,8 @@ impl<C: Connector> Client<C> {
         }
         match self.dial(addr).await {
             Ok(conn) => {
-                st.failures = 0;
-                st.retry_at = None;
-                st.last_error = None;
-                st.conn = Some(conn.clone());
+                *st = DialState::default();
+                *peer.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
                 Ok(conn)
             }
             Err(e) => {

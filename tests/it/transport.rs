@@ -1,7 +1,7 @@
 //! The cluster transport over real TCP on 127.0.0.1: authentication, multiplexing,
 //! refusal of unauthenticated input, reconnects, timeouts and size limits.
 
-use crate::support::init_tracing;
+use crate::support::{init_tracing, Proxy};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -307,40 +307,13 @@ async fn silent_connection_is_closed_after_the_handshake_timeout() {
 #[tokio::test]
 async fn replayed_session_transcript_is_refused() {
     let server = TestServer::start(|_| {}).await;
-    // A recording proxy between a good client and the server.
-    let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_addr = proxy.local_addr().unwrap();
-    let recorded = Arc::new(Mutex::new(Vec::new()));
-    let rec = recorded.clone();
-    let upstream = server.addr;
-    let relay = tokio::spawn(async move {
-        let (mut down, _) = proxy.accept().await.unwrap();
-        let mut up = TcpStream::connect(upstream).await.unwrap();
-        let (mut dr, mut dw) = down.split();
-        let (mut ur, mut uw) = up.split();
-        let c2s = async {
-            let mut buf = vec![0u8; 8192];
-            loop {
-                let n = dr.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    let _ = uw.shutdown().await;
-                    break;
-                }
-                rec.lock().unwrap().extend_from_slice(&buf[..n]);
-                uw.write_all(&buf[..n]).await.unwrap();
-            }
-        };
-        let s2c = async {
-            let _ = tokio::io::copy(&mut ur, &mut dw).await;
-        };
-        tokio::join!(c2s, s2c);
-    });
+    let proxy = Proxy::start(server.addr).await;
+    let proxy_addr = proxy.addr;
     let client = client_with(SECRET);
     assert_eq!(echo(&client, proxy_addr, 9).await.unwrap(), Resp::Echo(9));
     client.close().await;
-    relay.await.unwrap();
     assert_eq!(server.calls(), 1);
-    let transcript = recorded.lock().unwrap().clone();
+    let transcript = proxy.recorded();
     assert!(transcript.len() > 100, "the proxy saw the session");
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(&transcript).await.unwrap();
@@ -489,5 +462,54 @@ async fn closed_client_refuses_calls() {
     client.close().await;
     let err = echo(&client, server.addr, 2).await.unwrap_err();
     assert!(matches!(err, Error::Closed), "{err}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn silent_peer_is_declared_dead_and_calls_fail() {
+    let server = TestServer::start(|_| {}).await;
+    let proxy = Proxy::start(server.addr).await;
+    let mut cfg = ClientConfig::new(identity("client-node"), AuthKey::new(SECRET).unwrap());
+    cfg.ping_interval = Duration::from_millis(100);
+    cfg.dead_after = Duration::from_millis(600);
+    cfg.connect_timeout = Duration::from_millis(500);
+    cfg.backoff_max = Duration::from_millis(100);
+    let client = Client::new(cfg);
+    assert_eq!(echo(&client, proxy.addr, 1).await.unwrap(), Resp::Echo(1));
+    // Idle pings keep a healthy connection alive well past `dead_after`.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(echo(&client, proxy.addr, 2).await.unwrap(), Resp::Echo(2));
+    assert_eq!(
+        server.handler.peers.lock().unwrap().len(),
+        1,
+        "no reconnect"
+    );
+    proxy.set_blocked(true);
+    let started = Instant::now();
+    let req = Req::Echo {
+        value: 3,
+        delay_ms: 0,
+    };
+    let r = client
+        .call::<_, Resp>(&proxy.addr.to_string(), &req, Duration::from_secs(30))
+        .await;
+    assert!(
+        matches!(&r, Err(Error::Unreachable { reason, .. }) if reason.contains("silent")),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    proxy.set_blocked(false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while echo(&client, proxy.addr, 4).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "no reconnect after the partition healed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.stop().await;
 }
