@@ -155,6 +155,8 @@ impl LastError {
 
 /// One live connection: the writer queue and the calls waiting for answers.
 struct Conn {
+    /// Node name the server proved at the handshake.
+    node: String,
     tx: mpsc::Sender<Bytes>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
@@ -334,6 +336,13 @@ impl<C: Connector> Client<C> {
         self.inner.tracker.wait().await;
     }
 
+    /// The node name the peer at `addr` proved, while a connection to it is up; lets the
+    /// caller check that an address still belongs to the node it expects.
+    pub fn peer_node(&self, addr: &str) -> Option<String> {
+        let peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.get(addr)?.live().map(|c| c.node.clone())
+    }
+
     fn peer(&self, addr: &str) -> Arc<Peer> {
         let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = peers.get(addr) {
@@ -409,6 +418,7 @@ impl<C: Connector> Client<C> {
         rd.set_limit(cfg.max_payload);
         let (tx, rx) = mpsc::channel(1024);
         let conn = Arc::new(Conn {
+            node: node.clone(),
             tx,
             pending: Mutex::new(Pending::default()),
             next_id: AtomicU64::new(1),
@@ -509,6 +519,7 @@ mod tests {
     fn fail_wakes_every_waiter_and_refuses_new_ones() {
         let (tx, _rx) = mpsc::channel(1);
         let conn = Conn {
+            node: "n".into(),
             tx,
             pending: Mutex::new(Pending::default()),
             next_id: AtomicU64::new(1),

@@ -394,6 +394,30 @@ mod tests {
         assert!(matches!(s, Err(HandshakeError::Incompatible(_))), "{s:?}");
     }
 
+    proptest::proptest! {
+        /// Whatever an anonymous peer sends, the server side never panics and never
+        /// reports success.
+        #[test]
+        fn server_refuses_arbitrary_input(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            hello_first: bool,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let outcome = rt.block_on(async {
+                let mut input = Vec::new();
+                if hello_first {
+                    let hello = Hello { proto: PROTOCOL_VERSION, cluster: "c1".into(), node: "m".into(), nonce: [3; 32] };
+                    input.extend_from_slice(&frame::encode(Kind::Hello, 0, &postcard::to_allocvec(&hello).unwrap(), 4096).unwrap());
+                }
+                input.extend_from_slice(&junk);
+                let mut rd = FrameReader::new(&input[..], MAX_PREAUTH_PAYLOAD);
+                let mut sink = Vec::new();
+                server(&mut rd, &mut sink, &id("b"), &AuthKey::new(SECRET).unwrap()).await
+            });
+            proptest::prop_assert!(outcome.is_err());
+        }
+    }
+
     #[test]
     fn proofs_depend_on_direction_and_every_field() {
         let k = AuthKey::new(SECRET).unwrap();

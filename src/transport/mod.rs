@@ -5,6 +5,12 @@
 //!
 //! A message is any serde type, encoded with postcard (compact, not self-describing, so
 //! types that need `deserialize_any`, such as `#[serde(untagged)]` enums, are not allowed).
+//!
+//! ```text
+//! server: serve(TcpListener, ServerConfig::new(identity, key), Arc<impl Handler>, token)
+//! client: Client::new(ClientConfig::new(identity, key))
+//!             .call::<Req, Resp>("host:port", &req, timeout) -> Result<Resp, Error>
+//! ```
 
 pub mod client;
 pub mod frame;

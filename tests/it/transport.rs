@@ -353,6 +353,8 @@ async fn call_timeout_leaves_the_connection_usable() {
         1,
         "no reconnect"
     );
+    assert_eq!(client.peer_node(&peer).as_deref(), Some("server-node"));
+    assert_eq!(client.peer_node("127.0.0.1:1"), None);
     server.stop().await;
 }
 
