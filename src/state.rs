@@ -129,9 +129,17 @@ impl StateDb {
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StateError> {
+        self.on(&self.conn, f)
+    }
+
+    fn on<T>(
+        &self,
+        conn: &Mutex<Connection>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StateError> {
         // A panic while holding the lock cannot leave SQLite half-written (each call is
         // one statement or one transaction), so a poisoned lock is still usable.
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn).map_err(|source| StateError::Sqlite {
             path: self.path.clone(),
             source,

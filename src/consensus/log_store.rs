@@ -45,13 +45,21 @@ struct Pointers {
     last: Option<LogId>,
 }
 
-fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error) -> StorageError {
+impl Pointers {
+    /// The last entry that reads can return: held and above the purge point.
+    fn visible_last(&self) -> Option<LogId> {
+        self.last
+            .filter(|l| self.purged.is_none_or(|p| l.index > p.index))
+    }
+}
+
+fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
     StorageError::IO {
         source: StorageIOError::new(subject, verb, AnyError::new(&e)),
     }
 }
 
-fn logs_err(verb: ErrorVerb, e: impl std::error::Error) -> StorageError {
+fn logs_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
     io_err(ErrorSubject::Logs, verb, e)
 }
 
@@ -133,6 +141,11 @@ impl LogStore {
             Some(last) => end.min(last.index + 1),
             None => return Ok(Vec::new()),
         };
+        // An empty, never-purged log may have started above 0.
+        let start = match self.inner.wal.first() {
+            Some((first, _)) => start.max(first),
+            None => return Ok(Vec::new()),
+        };
         if start >= end {
             return Ok(Vec::new());
         }
@@ -190,9 +203,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let p = self.ptrs();
+        let last = match (p.last, p.purged) {
+            (Some(l), Some(pu)) if pu.index >= l.index => Some(pu),
+            (l, pu) => l.or(pu),
+        };
         Ok(LogState {
             last_purged_log_id: p.purged,
-            last_log_id: p.last.or(p.purged),
+            last_log_id: last,
         })
     }
 
@@ -255,23 +272,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Ok(());
         };
         let (first_id, last_id) = (first.log_id, last.log_id);
-        let p = self.ptrs();
-        let expected = match (p.last, p.purged) {
-            (Some(l), _) => Some(l.index + 1),
-            (None, Some(pu)) => Some(pu.index + 1),
-            // An empty, never-purged log may start anywhere (openraft starts at 0).
-            (None, None) => None,
-        };
-        if expected.is_some_and(|x| x != first_id.index) {
-            return Err(io_err(
-                ErrorSubject::Log(first_id),
-                ErrorVerb::Write,
-                Violation(format!(
-                    "refusing an append that leaves a gap or overlap: log continues at {}, append starts at {}",
-                    expected.unwrap_or_default(),
-                    first_id.index
-                )),
-            ));
+        // Appends must continue the entries held exactly. An empty log may start anywhere:
+        // openraft starts at 0, and after a purge past the end it restarts where told.
+        let visible_last = self.ptrs().visible_last();
+        if let Some(l) = visible_last {
+            if first_id.index != l.index + 1 {
+                return Err(io_err(
+                    ErrorSubject::Log(first_id),
+                    ErrorVerb::Write,
+                    Violation(format!(
+                        "refusing an append that leaves a gap or overlap: log continues at {}, append starts at {}",
+                        l.index + 1,
+                        first_id.index
+                    )),
+                ));
+            }
         }
         let mut records = Vec::with_capacity(entries.len());
         for e in &entries {
@@ -279,8 +294,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             records.push(Record::new(e.log_id.index, e.log_id.leader_id.term, bytes));
         }
         let wal = &self.inner.wal;
-        if wal.last().is_none() && wal.next_lsn() != first_id.index {
-            wal.restart_at(first_id.index)
+        // Nothing visible is held (records at or below the purge point may remain): the
+        // log restarts at the append's index.
+        if visible_last.is_none() && wal.next_lsn() != first_id.index {
+            wal.reset_blocking(first_id.index)
                 .map_err(|e| io_err(ErrorSubject::Log(first_id), ErrorVerb::Write, e))?;
         }
         wal.append_with(records, move |r| {
@@ -308,7 +325,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let first_held = wal.first().map(|(lsn, _)| lsn);
         blocking(move || {
             match first_held {
-                Some(first) if index <= first => wal.clear_blocking(),
+                Some(first) if index <= first => wal.reset_blocking(index),
                 _ => wal.truncate_after_blocking(index - 1),
             }
             .map_err(|e| io_err(ErrorSubject::Log(log_id), ErrorVerb::Delete, e))

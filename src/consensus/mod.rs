@@ -11,7 +11,7 @@ pub mod log_store;
 pub mod state_machine;
 
 #[cfg(test)]
-mod tests;
+mod log_store_tests;
 
 use crate::config::ClusterConfig;
 use serde::{Deserialize, Serialize};
@@ -111,7 +111,7 @@ pub type Raft = openraft::Raft<TypeConfig>;
 ///
 /// # Errors
 /// When openraft rejects the combination (validated config makes this unreachable).
-pub fn raft_config(cluster: &ClusterConfig) -> Result<openraft::Config, openraft::error::ConfigError> {
+pub fn raft_config(cluster: &ClusterConfig) -> Result<openraft::Config, openraft::ConfigError> {
     let election = cluster.election_timeout_ms;
     let config = openraft::Config {
         cluster_name: "wolfscale".into(),

@@ -46,7 +46,7 @@ impl<A: Applier> StateMachine<A> {
     }
 }
 
-fn sm_err(verb: ErrorVerb, e: impl std::error::Error) -> StorageError {
+fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
     StorageError::IO {
         source: StorageIOError::new(ErrorSubject::StateMachine, verb, AnyError::new(&e)),
     }

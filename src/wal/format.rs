@@ -21,7 +21,7 @@
 //! |--------|----------------------------------------------------------------|
 //! | 0..4   | CRC32C of header bytes 4..32 followed by the stored payload     |
 //! | 4..8   | stored payload length (after compression), u32 LE              |
-//! | 8..16  | LSN, u64 LE, never 0                                           |
+//! | 8..16  | LSN, u64 LE (0 is the consensus bootstrap entry)               |
 //! | 16..24 | term, u64 LE                                                   |
 //! | 24..28 | raw payload length (before compression), u32 LE                |
 //! | 28     | flags: bit 0 = payload is LZ4 block-compressed; others zero    |
@@ -31,7 +31,7 @@
 //! # End of data
 //!
 //! Segments are preallocated, so the bytes after the last record are zeros. A real record
-//! header is never all zero (its LSN is at least 1 and its marker byte is 0xA5), so an
+//! header is never all zero (its marker byte is 0xA5), so an
 //! all-zero header followed only by zeros up to the end of the file is the end of data.
 //! Anything else that does not decode is damage; `recovery` decides whether it is a torn
 //! tail or corruption.
@@ -147,14 +147,7 @@ pub fn decode_segment_header(b: &[u8]) -> Result<u64, DecodeError> {
             value: u64::from(u32_at(b, 12) | u32_at(b, 28)),
         });
     }
-    let first = u64_at(b, 16);
-    if first == 0 {
-        return Err(DecodeError::Invalid {
-            field: "segment first lsn",
-            value: 0,
-        });
-    }
-    Ok(first)
+    Ok(u64_at(b, 16))
 }
 
 /// A decoded record header; the payload is validated separately by [`check_record`].
@@ -219,9 +212,6 @@ pub fn decode_record_header(b: &[u8]) -> Result<RecordHeader, DecodeError> {
             "record reserved bytes",
             u64::from(b[30]) << 8 | u64::from(b[31]),
         );
-    }
-    if h.lsn == 0 {
-        return invalid("record lsn", 0);
     }
     if h.flags & !FLAG_LZ4 != 0 {
         return invalid("record flags", u64::from(h.flags));

@@ -604,6 +604,29 @@ impl Wal {
         rx.recv().unwrap_or(Err(Error::Closed))
     }
 
+    /// Drops every record and makes `lsn` the next LSN to append: the log is replaced
+    /// wholesale (truncated to nothing, or restarted at another position, as consensus
+    /// does when its first entry is index 0). Blocking; durable when it returns.
+    ///
+    /// # Errors
+    /// `Poisoned`, `Closed`, or the I/O error of deleting the segments.
+    pub fn reset_blocking(&self, lsn: u64) -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.submit(
+            |st, done| {
+                st.base = lsn;
+                st.next_lsn = lsn;
+                st.pending.clear();
+                st.terms.clear();
+                Ok(Op::Reset { lsn, done })
+            },
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )?;
+        rx.recv().unwrap_or(Err(Error::Closed))
+    }
+
     /// Blocking form of [`Wal::purge_before_with`].
     ///
     /// # Errors
