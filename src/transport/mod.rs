@@ -19,7 +19,7 @@ pub mod server;
 
 pub use client::{Client, ClientConfig};
 pub use handshake::{AuthKey, Identity, PROTOCOL_VERSION};
-pub use server::{serve, ServerConfig};
+pub use server::{serve, serve_with, ServerConfig};
 
 use std::future::Future;
 use std::io;
