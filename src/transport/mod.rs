@@ -13,6 +13,7 @@
 //! ```
 
 pub mod client;
+mod conn;
 pub mod frame;
 pub mod handshake;
 pub mod server;

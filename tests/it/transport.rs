@@ -575,3 +575,54 @@ async fn stream_seam_carries_calls_over_a_wrapped_stream() {
     stop.cancel();
     task.await.unwrap();
 }
+
+/// A connector slower than the callers' timeouts, as a distant peer would be.
+#[derive(Clone, Default)]
+struct Slow {
+    dials: Arc<AtomicUsize>,
+}
+
+impl Connector for Slow {
+    type Stream = TcpStream;
+    async fn connect(&self, tcp: TcpStream, _peer: &str) -> std::io::Result<TcpStream> {
+        self.dials.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(tcp)
+    }
+}
+
+#[tokio::test]
+async fn dial_slower_than_call_timeouts_still_completes_once() {
+    let server = TestServer::start(|_| {}).await;
+    let slow = Slow::default();
+    let cfg = ClientConfig::new(identity("client-node"), AuthKey::new(SECRET).unwrap());
+    let client = Client::with_connector(cfg, slow.clone());
+    let peer = server.addr.to_string();
+    let short = Duration::from_millis(100);
+    for i in 0..3 {
+        let req = Req::Echo {
+            value: i,
+            delay_ms: 0,
+        };
+        let err = client
+            .call::<_, Resp>(&peer, &req, short)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let req = Req::Echo {
+        value: 9,
+        delay_ms: 0,
+    };
+    assert_eq!(
+        client.call::<_, Resp>(&peer, &req, short).await.unwrap(),
+        Resp::Echo(9)
+    );
+    assert_eq!(
+        slow.dials.load(Ordering::SeqCst),
+        1,
+        "callers shared one dial"
+    );
+    server.stop().await;
+}
