@@ -586,7 +586,7 @@ impl Connector for Slow {
     type Stream = TcpStream;
     async fn connect(&self, tcp: TcpStream, _peer: &str) -> std::io::Result<TcpStream> {
         self.dials.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
         Ok(tcp)
     }
 }
@@ -610,7 +610,8 @@ async fn dial_slower_than_call_timeouts_still_completes_once() {
             .unwrap_err();
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Three short calls used ~300 ms of the dial's 800; it finishes with no caller waiting.
+    tokio::time::sleep(Duration::from_millis(800)).await;
     let req = Req::Echo {
         value: 9,
         delay_ms: 0,
