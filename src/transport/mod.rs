@@ -111,6 +111,8 @@ pub struct PeerInfo {
 /// Serves the requests of authenticated peers. The server decodes each request into
 /// `Request`, runs `handle` concurrently with the connection's other requests, and sends
 /// back the `Response` (or the error string, which the caller sees as [`Error::Remote`]).
+/// A `handle` future is dropped unfinished when its connection ends or the server shuts
+/// down, so it must not leave shared state half-changed at an `.await`.
 pub trait Handler: Send + Sync + 'static {
     /// What peers send; decoded with postcard.
     type Request: serde::de::DeserializeOwned + Send + 'static;
