@@ -11,9 +11,11 @@
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
+//! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
 
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod id;
 pub mod state;
+pub mod transport;

@@ -1,6 +1,7 @@
 //! WolfScale's integration tests, built as one binary: `support` is the shared harness
-//! (private MariaDB servers, ports, logging) and each other module is one scenario.
+//! (private MariaDB servers, ports, proxies, logging) and each other module is one scenario.
 
 mod cli;
 mod mariadb_harness;
 mod support;
+mod transport;

@@ -21,11 +21,13 @@ pub mod datadir;
 pub mod mariadb;
 pub mod ports;
 pub mod process;
+pub mod proxy;
 
 use std::sync::Once;
 use std::time::Duration;
 
 pub use mariadb::{MariaDb, Options};
+pub use proxy::Proxy;
 
 /// Installs a tracing subscriber once per test binary, writing through the test harness's
 /// captured output; `RUST_LOG` overrides the default `info` filter.
