@@ -8,8 +8,12 @@
 //! |---|---|
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
+//! | [`command`] | the replicated operations, their validation and their log encoding |
+//! | [`sql`] | all SQL text: quoting, parameterised statements, checks on client SQL, MariaDB error classes |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod db;
+pub mod sql;
