@@ -419,3 +419,577 @@ impl Error {
         }
     }
 }
+
+/// proptest strategies for commands and entries, shared with `sql`'s tests.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    pub fn ident() -> impl Strategy<Value = Ident> {
+        "[a-zA-Z_`'\";é表-][a-zA-Z0-9_ `'\";é表/*-]{0,20}"
+            .prop_filter_map("valid name", |s| Ident::column(&s).ok())
+    }
+
+    pub fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::Int),
+            ((i64::MAX as u64 + 1)..=u64::MAX).prop_map(Value::UInt),
+            "-?[1-9][0-9]{19,40}(\\.[0-9]{1,5})?".prop_map(Value::Number),
+            "\\PC{0,20}".prop_map(Value::Text),
+            vec(any::<u8>(), 0..20).prop_map(Value::Bytes),
+        ]
+    }
+
+    /// Distinct (case-insensitively) column names with values.
+    pub fn columns() -> impl Strategy<Value = Vec<Column>> {
+        vec((ident(), value()), 1..6).prop_map(|cols| {
+            let mut seen = std::collections::HashSet::new();
+            cols.into_iter()
+                .filter(|(c, _)| seen.insert(c.as_str().to_lowercase()))
+                .collect()
+        })
+    }
+
+    pub fn command() -> impl Strategy<Value = Command> {
+        prop_oneof![
+            (ident(), columns()).prop_map(|(table, values)| Command::Insert { table, values }),
+            (ident(), columns(), columns()).prop_map(|(table, set, where_key)| Command::Update {
+                table,
+                set,
+                where_key
+            }),
+            (ident(), columns())
+                .prop_map(|(table, where_key)| Command::Delete { table, where_key }),
+            "\\PC{0,40}".prop_map(|statement| Command::Ddl { statement }),
+            (vec(("\\PC{0,40}", vec(value(), 0..4)), 1..4), any::<bool>()).prop_map(
+                |(st, transaction)| Command::Sql {
+                    statements: st
+                        .into_iter()
+                        .map(|(sql, params)| SqlStatement { sql, params })
+                        .collect(),
+                    transaction,
+                }
+            ),
+        ]
+    }
+
+    pub fn entry() -> impl Strategy<Value = Entry> {
+        (any::<u64>(), vec(any::<u64>(), 0..3), command()).prop_map(
+            |(timestamp_us, ids, command)| Entry {
+                timestamp_us,
+                ids,
+                command,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn insert(json: &str) -> Result<Entry, Error> {
+        let req: InsertRequest = serde_json::from_str(json).expect("request parses");
+        prepare(WriteRequest::Insert(req), 1_000_000, &mut || 42)
+    }
+
+    fn values(entry: &Entry) -> Vec<(String, Value)> {
+        match &entry.command {
+            Command::Insert { values, .. } => values
+                .iter()
+                .map(|(c, v)| (c.as_str().to_string(), v.clone()))
+                .collect(),
+            other => panic!("not an insert: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn spec_insert_example() {
+        let e =
+            insert(r#"{"table": "users", "values": {"id": 1, "name": "Alice"}}"#).expect("valid");
+        assert_eq!(
+            values(&e),
+            [
+                ("id".into(), Value::Int(1)),
+                ("name".into(), Value::Text("Alice".into()))
+            ]
+        );
+        assert_eq!(e.timestamp_us, 1_000_000);
+        assert!(e.ids.is_empty());
+    }
+
+    #[test]
+    fn big_integers_stay_exact() {
+        let e = insert(
+            r#"{"table": "t", "values": {"a": 9223372036854775807, "b": -9223372036854775808,
+                "c": 18446744073709551615, "d": 123456789012345678901234567890,
+                "e": -18446744073709551616, "f": 0.1, "g": 1e400, "h": -0}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            values(&e).into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+            [
+                Value::Int(i64::MAX),
+                Value::Int(i64::MIN),
+                Value::UInt(u64::MAX),
+                Value::Number("123456789012345678901234567890".into()),
+                Value::Number("-18446744073709551616".into()),
+                Value::Number("0.1".into()),
+                Value::Number("1e400".into()),
+                Value::Int(0),
+            ]
+        );
+    }
+
+    #[test]
+    fn strings_of_any_content_and_base64_bytes() {
+        let e = insert(
+            r#"{"table": "t", "values": {"s": "it's \"q\" \\ \u0000 ; -- é", "b": {"$base64": "AP8n"}, "n": null, "t": true}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            values(&e).into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+            [
+                Value::Text("it's \"q\" \\ \0 ; -- é".into()),
+                Value::Bytes(vec![0, 255, b'\'']),
+                Value::Null,
+                Value::Bool(true),
+            ]
+        );
+    }
+
+    #[test]
+    fn arrays_objects_and_bad_base64_are_refused() {
+        for (json, needle) in [
+            (r#"{"table": "t", "values": {"a": [1, 2]}}"#, "an array"),
+            (r#"{"table": "t", "values": {"a": {"x": 1}}}"#, "an object"),
+            (
+                r#"{"table": "t", "values": {"a": {"$base64": "!!"}}}"#,
+                "not valid base64",
+            ),
+            (
+                r#"{"table": "t", "values": {"a": {"$base64": 5}}}"#,
+                "an object",
+            ),
+        ] {
+            let e = insert(json).expect_err(json);
+            assert_eq!(e.code(), "invalid_value", "{json}");
+            assert!(e.to_string().contains(needle), "{json}: {e}");
+            assert!(e.to_string().contains("\"a\""), "names the column: {e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_columns_are_refused_case_insensitively() {
+        for json in [
+            r#"{"table": "t", "values": {"a": 1, "a": 2}}"#,
+            r#"{"table": "t", "values": {"Name": 1, "nAME": 2}}"#,
+        ] {
+            assert_eq!(insert(json).expect_err(json).code(), "duplicate_column");
+        }
+        let req: DeleteRequest =
+            serde_json::from_str(r#"{"table": "t", "where_key": {"k": 1, "K": null}}"#)
+                .expect("parses");
+        let e = prepare(WriteRequest::Delete(req), 1, &mut || 0).expect_err("dup");
+        assert_eq!(
+            e,
+            Error::DuplicateColumn {
+                field: "where_key",
+                column: "\"K\"".into()
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_wait_do_not_parse() {
+        assert!(serde_json::from_str::<UpdateRequest>(
+            r#"{"table": "t", "set": {"a": 1}, "where": {"id": 1}}"#
+        )
+        .is_err());
+        assert!(
+            serde_json::from_str::<DdlRequest>(r#"{"ddl": "DROP TABLE t", "wait": "some"}"#)
+                .is_err()
+        );
+        let r: DdlRequest =
+            serde_json::from_str(r#"{"ddl": "DROP TABLE t", "wait": "all"}"#).expect("parses");
+        assert_eq!(WriteRequest::Ddl(r).wait(), Wait::All);
+        let r: DdlRequest = serde_json::from_str(r#"{"ddl": "DROP TABLE t"}"#).expect("parses");
+        assert_eq!(r.wait, Wait::Quorum);
+    }
+
+    #[test]
+    fn requests_also_deserialize_from_a_json_value() {
+        let v =
+            serde_json::json!({"table": "t", "values": {"a": 5, "b": "x", "c": {"$base64": ""}}});
+        let req: InsertRequest = serde_json::from_value(v).expect("parses from Value");
+        assert_eq!(
+            req.values.0,
+            [
+                ("a".to_string(), Input::Number("5".into())),
+                ("b".to_string(), Input::Text("x".into())),
+                ("c".to_string(), Input::Base64(String::new())),
+            ]
+        );
+    }
+
+    #[test]
+    fn requests_serialize_back_exactly() {
+        let json = r#"{"table":"t","values":{"a":18446744073709551616,"b":{"$base64":"AA=="},"c":[1]},"snowflake":"id","wait":"all"}"#;
+        let req: InsertRequest = serde_json::from_str(json).expect("parses");
+        assert_eq!(serde_json::to_string(&req).expect("serialises"), json);
+    }
+
+    #[test]
+    fn snowflake_fills_the_column_and_is_reported() {
+        let mut calls = 0;
+        let req: InsertRequest =
+            serde_json::from_str(r#"{"table": "t", "values": {"name": "x"}, "snowflake": "id"}"#)
+                .expect("parses");
+        let e = prepare(WriteRequest::Insert(req), 7, &mut || {
+            calls += 1;
+            1_234_567_890_123
+        })
+        .expect("valid");
+        assert_eq!(calls, 1);
+        assert_eq!(e.ids, [1_234_567_890_123]);
+        assert_eq!(values(&e)[1], ("id".into(), Value::UInt(1_234_567_890_123)));
+    }
+
+    #[test]
+    fn snowflake_is_not_drawn_for_an_invalid_request() {
+        let mut calls = 0;
+        for json in [
+            r#"{"table": "t", "values": {"ID": 1}, "snowflake": "id"}"#,
+            r#"{"table": "", "values": {"a": 1}, "snowflake": "id"}"#,
+            r#"{"table": "t", "values": {"a": [1]}, "snowflake": "id"}"#,
+            r#"{"table": "t", "values": {"a": 1}, "snowflake": ""}"#,
+        ] {
+            let req: InsertRequest = serde_json::from_str(json).expect("parses");
+            let e = prepare(WriteRequest::Insert(req), 7, &mut || {
+                calls += 1;
+                1
+            });
+            assert!(e.is_err(), "{json}");
+        }
+        assert_eq!(calls, 0);
+    }
+
+    #[test]
+    fn empty_values_set_and_where_are_refused() {
+        assert_eq!(
+            insert(r#"{"table": "t", "values": {}}"#)
+                .expect_err("empty")
+                .code(),
+            "empty_values"
+        );
+        let up: UpdateRequest =
+            serde_json::from_str(r#"{"table": "t", "set": {"a": 1}, "where_key": {}}"#)
+                .expect("parses");
+        assert_eq!(
+            prepare(WriteRequest::Update(up), 1, &mut || 0),
+            Err(Error::EmptyWhere)
+        );
+        let up: UpdateRequest =
+            serde_json::from_str(r#"{"table": "t", "set": {}, "where_key": {"id": 1}}"#)
+                .expect("parses");
+        assert_eq!(
+            prepare(WriteRequest::Update(up), 1, &mut || 0),
+            Err(Error::EmptyColumns { field: "set" })
+        );
+        let del: DeleteRequest =
+            serde_json::from_str(r#"{"table": "t", "where_key": {}}"#).expect("parses");
+        let e = prepare(WriteRequest::Delete(del), 1, &mut || 0).expect_err("empty where");
+        assert_eq!((e.code(), e.http_status()), ("empty_where", 400));
+    }
+
+    #[test]
+    fn bad_table_names_are_refused() {
+        let long = "t".repeat(10 * 1024);
+        for table in ["", "db.users", "a\0b", long.as_str(), "x "] {
+            let req = InsertRequest {
+                table: table.to_string(),
+                values: Fields(vec![("a".into(), Input::Null)]),
+                snowflake: None,
+                wait: Wait::Quorum,
+            };
+            let e = prepare(WriteRequest::Insert(req), 1, &mut || 0).expect_err(table);
+            assert_eq!(e.code(), "invalid_identifier");
+            assert!(e.to_string().len() < 300);
+        }
+    }
+
+    #[test]
+    fn size_limits() {
+        let many: Vec<(String, Input)> = (0..=MAX_COLUMNS)
+            .map(|i| (format!("c{i}"), Input::Null))
+            .collect();
+        let req = InsertRequest {
+            table: "t".into(),
+            values: Fields(many),
+            snowflake: None,
+            wait: Wait::Quorum,
+        };
+        let e = prepare(WriteRequest::Insert(req), 1, &mut || 0).expect_err("too many");
+        assert_eq!((e.code(), e.http_status()), ("too_large", 413));
+
+        let huge = "x".repeat(MAX_ENTRY_BYTES);
+        let req = InsertRequest {
+            table: "t".into(),
+            values: Fields(vec![("a".into(), Input::Text(huge))]),
+            snowflake: None,
+            wait: Wait::Quorum,
+        };
+        let e = prepare(WriteRequest::Insert(req), 1, &mut || 0).expect_err("too big");
+        assert_eq!((e.code(), e.http_status()), ("too_large", 413));
+
+        let st = SqlStatementRequest {
+            sql: "DELETE FROM t WHERE id = 1".into(),
+            params: vec![],
+        };
+        let req = SqlRequest {
+            statements: vec![st; MAX_STATEMENTS + 1],
+            transaction: false,
+            wait: Wait::Quorum,
+        };
+        assert_eq!(
+            prepare(WriteRequest::Sql(req), 1, &mut || 0)
+                .expect_err("too many")
+                .code(),
+            "too_large"
+        );
+
+        let ddl = DdlRequest {
+            ddl: format!("CREATE TABLE t (a INT) -- {}", "x".repeat(MAX_ENTRY_BYTES)),
+            wait: Wait::Quorum,
+        };
+        let e = prepare(WriteRequest::Ddl(ddl), 1, &mut || 0).expect_err("too big");
+        assert_eq!((e.code(), e.http_status()), ("too_large", 413));
+
+        let long_number = Input::Number("1".repeat(MAX_NUMBER_CHARS + 1));
+        let req = InsertRequest {
+            table: "t".into(),
+            values: Fields(vec![("a".into(), long_number)]),
+            snowflake: None,
+            wait: Wait::Quorum,
+        };
+        assert_eq!(
+            prepare(WriteRequest::Insert(req), 1, &mut || 0)
+                .expect_err("long")
+                .code(),
+            "invalid_value"
+        );
+    }
+
+    #[test]
+    fn ddl_is_checked_and_trimmed() {
+        let ok = DdlRequest {
+            ddl: "  ALTER TABLE users ADD COLUMN email VARCHAR(255);\n".into(),
+            wait: Wait::Quorum,
+        };
+        let e = prepare(WriteRequest::Ddl(ok), 5, &mut || 0).expect("valid");
+        assert_eq!(
+            e.command,
+            Command::Ddl {
+                statement: "  ALTER TABLE users ADD COLUMN email VARCHAR(255)".into()
+            }
+        );
+        assert!(e.command.is_ddl());
+        for (ddl, code) in [
+            ("INSERT INTO t VALUES (1)", "not_ddl"),
+            ("DROP TABLE a; DROP TABLE b", "multiple_statements"),
+            (
+                "CREATE TABLE t (id CHAR(36) DEFAULT (UUID()))",
+                "non_deterministic",
+            ),
+            ("CREATE DATABASE x", "unsupported_ddl"),
+            ("CREATE TABLE 'x", "invalid_sql"),
+        ] {
+            let req = DdlRequest {
+                ddl: ddl.into(),
+                wait: Wait::Quorum,
+            };
+            let e = prepare(WriteRequest::Ddl(req), 5, &mut || 0).expect_err(ddl);
+            assert_eq!((e.code(), e.http_status()), (code, 400), "{ddl}");
+        }
+    }
+
+    #[test]
+    fn sql_batches_are_checked_per_statement() {
+        let req: SqlRequest = serde_json::from_str(
+            r#"{"statements": [
+                {"sql": "INSERT INTO t (a, b) VALUES (?, ?);", "params": [1, "x"]},
+                {"sql": "UPDATE t SET a = a + 1 WHERE b = ?", "params": [null]}
+            ], "transaction": true}"#,
+        )
+        .expect("parses");
+        let e = prepare(WriteRequest::Sql(req), 9, &mut || 0).expect("valid");
+        assert_eq!(
+            e.command,
+            Command::Sql {
+                statements: vec![
+                    SqlStatement {
+                        sql: "INSERT INTO t (a, b) VALUES (?, ?)".into(),
+                        params: vec![Value::Int(1), Value::Text("x".into())]
+                    },
+                    SqlStatement {
+                        sql: "UPDATE t SET a = a + 1 WHERE b = ?".into(),
+                        params: vec![Value::Null]
+                    },
+                ],
+                transaction: true,
+            }
+        );
+        let req: SqlRequest = serde_json::from_str(
+            r#"{"statements": [{"sql": "DELETE FROM t WHERE a = 1"}, {"sql": "DELETE FROM t WHERE a = ?"}]}"#,
+        )
+        .expect("parses");
+        assert!(!req.transaction);
+        let e = prepare(WriteRequest::Sql(req), 9, &mut || 0).expect_err("param count");
+        assert_eq!(e.code(), "param_count");
+        assert!(e.to_string().starts_with("statement 1: "), "{e}");
+
+        let req: SqlRequest = serde_json::from_str(r#"{"statements": []}"#).expect("parses");
+        assert_eq!(
+            prepare(WriteRequest::Sql(req), 9, &mut || 0),
+            Err(Error::EmptyBatch)
+        );
+        let req: SqlRequest = serde_json::from_str(
+            r#"{"statements": [{"sql": "INSERT INTO t (a) VALUES (?)", "params": [[1]]}]}"#,
+        )
+        .expect("parses");
+        let e = prepare(WriteRequest::Sql(req), 9, &mut || 0).expect_err("array param");
+        assert!(e.to_string().contains("statement 0 parameter 0"), "{e}");
+    }
+
+    #[test]
+    fn number_grammar() {
+        for bad in [
+            "", "-", "01", "1.", ".5", "1e", "1e+", "+1", "1x", "0x10", "NaN",
+        ] {
+            let req = InsertRequest {
+                table: "t".into(),
+                values: Fields(vec![("a".into(), Input::Number(bad.into()))]),
+                snowflake: None,
+                wait: Wait::Quorum,
+            };
+            assert_eq!(
+                prepare(WriteRequest::Insert(req), 1, &mut || 0)
+                    .expect_err(bad)
+                    .code(),
+                "invalid_value",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn golden_encoding_v1() {
+        let e = Entry {
+            timestamp_us: 1,
+            ids: vec![2],
+            command: Command::Insert {
+                table: Ident::table("t").expect("valid"),
+                values: vec![(Ident::column("a").expect("valid"), Value::Int(-1))],
+            },
+        };
+        // version, ts, ids len, id, Insert, "t", 1 column, "a", Int, zigzag(-1)
+        let golden = [1, 1, 1, 2, 0, 1, b't', 1, 1, b'a', 2, 1];
+        assert_eq!(e.encode(), golden);
+        assert_eq!(Entry::decode(&golden), Ok(e));
+    }
+
+    #[test]
+    fn decode_errors_are_values() {
+        let good = Entry {
+            timestamp_us: 5,
+            ids: vec![],
+            command: Command::Ddl {
+                statement: "DROP TABLE t".into(),
+            },
+        }
+        .encode();
+        assert_eq!(Entry::decode(&[]), Err(DecodeError::Empty));
+        assert_eq!(Entry::decode(&[2, 0]), Err(DecodeError::UnknownVersion(2)));
+        assert!(matches!(
+            Entry::decode(&good[..good.len() - 1]),
+            Err(DecodeError::Malformed(_))
+        ));
+        let mut padded = good.clone();
+        padded.push(0);
+        assert_eq!(Entry::decode(&padded), Err(DecodeError::TrailingBytes(1)));
+        assert!(
+            matches!(Entry::decode(&[1, 0, 0, 9]), Err(DecodeError::Malformed(_))),
+            "unknown variant"
+        );
+        // A length prefix far beyond the input must fail, not allocate.
+        assert!(Entry::decode(&[1, 0, 0, 3, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn describe_shows_no_values() {
+        let e = Entry {
+            timestamp_us: 1_732_596_266_123_456,
+            ids: vec![77],
+            command: Command::Update {
+                table: Ident::table("users").expect("valid"),
+                set: vec![(
+                    Ident::column("name").expect("valid"),
+                    Value::Text("SECRET-NAME".into()),
+                )],
+                where_key: vec![(Ident::column("id").expect("valid"), Value::Int(987_654_321))],
+            },
+        };
+        assert_eq!(
+            e.describe(),
+            "update table=\"users\" set=[\"name\"] where=[\"id\"] ts=1732596266.123456 ids=[77]"
+        );
+        let sql = Entry {
+            timestamp_us: 0,
+            ids: vec![],
+            command: Command::Sql {
+                statements: vec![SqlStatement {
+                    sql: format!("INSERT INTO t (a)\n VALUES (?) {}", "x".repeat(100)),
+                    params: vec![Value::Text("SECRET".into())],
+                }],
+                transaction: false,
+            },
+        };
+        let d = sql.describe();
+        assert!(d.starts_with("sql statements=1 transaction=false params=1 first=\"INSERT INTO t (a) VALUES (?) xxx"), "{d}");
+        assert!(
+            !d.contains("SECRET") && !d.contains('\n') && d.contains('…'),
+            "{d}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trip(entry in strategies::entry()) {
+            let bytes = entry.encode();
+            prop_assert_eq!(bytes[0], ENTRY_FORMAT_VERSION);
+            prop_assert_eq!(Entry::decode(&bytes), Ok(entry.clone()));
+            let d = entry.describe();
+            prop_assert!(!d.contains('\n'));
+        }
+
+        #[test]
+        fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Entry::decode(&bytes);
+            let mut v = vec![ENTRY_FORMAT_VERSION];
+            v.extend_from_slice(&bytes);
+            let _ = Entry::decode(&v);
+        }
+
+        #[test]
+        fn truncated_entries_never_decode(entry in strategies::entry(), cut in any::<prop::sample::Index>()) {
+            let bytes = entry.encode();
+            let n = cut.index(bytes.len());
+            prop_assert!(Entry::decode(&bytes[..n]).is_err());
+        }
+    }
+}

@@ -388,7 +388,7 @@ pub fn prepare(
             where_key: columns("where_key", r.where_key)?,
         },
         WriteRequest::Ddl(r) => Command::Ddl {
-            statement: crate::sql::check_ddl(&r.ddl)
+            statement: crate::sql::check_ddl(sql_text(&r.ddl)?)
                 .map_err(Error::Ddl)?
                 .to_string(),
         },
@@ -411,6 +411,18 @@ pub fn prepare(
         });
     }
     Ok(entry)
+}
+
+/// Refuses SQL text too large for any entry before spending time lexing it.
+fn sql_text(sql: &str) -> Result<&str, Error> {
+    if sql.len() > MAX_ENTRY_BYTES {
+        return Err(Error::TooLarge {
+            what: "the SQL text (bytes)",
+            limit: MAX_ENTRY_BYTES,
+            actual: sql.len(),
+        });
+    }
+    Ok(sql)
 }
 
 fn too_many(what: &'static str, actual: usize) -> Error {
@@ -481,7 +493,7 @@ fn statements(list: Vec<SqlStatementRequest>) -> Result<Vec<SqlStatement>, Error
                 actual: st.params.len(),
             });
         }
-        let sql = crate::sql::check_write(&st.sql, st.params.len())
+        let sql = crate::sql::check_write(sql_text(&st.sql)?, st.params.len())
             .map_err(|source| Error::Statement { index, source })?
             .to_string();
         let params = st

@@ -4,6 +4,7 @@
 //! It does not run SQL and does not decide HTTP routing.
 
 use super::lex::{tokenize, Kind, Token};
+use super::rules::{Pattern, Rule, NON_DETERMINISTIC};
 
 /// Why a client statement is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,135 +100,6 @@ pub enum StatementKind {
     /// Anything else (SET, CALL, LOCK, BEGIN, GRANT, …): never accepted.
     Other,
 }
-
-/// How a [`Rule`] recognises its construct in the token stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pattern {
-    /// A call `NAME(`, with optional whitespace or comments before `(`.
-    Call(&'static str),
-    /// A call with no argument at all, `NAME()`.
-    CallWithoutArgs(&'static str),
-    /// The word anywhere, with or without parentheses.
-    Word(&'static str),
-    /// Any of these word sequences.
-    Phrases(&'static [&'static [&'static str]]),
-    /// `@@name`.
-    SystemVariable,
-    /// `@name` (but not the host part of an account such as `'u'@'h'`).
-    UserVariable,
-    /// `LIMIT` or `FETCH FIRST|NEXT` in a query block that has no `ORDER BY` before it.
-    LimitWithoutOrderBy,
-}
-
-/// One construct refused in replicated SQL, and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rule {
-    /// The name shown to the client, e.g. `UUID()`.
-    pub name: &'static str,
-    /// How it is recognised.
-    pub pattern: Pattern,
-    /// Why it cannot be replicated, and what to use instead.
-    pub reason: &'static str,
-}
-
-const RANDOM: &str = "returns a different value on every node; generate the value in the application or ask for a Snowflake ID";
-const SESSION: &str =
-    "reads session state that is not replicated: each node applies entries on its own connections";
-const ACCOUNT: &str =
-    "depends on the connection's account, which is the applier's own and may differ per node";
-const LOCKS: &str =
-    "user-level locks belong to one server and one session, so nodes see different results";
-const STALL: &str = "stalls the applier on every node; it has no effect on data";
-const FILES: &str = "touches a file on each node's own server, whose contents differ per node";
-const SERVER: &str = "depends on the server it runs on, which differs between nodes";
-
-/// Every construct refused in replicated SQL (DDL and writes); reads are never checked.
-/// Keep one test per entry (see the tests below).
-#[rustfmt::skip]
-pub const NON_DETERMINISTIC: &[Rule] = &[
-    Rule { name: "UUID()", pattern: Pattern::Call("UUID"), reason: RANDOM },
-    Rule { name: "UUID_SHORT()", pattern: Pattern::Call("UUID_SHORT"), reason: RANDOM },
-    Rule { name: "SYS_GUID()", pattern: Pattern::Call("SYS_GUID"), reason: RANDOM },
-    Rule {
-        name: "RAND() without a seed",
-        pattern: Pattern::CallWithoutArgs("RAND"),
-        reason: "returns a different value on every node; pass a constant seed, RAND(42), or compute the value in the application",
-    },
-    Rule { name: "RANDOM_BYTES()", pattern: Pattern::Call("RANDOM_BYTES"), reason: RANDOM },
-    Rule {
-        name: "SYSDATE()",
-        pattern: Pattern::Call("SYSDATE"),
-        reason: "reads each node's clock when it runs; use NOW(), which every node takes from the leader's timestamp",
-    },
-    Rule { name: "CONNECTION_ID()", pattern: Pattern::Call("CONNECTION_ID"), reason: SESSION },
-    Rule { name: "USER()", pattern: Pattern::Call("USER"), reason: ACCOUNT },
-    Rule { name: "CURRENT_USER", pattern: Pattern::Word("CURRENT_USER"), reason: ACCOUNT },
-    Rule { name: "SESSION_USER()", pattern: Pattern::Call("SESSION_USER"), reason: ACCOUNT },
-    Rule { name: "SYSTEM_USER()", pattern: Pattern::Call("SYSTEM_USER"), reason: ACCOUNT },
-    Rule { name: "CURRENT_ROLE", pattern: Pattern::Word("CURRENT_ROLE"), reason: ACCOUNT },
-    Rule { name: "LAST_INSERT_ID()", pattern: Pattern::Call("LAST_INSERT_ID"), reason: SESSION },
-    Rule { name: "ROW_COUNT()", pattern: Pattern::Call("ROW_COUNT"), reason: SESSION },
-    Rule { name: "FOUND_ROWS()", pattern: Pattern::Call("FOUND_ROWS"), reason: SESSION },
-    Rule { name: "LASTVAL()", pattern: Pattern::Call("LASTVAL"), reason: SESSION },
-    Rule {
-        name: "PREVIOUS VALUE FOR",
-        pattern: Pattern::Phrases(&[&["PREVIOUS", "VALUE", "FOR"]]),
-        reason: SESSION,
-    },
-    Rule {
-        name: "NEXTVAL()",
-        pattern: Pattern::Call("NEXTVAL"),
-        reason: "a sequence's cache is lost when a node restarts, so nodes can hand out different values; use AUTO_INCREMENT or a Snowflake ID",
-    },
-    Rule {
-        name: "NEXT VALUE FOR",
-        pattern: Pattern::Phrases(&[&["NEXT", "VALUE", "FOR"]]),
-        reason: "a sequence's cache is lost when a node restarts, so nodes can hand out different values; use AUTO_INCREMENT or a Snowflake ID",
-    },
-    Rule { name: "GET_LOCK()", pattern: Pattern::Call("GET_LOCK"), reason: LOCKS },
-    Rule { name: "RELEASE_LOCK()", pattern: Pattern::Call("RELEASE_LOCK"), reason: LOCKS },
-    Rule { name: "RELEASE_ALL_LOCKS()", pattern: Pattern::Call("RELEASE_ALL_LOCKS"), reason: LOCKS },
-    Rule { name: "IS_FREE_LOCK()", pattern: Pattern::Call("IS_FREE_LOCK"), reason: LOCKS },
-    Rule { name: "IS_USED_LOCK()", pattern: Pattern::Call("IS_USED_LOCK"), reason: LOCKS },
-    Rule { name: "SLEEP()", pattern: Pattern::Call("SLEEP"), reason: STALL },
-    Rule { name: "BENCHMARK()", pattern: Pattern::Call("BENCHMARK"), reason: STALL },
-    Rule { name: "LOAD_FILE()", pattern: Pattern::Call("LOAD_FILE"), reason: FILES },
-    Rule { name: "MASTER_POS_WAIT()", pattern: Pattern::Call("MASTER_POS_WAIT"), reason: SERVER },
-    Rule { name: "MASTER_GTID_WAIT()", pattern: Pattern::Call("MASTER_GTID_WAIT"), reason: SERVER },
-    Rule {
-        name: "VERSION()",
-        pattern: Pattern::Call("VERSION"),
-        reason: "nodes may run different MariaDB versions, e.g. during a rolling upgrade",
-    },
-    Rule {
-        name: "@@variable",
-        pattern: Pattern::SystemVariable,
-        reason: "server and session variables differ between nodes (@@hostname, @@server_id, …) or are not replicated",
-    },
-    Rule {
-        name: "@variable",
-        pattern: Pattern::UserVariable,
-        reason: "user variables are session state that is not replicated; pass the value as a parameter",
-    },
-    Rule { name: "INTO OUTFILE", pattern: Pattern::Phrases(&[&["INTO", "OUTFILE"]]), reason: FILES },
-    Rule { name: "INTO DUMPFILE", pattern: Pattern::Phrases(&[&["INTO", "DUMPFILE"]]), reason: FILES },
-    Rule { name: "LOAD DATA", pattern: Pattern::Phrases(&[&["LOAD", "DATA"]]), reason: FILES },
-    Rule { name: "LOAD XML", pattern: Pattern::Phrases(&[&["LOAD", "XML"]]), reason: FILES },
-    Rule {
-        name: "TEMPORARY table",
-        pattern: Pattern::Phrases(&[
-            &["CREATE", "TEMPORARY"],
-            &["CREATE", "OR", "REPLACE", "TEMPORARY"],
-            &["DROP", "TEMPORARY"],
-        ]),
-        reason: SESSION,
-    },
-    Rule {
-        name: "LIMIT without ORDER BY",
-        pattern: Pattern::LimitWithoutOrderBy,
-        reason: "which rows it picks depends on each node's storage order; add an ORDER BY on a unique key",
-    },
-];
 
 /// Checks a `/write/ddl` statement; returns it without a trailing `;`.
 ///
@@ -558,4 +430,429 @@ fn deterministic(sql: &str, toks: &[Token]) -> Result<(), SqlError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn assert_refused(name: &str, sql: &str) {
+        match check_deterministic(sql) {
+            Err(SqlError::NonDeterministic { construct, .. }) => {
+                assert_eq!(construct, name, "{sql}")
+            }
+            other => panic!("{sql}: expected {name} to be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_names_the_construct_and_says_why() {
+        let e = check_write("INSERT INTO t (id) VALUES (UUID())", 0).expect_err("refused");
+        assert_eq!(e.code(), "non_deterministic");
+        let msg = e.to_string();
+        assert!(msg.starts_with("UUID() cannot be replicated: "), "{msg}");
+        assert!(msg.contains("Snowflake"), "{msg}");
+    }
+
+    #[test]
+    fn ddl_is_checked_for_determinism_too() {
+        let e =
+            check_ddl("ALTER TABLE t ADD COLUMN u CHAR(36) DEFAULT (UUID())").expect_err("refused");
+        assert_eq!(e.code(), "non_deterministic");
+        let e = check_ddl("CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.r = RAND()")
+            .expect_err("refused");
+        assert_eq!(e.code(), "non_deterministic");
+    }
+
+    #[test]
+    fn rand_with_a_seed_is_deterministic() {
+        assert!(check_write("UPDATE t SET r = RAND(42) WHERE id = 1", 0).is_ok());
+        assert!(check_write("UPDATE t SET r = RAND(?) WHERE id = 1", 1).is_ok());
+    }
+
+    #[test]
+    fn deterministic_time_functions_pass() {
+        // NOW() and friends read the leader's timestamp set with `SET timestamp`.
+        for sql in [
+            "INSERT INTO t (a, b, c) VALUES (NOW(), CURRENT_TIMESTAMP, UNIX_TIMESTAMP())",
+            "INSERT INTO t (a) VALUES (NOW(6))",
+            "UPDATE t SET d = CURDATE(), u = UTC_TIMESTAMP() WHERE id = 1",
+        ] {
+            assert_eq!(check_write(sql, 0), Ok(sql));
+        }
+    }
+
+    #[test]
+    fn calls_match_across_case_spaces_and_comments() {
+        for sql in [
+            "INSERT INTO t (a) VALUES (uuid())",
+            "INSERT INTO t (a) VALUES (Uuid  ())",
+            "INSERT INTO t (a) VALUES (UUID\n())",
+            "INSERT INTO t (a) VALUES (UUID/* c */())",
+            "INSERT INTO t (a) VALUES (UUID -- c\n ())",
+        ] {
+            assert_refused("UUID()", sql);
+        }
+    }
+
+    #[test]
+    fn functions_inside_literals_and_comments_are_ignored() {
+        for sql in [
+            "INSERT INTO t (a) VALUES ('UUID()')",
+            "INSERT INTO t (a) VALUES (\"SLEEP(1)\")",
+            "INSERT INTO t (a) VALUES ('it''s RAND()')",
+            r"INSERT INTO t (a) VALUES ('\' UUID() \'')",
+            "INSERT INTO t (a) VALUES (1) /* UUID() */",
+            "INSERT INTO t (a) VALUES (1) -- SYSDATE()",
+            "INSERT INTO t (a) VALUES (1) # @@hostname",
+            "INSERT INTO t (`UUID()`, `@x`) VALUES (1, 2)",
+            "INSERT INTO t (a) VALUES ('LIMIT 5')",
+        ] {
+            assert_eq!(check_write(sql, 0), Ok(sql));
+        }
+    }
+
+    #[test]
+    fn executable_comments_are_checked() {
+        assert_refused("UUID()", "INSERT INTO t (a) VALUES (1 /*! + UUID() */)");
+        assert_refused(
+            "SLEEP()",
+            "INSERT INTO t (a) VALUES (1 /*!50100 + SLEEP(1) */)",
+        );
+        assert_refused(
+            "RAND() without a seed",
+            "INSERT INTO t (a) VALUES (1 /*M!100100 + RAND() */)",
+        );
+    }
+
+    #[test]
+    fn names_that_look_like_functions_are_names() {
+        for sql in [
+            "INSERT INTO user (a) VALUES (1)",
+            "INSERT version (a) VALUES (1)",
+            "INSERT IGNORE INTO sleep (a) VALUES (1)",
+            "REPLACE INTO uuid (a) VALUES (1)",
+            "INSERT INTO t (a) VALUES (db.uuid())",
+            "INSERT INTO `user` (`uuid`) VALUES (1)",
+        ] {
+            assert_eq!(check_write(sql, 0), Ok(sql));
+        }
+        for sql in [
+            "CREATE TABLE user (id INT, uuid BINARY(16), KEY uuid (uuid))",
+            "CREATE TABLE IF NOT EXISTS version (id INT)",
+            "CREATE INDEX i ON user (a)",
+            "CREATE UNIQUE INDEX i ON version (a)",
+            "ALTER TABLE t ADD UNIQUE sleep (a)",
+            "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY user (a) REFERENCES user (id)",
+            "CREATE FUNCTION sleep (x INT) RETURNS INT DETERMINISTIC RETURN x + 1",
+            "CREATE VIEW user (a) AS SELECT a FROM t",
+        ] {
+            assert_eq!(check_ddl(sql), Ok(sql));
+        }
+    }
+
+    #[test]
+    fn accounts_are_not_user_variables() {
+        for sql in [
+            "CREATE DEFINER='app'@'%' VIEW v AS SELECT a FROM t",
+            "CREATE DEFINER=`app`@`localhost` VIEW v AS SELECT a FROM t",
+            "CREATE DEFINER=app@localhost VIEW v AS SELECT a FROM t",
+            "CREATE DEFINER = CURRENT_USER VIEW v AS SELECT a FROM t",
+        ] {
+            assert_eq!(check_ddl(sql), Ok(sql));
+        }
+        assert_refused("@variable", "INSERT INTO t (a) VALUES (1 + @`x`)");
+        assert_refused("@variable", "INSERT INTO t (a) VALUES (@'x')");
+    }
+
+    #[test]
+    fn limit_needs_order_by_in_its_own_query_block() {
+        for ok in [
+            "DELETE FROM t WHERE a < 5 ORDER BY id LIMIT 10",
+            "UPDATE t SET a = 1 ORDER BY id LIMIT 1",
+            "INSERT INTO t (a) SELECT a FROM u ORDER BY id LIMIT 3",
+            "INSERT INTO t (a) SELECT GROUP_CONCAT(x ORDER BY y LIMIT 2) FROM u",
+            "DELETE FROM t WHERE id IN (SELECT id FROM (SELECT id FROM u ORDER BY id LIMIT 5) x)",
+        ] {
+            assert_eq!(check_write(ok, 0), Ok(ok));
+        }
+        for bad in [
+            "UPDATE t SET a = 1 LIMIT 1",
+            "DELETE FROM t WHERE id IN (SELECT id FROM (SELECT id FROM u LIMIT 5) x)",
+            "DELETE FROM t WHERE id IN (SELECT id FROM u ORDER BY id) LIMIT 1",
+            "INSERT INTO t (a) SELECT a FROM u ORDER BY a LIMIT 1 UNION SELECT b FROM v LIMIT 1",
+            "INSERT INTO t (a) SELECT a FROM u FETCH FIRST 3 ROWS ONLY",
+            "INSERT INTO t (a) SELECT GROUP_CONCAT(x LIMIT 2) FROM u",
+        ] {
+            assert_refused("LIMIT without ORDER BY", bad);
+        }
+    }
+
+    #[test]
+    fn temporary_tables_are_refused_in_every_form() {
+        for sql in [
+            "CREATE TEMPORARY TABLE t (a INT)",
+            "create or replace temporary table t (a INT)",
+            "DROP TEMPORARY TABLE t",
+        ] {
+            assert_refused("TEMPORARY table", sql);
+        }
+        // A column called `temporary` is fine.
+        assert!(check_write("UPDATE t SET temporary = 1 WHERE id = 1", 0).is_ok());
+    }
+
+    #[test]
+    fn ddl_verbs_and_objects() {
+        for sql in [
+            "CREATE TABLE t (id BIGINT PRIMARY KEY)",
+            "create table t (id int)",
+            "CREATE OR REPLACE TABLE t (id INT)",
+            "ALTER TABLE t ADD COLUMN email VARCHAR(255)",
+            "ALTER ONLINE IGNORE TABLE t ADD INDEX (a)",
+            "DROP TABLE IF EXISTS t, u",
+            "RENAME TABLE a TO b, c TO d",
+            "TRUNCATE t",
+            "TRUNCATE TABLE t",
+            "CREATE UNIQUE INDEX i ON t (a)",
+            "CREATE FULLTEXT INDEX i ON t (a)",
+            "DROP INDEX i ON t",
+            "CREATE OR REPLACE ALGORITHM=MERGE VIEW v AS SELECT a FROM t",
+            "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = NEW.a + 1",
+            "CREATE SEQUENCE s START WITH 1",
+            "DROP PROCEDURE IF EXISTS p",
+            "/* why */ -- because\n CREATE TABLE t (a INT)",
+            "/*!40101 CREATE TABLE t (a INT) */",
+        ] {
+            assert_eq!(check_ddl(sql), Ok(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn ddl_trailing_semicolon_is_cut() {
+        assert_eq!(check_ddl("DROP TABLE t ;  -- done\n"), Ok("DROP TABLE t"));
+        assert_eq!(check_ddl("DROP TABLE t;"), Ok("DROP TABLE t"));
+    }
+
+    #[test]
+    fn not_ddl_is_refused() {
+        for (sql, verb) in [
+            ("INSERT INTO t VALUES (1)", "INSERT"),
+            ("SELECT 1", "SELECT"),
+            ("GRANT ALL ON *.* TO x", "GRANT"),
+            ("SET GLOBAL read_only = 1", "SET"),
+            ("(SELECT 1)", "SELECT"),
+        ] {
+            assert_eq!(
+                check_ddl(sql),
+                Err(SqlError::NotDdl {
+                    verb: verb.to_string()
+                }),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn ddl_outside_the_replicated_database_is_refused() {
+        for (sql, object) in [
+            ("CREATE DATABASE other", "DATABASE"),
+            ("DROP SCHEMA app", "SCHEMA"),
+            ("CREATE USER 'x'@'%' IDENTIFIED BY 'p'", "USER"),
+            ("RENAME USER a TO b", "USER"),
+            (
+                "CREATE EVENT e ON SCHEDULE EVERY 1 HOUR DO DELETE FROM t",
+                "EVENT",
+            ),
+            ("CREATE ROLE r", "ROLE"),
+            ("ALTER DATABASE app CHARACTER SET utf8mb4", "DATABASE"),
+        ] {
+            match check_ddl(sql) {
+                Err(e @ SqlError::UnsupportedDdl { .. }) => {
+                    assert_eq!(e.code(), "unsupported_ddl");
+                    assert!(e.to_string().contains(object), "{sql}: {e}");
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ddl_takes_no_placeholders() {
+        assert_eq!(
+            check_ddl("CREATE TABLE t (a INT DEFAULT ?)"),
+            Err(SqlError::ParamCount {
+                placeholders: 1,
+                params: 0
+            })
+        );
+    }
+
+    #[test]
+    fn multiple_statements_are_refused() {
+        for sql in [
+            "CREATE TABLE a (x INT); DROP TABLE b",
+            "INSERT INTO t VALUES (1);INSERT INTO t VALUES (2)",
+            "INSERT INTO t VALUES (1) /*! ; DROP TABLE t */",
+            "INSERT INTO t VALUES (1) /*! ; */",
+            "INSERT INTO t VALUES (1);;",
+        ] {
+            assert!(
+                matches!(
+                    check_deterministic(sql).and_then(|()| check_write(sql, 0)),
+                    Err(SqlError::MultipleStatements { .. })
+                ),
+                "{sql}"
+            );
+        }
+        // `;` inside literals, identifiers and comments does not separate statements.
+        for sql in [
+            "INSERT INTO t (a) VALUES ('a;b')",
+            "INSERT INTO `t;x` (a) VALUES (1)",
+            "INSERT INTO t (a) VALUES (1) /* ; DROP TABLE t */",
+            "INSERT INTO t (a) VALUES (1) -- ; DROP TABLE t",
+        ] {
+            assert_eq!(check_write(sql, 0), Ok(sql));
+        }
+    }
+
+    #[test]
+    fn empty_and_unterminated_statements_are_invalid_sql() {
+        for sql in ["", "   ", "-- nothing\n", "/* nothing */", ";"] {
+            assert_eq!(check_write(sql, 0), Err(SqlError::Empty), "{sql:?}");
+        }
+        let e = check_write("INSERT INTO t VALUES ('abc", 0).expect_err("unterminated");
+        assert_eq!(
+            e,
+            SqlError::Unterminated {
+                what: "string literal",
+                offset: 22
+            }
+        );
+        assert_eq!(e.code(), "invalid_sql");
+    }
+
+    #[test]
+    fn writes_only_on_the_write_path() {
+        for sql in [
+            "INSERT INTO t (a) VALUES (?)",
+            "REPLACE INTO t (a) VALUES (?)",
+            "UPDATE t SET a = ? WHERE id = 1",
+            "DELETE FROM t WHERE a = ?",
+        ] {
+            assert_eq!(check_write(sql, 1), Ok(sql));
+        }
+        for sql in [
+            "SELECT 1",
+            "SET @@global.x = 1",
+            "CALL p()",
+            "LOCK TABLES t WRITE",
+            "BEGIN",
+            "COMMIT",
+            "DROP TABLE t",
+            "HANDLER t OPEN",
+            "DO 1",
+        ] {
+            let e = check_write(sql, 0).expect_err(sql);
+            assert_eq!(e.code(), "not_write", "{sql}");
+        }
+    }
+
+    #[test]
+    fn placeholders_must_match_params() {
+        assert_eq!(
+            check_write("INSERT INTO t (a, b) VALUES (?, ?)", 1),
+            Err(SqlError::ParamCount {
+                placeholders: 2,
+                params: 1
+            })
+        );
+        // A `?` in a literal or comment is not a marker.
+        assert!(check_write("INSERT INTO t (a, b) VALUES ('?', ?) /* ? */", 1).is_ok());
+    }
+
+    #[test]
+    fn reads_only_on_the_read_path() {
+        for sql in [
+            "SELECT * FROM t WHERE id = ?",
+            "(SELECT a FROM t) UNION (SELECT b FROM u)",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "SHOW TABLES",
+            "EXPLAIN SELECT 1",
+            "SELECT UUID(), @@hostname",
+        ] {
+            let params = usize::from(sql.contains('?'));
+            assert_eq!(check_read(sql, params), Ok(sql));
+        }
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "SELECT a INTO @x FROM t",
+            "SELECT * FROM t INTO OUTFILE '/tmp/x'",
+            "DROP TABLE t",
+        ] {
+            assert_eq!(
+                check_read(sql, 0).expect_err(sql).code(),
+                "not_read",
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn statement_kinds() {
+        assert_eq!(
+            statement_kind("  alter TABLE t ENGINE=InnoDB"),
+            Ok(StatementKind::Ddl)
+        );
+        assert_eq!(
+            statement_kind("replace t VALUES (1)"),
+            Ok(StatementKind::Write)
+        );
+        assert_eq!(statement_kind("desc t"), Ok(StatementKind::Read));
+        assert_eq!(statement_kind("SET x = 1"), Ok(StatementKind::Other));
+        assert_eq!(statement_kind("  "), Err(SqlError::Empty));
+    }
+
+    fn sql_string(content: &str) -> String {
+        format!("'{}'", content.replace('\\', "\\\\").replace('\'', "''"))
+    }
+
+    proptest! {
+        #[test]
+        fn functions_in_literals_never_count(
+            pre in "[a-zA-Z0-9 ()@;?_.,'\"`\\\\-]{0,30}",
+            rule in 0..NON_DETERMINISTIC.len(),
+            post in "[a-zA-Z0-9 ()@;?_.,'\"`\\\\-]{0,30}",
+        ) {
+            let hidden = format!("{pre} {} UUID() @x @@h RAND() LIMIT 1 {post}", NON_DETERMINISTIC[rule].name);
+            let sql = format!("INSERT INTO t (a) VALUES ({})", sql_string(&hidden));
+            prop_assert_eq!(check_write(&sql, 0), Ok(sql.as_str()));
+            let dq = format!("INSERT INTO t (a) VALUES (\"{}\")", hidden.replace('\\', "\\\\").replace('"', "\"\""));
+            prop_assert_eq!(check_write(&dq, 0), Ok(dq.as_str()));
+        }
+
+        #[test]
+        fn functions_in_comments_never_count(
+            body in "[a-zA-Z0-9 ()@;?_.,'\"`\\\\-]{0,40}",
+            rule in 0..NON_DETERMINISTIC.len(),
+        ) {
+            let hidden = format!("{body} {} UUID() SLEEP(1)", NON_DETERMINISTIC[rule].name);
+            for sql in [
+                format!("INSERT INTO t (a) VALUES (1) /* {hidden} */"),
+                format!("INSERT INTO t (a) VALUES (1) -- {hidden}\n"),
+                format!("INSERT INTO t (a) VALUES (1) # {hidden}\n"),
+                format!("INSERT INTO t (a) VALUES (1) /*{hidden}*/"),
+            ] {
+                prop_assert_eq!(check_write(&sql, 0), Ok(sql.trim_end()));
+            }
+        }
+
+        #[test]
+        fn checks_never_panic(s in "\\PC{0,200}", n in 0usize..4) {
+            let _ = check_ddl(&s);
+            let _ = check_write(&s, n);
+            let _ = check_read(&s, n);
+            let _ = statement_kind(&s);
+        }
+    }
 }

@@ -181,3 +181,160 @@ const ALREADY_APPLIED: &[u16] = &[
 pub fn ddl_already_applied(code: u16) -> bool {
     ALREADY_APPLIED.contains(&code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ErrorClass::{Conflict, Invalid, NotFound, Transient};
+
+    /// One test per code, written independently of `CLASSES`.
+    macro_rules! classes {
+        ($($test:ident: $code:literal => $class:ident;)*) => {
+            $( #[test] fn $test() { assert_eq!(classify($code), $class); } )*
+            const EXPECTED: &[(u16, ErrorClass)] = &[$(($code, $class)),*];
+        };
+    }
+
+    classes! {
+        db_drop_missing_1008: 1008 => NotFound;
+        unknown_database_1049: 1049 => NotFound;
+        unknown_table_1051: 1051 => NotFound;
+        cant_drop_missing_1091: 1091 => NotFound;
+        no_such_table_1146: 1146 => NotFound;
+        routine_missing_1305: 1305 => NotFound;
+        trigger_missing_1360: 1360 => NotFound;
+        key_missing_1176: 1176 => NotFound;
+        unknown_sequence_4091: 4091 => NotFound;
+        unknown_view_4092: 4092 => NotFound;
+        db_exists_1007: 1007 => Conflict;
+        dup_key_1022: 1022 => Conflict;
+        not_null_1048: 1048 => Conflict;
+        table_exists_1050: 1050 => Conflict;
+        dup_column_1060: 1060 => Conflict;
+        dup_key_name_1061: 1061 => Conflict;
+        dup_entry_1062: 1062 => Conflict;
+        multiple_primary_1068: 1068 => Conflict;
+        dup_unique_1169: 1169 => Conflict;
+        fk_no_parent_old_1216: 1216 => Conflict;
+        fk_referenced_old_1217: 1217 => Conflict;
+        routine_exists_1304: 1304 => Conflict;
+        trigger_exists_1359: 1359 => Conflict;
+        fk_referenced_1451: 1451 => Conflict;
+        fk_no_parent_1452: 1452 => Conflict;
+        fk_dup_key_1557: 1557 => Conflict;
+        dup_entry_key_name_1586: 1586 => Conflict;
+        fk_dup_name_1826: 1826 => Conflict;
+        check_constraint_4025: 4025 => Conflict;
+        ambiguous_column_1052: 1052 => Invalid;
+        bad_field_1054: 1054 => Invalid;
+        syntax_1064: 1064 => Invalid;
+        nonunique_table_1066: 1066 => Invalid;
+        invalid_default_1067: 1067 => Invalid;
+        key_column_missing_1072: 1072 => Invalid;
+        field_twice_1110: 1110 => Invalid;
+        value_count_1136: 1136 => Invalid;
+        wrong_column_name_1166: 1166 => Invalid;
+        operand_columns_1241: 1241 => Invalid;
+        subquery_rows_1242: 1242 => Invalid;
+        out_of_range_1264: 1264 => Invalid;
+        data_truncated_1265: 1265 => Invalid;
+        wrong_value_1292: 1292 => Invalid;
+        no_default_1364: 1364 => Invalid;
+        division_by_zero_1365: 1365 => Invalid;
+        wrong_string_value_1366: 1366 => Invalid;
+        data_too_long_1406: 1406 => Invalid;
+        bad_geometry_1416: 1416 => Invalid;
+        data_out_of_range_1690: 1690 => Invalid;
+        disk_full_1021: 1021 => Transient;
+        engine_errno_1030: 1030 => Transient;
+        out_of_memory_1037: 1037 => Transient;
+        out_of_sort_memory_1038: 1038 => Transient;
+        too_many_connections_1040: 1040 => Transient;
+        out_of_resources_1041: 1041 => Transient;
+        db_access_denied_1044: 1044 => Transient;
+        access_denied_1045: 1045 => Transient;
+        server_shutdown_1053: 1053 => Transient;
+        table_full_1114: 1114 => Transient;
+        cant_create_thread_1135: 1135 => Transient;
+        table_access_denied_1142: 1142 => Transient;
+        column_access_denied_1143: 1143 => Transient;
+        packet_too_large_1153: 1153 => Transient;
+        net_read_1158: 1158 => Transient;
+        net_read_interrupted_1159: 1159 => Transient;
+        net_write_1160: 1160 => Transient;
+        net_write_interrupted_1161: 1161 => Transient;
+        commit_error_1180: 1180 => Transient;
+        rollback_error_1181: 1181 => Transient;
+        too_many_user_connections_1203: 1203 => Transient;
+        lock_wait_timeout_1205: 1205 => Transient;
+        lock_table_full_1206: 1206 => Transient;
+        deadlock_1213: 1213 => Transient;
+        user_limit_1226: 1226 => Transient;
+        specific_access_denied_1227: 1227 => Transient;
+        read_only_1290: 1290 => Transient;
+        query_interrupted_1317: 1317 => Transient;
+        too_many_trxs_1637: 1637 => Transient;
+        read_only_trx_1792: 1792 => Transient;
+        connection_killed_1927: 1927 => Transient;
+        statement_timeout_1969: 1969 => Transient;
+        cant_connect_2002: 2002 => Transient;
+        cant_connect_host_2003: 2003 => Transient;
+        server_gone_2006: 2006 => Transient;
+        server_lost_2013: 2013 => Transient;
+        server_lost_extended_2055: 2055 => Transient;
+    }
+
+    #[test]
+    fn table_and_tests_agree() {
+        assert_eq!(CLASSES.len(), EXPECTED.len(), "every table row has a test");
+        for (code, class) in CLASSES {
+            assert!(
+                EXPECTED.contains(&(*code, *class)),
+                "code {code} has no test"
+            );
+        }
+        let mut codes: Vec<u16> = CLASSES.iter().map(|(c, _)| *c).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), CLASSES.len(), "no code is listed twice");
+    }
+
+    #[test]
+    fn unknown_codes_are_transient() {
+        for code in [0, 1, 999, 1999, 3000, 65535] {
+            assert_eq!(classify(code), Transient, "{code}");
+        }
+    }
+
+    #[test]
+    fn http_statuses() {
+        assert_eq!(classify(1146).http_status(), Some(404));
+        assert_eq!(classify(1062).http_status(), Some(409));
+        assert_eq!(classify(1452).http_status(), Some(409));
+        assert_eq!(classify(1064).http_status(), Some(400));
+        assert_eq!(classify(1213).http_status(), None);
+        assert!(classify(1062).is_deterministic());
+        assert!(!classify(2013).is_deterministic());
+        assert_eq!(classify(1146).code(), "not_found");
+        assert_eq!(classify(1062).code(), "conflict");
+        assert_eq!(classify(1406).code(), "invalid");
+        assert_eq!(classify(1205).code(), "unavailable");
+    }
+
+    #[test]
+    fn ddl_already_applied_codes() {
+        for code in [
+            1007, 1008, 1050, 1051, 1060, 1061, 1068, 1091, 1146, 1304, 1305, 1359, 1360, 1826,
+            4091, 4092,
+        ] {
+            assert!(ddl_already_applied(code), "{code}");
+            assert!(
+                classify(code).is_deterministic(),
+                "{code} is deterministic too"
+            );
+        }
+        for code in [1062, 1064, 1054, 1213, 2013, 1021] {
+            assert!(!ddl_already_applied(code), "{code}");
+        }
+    }
+}
