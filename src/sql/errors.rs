@@ -104,6 +104,10 @@ const CLASSES: &[(u16, ErrorClass)] = &[
     (1406, ErrorClass::Invalid),   // ER_DATA_TOO_LONG
     (1416, ErrorClass::Invalid),   // ER_CANT_CREATE_GEOMETRY_OBJECT
     (1690, ErrorClass::Invalid),   // ER_DATA_OUT_OF_RANGE: BIGINT UNSIGNED value
+    (1059, ErrorClass::Invalid),   // ER_TOO_LONG_IDENT
+    (1103, ErrorClass::Invalid),   // ER_WRONG_TABLE_NAME: e.g. trailing space, too long
+    (1215, ErrorClass::Invalid),   // ER_CANNOT_ADD_FOREIGN
+    (1300, ErrorClass::Invalid),   // ER_INVALID_CHARACTER_STRING
     // Transient: the server, the connection, locks, resources, privileges.
     (1021, ErrorClass::Transient), // ER_DISK_FULL
     (1030, ErrorClass::Transient), // ER_GET_ERRNO: storage engine error
@@ -152,6 +156,18 @@ pub fn classify(code: u16) -> ErrorClass {
         .map_or(ErrorClass::Transient, |(_, class)| *class)
 }
 
+/// Like [`classify`], refined by the server's message where the number alone is
+/// ambiguous: 1005 (can't create table) and 1025 (error on rename) carry the storage
+/// engine's errno, which is deterministic for a malformed (150) or duplicate (121) foreign
+/// key and transient otherwise (e.g. 28, no space left). The applier should call this one.
+pub fn classify_error(code: u16, message: &str) -> ErrorClass {
+    match code {
+        1005 | 1025 if message.contains("errno: 150") => ErrorClass::Invalid,
+        1005 | 1025 if message.contains("errno: 121") => ErrorClass::Conflict,
+        _ => classify(code),
+    }
+}
+
 /// Error numbers that, when a DDL entry recorded as in flight is re-applied after a crash,
 /// mean its effect is already there (created, dropped, renamed, column or key added or
 /// removed). The applier counts that entry as applied.
@@ -175,11 +191,12 @@ const ALREADY_APPLIED: &[u16] = &[
     4092, // unknown view
 ];
 
-/// Whether error `code` from re-applying an in-flight DDL entry means it already took
-/// effect before the crash. Only for that re-apply: on a first apply these are ordinary
-/// deterministic results.
-pub fn ddl_already_applied(code: u16) -> bool {
-    ALREADY_APPLIED.contains(&code)
+/// Whether error `code` (with the server's `message`) from re-applying an in-flight DDL
+/// entry means it already took effect before the crash. Only for that re-apply: on a first
+/// apply these are ordinary deterministic results. A foreign key added twice is 1005 with
+/// errno 121, told apart by the message.
+pub fn ddl_already_applied(code: u16, message: &str) -> bool {
+    ALREADY_APPLIED.contains(&code) || (code == 1005 && message.contains("errno: 121"))
 }
 
 #[cfg(test)]
@@ -245,6 +262,10 @@ mod tests {
         data_too_long_1406: 1406 => Invalid;
         bad_geometry_1416: 1416 => Invalid;
         data_out_of_range_1690: 1690 => Invalid;
+        too_long_ident_1059: 1059 => Invalid;
+        wrong_table_name_1103: 1103 => Invalid;
+        cannot_add_foreign_1215: 1215 => Invalid;
+        invalid_character_string_1300: 1300 => Invalid;
         disk_full_1021: 1021 => Transient;
         engine_errno_1030: 1030 => Transient;
         out_of_memory_1037: 1037 => Transient;
@@ -327,14 +348,34 @@ mod tests {
             1007, 1008, 1050, 1051, 1060, 1061, 1068, 1091, 1146, 1304, 1305, 1359, 1360, 1826,
             4091, 4092,
         ] {
-            assert!(ddl_already_applied(code), "{code}");
+            assert!(ddl_already_applied(code, ""), "{code}");
             assert!(
                 classify(code).is_deterministic(),
                 "{code} is deterministic too"
             );
         }
-        for code in [1062, 1064, 1054, 1213, 2013, 1021] {
-            assert!(!ddl_already_applied(code), "{code}");
+        for code in [1062, 1064, 1054, 1213, 2013, 1021, 1005] {
+            assert!(!ddl_already_applied(code, "boom"), "{code}");
         }
+        // MariaDB 10.11's answer to adding foreign key `fk` a second time.
+        let dup_fk =
+            "Can't create table `app`.`p` (errno: 121 \"Duplicate key on write or update\")";
+        assert!(ddl_already_applied(1005, dup_fk));
+    }
+
+    #[test]
+    fn engine_errno_refines_1005_and_1025() {
+        let malformed = "Can't create table `app`.`c` (errno: 150 \"Foreign key constraint is incorrectly formed\")";
+        assert_eq!(classify_error(1005, malformed), Invalid);
+        assert_eq!(classify_error(1025, malformed), Invalid);
+        let dup = "Can't create table `app`.`p` (errno: 121 \"Duplicate key on write or update\")";
+        assert_eq!(classify_error(1005, dup), Conflict);
+        let full = "Can't create table `app`.`p` (errno: 28 \"No space left on device\")";
+        assert_eq!(classify_error(1005, full), Transient);
+        assert_eq!(
+            classify_error(1062, "Duplicate entry '1' for key 'PRIMARY'"),
+            Conflict
+        );
+        assert_eq!(classify_error(1213, "Deadlock found"), Transient);
     }
 }

@@ -16,7 +16,7 @@ pub use check::{
     check_ddl, check_deterministic, check_read, check_write, statement_kind, SqlError,
     StatementKind,
 };
-pub use errors::{classify, ddl_already_applied, ErrorClass};
+pub use errors::{classify, classify_error, ddl_already_applied, ErrorClass};
 pub use rules::{Pattern, Rule, NON_DETERMINISTIC};
 
 use crate::command::{Column, Command, Ident, Value};
