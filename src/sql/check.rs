@@ -248,8 +248,9 @@ const OTHER_OBJECTS: &[&str] = &[
 /// Finds the object keyword among the first words (after OR REPLACE, DEFINER, ONLINE,
 /// UNIQUE and the like) and refuses objects outside the replicated database.
 fn check_ddl_object(sql: &str, toks: &[Token], verb: &str) -> Result<(), SqlError> {
-    for t in toks.iter().skip(1).take(24) {
-        if t.kind != Kind::Word {
+    for (i, t) in toks.iter().enumerate().skip(1).take(24) {
+        // Words after `=` are values (`DEFINER = user@host`, `ALGORITHM = MERGE`).
+        if t.kind != Kind::Word || toks[i - 1].kind == Kind::Punct(b'=') {
             continue;
         }
         let w = t.text(sql);
@@ -565,6 +566,7 @@ mod tests {
             "CREATE DEFINER=`app`@`localhost` VIEW v AS SELECT a FROM t",
             "CREATE DEFINER=app@localhost VIEW v AS SELECT a FROM t",
             "CREATE DEFINER = CURRENT_USER VIEW v AS SELECT a FROM t",
+            "CREATE DEFINER = user@localhost TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1",
         ] {
             assert_eq!(check_ddl(sql), Ok(sql));
         }
