@@ -837,6 +837,8 @@ mod tests {
             prop_assert_eq!(check_write(&sql, 0), Ok(sql.as_str()));
             let dq = format!("INSERT INTO t (a) VALUES (\"{}\")", hidden.replace('\\', "\\\\").replace('"', "\"\""));
             prop_assert_eq!(check_write(&dq, 0), Ok(dq.as_str()));
+            let bq = format!("INSERT INTO t (`{}`) VALUES (1)", hidden.replace('`', "``"));
+            prop_assert_eq!(check_write(&bq, 0), Ok(bq.as_str()));
         }
 
         #[test]
