@@ -9,13 +9,17 @@
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
+//! | [`command`] | the replicated operations, their validation and their log encoding |
+//! | [`sql`] | all SQL text: quoting, parameterised statements, checks on client SQL, MariaDB error classes |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 //! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
 
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod db;
 pub mod id;
+pub mod sql;
 pub mod state;
 pub mod transport;
