@@ -1,5 +1,6 @@
 //! Prints calls/s of small request/response pairs over one authenticated transport
-//! connection on 127.0.0.1, with 1 and 64 concurrent callers. A benchmark program, not a
+//! connection on 127.0.0.1, with 1 and 64 concurrent callers, then MiB/s of 1 MiB
+//! requests (a `Vec<u8>` as openraft's snapshot chunks carry). A benchmark program, not a
 //! test: `cargo run --release --example transport_throughput [seconds-per-run]`.
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,12 @@ struct Ping {
 }
 
 #[derive(Serialize, Deserialize)]
+enum Req {
+    Small(Ping),
+    Chunk(Vec<u8>),
+}
+
+#[derive(Serialize, Deserialize)]
 struct Pong {
     index: u64,
 }
@@ -28,10 +35,15 @@ struct Pong {
 struct Echo;
 
 impl Handler for Echo {
-    type Request = Ping;
+    type Request = Req;
     type Response = Pong;
-    async fn handle(&self, _peer: &PeerInfo, req: Ping) -> Result<Pong, String> {
-        Ok(Pong { index: req.index })
+    async fn handle(&self, _peer: &PeerInfo, req: Req) -> Result<Pong, String> {
+        Ok(Pong {
+            index: match req {
+                Req::Small(p) => p.index,
+                Req::Chunk(c) => c.len() as u64,
+            },
+        })
     }
 }
 
@@ -50,13 +62,14 @@ async fn run(client: &Client, peer: &str, callers: usize, secs: f64) -> anyhow::
         tasks.spawn(async move {
             let mut n = 0u64;
             while Instant::now() < stop_at {
-                let req = Ping {
+                let index = n * 1000 + c as u64;
+                let req = Req::Small(Ping {
                     term: 1,
-                    index: n * 1000 + c as u64,
+                    index,
                     body: [7; 32],
-                };
+                });
                 let resp: Pong = client.call(&peer, &req, Duration::from_secs(5)).await?;
-                anyhow::ensure!(resp.index == req.index, "mismatched response");
+                anyhow::ensure!(resp.index == index, "mismatched response");
                 n += 1;
             }
             Ok::<_, anyhow::Error>(n)
@@ -88,6 +101,15 @@ async fn main() -> anyhow::Result<()> {
         let rate = run(&client, &peer, callers, secs).await?;
         println!("callers={callers:<3} calls/s={rate:.0}");
     }
+    let chunk = Req::Chunk(vec![9u8; 1 << 20]);
+    let (started, mut n) = (Instant::now(), 0u32);
+    while started.elapsed() < Duration::from_secs_f64(secs) {
+        let resp: Pong = client.call(&peer, &chunk, Duration::from_secs(5)).await?;
+        anyhow::ensure!(resp.index == 1 << 20, "chunk not received whole");
+        n += 1;
+    }
+    let mib_s = f64::from(n) / started.elapsed().as_secs_f64();
+    println!("1 MiB chunks, 1 caller: MiB/s={mib_s:.0}");
     client.close().await;
     stop.cancel();
     server.await?;

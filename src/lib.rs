@@ -7,6 +7,8 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
+//! | [`command`] | the replicated operations, their validation and their log encoding |
+//! | [`sql`] | all SQL text: quoting, parameterised statements, checks on client SQL, MariaDB error classes |
 //! | [`wal`] | the write-ahead log: segments, CRC, LZ4, group commit, recovery |
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
 //! | [`consensus`] | openraft over the WAL: types, log store, state-machine seam, network |
@@ -16,10 +18,12 @@
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod consensus;
 pub mod db;
 pub mod id;
+pub mod sql;
 pub mod state;
 pub mod transport;
 pub mod wal;

@@ -111,8 +111,12 @@ impl StateDb {
             .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
         let relaxed = Connection::open(&path).map_err(wrap)?;
-        relaxed.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
-        relaxed.busy_timeout(std::time::Duration::from_secs(5)).map_err(wrap)?;
+        relaxed
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(wrap)?;
+        relaxed
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(wrap)?;
         Ok(StateDb {
             conn: Arc::new(Mutex::new(conn)),
             relaxed: Arc::new(Mutex::new(relaxed)),
@@ -183,7 +187,12 @@ impl StateDb {
         self.put_on(&self.relaxed, key, value)
     }
 
-    fn put_on<T: Serialize>(&self, conn: &Mutex<Connection>, key: &str, value: &T) -> Result<(), StateError> {
+    fn put_on<T: Serialize>(
+        &self,
+        conn: &Mutex<Connection>,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StateError> {
         let text = serde_json::to_string(value).map_err(|source| StateError::Decode {
             path: self.path.clone(),
             key: key.to_string(),

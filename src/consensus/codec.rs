@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! byte 0     format version (1)
-//! bytes 1..  bincode of openraft::Entry<TypeConfig> (log id, then Blank | Normal | Membership)
+//! bytes 1..  postcard of openraft::Entry<TypeConfig> (log id, then Blank | Normal | Membership)
 //! ```
 //!
 //! The WAL record already carries its own length, CRC, LSN and term; this layer only
@@ -22,9 +22,12 @@ pub enum CodecError {
     /// A version byte this build does not know.
     #[error("unknown entry format version {0}")]
     Version(u8),
-    /// bincode failed.
+    /// postcard failed.
     #[error("entry does not decode: {0}")]
-    Bincode(#[from] bincode::Error),
+    Postcard(#[from] postcard::Error),
+    /// Bytes left over after the entry.
+    #[error("{0} trailing bytes after the entry")]
+    Trailing(usize),
     /// The entry's index differs from the record's LSN.
     #[error("entry index {index} stored at lsn {lsn}")]
     Misplaced {
@@ -38,12 +41,9 @@ pub enum CodecError {
 /// Encodes an entry for the WAL.
 ///
 /// # Errors
-/// Only if bincode cannot serialise (it can for every entry our types produce).
+/// Only if postcard cannot serialise (it can for every entry our types produce).
 pub fn encode(entry: &Entry) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(64);
-    out.push(ENTRY_FORMAT_V1);
-    bincode::serialize_into(&mut out, entry)?;
-    Ok(out)
+    Ok(postcard::to_extend(entry, vec![ENTRY_FORMAT_V1])?)
 }
 
 /// Decodes the entry stored at `lsn`, checking that it really belongs there.
@@ -55,7 +55,10 @@ pub fn decode(lsn: u64, payload: &[u8]) -> Result<Entry, CodecError> {
     if version != ENTRY_FORMAT_V1 {
         return Err(CodecError::Version(version));
     }
-    let entry: Entry = bincode::deserialize(body)?;
+    let (entry, rest): (Entry, &[u8]) = postcard::take_from_bytes(body)?;
+    if !rest.is_empty() {
+        return Err(CodecError::Trailing(rest.len()));
+    }
     if entry.log_id.index != lsn {
         return Err(CodecError::Misplaced {
             lsn,
@@ -74,7 +77,10 @@ pub fn describe(lsn: u64, payload: &[u8]) -> Option<String> {
         openraft::EntryPayload::Normal(r) => format!("request {} bytes", r.payload.len()),
         openraft::EntryPayload::Membership(m) => format!("membership {m}"),
     };
-    Some(format!("index={index} term={} leader={} {kind}", leader_id.term, leader_id.node_id))
+    Some(format!(
+        "index={index} term={} leader={} {kind}",
+        leader_id.term, leader_id.node_id
+    ))
 }
 
 #[cfg(test)]
@@ -96,7 +102,12 @@ mod tests {
         let m = openraft::Membership::new(vec![members], None);
         for e in [
             entry(5, EntryPayload::Blank),
-            entry(6, EntryPayload::Normal(Request { payload: vec![0, 1, 255] })),
+            entry(
+                6,
+                EntryPayload::Normal(Request {
+                    payload: vec![0, 1, 255],
+                }),
+            ),
             entry(7, EntryPayload::Membership(m)),
         ] {
             let bytes = encode(&e).expect("encode");
@@ -111,9 +122,18 @@ mod tests {
     fn rejects_foreign_payloads() {
         assert!(matches!(decode(1, &[]), Err(CodecError::Empty)));
         assert!(matches!(decode(1, &[9, 0]), Err(CodecError::Version(9))));
-        assert!(matches!(decode(1, &[1, 0xff]), Err(CodecError::Bincode(_))));
+        assert!(matches!(
+            decode(1, &[1, 0xff]),
+            Err(CodecError::Postcard(_))
+        ));
+        let mut long = encode(&entry(1, EntryPayload::Blank)).expect("encode");
+        long.push(0);
+        assert!(matches!(decode(1, &long), Err(CodecError::Trailing(1))));
         let bytes = encode(&entry(5, EntryPayload::Blank)).expect("encode");
-        assert!(matches!(decode(6, &bytes), Err(CodecError::Misplaced { lsn: 6, index: 5 })));
+        assert!(matches!(
+            decode(6, &bytes),
+            Err(CodecError::Misplaced { lsn: 6, index: 5 })
+        ));
         assert_eq!(describe(6, &bytes), None);
     }
 }

@@ -10,6 +10,9 @@
 //! - the WAL only deletes whole segments, so entries at or below the purged log id may
 //!   still be on disk: they are never handed out.
 
+// openraft's StorageError is large by design; these signatures are openraft's.
+#![allow(clippy::result_large_err)]
+
 use super::codec;
 use super::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use crate::state::StateDb;
@@ -53,7 +56,11 @@ impl Pointers {
     }
 }
 
-fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+fn io_err(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: impl std::error::Error + 'static,
+) -> StorageError {
     StorageError::IO {
         source: StorageIOError::new(subject, verb, AnyError::new(&e)),
     }
@@ -72,9 +79,12 @@ struct Violation(String);
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| logs_err(ErrorVerb::Read, Violation(format!("storage task failed: {e}"))))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        logs_err(
+            ErrorVerb::Read,
+            Violation(format!("storage task failed: {e}")),
+        )
+    })?
 }
 
 impl LogStore {
@@ -89,11 +99,17 @@ impl LogStore {
             .map_err(|e| logs_err(ErrorVerb::Read, e))?;
         let mut last = None;
         if let Some((lsn, _)) = wal.last() {
-            let recs = wal.read(lsn..=lsn).map_err(|e| logs_err(ErrorVerb::Read, e))?;
-            let rec = recs
-                .first()
-                .ok_or_else(|| logs_err(ErrorVerb::Read, Violation(format!("wal lost its last record {lsn}"))))?;
-            let e = codec::decode(rec.lsn, &rec.payload).map_err(|e| logs_err(ErrorVerb::Read, e))?;
+            let recs = wal
+                .read(lsn..=lsn)
+                .map_err(|e| logs_err(ErrorVerb::Read, e))?;
+            let rec = recs.first().ok_or_else(|| {
+                logs_err(
+                    ErrorVerb::Read,
+                    Violation(format!("wal lost its last record {lsn}")),
+                )
+            })?;
+            let e =
+                codec::decode(rec.lsn, &rec.payload).map_err(|e| logs_err(ErrorVerb::Read, e))?;
             last = Some(e.log_id);
         }
         // A purge past the last entry (a snapshot replaced the log) leaves no entry behind.
@@ -161,7 +177,10 @@ impl LogStore {
                 return Err(io_err(
                     ErrorSubject::LogIndex(want),
                     ErrorVerb::Read,
-                    Violation(format!("wal returned lsn {} where {want} was expected", rec.lsn)),
+                    Violation(format!(
+                        "wal returned lsn {} where {want} was expected",
+                        rec.lsn
+                    )),
                 ));
             }
             out.push(
@@ -261,7 +280,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(committed.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -290,7 +313,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let mut records = Vec::with_capacity(entries.len());
         for e in &entries {
-            let bytes = codec::encode(e).map_err(|err| io_err(ErrorSubject::Log(e.log_id), ErrorVerb::Write, err))?;
+            let bytes = codec::encode(e)
+                .map_err(|err| io_err(ErrorSubject::Log(e.log_id), ErrorVerb::Write, err))?;
             records.push(Record::new(e.log_id.index, e.log_id.leader_id.term, bytes));
         }
         let wal = &self.inner.wal;
@@ -319,7 +343,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             None
         } else {
             let me = self.clone();
-            blocking(move || me.read_range(index - 1, index)).await?.pop().map(|e| e.log_id)
+            blocking(move || me.read_range(index - 1, index))
+                .await?
+                .pop()
+                .map(|e| e.log_id)
         };
         let wal = self.inner.wal.clone();
         let first_held = wal.first().map(|(lsn, _)| lsn);

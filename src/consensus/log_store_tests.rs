@@ -1,6 +1,9 @@
 //! openraft's storage conformance suite against [`LogStore`], plus the log-store rules
 //! the suite does not cover (gaps refused, state surviving a reopen, torn tails).
 
+// openraft's StorageError is large by design; these signatures are openraft's.
+#![allow(clippy::result_large_err)]
+
 use super::log_store::LogStore;
 use super::{Entry, LogId, NodeId, NodeInfo, Response, StorageError, StoredMembership, TypeConfig};
 use crate::state::StateDb;
@@ -189,14 +192,18 @@ async fn append(store: &mut LogStore, entries: Vec<Entry>) -> Result<(), Storage
 async fn a_gap_or_overlap_is_refused_and_nothing_is_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = open_store(dir.path());
-    append(&mut store, (0..5).map(|i| blank(1, i)).collect()).await.expect("append");
+    append(&mut store, (0..5).map(|i| blank(1, i)).collect())
+        .await
+        .expect("append");
     let gap = append(&mut store, vec![blank(1, 7)]).await.unwrap_err();
     assert!(gap.to_string().contains("gap"), "{gap}");
     let overlap = append(&mut store, vec![blank(1, 3)]).await.unwrap_err();
     assert!(overlap.to_string().contains("gap or overlap"), "{overlap}");
     let got = store.try_get_log_entries(0..).await.expect("read");
     assert_eq!(got.len(), 5);
-    append(&mut store, vec![blank(2, 5)]).await.expect("contiguous append still works");
+    append(&mut store, vec![blank(2, 5)])
+        .await
+        .expect("contiguous append still works");
 }
 
 #[tokio::test]
@@ -204,19 +211,45 @@ async fn vote_log_and_purge_point_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let mut store = open_store(dir.path());
-        append(&mut store, (0..300).map(|i| blank(1 + i / 100, i)).collect()).await.expect("append");
-        store.save_vote(&openraft::Vote::new_committed(3, 1)).await.expect("vote");
-        store.purge(LogId::new(CommittedLeaderId::new(1, 1), 49)).await.expect("purge");
-        store.truncate(LogId::new(CommittedLeaderId::new(3, 1), 250)).await.expect("truncate");
+        append(
+            &mut store,
+            (0..300).map(|i| blank(1 + i / 100, i)).collect(),
+        )
+        .await
+        .expect("append");
+        store
+            .save_vote(&openraft::Vote::new_committed(3, 1))
+            .await
+            .expect("vote");
+        store
+            .purge(LogId::new(CommittedLeaderId::new(1, 1), 49))
+            .await
+            .expect("purge");
+        store
+            .truncate(LogId::new(CommittedLeaderId::new(3, 1), 250))
+            .await
+            .expect("truncate");
         store.wal().close().expect("close");
     }
     let mut store = open_store(dir.path());
-    assert_eq!(store.read_vote().await.expect("vote"), Some(openraft::Vote::new_committed(3, 1)));
+    assert_eq!(
+        store.read_vote().await.expect("vote"),
+        Some(openraft::Vote::new_committed(3, 1))
+    );
     let st = store.get_log_state().await.expect("state");
     assert_eq!(st.last_purged_log_id.map(|l| l.index), Some(49));
-    assert_eq!(st.last_log_id, Some(LogId::new(CommittedLeaderId::new(3, 1), 249)));
+    assert_eq!(
+        st.last_log_id,
+        Some(LogId::new(CommittedLeaderId::new(3, 1), 249))
+    );
     let got = store.try_get_log_entries(0..).await.expect("read");
-    assert_eq!(got.first().map(|e| e.log_id.index), Some(50), "purged entries stay hidden");
+    assert_eq!(
+        got.first().map(|e| e.log_id.index),
+        Some(50),
+        "purged entries stay hidden"
+    );
     assert_eq!(got.len(), 200);
-    append(&mut store, vec![blank(4, 250)]).await.expect("append after reopen");
+    append(&mut store, vec![blank(4, 250)])
+        .await
+        .expect("append after reopen");
 }

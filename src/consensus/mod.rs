@@ -111,6 +111,7 @@ pub type Raft = openraft::Raft<TypeConfig>;
 ///
 /// # Errors
 /// When openraft rejects the combination (validated config makes this unreachable).
+#[allow(clippy::result_large_err)] // openraft's error type
 pub fn raft_config(cluster: &ClusterConfig) -> Result<openraft::Config, openraft::ConfigError> {
     let election = cluster.election_timeout_ms;
     let config = openraft::Config {
@@ -145,7 +146,9 @@ mod tests {
 
     #[test]
     fn request_debug_hides_row_data() {
-        let r = Request { payload: b"secret row".to_vec() };
+        let r = Request {
+            payload: b"secret row".to_vec(),
+        };
         assert_eq!(format!("{r:?}"), "Request(10 bytes)");
     }
 }

@@ -8,6 +8,9 @@
 //! are not purged while that holds, so openraft has no reason to ask for one. If it does,
 //! the request fails with an error saying so rather than sending an empty state.
 
+// openraft's StorageError is large by design; these signatures are openraft's.
+#![allow(clippy::result_large_err)]
+
 use super::{Entry, LogId, NodeId, Response, StorageError, StoredMembership, TypeConfig};
 use anyerror::AnyError;
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
@@ -31,7 +34,10 @@ pub trait Applier: Send + Sync + 'static {
     /// Applies `entries` (consecutive, all committed) and stores the new applied position
     /// durably with their effects; one response per entry, in order. Blank and
     /// membership entries only move the position (and record the membership).
-    fn apply(&mut self, entries: Vec<Entry>) -> impl Future<Output = Result<Vec<Response>, ApplyError>> + Send;
+    fn apply(
+        &mut self,
+        entries: Vec<Entry>,
+    ) -> impl Future<Output = Result<Vec<Response>, ApplyError>> + Send;
 }
 
 /// openraft's state machine over an [`Applier`].
@@ -86,13 +92,24 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
             return Ok(Vec::new());
         };
         let n = entries.len();
-        let out = self.applier.apply(entries).await.map_err(|e| StorageError::IO {
-            source: StorageIOError::new(ErrorSubject::Apply(last), ErrorVerb::Write, AnyError::new(&e)),
-        })?;
+        let out = self
+            .applier
+            .apply(entries)
+            .await
+            .map_err(|e| StorageError::IO {
+                source: StorageIOError::new(
+                    ErrorSubject::Apply(last),
+                    ErrorVerb::Write,
+                    AnyError::new(&e),
+                ),
+            })?;
         if out.len() != n {
             return Err(sm_err(
                 ErrorVerb::Write,
-                ApplyError(format!("applier returned {} responses for {n} entries", out.len())),
+                ApplyError(format!(
+                    "applier returned {} responses for {n} entries",
+                    out.len()
+                )),
             ));
         }
         Ok(out)

@@ -1,25 +1,24 @@
 //! The calling side of the transport: one persistent, authenticated connection per peer
 //! address, opened on first use and shared by every concurrent call to that peer
-//! (responses are matched to calls by request id). It owns dialing, reconnect backoff,
-//! per-call timeouts, idle pings and failing in-flight calls when a connection breaks;
-//! it does not retry calls (consensus decides what to resend).
+//! (responses are matched to calls by request id). It owns dialing, reconnect backoff
+//! and per-call timeouts; the connection itself (answer routing, pings, failing calls
+//! when it breaks) is `conn`'s. It does not retry calls: consensus decides what to resend.
 
+use super::conn::{Conn, Liveness, Reply};
 use super::frame::{self, FrameReader, Kind, MAX_PAYLOAD, MAX_PREAUTH_PAYLOAD};
 use super::handshake::{self, AuthKey, Identity};
 use super::{Connector, Error, PlainTcp};
-use bytes::Bytes;
 use rand::Rng;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{info, warn};
 
 /// Identity, secret and timing of the calling side.
 #[derive(Debug, Clone)]
@@ -87,33 +86,57 @@ impl<C> Drop for Inner<C> {
     }
 }
 
-/// One peer address: its live connection (read on every call without waiting), and the
-/// dial state behind an async lock so concurrent callers share a single dial.
+/// What the client knows of one peer address. A dial runs as its own task, so it
+/// completes (within `connect_timeout`) even when every caller waiting for it gives up
+/// sooner, and its outcome is kept here for the next caller.
 #[derive(Default)]
 struct Peer {
-    live: Mutex<Option<Arc<Conn>>>,
-    dial: tokio::sync::Mutex<DialState>,
+    state: Mutex<PeerState>,
+}
+
+#[derive(Default)]
+struct PeerState {
+    live: Option<Arc<Conn>>,
+    /// Present while a dial runs; turns true when it has finished.
+    dialing: Option<watch::Receiver<bool>>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<LastError>,
 }
 
 impl Peer {
-    fn live(&self) -> Option<Arc<Conn>> {
-        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-        match &*live {
+    fn lock(&self) -> MutexGuard<'_, PeerState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl PeerState {
+    fn live(&mut self) -> Option<Arc<Conn>> {
+        match &self.live {
             Some(conn) if !conn.is_closed() => Some(conn.clone()),
             Some(_) => {
-                *live = None;
+                self.live = None;
                 None
             }
             None => None,
         }
     }
-}
 
-#[derive(Default)]
-struct DialState {
-    failures: u32,
-    retry_at: Option<Instant>,
-    last_error: Option<LastError>,
+    /// The error to give a caller while no connection exists.
+    fn error(&self, peer: &str) -> Error {
+        match &self.last_error {
+            Some(last) => {
+                let wait = self.retry_at.map_or(Duration::ZERO, |at| {
+                    at.saturating_duration_since(Instant::now())
+                });
+                last.to_error(peer, wait)
+            }
+            None => Error::Unreachable {
+                peer: peer.to_string(),
+                reason: "connection lost as soon as it was made".into(),
+            },
+        }
+    }
 }
 
 /// Enough of a dial failure to repeat it to callers arriving during the backoff.
@@ -150,89 +173,6 @@ impl LastError {
                 reason: retry(r),
             },
         }
-    }
-}
-
-/// One live connection: the writer queue and the calls waiting for answers.
-struct Conn {
-    /// Node name the server proved at the handshake.
-    node: String,
-    tx: mpsc::Sender<Bytes>,
-    pending: Mutex<Pending>,
-    next_id: AtomicU64,
-    cancel: CancellationToken,
-}
-
-#[derive(Default)]
-struct Pending {
-    waiters: HashMap<u64, oneshot::Sender<Reply>>,
-    /// Set once the connection is gone; later registrations fail at once.
-    closed: Option<Arc<str>>,
-}
-
-enum Reply {
-    Ok(Bytes),
-    Failed(String),
-    Lost(Arc<str>),
-}
-
-impl Conn {
-    /// Cheap check for the call fast path; `register` is the authoritative one.
-    fn is_closed(&self) -> bool {
-        self.cancel.is_cancelled()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        // A panic while holding this lock cannot leave the map inconsistent: every
-        // critical section is a single insert, remove or drain.
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn register(&self, id: u64) -> Result<oneshot::Receiver<Reply>, Arc<str>> {
-        let mut p = self.lock();
-        if let Some(reason) = &p.closed {
-            return Err(reason.clone());
-        }
-        let (tx, rx) = oneshot::channel();
-        p.waiters.insert(id, tx);
-        Ok(rx)
-    }
-
-    fn complete(&self, id: u64, reply: Reply) {
-        match self.lock().waiters.remove(&id) {
-            Some(w) => {
-                let _ = w.send(reply);
-            }
-            None => debug!(request_id = id, "answer for a call that gave up, dropped"),
-        }
-    }
-
-    /// Ends the connection and fails every waiting call with `reason`.
-    fn fail(&self, reason: String) {
-        let reason: Arc<str> = reason.into();
-        let waiters = {
-            let mut p = self.lock();
-            if p.closed.is_none() {
-                p.closed = Some(reason.clone());
-            }
-            std::mem::take(&mut p.waiters)
-        };
-        self.cancel.cancel();
-        for (_, w) in waiters {
-            let _ = w.send(Reply::Lost(reason.clone()));
-        }
-    }
-}
-
-/// Removes a call's waiter when the call ends early (timeout, caller dropped).
-struct Unregister<'a> {
-    conn: &'a Conn,
-    id: u64,
-}
-
-impl Drop for Unregister<'_> {
-    fn drop(&mut self) {
-        self.conn.lock().waiters.remove(&self.id);
     }
 }
 
@@ -289,34 +229,23 @@ impl<C: Connector> Client<C> {
         if self.inner.cancel.is_cancelled() {
             return Err(Error::Closed);
         }
-        let mut bytes =
+        let request =
             frame::encode_value(Kind::Request, 0, request, self.inner.config.max_payload)?;
         let exchange = async {
             let conn = self.connection(peer).await?;
-            let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
-            frame::set_id(&mut bytes, id);
-            let lost = |reason: &str| Error::Unreachable {
-                peer: peer.to_string(),
-                reason: format!("connection lost: {reason}"),
-            };
-            let rx = conn.register(id).map_err(|r| lost(&r))?;
-            let _unregister = Unregister { conn: &conn, id };
-            if conn.tx.send(Bytes::from(bytes)).await.is_err() {
-                return Err(lost("writer stopped"));
-            }
-            match rx.await {
-                Ok(Reply::Ok(payload)) => {
-                    postcard::from_bytes(&payload).map_err(|e| Error::Decode {
-                        peer: peer.to_string(),
-                        reason: e.to_string(),
-                    })
-                }
-                Ok(Reply::Failed(message)) => Err(Error::Remote {
+            match conn.exchange(request).await {
+                Reply::Ok(payload) => postcard::from_bytes(&payload).map_err(|e| Error::Decode {
+                    peer: peer.to_string(),
+                    reason: e.to_string(),
+                }),
+                Reply::Failed(message) => Err(Error::Remote {
                     peer: peer.to_string(),
                     message,
                 }),
-                Ok(Reply::Lost(reason)) => Err(lost(&reason)),
-                Err(_) => Err(lost("connection dropped")),
+                Reply::Lost(reason) => Err(Error::Unreachable {
+                    peer: peer.to_string(),
+                    reason: format!("connection lost: {reason}"),
+                }),
             }
         };
         match tokio::time::timeout(timeout, exchange).await {
@@ -339,39 +268,69 @@ impl<C: Connector> Client<C> {
     /// The node name the peer at `addr` proved, while a connection to it is up; lets the
     /// caller check that an address still belongs to the node it expects.
     pub fn peer_node(&self, addr: &str) -> Option<String> {
-        let peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
-        peers.get(addr)?.live().map(|c| c.node.clone())
+        let peer = self.lock_peers().get(addr)?.clone();
+        let live = peer.lock().live();
+        live.map(|c| c.node.clone())
+    }
+
+    fn lock_peers(&self) -> MutexGuard<'_, HashMap<String, Arc<Peer>>> {
+        self.inner.peers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn peer(&self, addr: &str) -> Arc<Peer> {
-        let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut peers = self.lock_peers();
         if let Some(p) = peers.get(addr) {
             return p.clone();
         }
         peers.entry(addr.to_string()).or_default().clone()
     }
 
-    /// The live connection to `addr`, dialing if there is none and no backoff is running.
+    /// The live connection to `addr`; starts a dial if there is none, no dial is running
+    /// and no backoff is in force, then waits for the running dial.
     async fn connection(&self, addr: &str) -> Result<Arc<Conn>, Error> {
         let peer = self.peer(addr);
-        if let Some(conn) = peer.live() {
-            return Ok(conn);
-        }
-        let mut st = peer.dial.lock().await;
-        if let Some(conn) = peer.live() {
-            return Ok(conn); // another caller dialed while we waited
-        }
-        let now = Instant::now();
-        if let (Some(at), Some(last)) = (st.retry_at, &st.last_error) {
-            if now < at {
-                return Err(last.to_error(addr, at - now));
+        let mut done = {
+            let mut st = peer.lock();
+            if let Some(conn) = st.live() {
+                return Ok(conn);
             }
+            match &st.dialing {
+                Some(rx) => rx.clone(),
+                None => {
+                    if st.retry_at.is_some_and(|at| Instant::now() < at) {
+                        return Err(st.error(addr));
+                    }
+                    let (tx, rx) = watch::channel(false);
+                    st.dialing = Some(rx.clone());
+                    let (client, peer, addr) = (self.clone(), peer.clone(), addr.to_string());
+                    self.inner.tracker.spawn(async move {
+                        client.dial_and_record(&addr, &peer).await;
+                        let _ = tx.send(true);
+                    });
+                    rx
+                }
+            }
+        };
+        if done.wait_for(|finished| *finished).await.is_err() {
+            return Err(Error::Closed);
         }
-        match self.dial(addr).await {
+        let mut st = peer.lock();
+        st.live().ok_or_else(|| st.error(addr))
+    }
+
+    async fn dial_and_record(&self, addr: &str, peer: &Peer) {
+        let result = tokio::select! {
+            r = self.dial(addr) => r,
+            _ = self.inner.cancel.cancelled() => Err(Error::Closed),
+        };
+        let mut st = peer.lock();
+        st.dialing = None;
+        match result {
             Ok(conn) => {
-                *st = DialState::default();
-                *peer.live.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
-                Ok(conn)
+                st.failures = 0;
+                st.retry_at = None;
+                st.last_error = None;
+                st.live = Some(conn);
             }
             Err(e) => {
                 let cfg = &self.inner.config;
@@ -380,7 +339,6 @@ impl<C: Connector> Client<C> {
                 st.retry_at = Some(Instant::now() + wait);
                 st.last_error = Some(LastError::from_error(&e));
                 warn!(peer = addr, error = %e, retry_in = ?wait, "cannot connect to peer");
-                Err(e)
             }
         }
     }
@@ -416,85 +374,22 @@ impl<C: Connector> Client<C> {
                 unreachable(format!("no connection within {:?}", cfg.connect_timeout))
             })??;
         rd.set_limit(cfg.max_payload);
-        let (tx, rx) = mpsc::channel(1024);
-        let conn = Arc::new(Conn {
-            node: node.clone(),
-            tx,
-            pending: Mutex::new(Pending::default()),
-            next_id: AtomicU64::new(1),
-            cancel: self.inner.cancel.child_token(),
-        });
         let span = tracing::info_span!("transport_peer", peer = addr, node_id = %node);
         info!(parent: &span, "connected to peer");
-        let writer_conn = conn.clone();
-        self.inner.tracker.spawn(
-            async move {
-                let cancel = writer_conn.cancel.clone();
-                let reason = match frame::write_loop(wr, rx, cancel).await {
-                    Ok(()) => "connection closed".to_string(),
-                    Err(e) => format!("write failed: {e}"),
-                };
-                writer_conn.fail(reason);
-            }
-            .instrument(span.clone()),
-        );
-        let reader_conn = conn.clone();
-        let (ping, dead) = (cfg.ping_interval, cfg.dead_after);
-        self.inner.tracker.spawn(
-            async move {
-                let reason = read_loop(rd, &reader_conn, ping, dead).await;
-                info!(reason = %reason, "connection to peer lost");
-                reader_conn.fail(reason);
-            }
-            .instrument(span),
-        );
-        Ok(conn)
-    }
-}
-
-/// Routes answers to their calls and pings an idle connection; returns why it ended.
-async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
-    mut rd: FrameReader<R>,
-    conn: &Conn,
-    ping_interval: Duration,
-    dead_after: Duration,
-) -> String {
-    let mut last_rx = Instant::now();
-    let mut tick = tokio::time::interval(ping_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = conn.cancel.cancelled() => return "connection closed by this node".into(),
-            _ = tick.tick() => {
-                let quiet = last_rx.elapsed();
-                if quiet >= dead_after {
-                    return format!("peer silent for {quiet:?}");
-                }
-                if quiet >= ping_interval {
-                    let ping = frame::encode(Kind::Ping, 0, &[], 0)
-                        .expect("an empty payload fits any limit");
-                    // A full queue means traffic is flowing; the ping can be skipped.
-                    let _ = conn.tx.try_send(ping);
-                }
-            }
-            r = rd.next() => {
-                let frame = match r {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return "peer closed the connection".into(),
-                    Err(e) => return e.to_string(),
-                };
-                last_rx = Instant::now();
-                match frame.kind {
-                    Kind::Response => conn.complete(frame.id, Reply::Ok(frame.payload)),
-                    Kind::Failure => {
-                        let msg = String::from_utf8_lossy(&frame.payload).into_owned();
-                        conn.complete(frame.id, Reply::Failed(msg));
-                    }
-                    Kind::Pong => {}
-                    other => return format!("unexpected {other:?} frame from peer"),
-                }
-            }
-        }
+        let liveness = Liveness {
+            ping_interval: cfg.ping_interval,
+            dead_after: cfg.dead_after,
+        };
+        let cancel = self.inner.cancel.child_token();
+        Ok(Conn::start(
+            rd,
+            wr,
+            node,
+            cancel,
+            &self.inner.tracker,
+            liveness,
+            span,
+        ))
     }
 }
 
@@ -513,24 +408,5 @@ mod tests {
             let late = backoff(min, max, 1000);
             assert!(late >= max / 2 && late <= max, "{late:?}");
         }
-    }
-
-    #[test]
-    fn fail_wakes_every_waiter_and_refuses_new_ones() {
-        let (tx, _rx) = mpsc::channel(1);
-        let conn = Conn {
-            node: "n".into(),
-            tx,
-            pending: Mutex::new(Pending::default()),
-            next_id: AtomicU64::new(1),
-            cancel: CancellationToken::new(),
-        };
-        let mut a = conn.register(1).unwrap();
-        let mut b = conn.register(2).unwrap();
-        conn.fail("gone".into());
-        assert!(matches!(a.try_recv(), Ok(Reply::Lost(r)) if &*r == "gone"));
-        assert!(matches!(b.try_recv(), Ok(Reply::Lost(_))));
-        assert!(conn.register(3).is_err());
-        assert!(conn.is_closed());
     }
 }

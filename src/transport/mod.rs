@@ -13,13 +13,14 @@
 //! ```
 
 pub mod client;
+mod conn;
 pub mod frame;
 pub mod handshake;
 pub mod server;
 
 pub use client::{Client, ClientConfig};
 pub use handshake::{AuthKey, Identity, PROTOCOL_VERSION};
-pub use server::{serve, ServerConfig};
+pub use server::{serve, serve_with, ServerConfig};
 
 use std::future::Future;
 use std::io;
@@ -110,6 +111,8 @@ pub struct PeerInfo {
 /// Serves the requests of authenticated peers. The server decodes each request into
 /// `Request`, runs `handle` concurrently with the connection's other requests, and sends
 /// back the `Response` (or the error string, which the caller sees as [`Error::Remote`]).
+/// A `handle` future is dropped unfinished when its connection ends or the server shuts
+/// down, so it must not leave shared state half-changed at an `.await`.
 pub trait Handler: Send + Sync + 'static {
     /// What peers send; decoded with postcard.
     type Request: serde::de::DeserializeOwned + Send + 'static;

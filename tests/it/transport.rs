@@ -9,13 +9,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wolfscale::transport::frame::{self, Kind, MAX_PAYLOAD};
 use wolfscale::transport::{
-    serve, AuthKey, Client, ClientConfig, Error, Handler, Identity, PeerInfo, ServerConfig,
+    serve, serve_with, Acceptor, AuthKey, Client, ClientConfig, Connector, Error, Handler,
+    Identity, PeerInfo, ServerConfig,
 };
 
 const SECRET: &str = "test-cluster-secret-0123456789";
@@ -513,5 +514,116 @@ async fn silent_peer_is_declared_dead_and_calls_fail() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    server.stop().await;
+}
+
+/// Wraps streams in another type, as a TLS layer would, and counts how often it ran.
+#[derive(Clone, Default)]
+struct Wrapping {
+    wrapped: Arc<AtomicUsize>,
+}
+
+impl Acceptor for Wrapping {
+    type Stream = BufStream<TcpStream>;
+    async fn accept(&self, tcp: TcpStream) -> std::io::Result<Self::Stream> {
+        self.wrapped.fetch_add(1, Ordering::SeqCst);
+        Ok(BufStream::new(tcp))
+    }
+}
+
+impl Connector for Wrapping {
+    type Stream = BufStream<TcpStream>;
+    async fn connect(&self, tcp: TcpStream, _peer: &str) -> std::io::Result<Self::Stream> {
+        self.wrapped.fetch_add(1, Ordering::SeqCst);
+        Ok(BufStream::new(tcp))
+    }
+}
+
+#[tokio::test]
+async fn stream_seam_carries_calls_over_a_wrapped_stream() {
+    init_tracing();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = Arc::new(Counting::default());
+    let wrap = Wrapping::default();
+    let stop = CancellationToken::new();
+    let cfg = ServerConfig::new(identity("server-node"), AuthKey::new(SECRET).unwrap());
+    let task = tokio::spawn(serve_with(
+        listener,
+        cfg,
+        handler.clone(),
+        wrap.clone(),
+        stop.clone(),
+    ));
+    let cfg = ClientConfig::new(identity("client-node"), AuthKey::new(SECRET).unwrap());
+    let client = Client::with_connector(cfg, wrap.clone());
+    for i in 0..10 {
+        let req = Req::Echo {
+            value: i,
+            delay_ms: 0,
+        };
+        let resp: Resp = client.call(&addr.to_string(), &req, T).await.unwrap();
+        assert_eq!(resp, Resp::Echo(i));
+    }
+    assert_eq!(
+        wrap.wrapped.load(Ordering::SeqCst),
+        2,
+        "one accept and one connect"
+    );
+    assert_eq!(handler.calls.load(Ordering::SeqCst), 10);
+    client.close().await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// A connector slower than the callers' timeouts, as a distant peer would be.
+#[derive(Clone, Default)]
+struct Slow {
+    dials: Arc<AtomicUsize>,
+}
+
+impl Connector for Slow {
+    type Stream = TcpStream;
+    async fn connect(&self, tcp: TcpStream, _peer: &str) -> std::io::Result<TcpStream> {
+        self.dials.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        Ok(tcp)
+    }
+}
+
+#[tokio::test]
+async fn dial_slower_than_call_timeouts_still_completes_once() {
+    let server = TestServer::start(|_| {}).await;
+    let slow = Slow::default();
+    let cfg = ClientConfig::new(identity("client-node"), AuthKey::new(SECRET).unwrap());
+    let client = Client::with_connector(cfg, slow.clone());
+    let peer = server.addr.to_string();
+    let short = Duration::from_millis(100);
+    for i in 0..3 {
+        let req = Req::Echo {
+            value: i,
+            delay_ms: 0,
+        };
+        let err = client
+            .call::<_, Resp>(&peer, &req, short)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    }
+    // Three short calls used ~300 ms of the dial's 800; it finishes with no caller waiting.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let req = Req::Echo {
+        value: 9,
+        delay_ms: 0,
+    };
+    assert_eq!(
+        client.call::<_, Resp>(&peer, &req, short).await.unwrap(),
+        Resp::Echo(9)
+    );
+    assert_eq!(
+        slow.dials.load(Ordering::SeqCst),
+        1,
+        "callers shared one dial"
+    );
     server.stop().await;
 }

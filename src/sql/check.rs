@@ -1,0 +1,868 @@
+//! Classifying client SQL before it may enter the log: one statement per string, the right
+//! kind for the route (schema change, write, read), placeholders matching the parameters,
+//! and nothing whose result differs between nodes ([`NON_DETERMINISTIC`], the one list).
+//! It does not run SQL and does not decide HTTP routing.
+
+use super::lex::{tokenize, Kind, Token};
+use super::rules::{Pattern, Rule, NON_DETERMINISTIC};
+
+/// Why a client statement is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlError {
+    /// Nothing but whitespace and comments.
+    #[error("the statement is empty")]
+    Empty,
+    /// A literal, quoted identifier or comment is never closed.
+    #[error("unterminated {what} starting at byte {offset}")]
+    Unterminated {
+        /// What was left open.
+        what: &'static str,
+        /// Where it starts.
+        offset: usize,
+    },
+    /// More than one statement in one string.
+    #[error("only one statement per string: `;` at byte {offset} is followed by more SQL (send a list of statements instead)")]
+    MultipleStatements {
+        /// Where the separating `;` is.
+        offset: usize,
+    },
+    /// `/write/ddl` got something other than a schema change.
+    #[error("`{verb}` is not a schema change: DDL must start with CREATE, ALTER, DROP, RENAME or TRUNCATE")]
+    NotDdl {
+        /// The statement's first word.
+        verb: String,
+    },
+    /// A schema change outside what the cluster replicates.
+    #[error("`{verb} {object}` is not replicated: DDL may create, alter or drop tables, indexes, views, triggers, functions, procedures and sequences of the replicated database")]
+    UnsupportedDdl {
+        /// CREATE, ALTER, DROP or RENAME.
+        verb: String,
+        /// The kind of object, e.g. DATABASE or USER.
+        object: String,
+    },
+    /// A write route got something other than INSERT, UPDATE, DELETE or REPLACE.
+    #[error("`{verb}` is not a write: statements must be INSERT, UPDATE, DELETE or REPLACE (schema changes go to /write/ddl)")]
+    NotWrite {
+        /// The statement's first word.
+        verb: String,
+    },
+    /// The read route got something that is not a plain read.
+    #[error("`{verb}` is not a read: queries must be SELECT, SHOW, DESCRIBE, EXPLAIN or WITH … SELECT without INTO")]
+    NotRead {
+        /// The offending word.
+        verb: String,
+    },
+    /// A construct whose result differs between nodes (see [`NON_DETERMINISTIC`]).
+    #[error("{construct} cannot be replicated: {reason}")]
+    NonDeterministic {
+        /// The rule's name, e.g. `UUID()`.
+        construct: &'static str,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
+    /// The number of `?` markers and of parameters differ.
+    #[error(
+        "the statement has {placeholders} `?` placeholder(s) but {params} parameter(s) were given"
+    )]
+    ParamCount {
+        /// `?` markers outside literals and comments.
+        placeholders: usize,
+        /// Parameters supplied.
+        params: usize,
+    },
+}
+
+impl SqlError {
+    /// Stable machine-readable code for API error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SqlError::Empty | SqlError::Unterminated { .. } => "invalid_sql",
+            SqlError::MultipleStatements { .. } => "multiple_statements",
+            SqlError::NotDdl { .. } => "not_ddl",
+            SqlError::UnsupportedDdl { .. } => "unsupported_ddl",
+            SqlError::NotWrite { .. } => "not_write",
+            SqlError::NotRead { .. } => "not_read",
+            SqlError::NonDeterministic { .. } => "non_deterministic",
+            SqlError::ParamCount { .. } => "param_count",
+        }
+    }
+}
+
+/// How a statement would be treated, by its first word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementKind {
+    /// CREATE, ALTER, DROP, RENAME, TRUNCATE: goes to `/write/ddl`, applied alone.
+    Ddl,
+    /// INSERT, UPDATE, DELETE, REPLACE: may be replicated in a batch.
+    Write,
+    /// SELECT, SHOW, DESCRIBE, DESC, EXPLAIN, WITH, VALUES: served locally, never logged.
+    Read,
+    /// Anything else (SET, CALL, LOCK, BEGIN, GRANT, …): never accepted.
+    Other,
+}
+
+/// Checks a `/write/ddl` statement; returns it without a trailing `;`.
+///
+/// # Errors
+/// Anything but one supported, deterministic schema change without placeholders.
+pub fn check_ddl(sql: &str) -> Result<&str, SqlError> {
+    let (text, toks) = single(sql)?;
+    let verb = first_word(text, &toks);
+    if kind_of(&verb) != StatementKind::Ddl {
+        return Err(SqlError::NotDdl { verb });
+    }
+    if !verb.eq_ignore_ascii_case("TRUNCATE") {
+        check_ddl_object(text, &toks, &verb)?;
+    }
+    placeholders_match(&toks, 0)?;
+    deterministic(text, &toks)?;
+    Ok(text)
+}
+
+/// Checks one statement of a `/write/sql` batch; returns it without a trailing `;`.
+///
+/// # Errors
+/// Anything but one deterministic INSERT/UPDATE/DELETE/REPLACE with `params` placeholders.
+pub fn check_write(sql: &str, params: usize) -> Result<&str, SqlError> {
+    let (text, toks) = single(sql)?;
+    let verb = first_word(text, &toks);
+    if kind_of(&verb) != StatementKind::Write {
+        return Err(SqlError::NotWrite { verb });
+    }
+    placeholders_match(&toks, params)?;
+    deterministic(text, &toks)?;
+    Ok(text)
+}
+
+/// Checks a `/query` statement: one plain read with `params` placeholders and no `INTO`.
+/// Determinism is not checked: reads are never replicated. Run it in a read-only
+/// transaction anyway, since a stored function called by a SELECT could write.
+///
+/// # Errors
+/// Anything but one read statement.
+pub fn check_read(sql: &str, params: usize) -> Result<&str, SqlError> {
+    let (text, toks) = single(sql)?;
+    let verb = first_word(text, &toks);
+    if kind_of(&verb) != StatementKind::Read {
+        return Err(SqlError::NotRead { verb });
+    }
+    if let Some(t) = toks.iter().find(|t| t.is_word(text, "INTO")) {
+        return Err(SqlError::NotRead {
+            verb: format!("{verb} … {}", t.text(text)),
+        });
+    }
+    placeholders_match(&toks, params)?;
+    Ok(text)
+}
+
+/// The kind of one statement, by its first word (after comments and opening parentheses).
+///
+/// # Errors
+/// An empty, unterminated or multi-statement string.
+pub fn statement_kind(sql: &str) -> Result<StatementKind, SqlError> {
+    let (text, toks) = single(sql)?;
+    Ok(kind_of(&first_word(text, &toks)))
+}
+
+/// Checks `sql` against every [`NON_DETERMINISTIC`] rule; the first construct found, in
+/// text order, is reported.
+///
+/// # Errors
+/// [`SqlError::NonDeterministic`] naming the construct, or a lexing error.
+pub fn check_deterministic(sql: &str) -> Result<(), SqlError> {
+    let toks = lex(sql)?;
+    deterministic(sql, &toks)
+}
+
+fn lex(sql: &str) -> Result<Vec<Token>, SqlError> {
+    tokenize(sql).map_err(|u| SqlError::Unterminated {
+        what: u.what,
+        offset: u.offset,
+    })
+}
+
+/// Lexes `sql`, refuses more than one statement, and cuts one trailing `;` (with the
+/// whitespace and comments after it).
+fn single(sql: &str) -> Result<(&str, Vec<Token>), SqlError> {
+    let mut toks = lex(sql)?;
+    if toks.is_empty() {
+        return Err(SqlError::Empty);
+    }
+    if let Some(pos) = toks.iter().position(|t| t.kind == Kind::Semicolon) {
+        let semi = toks[pos];
+        // A `;` inside `/*! … */` cannot be cut without leaving the comment open.
+        if pos + 1 != toks.len() || semi.in_exec_comment {
+            return Err(SqlError::MultipleStatements { offset: semi.start });
+        }
+        toks.pop();
+        if toks.is_empty() {
+            return Err(SqlError::Empty);
+        }
+        let text = sql[..semi.start].trim_end();
+        return Ok((text, toks));
+    }
+    Ok((sql.trim_end(), toks))
+}
+
+fn first_word(sql: &str, toks: &[Token]) -> String {
+    toks.iter()
+        .find(|t| t.kind != Kind::Punct(b'('))
+        .map(|t| t.text(sql).chars().take(32).collect())
+        .unwrap_or_default()
+}
+
+fn kind_of(verb: &str) -> StatementKind {
+    let v = verb.to_ascii_uppercase();
+    match v.as_str() {
+        "CREATE" | "ALTER" | "DROP" | "RENAME" | "TRUNCATE" => StatementKind::Ddl,
+        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" => StatementKind::Write,
+        "SELECT" | "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" | "WITH" | "VALUES" => {
+            StatementKind::Read
+        }
+        _ => StatementKind::Other,
+    }
+}
+
+const DDL_OBJECTS: &[&str] = &[
+    "TABLE",
+    "TABLES",
+    "INDEX",
+    "VIEW",
+    "TRIGGER",
+    "FUNCTION",
+    "PROCEDURE",
+    "SEQUENCE",
+];
+const OTHER_OBJECTS: &[&str] = &[
+    "DATABASE",
+    "SCHEMA",
+    "USER",
+    "ROLE",
+    "SERVER",
+    "EVENT",
+    "TABLESPACE",
+    "LOGFILE",
+    "PACKAGE",
+];
+
+/// Finds the object keyword among the first words (after OR REPLACE, DEFINER, ONLINE,
+/// UNIQUE and the like) and refuses objects outside the replicated database.
+fn check_ddl_object(sql: &str, toks: &[Token], verb: &str) -> Result<(), SqlError> {
+    for (i, t) in toks.iter().enumerate().skip(1).take(24) {
+        // Words after `=` are values (`DEFINER = user@host`, `ALGORITHM = MERGE`).
+        if t.kind != Kind::Word || toks[i - 1].kind == Kind::Punct(b'=') {
+            continue;
+        }
+        let w = t.text(sql);
+        if DDL_OBJECTS.iter().any(|o| w.eq_ignore_ascii_case(o)) {
+            return Ok(());
+        }
+        if OTHER_OBJECTS.iter().any(|o| w.eq_ignore_ascii_case(o)) {
+            return Err(SqlError::UnsupportedDdl {
+                verb: verb.to_ascii_uppercase(),
+                object: w.to_ascii_uppercase(),
+            });
+        }
+    }
+    let object = toks
+        .get(1)
+        .map(|t| t.text(sql).chars().take(32).collect::<String>())
+        .unwrap_or_default();
+    Err(SqlError::UnsupportedDdl {
+        verb: verb.to_ascii_uppercase(),
+        object,
+    })
+}
+
+fn placeholders_match(toks: &[Token], params: usize) -> Result<(), SqlError> {
+    let placeholders = toks.iter().filter(|t| t.kind == Kind::Placeholder).count();
+    if placeholders == params {
+        Ok(())
+    } else {
+        Err(SqlError::ParamCount {
+            placeholders,
+            params,
+        })
+    }
+}
+
+/// Words after which `NAME (` names a table, index or routine instead of calling a
+/// function: `INSERT INTO user (a)`, `KEY uuid (c)`, `CREATE FUNCTION sleep(…)`.
+/// Backticks always make a name a name.
+const NAME_BEFORE: &[&str] = &[
+    "INTO",
+    "TABLE",
+    "INSERT",
+    "REPLACE",
+    "IGNORE",
+    "DELAYED",
+    "LOW_PRIORITY",
+    "HIGH_PRIORITY",
+    "REFERENCES",
+    "KEY",
+    "INDEX",
+    "UNIQUE",
+    "FULLTEXT",
+    "SPATIAL",
+    "CONSTRAINT",
+    "EXISTS",
+    "FUNCTION",
+    "PROCEDURE",
+    "VIEW",
+    "TRIGGER",
+    "WITH",
+    "RECURSIVE",
+];
+
+fn is_name_position(sql: &str, toks: &[Token], i: usize) -> bool {
+    let Some(prev) = i.checked_sub(1).map(|p| toks[p]) else {
+        return false;
+    };
+    if prev.kind == Kind::Punct(b'.') {
+        return true;
+    }
+    if NAME_BEFORE.iter().any(|w| prev.is_word(sql, w)) {
+        return true;
+    }
+    // `CREATE INDEX i ON t (c)`: the table after ON.
+    prev.is_word(sql, "ON")
+        && toks[i.saturating_sub(6)..i - 1]
+            .iter()
+            .any(|t| t.is_word(sql, "INDEX") || t.is_word(sql, "KEY"))
+}
+
+fn matches_at(rule: &Rule, sql: &str, toks: &[Token], i: usize) -> bool {
+    let t = toks[i];
+    let next = |k: usize| toks.get(i + k).map(|t| t.kind);
+    match rule.pattern {
+        Pattern::Call(name) => {
+            t.is_word(sql, name)
+                && next(1) == Some(Kind::Punct(b'('))
+                && !is_name_position(sql, toks, i)
+        }
+        Pattern::CallWithoutArgs(name) => {
+            t.is_word(sql, name)
+                && next(1) == Some(Kind::Punct(b'('))
+                && next(2) == Some(Kind::Punct(b')'))
+                && !is_name_position(sql, toks, i)
+        }
+        Pattern::Word(name) => {
+            // `DEFINER = CURRENT_USER` names the applier's account, the same on every node.
+            let definer = i >= 2
+                && toks[i - 1].kind == Kind::Punct(b'=')
+                && toks[i - 2].is_word(sql, "DEFINER");
+            t.is_word(sql, name) && !definer
+        }
+        Pattern::Phrases(phrases) => phrases.iter().any(|words| {
+            words
+                .iter()
+                .enumerate()
+                .all(|(k, w)| toks.get(i + k).is_some_and(|t| t.is_word(sql, w)))
+        }),
+        Pattern::SystemVariable => t.kind == Kind::SysVar,
+        Pattern::UserVariable => {
+            // `'user'@'host'` and `root@localhost`: an account, not a variable.
+            let account = i >= 1
+                && !t.spaced
+                && matches!(toks[i - 1].kind, Kind::Word | Kind::Str | Kind::QuotedIdent);
+            t.kind == Kind::UserVar && !account
+        }
+        // Handled by the scan, which needs the query-block context.
+        Pattern::LimitWithoutOrderBy => false,
+    }
+}
+
+fn limit_rule() -> &'static Rule {
+    NON_DETERMINISTIC
+        .iter()
+        .find(|r| r.pattern == Pattern::LimitWithoutOrderBy)
+        .expect("NON_DETERMINISTIC holds the LIMIT rule")
+}
+
+fn deterministic(sql: &str, toks: &[Token]) -> Result<(), SqlError> {
+    // One "ORDER BY seen" flag per parenthesis depth; a new query block resets it.
+    let mut ordered = vec![false];
+    for (i, t) in toks.iter().enumerate() {
+        // Every rule starts at a word or a variable; skip the rest cheaply.
+        let candidates = if matches!(t.kind, Kind::Word | Kind::SysVar | Kind::UserVar) {
+            NON_DETERMINISTIC
+        } else {
+            &[]
+        };
+        for rule in candidates {
+            if matches_at(rule, sql, toks, i) {
+                return Err(SqlError::NonDeterministic {
+                    construct: rule.name,
+                    reason: rule.reason,
+                });
+            }
+        }
+        let top = ordered.len() - 1;
+        match t.kind {
+            Kind::Punct(b'(') => ordered.push(false),
+            Kind::Punct(b')') if top > 0 => {
+                ordered.pop();
+            }
+            Kind::Word => {
+                let w = t.text(sql);
+                let next_is = |u: &str| toks.get(i + 1).is_some_and(|n| n.is_word(sql, u));
+                if w.eq_ignore_ascii_case("ORDER") && next_is("BY") {
+                    ordered[top] = true;
+                } else if [
+                    "SELECT",
+                    "UNION",
+                    "EXCEPT",
+                    "INTERSECT",
+                    "UPDATE",
+                    "DELETE",
+                    "INSERT",
+                    "REPLACE",
+                ]
+                .iter()
+                .any(|k| w.eq_ignore_ascii_case(k))
+                {
+                    ordered[top] = false;
+                } else if (w.eq_ignore_ascii_case("LIMIT")
+                    || (w.eq_ignore_ascii_case("FETCH") && (next_is("FIRST") || next_is("NEXT"))))
+                    && !ordered[top]
+                {
+                    let rule = limit_rule();
+                    return Err(SqlError::NonDeterministic {
+                        construct: rule.name,
+                        reason: rule.reason,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn assert_refused(name: &str, sql: &str) {
+        match check_deterministic(sql) {
+            Err(SqlError::NonDeterministic { construct, .. }) => {
+                assert_eq!(construct, name, "{sql}")
+            }
+            other => panic!("{sql}: expected {name} to be refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_names_the_construct_and_says_why() {
+        let e = check_write("INSERT INTO t (id) VALUES (UUID())", 0).expect_err("refused");
+        assert_eq!(e.code(), "non_deterministic");
+        let msg = e.to_string();
+        assert!(msg.starts_with("UUID() cannot be replicated: "), "{msg}");
+        assert!(msg.contains("Snowflake"), "{msg}");
+    }
+
+    #[test]
+    fn ddl_is_checked_for_determinism_too() {
+        let e =
+            check_ddl("ALTER TABLE t ADD COLUMN u CHAR(36) DEFAULT (UUID())").expect_err("refused");
+        assert_eq!(e.code(), "non_deterministic");
+        let e = check_ddl("CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.r = RAND()")
+            .expect_err("refused");
+        assert_eq!(e.code(), "non_deterministic");
+    }
+
+    #[test]
+    fn rand_with_a_seed_is_deterministic() {
+        assert!(check_write("UPDATE t SET r = RAND(42) WHERE id = 1", 0).is_ok());
+        assert!(check_write("UPDATE t SET r = RAND(?) WHERE id = 1", 1).is_ok());
+    }
+
+    #[test]
+    fn deterministic_time_functions_pass() {
+        // NOW() and friends read the leader's timestamp set with `SET timestamp`.
+        for sql in [
+            "INSERT INTO t (a, b, c) VALUES (NOW(), CURRENT_TIMESTAMP, UNIX_TIMESTAMP())",
+            "INSERT INTO t (a) VALUES (NOW(6))",
+            "UPDATE t SET d = CURDATE(), u = UTC_TIMESTAMP() WHERE id = 1",
+        ] {
+            assert_eq!(check_write(sql, 0), Ok(sql));
+        }
+    }
+
+    #[test]
+    fn calls_match_across_case_spaces_and_comments() {
+        for sql in [
+            "INSERT INTO t (a) VALUES (uuid())",
+            "INSERT INTO t (a) VALUES (Uuid  ())",
+            "INSERT INTO t (a) VALUES (UUID\n())",
+            "INSERT INTO t (a) VALUES (UUID/* c */())",
+            "INSERT INTO t (a) VALUES (UUID -- c\n ())",
+        ] {
+            assert_refused("UUID()", sql);
+        }
+    }
+
+    #[test]
+    fn functions_inside_literals_and_comments_are_ignored() {
+        for sql in [
+            "INSERT INTO t (a) VALUES ('UUID()')",
+            "INSERT INTO t (a) VALUES (\"SLEEP(1)\")",
+            "INSERT INTO t (a) VALUES ('it''s RAND()')",
+            r"INSERT INTO t (a) VALUES ('\' UUID() \'')",
+            "INSERT INTO t (a) VALUES (1) /* UUID() */",
+            "INSERT INTO t (a) VALUES (1) -- SYSDATE()",
+            "INSERT INTO t (a) VALUES (1) # @@hostname",
+            "INSERT INTO t (`UUID()`, `@x`) VALUES (1, 2)",
+            "INSERT INTO t (a) VALUES ('LIMIT 5')",
+        ] {
+            assert_eq!(check_write(sql, 0), Ok(sql));
+        }
+    }
+
+    #[test]
+    fn executable_comments_are_checked() {
+        assert_refused("UUID()", "INSERT INTO t (a) VALUES (1 /*! + UUID() */)");
+        assert_refused(
+            "SLEEP()",
+            "INSERT INTO t (a) VALUES (1 /*!50100 + SLEEP(1) */)",
+        );
+        assert_refused(
+            "RAND() without a seed",
+            "INSERT INTO t (a) VALUES (1 /*M!100100 + RAND() */)",
+        );
+    }
+
+    #[test]
+    fn names_that_look_like_functions_are_names() {
+        for sql in [
+            "INSERT INTO user (a) VALUES (1)",
+            "INSERT version (a) VALUES (1)",
+            "INSERT IGNORE INTO sleep (a) VALUES (1)",
+            "REPLACE INTO uuid (a) VALUES (1)",
+            "INSERT INTO t (a) VALUES (db.uuid())",
+            "INSERT INTO `user` (`uuid`) VALUES (1)",
+        ] {
+            assert_eq!(check_write(sql, 0), Ok(sql));
+        }
+        for sql in [
+            "CREATE TABLE user (id INT, uuid BINARY(16), KEY uuid (uuid))",
+            "CREATE TABLE IF NOT EXISTS version (id INT)",
+            "CREATE INDEX i ON user (a)",
+            "CREATE UNIQUE INDEX i ON version (a)",
+            "ALTER TABLE t ADD UNIQUE sleep (a)",
+            "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY user (a) REFERENCES user (id)",
+            "CREATE FUNCTION sleep (x INT) RETURNS INT DETERMINISTIC RETURN x + 1",
+            "CREATE VIEW user (a) AS SELECT a FROM t",
+        ] {
+            assert_eq!(check_ddl(sql), Ok(sql));
+        }
+    }
+
+    #[test]
+    fn accounts_are_not_user_variables() {
+        for sql in [
+            "CREATE DEFINER='app'@'%' VIEW v AS SELECT a FROM t",
+            "CREATE DEFINER=`app`@`localhost` VIEW v AS SELECT a FROM t",
+            "CREATE DEFINER=app@localhost VIEW v AS SELECT a FROM t",
+            "CREATE DEFINER = CURRENT_USER VIEW v AS SELECT a FROM t",
+            "CREATE DEFINER = user@localhost TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = 1",
+        ] {
+            assert_eq!(check_ddl(sql), Ok(sql));
+        }
+        assert_refused("@variable", "INSERT INTO t (a) VALUES (1 + @`x`)");
+        assert_refused("@variable", "INSERT INTO t (a) VALUES (@'x')");
+    }
+
+    #[test]
+    fn limit_needs_order_by_in_its_own_query_block() {
+        for ok in [
+            "DELETE FROM t WHERE a < 5 ORDER BY id LIMIT 10",
+            "UPDATE t SET a = 1 ORDER BY id LIMIT 1",
+            "INSERT INTO t (a) SELECT a FROM u ORDER BY id LIMIT 3",
+            "INSERT INTO t (a) SELECT GROUP_CONCAT(x ORDER BY y LIMIT 2) FROM u",
+            "DELETE FROM t WHERE id IN (SELECT id FROM (SELECT id FROM u ORDER BY id LIMIT 5) x)",
+        ] {
+            assert_eq!(check_write(ok, 0), Ok(ok));
+        }
+        for bad in [
+            "UPDATE t SET a = 1 LIMIT 1",
+            "DELETE FROM t WHERE id IN (SELECT id FROM (SELECT id FROM u LIMIT 5) x)",
+            "DELETE FROM t WHERE id IN (SELECT id FROM u ORDER BY id) LIMIT 1",
+            "INSERT INTO t (a) SELECT a FROM u ORDER BY a LIMIT 1 UNION SELECT b FROM v LIMIT 1",
+            "INSERT INTO t (a) SELECT a FROM u FETCH FIRST 3 ROWS ONLY",
+            "INSERT INTO t (a) SELECT GROUP_CONCAT(x LIMIT 2) FROM u",
+        ] {
+            assert_refused("LIMIT without ORDER BY", bad);
+        }
+    }
+
+    #[test]
+    fn temporary_tables_are_refused_in_every_form() {
+        for sql in [
+            "CREATE TEMPORARY TABLE t (a INT)",
+            "create or replace temporary table t (a INT)",
+            "DROP TEMPORARY TABLE t",
+        ] {
+            assert_refused("TEMPORARY table", sql);
+        }
+        // A column called `temporary` is fine.
+        assert!(check_write("UPDATE t SET temporary = 1 WHERE id = 1", 0).is_ok());
+    }
+
+    #[test]
+    fn ddl_verbs_and_objects() {
+        for sql in [
+            "CREATE TABLE t (id BIGINT PRIMARY KEY)",
+            "create table t (id int)",
+            "CREATE OR REPLACE TABLE t (id INT)",
+            "ALTER TABLE t ADD COLUMN email VARCHAR(255)",
+            "ALTER ONLINE IGNORE TABLE t ADD INDEX (a)",
+            "DROP TABLE IF EXISTS t, u",
+            "RENAME TABLE a TO b, c TO d",
+            "TRUNCATE t",
+            "TRUNCATE TABLE t",
+            "CREATE UNIQUE INDEX i ON t (a)",
+            "CREATE FULLTEXT INDEX i ON t (a)",
+            "DROP INDEX i ON t",
+            "CREATE OR REPLACE ALGORITHM=MERGE VIEW v AS SELECT a FROM t",
+            "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.a = NEW.a + 1",
+            "CREATE SEQUENCE s START WITH 1",
+            "DROP PROCEDURE IF EXISTS p",
+            "/* why */ -- because\n CREATE TABLE t (a INT)",
+            "/*!40101 CREATE TABLE t (a INT) */",
+        ] {
+            assert_eq!(check_ddl(sql), Ok(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn ddl_trailing_semicolon_is_cut() {
+        assert_eq!(check_ddl("DROP TABLE t ;  -- done\n"), Ok("DROP TABLE t"));
+        assert_eq!(check_ddl("DROP TABLE t;"), Ok("DROP TABLE t"));
+    }
+
+    #[test]
+    fn not_ddl_is_refused() {
+        for (sql, verb) in [
+            ("INSERT INTO t VALUES (1)", "INSERT"),
+            ("SELECT 1", "SELECT"),
+            ("GRANT ALL ON *.* TO x", "GRANT"),
+            ("SET GLOBAL read_only = 1", "SET"),
+            ("(SELECT 1)", "SELECT"),
+        ] {
+            assert_eq!(
+                check_ddl(sql),
+                Err(SqlError::NotDdl {
+                    verb: verb.to_string()
+                }),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn ddl_outside_the_replicated_database_is_refused() {
+        for (sql, object) in [
+            ("CREATE DATABASE other", "DATABASE"),
+            ("DROP SCHEMA app", "SCHEMA"),
+            ("CREATE USER 'x'@'%' IDENTIFIED BY 'p'", "USER"),
+            ("RENAME USER a TO b", "USER"),
+            (
+                "CREATE EVENT e ON SCHEDULE EVERY 1 HOUR DO DELETE FROM t",
+                "EVENT",
+            ),
+            ("CREATE ROLE r", "ROLE"),
+            ("ALTER DATABASE app CHARACTER SET utf8mb4", "DATABASE"),
+        ] {
+            match check_ddl(sql) {
+                Err(e @ SqlError::UnsupportedDdl { .. }) => {
+                    assert_eq!(e.code(), "unsupported_ddl");
+                    assert!(e.to_string().contains(object), "{sql}: {e}");
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ddl_takes_no_placeholders() {
+        assert_eq!(
+            check_ddl("CREATE TABLE t (a INT DEFAULT ?)"),
+            Err(SqlError::ParamCount {
+                placeholders: 1,
+                params: 0
+            })
+        );
+    }
+
+    #[test]
+    fn multiple_statements_are_refused() {
+        for sql in [
+            "CREATE TABLE a (x INT); DROP TABLE b",
+            "INSERT INTO t VALUES (1);INSERT INTO t VALUES (2)",
+            "INSERT INTO t VALUES (1) /*! ; DROP TABLE t */",
+            "INSERT INTO t VALUES (1) /*! ; */",
+            "INSERT INTO t VALUES (1);;",
+        ] {
+            assert!(
+                matches!(
+                    check_deterministic(sql).and_then(|()| check_write(sql, 0)),
+                    Err(SqlError::MultipleStatements { .. })
+                ),
+                "{sql}"
+            );
+        }
+        // `;` inside literals, identifiers and comments does not separate statements.
+        for sql in [
+            "INSERT INTO t (a) VALUES ('a;b')",
+            "INSERT INTO `t;x` (a) VALUES (1)",
+            "INSERT INTO t (a) VALUES (1) /* ; DROP TABLE t */",
+            "INSERT INTO t (a) VALUES (1) -- ; DROP TABLE t",
+        ] {
+            assert_eq!(check_write(sql, 0), Ok(sql));
+        }
+    }
+
+    #[test]
+    fn empty_and_unterminated_statements_are_invalid_sql() {
+        for sql in ["", "   ", "-- nothing\n", "/* nothing */", ";"] {
+            assert_eq!(check_write(sql, 0), Err(SqlError::Empty), "{sql:?}");
+        }
+        let e = check_write("INSERT INTO t VALUES ('abc", 0).expect_err("unterminated");
+        assert_eq!(
+            e,
+            SqlError::Unterminated {
+                what: "string literal",
+                offset: 22
+            }
+        );
+        assert_eq!(e.code(), "invalid_sql");
+    }
+
+    #[test]
+    fn writes_only_on_the_write_path() {
+        for sql in [
+            "INSERT INTO t (a) VALUES (?)",
+            "REPLACE INTO t (a) VALUES (?)",
+            "UPDATE t SET a = ? WHERE id = 1",
+            "DELETE FROM t WHERE a = ?",
+        ] {
+            assert_eq!(check_write(sql, 1), Ok(sql));
+        }
+        for sql in [
+            "SELECT 1",
+            "SET @@global.x = 1",
+            "CALL p()",
+            "LOCK TABLES t WRITE",
+            "BEGIN",
+            "COMMIT",
+            "DROP TABLE t",
+            "HANDLER t OPEN",
+            "DO 1",
+        ] {
+            let e = check_write(sql, 0).expect_err(sql);
+            assert_eq!(e.code(), "not_write", "{sql}");
+        }
+    }
+
+    #[test]
+    fn placeholders_must_match_params() {
+        assert_eq!(
+            check_write("INSERT INTO t (a, b) VALUES (?, ?)", 1),
+            Err(SqlError::ParamCount {
+                placeholders: 2,
+                params: 1
+            })
+        );
+        // A `?` in a literal or comment is not a marker.
+        assert!(check_write("INSERT INTO t (a, b) VALUES ('?', ?) /* ? */", 1).is_ok());
+    }
+
+    #[test]
+    fn reads_only_on_the_read_path() {
+        for sql in [
+            "SELECT * FROM t WHERE id = ?",
+            "(SELECT a FROM t) UNION (SELECT b FROM u)",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "SHOW TABLES",
+            "EXPLAIN SELECT 1",
+            "SELECT UUID(), @@hostname",
+        ] {
+            let params = usize::from(sql.contains('?'));
+            assert_eq!(check_read(sql, params), Ok(sql));
+        }
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "SELECT a INTO @x FROM t",
+            "SELECT * FROM t INTO OUTFILE '/tmp/x'",
+            "DROP TABLE t",
+        ] {
+            assert_eq!(
+                check_read(sql, 0).expect_err(sql).code(),
+                "not_read",
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn statement_kinds() {
+        assert_eq!(
+            statement_kind("  alter TABLE t ENGINE=InnoDB"),
+            Ok(StatementKind::Ddl)
+        );
+        assert_eq!(
+            statement_kind("replace t VALUES (1)"),
+            Ok(StatementKind::Write)
+        );
+        assert_eq!(statement_kind("desc t"), Ok(StatementKind::Read));
+        assert_eq!(statement_kind("SET x = 1"), Ok(StatementKind::Other));
+        assert_eq!(statement_kind("  "), Err(SqlError::Empty));
+    }
+
+    fn sql_string(content: &str) -> String {
+        format!("'{}'", content.replace('\\', "\\\\").replace('\'', "''"))
+    }
+
+    proptest! {
+        #[test]
+        fn functions_in_literals_never_count(
+            pre in "[a-zA-Z0-9 ()@;?_.,'\"`\\\\-]{0,30}",
+            rule in 0..NON_DETERMINISTIC.len(),
+            post in "[a-zA-Z0-9 ()@;?_.,'\"`\\\\-]{0,30}",
+        ) {
+            let hidden = format!("{pre} {} UUID() @x @@h RAND() LIMIT 1 {post}", NON_DETERMINISTIC[rule].name);
+            let sql = format!("INSERT INTO t (a) VALUES ({})", sql_string(&hidden));
+            prop_assert_eq!(check_write(&sql, 0), Ok(sql.as_str()));
+            let dq = format!("INSERT INTO t (a) VALUES (\"{}\")", hidden.replace('\\', "\\\\").replace('"', "\"\""));
+            prop_assert_eq!(check_write(&dq, 0), Ok(dq.as_str()));
+            let bq = format!("INSERT INTO t (`{}`) VALUES (1)", hidden.replace('`', "``"));
+            prop_assert_eq!(check_write(&bq, 0), Ok(bq.as_str()));
+        }
+
+        #[test]
+        fn functions_in_comments_never_count(
+            body in "[a-zA-Z0-9 ()@;?_.,'\"`\\\\-]{0,40}",
+            rule in 0..NON_DETERMINISTIC.len(),
+        ) {
+            let hidden = format!("{body} {} UUID() SLEEP(1)", NON_DETERMINISTIC[rule].name);
+            for sql in [
+                format!("INSERT INTO t (a) VALUES (1) /* {hidden} */"),
+                format!("INSERT INTO t (a) VALUES (1) -- {hidden}\n"),
+                format!("INSERT INTO t (a) VALUES (1) # {hidden}\n"),
+                format!("INSERT INTO t (a) VALUES (1) /*{hidden}*/"),
+            ] {
+                prop_assert_eq!(check_write(&sql, 0), Ok(sql.trim_end()));
+            }
+        }
+
+        #[test]
+        fn checks_never_panic(s in "\\PC{0,200}", n in 0usize..4) {
+            let _ = check_ddl(&s);
+            let _ = check_write(&s, n);
+            let _ = check_read(&s, n);
+            let _ = statement_kind(&s);
+        }
+    }
+}
