@@ -13,6 +13,7 @@
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
 //! | [`consensus`] | openraft over the WAL: types, log store, state-machine seam, network |
 //! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
+//! | [`node`] | one running node: identity, start/join/bootstrap, forwarding, background tasks |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
@@ -23,6 +24,7 @@ pub mod config;
 pub mod consensus;
 pub mod db;
 pub mod id;
+pub mod node;
 pub mod sql;
 pub mod state;
 pub mod transport;

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod log_store;
+pub mod network;
 pub mod state_machine;
 
 #[cfg(test)]

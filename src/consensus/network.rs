@@ -61,6 +61,8 @@ pub struct JoinRequest {
     pub cluster_addr: String,
     /// Where its HTTP API listens ("" when disabled).
     pub api_addr: String,
+    /// Set when a member passed the request on to the leader; never passed on twice.
+    pub forwarded: bool,
 }
 
 /// The leader's answer to a join: the node's number and who leads.

@@ -2,6 +2,7 @@
 //! (private MariaDB servers, ports, proxies, logging) and each other module is one scenario.
 
 mod cli;
+mod cluster;
 mod mariadb_harness;
 mod support;
 mod transport;

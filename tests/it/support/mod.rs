@@ -17,11 +17,13 @@
 //! A test needing MariaDB fails (never skips) when it is not installed: the error says
 //! to run `apt-get install -y mariadb-server`.
 
+pub mod cluster;
 pub mod datadir;
 pub mod mariadb;
 pub mod ports;
 pub mod process;
 pub mod proxy;
+pub mod sqlite_applier;
 
 use std::sync::Once;
 use std::time::Duration;

@@ -1,0 +1,46 @@
+//! Serves what other nodes ask over the cluster transport: openraft's RPCs go straight to
+//! the local Raft; joins and forwarded writes are handled by the leader (a follower
+//! passes a join on once; a forwarded write is never forwarded again).
+
+use super::{membership, Node};
+use crate::consensus::network::{PeerRequest, PeerResponse};
+use crate::transport::{Handler, PeerInfo};
+
+/// The transport handler of one node.
+pub(super) struct PeerHandler {
+    node: Node,
+}
+
+impl PeerHandler {
+    pub(super) fn new(node: Node) -> Self {
+        PeerHandler { node }
+    }
+}
+
+impl Handler for PeerHandler {
+    type Request = PeerRequest;
+    type Response = PeerResponse;
+
+    async fn handle(&self, peer: &PeerInfo, request: PeerRequest) -> Result<PeerResponse, String> {
+        let raft = self.node.raft();
+        Ok(match request {
+            PeerRequest::Append(rpc) => PeerResponse::Append(raft.append_entries(rpc).await),
+            PeerRequest::Vote(rpc) => PeerResponse::Vote(raft.vote(rpc).await),
+            PeerRequest::Snapshot(rpc) => PeerResponse::Snapshot(raft.install_snapshot(rpc).await),
+            PeerRequest::Join(req) => {
+                tracing::info!(peer = %peer.node, name = %req.name, "join request");
+                PeerResponse::Join(membership::admit(&self.node, req).await)
+            }
+            PeerRequest::Write(req) => PeerResponse::Write(self.node.propose_local(req).await),
+            PeerRequest::Leader => {
+                let m = raft.metrics().borrow().clone();
+                PeerResponse::Leader(m.current_leader.and_then(|id| {
+                    m.membership_config
+                        .membership()
+                        .get_node(&id)
+                        .map(|n| (id, n.clone()))
+                }))
+            }
+        })
+    }
+}

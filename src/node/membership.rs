@@ -1,0 +1,187 @@
+//! Membership on the leader: admitting a joining node as a learner (with a unique name
+//! and number), promoting learners to voters once they have caught up, removing nodes;
+//! and, on every node, the election watchdog that breaks split votes.
+
+use super::{Node, ADMIN_TIMEOUT};
+use crate::consensus::network::{ClusterError, JoinAccepted, JoinRequest, PeerRequest, PeerResponse};
+use crate::consensus::{NodeId, NodeInfo};
+use openraft::{ChangeMembers, ServerState};
+use rand::Rng;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// A learner this close to the leader's last log index becomes a voter.
+pub const PROMOTE_LAG: u64 = 64;
+/// Highest node number (Snowflake node field is 10 bits).
+const MAX_NUMBER: NodeId = 1023;
+
+/// Admits `req` on the leader, or passes it to the leader once.
+pub(super) async fn admit(node: &Node, req: JoinRequest) -> Result<JoinAccepted, ClusterError> {
+    let raft = node.raft();
+    let metrics = raft.metrics().borrow().clone();
+    if metrics.state != ServerState::Leader {
+        let leader = metrics
+            .current_leader
+            .and_then(|id| metrics.membership_config.membership().get_node(&id).cloned());
+        let (Some(leader), false) = (leader, req.forwarded) else {
+            return Err(ClusterError::NoLeader);
+        };
+        let fwd = JoinRequest {
+            forwarded: true,
+            ..req
+        };
+        return match node
+            .client()
+            .call::<_, PeerResponse>(&leader.cluster_addr, &PeerRequest::Join(fwd), ADMIN_TIMEOUT)
+            .await
+        {
+            Ok(PeerResponse::Join(r)) => r,
+            Ok(_) => Err(ClusterError::Failed("leader answered with the wrong message".into())),
+            Err(e) => Err(ClusterError::Failed(format!("cannot reach the leader: {e}"))),
+        };
+    }
+
+    let membership = metrics.membership_config.membership().clone();
+    let mut taken = BTreeSet::new();
+    for (id, info) in membership.nodes() {
+        if info.name == req.name {
+            if req.number.is_some_and(|n| n != *id) {
+                return Err(ClusterError::Conflict(format!(
+                    "node name {} is already member number {id}, not {}",
+                    req.name,
+                    req.number.unwrap_or_default()
+                )));
+            }
+            if info.cluster_addr != req.cluster_addr {
+                return Err(ClusterError::Conflict(format!(
+                    "node name {} is already taken by the member at {}",
+                    req.name, info.cluster_addr
+                )));
+            }
+            // Joining twice is harmless: same name, same address, same number.
+            return Ok(JoinAccepted {
+                number: *id,
+                leader: metrics.id,
+            });
+        }
+        taken.insert(*id);
+    }
+    let number = match req.number {
+        Some(n) if n > MAX_NUMBER => {
+            return Err(ClusterError::Conflict(format!("node number {n} is out of range 0-{MAX_NUMBER}")))
+        }
+        Some(n) if taken.contains(&n) => {
+            let holder = membership.get_node(&n).map(|i| i.name.clone()).unwrap_or_default();
+            return Err(ClusterError::Conflict(format!("node number {n} is already taken by {holder}")));
+        }
+        Some(n) => n,
+        None => (1..=MAX_NUMBER)
+            .find(|n| !taken.contains(n))
+            .ok_or_else(|| ClusterError::Conflict("no free node number left (0-1023)".into()))?,
+    };
+    let info = NodeInfo {
+        name: req.name.clone(),
+        cluster_addr: req.cluster_addr.clone(),
+        api_addr: req.api_addr.clone(),
+    };
+    raft.add_learner(number, info, false)
+        .await
+        .map_err(|e| ClusterError::Failed(format!("adding learner {number}: {e}")))?;
+    tracing::info!(name = %req.name, number, "added learner");
+    Ok(JoinAccepted {
+        number,
+        leader: metrics.id,
+    })
+}
+
+/// On the leader, promotes every learner that is within [`PROMOTE_LAG`] entries.
+pub(super) async fn promote_learners(node: Node) {
+    let token = node.shutdown_token();
+    let period = Duration::from_millis(node.config().cluster.heartbeat_interval_ms.max(100));
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let m = node.raft().metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            continue;
+        }
+        let Some(last) = m.last_log_index else { continue };
+        let Some(repl) = &m.replication else { continue };
+        let ready: BTreeSet<NodeId> = m
+            .membership_config
+            .membership()
+            .learner_ids()
+            .filter(|id| {
+                repl.get(id)
+                    .and_then(|matched| matched.as_ref())
+                    .is_some_and(|l| last.saturating_sub(l.index) <= PROMOTE_LAG)
+            })
+            .collect();
+        if ready.is_empty() {
+            continue;
+        }
+        match node.raft().change_membership(ChangeMembers::AddVoterIds(ready.clone()), true).await {
+            Ok(_) => tracing::info!(voters = ?ready, "promoted learners to voters"),
+            Err(e) => tracing::debug!(error = %e, "promotion deferred"),
+        }
+    }
+}
+
+/// Removes `number` from the cluster (voter or learner), on the leader.
+///
+/// # Errors
+/// [`ClusterError`] when this node does not lead or the change fails.
+pub(super) async fn remove(node: &Node, number: NodeId) -> Result<(), ClusterError> {
+    let raft = node.raft();
+    let m = raft.metrics().borrow().clone();
+    let membership = m.membership_config.membership().clone();
+    if membership.get_node(&number).is_none() {
+        return Err(ClusterError::Failed(format!("node {number} is not a member")));
+    }
+    if membership.voter_ids().any(|v| v == number) {
+        raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([number])), false)
+            .await
+            .map_err(|e| node.not_leader(e.into_forward_to_leader()))?;
+    }
+    raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([number])), false)
+        .await
+        .map_err(|e| node.not_leader(e.into_forward_to_leader()))?;
+    Ok(())
+}
+
+/// openraft 0.9 draws each node's election timeout once, so two survivors whose draws are
+/// close can split the vote again and again. When no leader has been seen for longer
+/// than the longest timeout plus a fresh random delay, this starts an election itself.
+pub(super) async fn election_watchdog(node: Node) {
+    let token = node.shutdown_token();
+    let cfg = node.raft().config().clone();
+    let check = Duration::from_millis(cfg.heartbeat_interval.max(50));
+    let mut last_seen = Instant::now();
+    let mut patience = random_patience(cfg.election_timeout_max, cfg.election_timeout_min);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(check) => {}
+        }
+        let m = node.raft().metrics().borrow().clone();
+        let is_voter = m.membership_config.membership().voter_ids().any(|v| v == m.id);
+        if m.current_leader.is_some() || !is_voter {
+            last_seen = Instant::now();
+            continue;
+        }
+        if last_seen.elapsed() >= patience {
+            tracing::info!(term = m.current_term, "no leader for too long; starting an election");
+            if let Err(e) = node.raft().trigger().elect().await {
+                tracing::warn!(error = %e, "watchdog election failed");
+            }
+            last_seen = Instant::now();
+            patience = random_patience(cfg.election_timeout_max, cfg.election_timeout_min);
+        }
+    }
+}
+
+fn random_patience(max_ms: u64, spread_ms: u64) -> Duration {
+    Duration::from_millis(max_ms + rand::thread_rng().gen_range(0..=spread_ms))
+}
