@@ -197,6 +197,19 @@ impl Wal {
             }
         }
         let sh = self.shared();
+        // Encoding (CRC, LZ4) happens here, on the caller's thread, so that it overlaps
+        // with the writer's sync instead of adding to it.
+        let mut encoded = Vec::with_capacity(
+            records
+                .iter()
+                .map(|r| r.payload.len() + format::RECORD_HEADER_LEN)
+                .sum(),
+        );
+        let mut ends = Vec::with_capacity(records.len());
+        for r in &records {
+            format::encode_record(r.lsn, r.term, &r.payload, sh.opts.compression, &mut encoded);
+            ends.push(encoded.len());
+        }
         let mut st = sh.state();
         st.check_open()?;
         if let Some(first) = records.first() {
@@ -227,6 +240,8 @@ impl Wal {
         st.queue.push_back(Op::Append {
             seq,
             records,
+            encoded,
+            ends,
             done: Box::new(done),
         });
         sh.wake.notify_one();

@@ -13,6 +13,10 @@ pub(super) enum Op {
     Append {
         seq: u64,
         records: Vec<Record>,
+        /// The records already encoded by the caller (off the writer thread).
+        encoded: Vec<u8>,
+        /// End offset of each record in `encoded`.
+        ends: Vec<usize>,
         done: Done,
     },
     Truncate {

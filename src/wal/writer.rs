@@ -7,7 +7,7 @@
 //! wakes every caller of the batch. While a sync is in progress new appends queue up and
 //! form the next batch, so a lone writer is never delayed and many writers share syncs.
 
-use super::format::{self, SEGMENT_HEADER_LEN};
+use super::format::SEGMENT_HEADER_LEN;
 use super::segment::{self, io_err};
 use super::{Done, Error, Op, Result, SegIndex, Shared, State};
 use std::collections::VecDeque;
@@ -197,12 +197,20 @@ impl Writer {
         self.buf.clear();
         self.offsets.clear();
         for op in ops {
-            let Op::Append { seq, records, .. } = op else {
+            let Op::Append {
+                seq,
+                records,
+                encoded,
+                ends,
+                ..
+            } = op
+            else {
                 continue;
             };
-            for r in records {
+            for (i, r) in records.iter().enumerate() {
                 let start = self.buf.len();
-                format::encode_record(r.lsn, r.term, &r.payload, opts.compression, &mut self.buf);
+                let from = i.checked_sub(1).map_or(0, |p| ends[p]);
+                self.buf.extend_from_slice(&encoded[from..ends[i]]);
                 let len = (self.buf.len() - start) as u64;
                 let full = self.active.as_ref().is_none_or(|a| {
                     (a.records > 0 || start > 0)
