@@ -15,7 +15,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Test-only fault injection: make the next data sync fail.
 #[cfg(test)]
@@ -33,6 +33,11 @@ pub(super) fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>> 
         .map_err(|e| io_err("spawn writer thread", &dir, e))
 }
 
+/// Longest pause between two arriving appends while a batch gathers.
+const GATHER_GAP: Duration = Duration::from_micros(50);
+/// Longest a batch gathers in total.
+const GATHER_MAX: Duration = Duration::from_millis(2);
+
 struct Active {
     first_lsn: u64,
     path: PathBuf,
@@ -48,6 +53,8 @@ struct Writer {
     offsets: Vec<u32>,
     dirty: bool,
     last_sync: Instant,
+    /// Append ops in the last batch written (the gathering target).
+    last_batch_ops: usize,
 }
 
 enum Work {
@@ -65,6 +72,7 @@ impl Writer {
             offsets: Vec::new(),
             dirty: false,
             last_sync: Instant::now(),
+            last_batch_ops: 0,
         }
     }
 
@@ -128,6 +136,28 @@ impl Writer {
                     .wake
                     .wait(st)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        }
+        // Callers woken by the previous batch need a moment to come back: gather until as
+        // many appends are queued as the last batch had, while they keep arriving (gaps
+        // under GATHER_GAP), for at most GATHER_MAX or flush_interval. A lone writer (last
+        // batch of one) never waits.
+        if self.last_batch_ops > 1 {
+            let deadline = Instant::now() + sh.opts.flush_interval.min(GATHER_MAX);
+            loop {
+                let queued = st.queue.len();
+                let now = Instant::now();
+                if queued >= self.last_batch_ops.min(sh.opts.batch_size) || now >= deadline {
+                    break;
+                }
+                let (g, timeout) = sh
+                    .wake
+                    .wait_timeout(st, GATHER_GAP.min(deadline - now))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                st = g;
+                if timeout.timed_out() && st.queue.len() == queued {
+                    break;
+                }
             }
         }
         let mut ops = Vec::new();
@@ -241,6 +271,7 @@ impl Writer {
         if opts.fsync && self.dirty {
             self.sync()?;
         }
+        self.last_batch_ops = ops.len();
         self.sh
             .metrics
             .batch(ops.len() as u64, n_records, bytes, payload_bytes);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use wolfscale::config::WalConfig;
 use wolfscale::wal::{Preallocate, Record, Wal, WalOptions};
 
+#[derive(Default)]
 struct Outcome {
     appends: u64,
     payload_bytes: u64,
@@ -16,6 +17,9 @@ struct Outcome {
     syncs: u64,
     batches: u64,
     secs: f64,
+    base_bytes: u64,
+    base_syncs: u64,
+    base_secs: f64,
 }
 
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -30,30 +34,17 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn measure_wal(
-    dir: &Path,
-    size: usize,
+/// `appenders` tasks appending one `payload` record at a time for `secs`.
+fn drive(
+    rt: &tokio::runtime::Runtime,
+    wal: &Wal,
+    payload: &bytes::Bytes,
     appenders: usize,
-    fsync: bool,
-    prealloc: Preallocate,
     secs: f64,
-) -> anyhow::Result<Outcome> {
-    let _ = std::fs::remove_dir_all(dir);
-    let opts = WalOptions {
-        fsync,
-        preallocate: prealloc,
-        ..WalOptions::from(&WalConfig::default())
-    };
-    let wal = Wal::open(dir, opts).context("open wal")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+) -> anyhow::Result<u64> {
     let order = Arc::new(Mutex::new(()));
-    let payload = bytes::Bytes::from(noise(size, size as u64));
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let started = Instant::now();
-    let appends: u64 = rt.block_on(async {
+    rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..appenders {
             let (wal, order, payload) = (wal.clone(), order.clone(), payload.clone());
@@ -76,44 +67,74 @@ fn measure_wal(
             total += t.await??;
         }
         anyhow::Ok(total)
-    })?;
-    let secs = started.elapsed().as_secs_f64();
-    let m = wal.metrics();
-    wal.close().context("close wal")?;
-    let _ = std::fs::remove_dir_all(dir);
-    Ok(Outcome {
-        appends,
-        payload_bytes: appends * size as u64,
-        written_bytes: m.bytes,
-        syncs: m.syncs,
-        batches: m.batches,
-        secs,
     })
 }
 
-/// A plain loop of write + fdatasync of `batch` bytes to a file in `dir`.
-fn measure_baseline(dir: &Path, batch: usize, secs: f64) -> anyhow::Result<(f64, f64)> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("baseline.dat");
-    let mut f = OpenOptions::new()
+/// One case: `ROUNDS` alternating slices of WAL appends and of the baseline (write +
+/// fdatasync of the WAL's mean batch bytes from the slice just before), so that both
+/// see the same disk conditions on a shared machine.
+fn measure(
+    dir: &Path,
+    size: usize,
+    appenders: usize,
+    fsync: bool,
+    prealloc: Preallocate,
+    secs: f64,
+) -> anyhow::Result<Outcome> {
+    const ROUNDS: u32 = 4;
+    let wal_dir = dir.join("wal");
+    let _ = std::fs::remove_dir_all(&wal_dir);
+    let opts = WalOptions {
+        fsync,
+        preallocate: prealloc,
+        ..WalOptions::from(&WalConfig::default())
+    };
+    let wal = Wal::open(&wal_dir, opts).context("open wal")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let payload = bytes::Bytes::from(noise(size, size as u64));
+    // Warm-up outside the clock: creates (and preallocates) the first segment.
+    wal.append_blocking(vec![Record::new(1, 1, payload.clone())])?;
+    let base_path = dir.join("baseline.dat");
+    let mut base = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
-        .open(&path)?;
-    let buf = noise(batch.max(1), 7);
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let started = Instant::now();
-    let (mut bytes, mut syncs) = (0u64, 0u64);
-    while Instant::now() < deadline {
-        f.write_all(&buf)?;
-        f.sync_data()?;
-        bytes += buf.len() as u64;
-        syncs += 1;
+        .open(&base_path)?;
+    let mut o = Outcome::default();
+    let slice = secs / f64::from(ROUNDS);
+    for _ in 0..ROUNDS {
+        let m0 = wal.metrics();
+        let started = Instant::now();
+        let n = drive(&rt, &wal, &payload, appenders, slice)?;
+        o.secs += started.elapsed().as_secs_f64();
+        let m1 = wal.metrics();
+        o.appends += n;
+        o.payload_bytes += n * size as u64;
+        o.written_bytes += m1.bytes - m0.bytes;
+        o.syncs += m1.syncs - m0.syncs;
+        o.batches += m1.batches - m0.batches;
+        if fsync {
+            let batch = ((m1.bytes - m0.bytes) / (m1.batches - m0.batches).max(1)).max(1);
+            let buf = noise(batch as usize, 7);
+            let deadline = Instant::now() + Duration::from_secs_f64(slice);
+            let started = Instant::now();
+            while Instant::now() < deadline {
+                base.write_all(&buf)?;
+                base.sync_data()?;
+                o.base_bytes += buf.len() as u64;
+                o.base_syncs += 1;
+            }
+            o.base_secs += started.elapsed().as_secs_f64();
+        }
     }
-    let secs = started.elapsed().as_secs_f64();
-    drop(f);
-    std::fs::remove_file(&path)?;
-    Ok((bytes as f64 / secs, syncs as f64 / secs))
+    wal.close().context("close wal")?;
+    drop(base);
+    std::fs::remove_file(&base_path)?;
+    let _ = std::fs::remove_dir_all(&wal_dir);
+    Ok(o)
 }
 
 fn prealloc_name(p: Preallocate) -> &'static str {
@@ -128,8 +149,8 @@ fn prealloc_name(p: Preallocate) -> &'static str {
 pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     println!(
-        "wal benchmark in {} ({secs} s per case, batch_size 1000, segment 64 MiB, lz4 on, \
-         incompressible payloads)",
+        "wal benchmark in {} ({secs} s per case in 4 slices alternating with the baseline, \
+         batch_size 1000, segment 64 MiB, lz4 on, incompressible payloads)",
         dir.display()
     );
     println!(
@@ -147,7 +168,6 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
         "base sync",
         "ratio"
     );
-    let wal_dir = dir.join("wal");
     for size in [100usize, 4096] {
         for appenders in [1usize, 16, 256] {
             for (fsync, prealloc) in [
@@ -156,7 +176,7 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
                 (true, Preallocate::None),
                 (false, Preallocate::Fallocate),
             ] {
-                let o = measure_wal(&wal_dir, size, appenders, fsync, prealloc, secs)?;
+                let o = measure(dir, size, appenders, fsync, prealloc, secs)?;
                 let disk = o.written_bytes as f64 / o.secs;
                 let mut line = format!(
                     "{:>6} {:>5} {:>5} {:>10} | {:>11.0} {:>9.2} {:>9.2} {:>8.0} {:>9.1} |",
@@ -171,8 +191,8 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
                     o.appends as f64 / o.batches.max(1) as f64,
                 );
                 if fsync {
-                    let batch = (o.written_bytes / o.batches.max(1)) as usize;
-                    let (bb, bs) = measure_baseline(dir, batch, secs)?;
+                    let bb = o.base_bytes as f64 / o.base_secs;
+                    let bs = o.base_syncs as f64 / o.base_secs;
                     line.push_str(&format!(
                         " {:>10.2} {:>9.0} {:>6.2}",
                         bb / 1e6,
@@ -184,7 +204,6 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&wal_dir);
     Ok(())
 }
 
