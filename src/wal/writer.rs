@@ -55,6 +55,8 @@ struct Writer {
     last_sync: Instant,
     /// Append ops in the last batch written (the gathering target).
     last_batch_ops: usize,
+    /// How long the last data sync took.
+    last_sync_took: Duration,
 }
 
 enum Work {
@@ -73,6 +75,7 @@ impl Writer {
             dirty: false,
             last_sync: Instant::now(),
             last_batch_ops: 0,
+            last_sync_took: Duration::ZERO,
         }
     }
 
@@ -140,10 +143,16 @@ impl Writer {
         }
         // Callers woken by the previous batch need a moment to come back: gather until as
         // many appends are queued as the last batch had, while they keep arriving (gaps
-        // under GATHER_GAP), for at most GATHER_MAX or flush_interval. A lone writer (last
-        // batch of one) never waits.
+        // under GATHER_GAP), for at most half the last sync's duration (gathering longer
+        // than a sync costs more than a smaller batch), GATHER_MAX and flush_interval.
+        // A lone writer (last batch of one) never waits.
         if self.last_batch_ops > 1 {
-            let deadline = Instant::now() + sh.opts.flush_interval.min(GATHER_MAX);
+            let limit = sh
+                .opts
+                .flush_interval
+                .min(GATHER_MAX)
+                .min(self.last_sync_took / 2);
+            let deadline = Instant::now() + limit;
             loop {
                 let queued = st.queue.len();
                 let now = Instant::now();
@@ -211,12 +220,14 @@ impl Writer {
                 std::io::Error::from_raw_os_error(libc::EIO),
             ));
         }
+        let started = Instant::now();
         a.file
             .sync_data()
             .map_err(|e| io_err("fdatasync segment", &a.path, e))?;
         self.sh.metrics.sync();
         self.dirty = false;
         self.last_sync = Instant::now();
+        self.last_sync_took = self.last_sync - started;
         Ok(())
     }
 
