@@ -32,7 +32,9 @@ impl Record {
 pub struct WalOptions {
     /// Most records in one group commit.
     pub batch_size: usize,
-    /// With `fsync` off, the longest written data stays unsynced.
+    /// Upper bound on how long the writer gathers a batch (it never waits for a lone
+    /// writer, and at most 2 ms); with `fsync` off, the longest written data stays
+    /// unsynced (a background fdatasync runs then).
     pub flush_interval: Duration,
     /// LZ4-compress payloads where that makes them smaller.
     pub compression: bool,
