@@ -90,6 +90,15 @@ pub struct Wal {
     h: Arc<Handle>,
 }
 
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.shared().dir)
+            .field("next_lsn", &self.next_lsn())
+            .finish()
+    }
+}
+
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
     let f = std::fs::OpenOptions::new()

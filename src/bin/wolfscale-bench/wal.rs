@@ -204,6 +204,8 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
             }
         }
     }
+    // Leaves a directory the caller made; removes only an empty one this run created.
+    let _ = std::fs::remove_dir(dir);
     Ok(())
 }
 
