@@ -14,6 +14,7 @@
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 //! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
+//! | [`wal`] | the write-ahead log: segments, CRC, LZ4, group commit, recovery |
 
 pub mod cli;
 pub mod command;
@@ -23,3 +24,4 @@ pub mod id;
 pub mod sql;
 pub mod state;
 pub mod transport;
+pub mod wal;
