@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(mariadb-server)
 command -v mariadb-install-db >/dev/null 2>&1 || need_apt+=(mariadb-server)
+# libfiu's fiu-run injects fdatasync failures into the WAL in tests/it/wal_fiu.rs.
+command -v fiu-run >/dev/null 2>&1 || need_apt+=(fiu-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   sudo_cmd=()

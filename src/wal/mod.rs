@@ -7,19 +7,29 @@
 //! records are written and, with `fsync` on, fdatasync'd. Records are visible to
 //! [`Wal::read`] as soon as the append call returns, before they are durable.
 
+mod error;
 pub mod format;
 pub mod inspect;
 pub mod metrics;
+mod read;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+mod state;
+mod types;
 mod writer;
 
+pub use error::Error;
 pub use metrics::MetricsSnapshot;
+pub use read::WalIter;
 pub use segment::Preallocate;
+pub use types::{Record, WalOptions};
 
-use crate::config::WalConfig;
-use bytes::Bytes;
+/// Result alias of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+use state::{Done, Op, SegIndex, State};
+
 use std::collections::VecDeque;
 use std::fs::File;
 use std::future::Future;
@@ -27,255 +37,6 @@ use std::ops::{Bound, RangeBounds};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
-
-/// Everything that can go wrong in the WAL; variants name what the caller must decide.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum Error {
-    /// A file system call failed; the WAL is poisoned if this happened while writing.
-    #[error("wal i/o error during {op} on {}: {source}", path.display())]
-    Io {
-        /// The operation.
-        op: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: Arc<std::io::Error>,
-    },
-    /// The disk (or quota) is full: free space, then reopen the WAL.
-    #[error("wal disk full during {op} on {}: free space and reopen the wal ({source})", path.display())]
-    Full {
-        /// The operation.
-        op: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error (ENOSPC or EDQUOT).
-        #[source]
-        source: Arc<std::io::Error>,
-    },
-    /// Damaged data that recovery may not cut; the node must not start on it.
-    #[error("wal corruption in {} at byte {offset}: {reason}", file.display())]
-    Corruption {
-        /// The segment file.
-        file: PathBuf,
-        /// Byte offset of the damage.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An append does not start right after the last record.
-    #[error("append must start at lsn {expected}, got lsn {got}")]
-    Gap {
-        /// The LSN the append had to start with.
-        expected: u64,
-        /// The LSN it started with.
-        got: u64,
-    },
-    /// The records of one append do not have consecutive LSNs.
-    #[error("records of one append must have consecutive lsns: lsn {got} follows lsn {prev}")]
-    NotContiguous {
-        /// The previous record's LSN.
-        prev: u64,
-        /// The LSN that followed it.
-        got: u64,
-    },
-    /// A payload is larger than the format allows.
-    #[error("record payload of {len} bytes exceeds the limit of {max} bytes")]
-    TooLarge {
-        /// The payload length.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A truncation point lies in the purged prefix.
-    #[error("cannot truncate after lsn {lsn}: the log starts at lsn {first}")]
-    BeforeStart {
-        /// The requested LSN.
-        lsn: u64,
-        /// The first LSN held.
-        first: u64,
-    },
-    /// An earlier write or sync failed; the WAL refuses all changes until reopened.
-    #[error("wal refuses writes after an earlier failure ({reason}); close and reopen it")]
-    Poisoned {
-        /// The original failure.
-        reason: String,
-    },
-    /// The WAL was closed.
-    #[error("wal is closed")]
-    Closed,
-    /// Another handle (this or another process) has the directory open.
-    #[error("wal directory {} is already in use by another wal handle", dir.display())]
-    Locked {
-        /// The directory.
-        dir: PathBuf,
-    },
-    /// Options that cannot work.
-    #[error("invalid wal options: {0}")]
-    InvalidOptions(String),
-}
-
-/// Result alias of this module.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// One log record: the LSN it occupies, the term it was written in, opaque bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// Position in the log, contiguous from the first retained record.
-    pub lsn: u64,
-    /// Consensus term the record was written in (opaque to the WAL).
-    pub term: u64,
-    /// The record's bytes.
-    pub payload: Bytes,
-}
-
-impl Record {
-    /// Builds a record.
-    pub fn new(lsn: u64, term: u64, payload: impl Into<Bytes>) -> Self {
-        Self {
-            lsn,
-            term,
-            payload: payload.into(),
-        }
-    }
-}
-
-/// WAL settings at byte granularity (tests need tiny segments); built from [`WalConfig`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WalOptions {
-    /// Most records in one group commit.
-    pub batch_size: usize,
-    /// With `fsync` off, the longest written data stays unsynced.
-    pub flush_interval: Duration,
-    /// LZ4-compress payloads where that makes them smaller.
-    pub compression: bool,
-    /// Segment roll-over size in bytes (a record larger than this gets its own segment).
-    pub segment_size: u64,
-    /// Age after which whole segments may be purged (used by `retention`).
-    pub retention: Duration,
-    /// fdatasync each batch before acknowledging it.
-    pub fsync: bool,
-    /// How segment space is reserved.
-    pub preallocate: Preallocate,
-}
-
-impl From<&WalConfig> for WalOptions {
-    fn from(c: &WalConfig) -> Self {
-        Self {
-            batch_size: c.batch_size.max(1) as usize,
-            flush_interval: c.flush_interval(),
-            compression: c.compression,
-            segment_size: c.segment_size_bytes(),
-            retention: c.retention(),
-            fsync: c.fsync,
-            preallocate: Preallocate::Fallocate,
-        }
-    }
-}
-
-impl Default for WalOptions {
-    fn default() -> Self {
-        Self::from(&WalConfig::default())
-    }
-}
-
-impl WalOptions {
-    fn validate(&self) -> Result<()> {
-        if self.batch_size == 0 {
-            return Err(Error::InvalidOptions(
-                "batch_size must be at least 1".into(),
-            ));
-        }
-        if self.segment_size < 4096 || self.segment_size > (2 << 30) {
-            return Err(Error::InvalidOptions(format!(
-                "segment size must be between 4 KiB and 2 GiB, got {} bytes",
-                self.segment_size
-            )));
-        }
-        Ok(())
-    }
-}
-
-type Done = Box<dyn FnOnce(Result<()>) + Send + 'static>;
-
-enum Op {
-    Append {
-        seq: u64,
-        records: Vec<Record>,
-        done: Done,
-    },
-    Truncate {
-        lsn: u64,
-        done: Done,
-    },
-    Purge {
-        keep_from: u64,
-        done: Done,
-    },
-    Reset {
-        lsn: u64,
-        done: Done,
-    },
-    Close {
-        done: Done,
-    },
-}
-
-/// In-memory index of one segment.
-struct SegIndex {
-    first_lsn: u64,
-    path: PathBuf,
-    file: Arc<File>,
-    offsets: Vec<u32>,
-    end: u64,
-}
-
-struct State {
-    segments: Vec<SegIndex>,
-    terms: Vec<(u64, u64)>,
-    /// Accepted but not yet written records, contiguous, ending at `next_lsn - 1`.
-    pending: VecDeque<(u64, Record)>,
-    next_lsn: u64,
-    base: u64,
-    poisoned: Option<String>,
-    closed: bool,
-    seq: u64,
-    queue: VecDeque<Op>,
-}
-
-impl State {
-    fn check_open(&self) -> Result<()> {
-        if let Some(reason) = &self.poisoned {
-            return Err(Error::Poisoned {
-                reason: reason.clone(),
-            });
-        }
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        Ok(())
-    }
-    fn term_of(&self, lsn: u64) -> Option<u64> {
-        if lsn < self.base || lsn >= self.next_lsn {
-            return None;
-        }
-        let i = self.terms.partition_point(|t| t.0 <= lsn);
-        i.checked_sub(1).map(|i| self.terms[i].1)
-    }
-    fn trim_terms_after(&mut self, lsn: u64) {
-        while self.terms.last().is_some_and(|t| t.0 > lsn) {
-            self.terms.pop();
-        }
-    }
-    fn trim_terms_before(&mut self, base: u64) {
-        let keep = self
-            .terms
-            .partition_point(|t| t.0 <= base)
-            .saturating_sub(1);
-        self.terms.drain(..keep);
-    }
-}
 
 struct Shared {
     dir: PathBuf,
@@ -327,6 +88,15 @@ impl Drop for Handle {
 #[derive(Clone)]
 pub struct Wal {
     h: Arc<Handle>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.shared().dir)
+            .field("next_lsn", &self.next_lsn())
+            .finish()
+    }
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
@@ -436,6 +206,19 @@ impl Wal {
             }
         }
         let sh = self.shared();
+        // Encoding (CRC, LZ4) happens here, on the caller's thread, so that it overlaps
+        // with the writer's sync instead of adding to it.
+        let mut encoded = Vec::with_capacity(
+            records
+                .iter()
+                .map(|r| r.payload.len() + format::RECORD_HEADER_LEN)
+                .sum(),
+        );
+        let mut ends = Vec::with_capacity(records.len());
+        for r in &records {
+            format::encode_record(r.lsn, r.term, &r.payload, sh.opts.compression, &mut encoded);
+            ends.push(encoded.len());
+        }
         let mut st = sh.state();
         st.check_open()?;
         if let Some(first) = records.first() {
@@ -466,6 +249,8 @@ impl Wal {
         st.queue.push_back(Op::Append {
             seq,
             records,
+            encoded,
+            ends,
             done: Box::new(done),
         });
         sh.wake.notify_one();
@@ -678,7 +463,7 @@ impl Wal {
             Bound::Excluded(&e) => e,
             Bound::Unbounded => u64::MAX,
         };
-        writer::read_range(self.shared(), start, end)
+        read::read_range(self.shared(), start, end)
     }
 
     /// Iterates over the records in `range`, reading them in chunks.
@@ -768,36 +553,6 @@ async fn completion(
 ) -> Result<()> {
     queued?;
     rx.await.unwrap_or(Err(Error::Closed))
-}
-
-/// Iterator over a range of records; see [`Wal::iter`].
-pub struct WalIter {
-    wal: Wal,
-    next: u64,
-    end: u64,
-    buf: VecDeque<Record>,
-}
-
-impl Iterator for WalIter {
-    type Item = Result<Record>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.buf.is_empty() && self.next < self.end {
-            let to = self.end.min(self.next.saturating_add(256));
-            match self.wal.read(self.next..to) {
-                Ok(v) if v.is_empty() => self.next = self.end,
-                Ok(v) => {
-                    self.next = v.last().map_or(self.end, |r| r.lsn + 1);
-                    self.buf.extend(v);
-                }
-                Err(e) => {
-                    self.next = self.end;
-                    return Some(Err(e));
-                }
-            }
-        }
-        self.buf.pop_front().map(Ok)
-    }
 }
 
 #[cfg(test)]

@@ -216,17 +216,28 @@ pub struct Scan {
     pub damage: Option<Damage>,
 }
 
-/// Smallest zero-filled piece (starting at a sector boundary) counted as torn evidence;
-/// shorter zero runs occur in ordinary headers and payloads.
+/// Smallest zero-filled piece, starting at a sector boundary inside a record, counted as
+/// torn evidence; shorter zero runs occur in ordinary payloads.
 const MIN_ZERO_PIECE: usize = 16;
+/// A piece starting at the record itself needs only this many zero bytes: a real record
+/// starts with its CRC, which is zero once in 2^32 records.
+const MIN_ZERO_HEAD: usize = 4;
 const SECTOR: usize = 512;
 
+/// Whether `[start, end)` (one record) contains a zero-filled piece that starts at the
+/// record or at a 512-byte sector boundary and runs to the next boundary or the end:
+/// what a write that never reached some sector leaves in preallocated space.
 fn zero_sector_piece(buf: &[u8], start: usize, end: usize) -> bool {
     let mut b = start;
     while b < end {
         let next = ((b / SECTOR) + 1) * SECTOR;
         let piece = &buf[b..next.min(end)];
-        if piece.len() >= MIN_ZERO_PIECE.min(end - start) && format::is_zero(piece) {
+        let min = if b == start {
+            MIN_ZERO_HEAD
+        } else {
+            MIN_ZERO_PIECE
+        };
+        if piece.len() >= min.min(end - start) && format::is_zero(piece) {
             return true;
         }
         b = next;

@@ -33,6 +33,20 @@ fn rec(lsn: u64, term: u64) -> Record {
 }
 
 #[test]
+fn the_handle_is_send_sync_and_cheap_to_clone() {
+    fn send_sync<T: Send + Sync + Clone + 'static>() {}
+    send_sync::<Wal>();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), opts()).expect("open");
+    let clone = wal.clone();
+    clone
+        .append_blocking(vec![rec(1, 1)])
+        .expect("append via clone");
+    assert_eq!(wal.last(), Some((1, 1)));
+    assert!(format!("{wal:?}").contains("next_lsn: 2"));
+}
+
+#[test]
 fn append_read_first_last_and_validation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wal = Wal::open(dir.path(), opts()).expect("open");

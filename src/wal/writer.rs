@@ -7,15 +7,15 @@
 //! wakes every caller of the batch. While a sync is in progress new appends queue up and
 //! form the next batch, so a lone writer is never delayed and many writers share syncs.
 
-use super::format::{self, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::format::SEGMENT_HEADER_LEN;
 use super::segment::{self, io_err};
-use super::{Done, Error, Op, Record, Result, SegIndex, Shared, State};
+use super::{Done, Error, Op, Result, SegIndex, Shared, State};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Test-only fault injection: make the next data sync fail.
 #[cfg(test)]
@@ -33,6 +33,11 @@ pub(super) fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>> 
         .map_err(|e| io_err("spawn writer thread", &dir, e))
 }
 
+/// Longest pause between two arriving appends while a batch gathers.
+const GATHER_GAP: Duration = Duration::from_micros(50);
+/// Longest a batch gathers in total.
+const GATHER_MAX: Duration = Duration::from_millis(2);
+
 struct Active {
     first_lsn: u64,
     path: PathBuf,
@@ -48,6 +53,10 @@ struct Writer {
     offsets: Vec<u32>,
     dirty: bool,
     last_sync: Instant,
+    /// Append ops in the last batch written (the gathering target).
+    last_batch_ops: usize,
+    /// How long the last data sync took.
+    last_sync_took: Duration,
 }
 
 enum Work {
@@ -65,6 +74,8 @@ impl Writer {
             offsets: Vec::new(),
             dirty: false,
             last_sync: Instant::now(),
+            last_batch_ops: 0,
+            last_sync_took: Duration::ZERO,
         }
     }
 
@@ -130,6 +141,34 @@ impl Writer {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
         }
+        // Callers woken by the previous batch need a moment to come back: gather until as
+        // many appends are queued as the last batch had, while they keep arriving (gaps
+        // under GATHER_GAP), for at most half the last sync's duration (gathering longer
+        // than a sync costs more than a smaller batch), GATHER_MAX and flush_interval.
+        // A lone writer (last batch of one) never waits.
+        if self.last_batch_ops > 1 {
+            let limit = sh
+                .opts
+                .flush_interval
+                .min(GATHER_MAX)
+                .min(self.last_sync_took / 2);
+            let deadline = Instant::now() + limit;
+            loop {
+                let queued = st.queue.len();
+                let now = Instant::now();
+                if queued >= self.last_batch_ops.min(sh.opts.batch_size) || now >= deadline {
+                    break;
+                }
+                let (g, timeout) = sh
+                    .wake
+                    .wait_timeout(st, GATHER_GAP.min(deadline - now))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                st = g;
+                if timeout.timed_out() && st.queue.len() == queued {
+                    break;
+                }
+            }
+        }
         let mut ops = Vec::new();
         let mut records = 0usize;
         while let Some(op) = st.queue.front() {
@@ -181,12 +220,14 @@ impl Writer {
                 std::io::Error::from_raw_os_error(libc::EIO),
             ));
         }
+        let started = Instant::now();
         a.file
             .sync_data()
             .map_err(|e| io_err("fdatasync segment", &a.path, e))?;
         self.sh.metrics.sync();
         self.dirty = false;
         self.last_sync = Instant::now();
+        self.last_sync_took = self.last_sync - started;
         Ok(())
     }
 
@@ -197,12 +238,20 @@ impl Writer {
         self.buf.clear();
         self.offsets.clear();
         for op in ops {
-            let Op::Append { seq, records, .. } = op else {
+            let Op::Append {
+                seq,
+                records,
+                encoded,
+                ends,
+                ..
+            } = op
+            else {
                 continue;
             };
-            for r in records {
+            for (i, r) in records.iter().enumerate() {
                 let start = self.buf.len();
-                format::encode_record(r.lsn, r.term, &r.payload, opts.compression, &mut self.buf);
+                let from = i.checked_sub(1).map_or(0, |p| ends[p]);
+                self.buf.extend_from_slice(&encoded[from..ends[i]]);
                 let len = (self.buf.len() - start) as u64;
                 let full = self.active.as_ref().is_none_or(|a| {
                     (a.records > 0 || start > 0)
@@ -233,6 +282,7 @@ impl Writer {
         if opts.fsync && self.dirty {
             self.sync()?;
         }
+        self.last_batch_ops = ops.len();
         self.sh
             .metrics
             .batch(ops.len() as u64, n_records, bytes, payload_bytes);
@@ -460,99 +510,4 @@ fn done_of(op: Op) -> Done {
         | Op::Reset { done, .. }
         | Op::Close { done } => done,
     }
-}
-
-struct Piece {
-    path: PathBuf,
-    file: Arc<File>,
-    first_lsn: u64,
-    start: u64,
-    end: u64,
-    count: u64,
-}
-
-/// Reads records `[start, end)` clamped to what is held: pending ones from memory, the
-/// rest with one pread per segment, every record CRC-checked.
-pub(super) fn read_range(sh: &Shared, start: u64, end: u64) -> Result<Vec<Record>> {
-    let _io = sh
-        .io
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let (pieces, pending) = {
-        let st = sh.state();
-        let start = start.max(st.base);
-        let end = end.min(st.next_lsn);
-        if start >= end {
-            return Ok(Vec::new());
-        }
-        let pend_from = st.pending.front().map_or(st.next_lsn, |p| p.1.lsn);
-        let mut pieces = Vec::new();
-        let mut lsn = start;
-        let disk_end = end.min(pend_from);
-        while lsn < disk_end {
-            let i = st.segments.partition_point(|s| s.first_lsn <= lsn);
-            let Some(seg) = i.checked_sub(1).map(|i| &st.segments[i]) else {
-                break;
-            };
-            let seg_next = seg.first_lsn + seg.offsets.len() as u64;
-            let to = disk_end.min(seg_next);
-            if to <= lsn {
-                break;
-            }
-            let off = |l: u64| {
-                seg.offsets
-                    .get((l - seg.first_lsn) as usize)
-                    .map_or(seg.end, |&o| u64::from(o))
-            };
-            pieces.push(Piece {
-                path: seg.path.clone(),
-                file: seg.file.clone(),
-                first_lsn: lsn,
-                start: off(lsn),
-                end: off(to),
-                count: to - lsn,
-            });
-            lsn = to;
-        }
-        let pending: Vec<Record> = st
-            .pending
-            .iter()
-            .filter(|p| p.1.lsn >= start.max(pend_from) && p.1.lsn < end)
-            .map(|p| p.1.clone())
-            .collect();
-        (pieces, pending)
-    };
-    let mut out = Vec::new();
-    for p in pieces {
-        let mut buf = vec![0u8; (p.end - p.start) as usize];
-        p.file
-            .read_exact_at(&mut buf, p.start)
-            .map_err(|e| io_err("read segment", &p.path, e))?;
-        let mut pos = 0usize;
-        for i in 0..p.count {
-            let offset = p.start + pos as u64;
-            let corrupt = |reason: String| Error::Corruption {
-                file: p.path.clone(),
-                offset,
-                reason,
-            };
-            let (h, payload) =
-                format::decode_record(&buf[pos..]).map_err(|e| corrupt(e.to_string()))?;
-            if h.lsn != p.first_lsn + i {
-                return Err(corrupt(format!(
-                    "record has lsn {}, expected {}",
-                    h.lsn,
-                    p.first_lsn + i
-                )));
-            }
-            pos += RECORD_HEADER_LEN + h.stored_len as usize;
-            out.push(Record {
-                lsn: h.lsn,
-                term: h.term,
-                payload: payload.into(),
-            });
-        }
-    }
-    out.extend(pending);
-    Ok(out)
 }

@@ -1,8 +1,14 @@
 //! WolfScale's integration tests, built as one binary: `support` is the shared harness
-//! (private MariaDB servers, ports, proxies, logging) and each other module is one scenario.
+//! (private MariaDB servers, ports, proxies, WAL helpers, logging) and each other module
+//! is one area of scenarios.
 
 mod cli;
 mod cluster;
 mod mariadb_harness;
 mod support;
 mod transport;
+mod wal_crash;
+mod wal_disk_full;
+mod wal_fiu;
+mod wal_model;
+mod wal_segments;

@@ -24,12 +24,14 @@ pub mod ports;
 pub mod process;
 pub mod proxy;
 pub mod sqlite_applier;
+pub mod wal;
 
 use std::sync::Once;
 use std::time::Duration;
 
 pub use mariadb::{MariaDb, Options};
 pub use proxy::Proxy;
+pub use wal::{copy_segments, noise, opts, rec, segment_files, text};
 
 /// Installs a tracing subscriber once per test binary, writing through the test harness's
 /// captured output; `RUST_LOG` overrides the default `info` filter.
