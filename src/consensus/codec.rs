@@ -68,13 +68,27 @@ pub fn decode(lsn: u64, payload: &[u8]) -> Result<Entry, CodecError> {
     Ok(entry)
 }
 
-/// Decodes only what `wolfscale wal dump` needs to name an entry: its log id and kind.
-pub fn describe(lsn: u64, payload: &[u8]) -> Option<String> {
-    let e = decode(lsn, payload).ok()?;
+/// One line for `wolfscale wal dump`: the entry's log id and kind, and for client
+/// requests the command's own description (names and counts, never row values).
+pub fn describe(payload: &[u8]) -> Option<String> {
+    let (&version, body) = payload.split_first()?;
+    if version != ENTRY_FORMAT_V1 {
+        return None;
+    }
+    let (e, rest): (Entry, &[u8]) = postcard::take_from_bytes(body).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
     let LogId { leader_id, index } = e.log_id;
     let kind = match &e.payload {
         openraft::EntryPayload::Blank => "blank".to_string(),
-        openraft::EntryPayload::Normal(r) => format!("request {} bytes", r.payload.len()),
+        openraft::EntryPayload::Normal(r) => match crate::command::Entry::decode(&r.payload) {
+            Ok(cmd) => cmd.describe(),
+            Err(err) => format!(
+                "request of {} bytes that does not decode: {err}",
+                r.payload.len()
+            ),
+        },
         openraft::EntryPayload::Membership(m) => format!("membership {m}"),
     };
     Some(format!(
@@ -114,7 +128,7 @@ mod tests {
             let back = decode(e.log_id.index, &bytes).expect("decode");
             assert_eq!(back.log_id, e.log_id);
             assert_eq!(format!("{:?}", back.payload), format!("{:?}", e.payload));
-            assert!(describe(e.log_id.index, &bytes).is_some());
+            assert!(describe(&bytes).is_some());
         }
     }
 
@@ -134,6 +148,6 @@ mod tests {
             decode(6, &bytes),
             Err(CodecError::Misplaced { lsn: 6, index: 5 })
         ));
-        assert_eq!(describe(6, &bytes), None);
+        assert_eq!(describe(&[9, 1, 2]), None);
     }
 }

@@ -102,10 +102,13 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// Maps `[cluster]` timing onto openraft's:
 ///
 /// - `heartbeat_interval_ms` → `heartbeat_interval`;
-/// - `election_timeout_ms` → `election_timeout_min`, and `election_timeout_max` = 2 ×
-///   that. openraft 0.9 draws each node's timeout once from [min, max), so a wide spread
+/// - `election_timeout_ms` → `election_timeout_max`, with `election_timeout_min` half
+///   of it. openraft 0.9 draws each node's timeout once from [min, max), so the spread
 ///   keeps two survivors from splitting the vote for long (the election watchdog covers
-///   the rest).
+///   the rest). openraft also uses `election_timeout_max` as the leader lease during which
+///   followers refuse to vote, so it bounds how soon a dead leader is replaced: keeping it
+///   at `election_timeout_ms` (not above) lets a new leader win within about
+///   `election_timeout_ms` plus one more timeout draw.
 ///
 /// Snapshots are never built on a policy here: until state transfer exists, every entry
 /// stays in the WAL (purging is the operator's retention decision).
@@ -118,8 +121,8 @@ pub fn raft_config(cluster: &ClusterConfig) -> Result<openraft::Config, openraft
     let config = openraft::Config {
         cluster_name: "wolfscale".into(),
         heartbeat_interval: cluster.heartbeat_interval_ms,
-        election_timeout_min: election,
-        election_timeout_max: election * 2,
+        election_timeout_min: election / 2,
+        election_timeout_max: election,
         // Enough entries per append RPC to amortise a round trip, small enough that one
         // batch of large rows stays well under the transport's frame limit.
         max_payload_entries: 512,
@@ -140,8 +143,8 @@ mod tests {
     fn timing_maps_onto_openraft() {
         let c = raft_config(&ClusterConfig::default()).expect("valid");
         assert_eq!(c.heartbeat_interval, 500);
-        assert_eq!(c.election_timeout_min, 2000);
-        assert_eq!(c.election_timeout_max, 4000);
+        assert_eq!(c.election_timeout_min, 1000);
+        assert_eq!(c.election_timeout_max, 2000);
         assert!(matches!(c.snapshot_policy, openraft::SnapshotPolicy::Never));
     }
 

@@ -153,7 +153,11 @@ impl Network {
     }
 
     fn remote<E: std::error::Error>(&self, e: RaftError<NodeId, E>) -> RpcErr<E> {
-        RPCError::RemoteError(RemoteError::new_with_node(self.target, self.node.clone(), e))
+        RPCError::RemoteError(RemoteError::new_with_node(
+            self.target,
+            self.node.clone(),
+            e,
+        ))
     }
 }
 
@@ -168,14 +172,24 @@ impl RaftNetwork<TypeConfig> for Network {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
-        match self.call(RPCTypes::AppendEntries, PeerRequest::Append(rpc), &option).await? {
+        match self
+            .call(RPCTypes::AppendEntries, PeerRequest::Append(rpc), &option)
+            .await?
+        {
             PeerResponse::Append(r) => r.map_err(|e| self.remote(e)),
             _ => Err(RPCError::Network(NetworkError::new(&Mismatch("append")))),
         }
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RpcErr> {
-        match self.call(RPCTypes::Vote, PeerRequest::Vote(rpc), &option).await? {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcErr> {
+        match self
+            .call(RPCTypes::Vote, PeerRequest::Vote(rpc), &option)
+            .await?
+        {
             PeerResponse::Vote(r) => r.map_err(|e| self.remote(e)),
             _ => Err(RPCError::Network(NetworkError::new(&Mismatch("vote")))),
         }
@@ -186,7 +200,14 @@ impl RaftNetwork<TypeConfig> for Network {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
-        match self.call(RPCTypes::InstallSnapshot, PeerRequest::Snapshot(rpc), &option).await? {
+        match self
+            .call(
+                RPCTypes::InstallSnapshot,
+                PeerRequest::Snapshot(rpc),
+                &option,
+            )
+            .await?
+        {
             PeerResponse::Snapshot(r) => r.map_err(|e| self.remote(e)),
             _ => Err(RPCError::Network(NetworkError::new(&Mismatch("snapshot")))),
         }
@@ -195,7 +216,9 @@ impl RaftNetwork<TypeConfig> for Network {
     fn backoff(&self) -> openraft::network::Backoff {
         // Retry an unreachable peer quickly at first, then every 2 s: a restarted node
         // rejoins replication within about a heartbeat of coming back.
-        let steps = [50u64, 100, 200, 400, 800, 1600].into_iter().chain(std::iter::repeat(2000));
+        let steps = [50u64, 100, 200, 400, 800, 1600]
+            .into_iter()
+            .chain(std::iter::repeat(2000));
         openraft::network::Backoff::new(steps.map(std::time::Duration::from_millis))
     }
 }

@@ -3,7 +3,9 @@
 //! and, on every node, the election watchdog that breaks split votes.
 
 use super::{Node, ADMIN_TIMEOUT};
-use crate::consensus::network::{ClusterError, JoinAccepted, JoinRequest, PeerRequest, PeerResponse};
+use crate::consensus::network::{
+    ClusterError, JoinAccepted, JoinRequest, PeerRequest, PeerResponse,
+};
 use crate::consensus::{NodeId, NodeInfo};
 use openraft::{ChangeMembers, ServerState};
 use rand::Rng;
@@ -20,9 +22,13 @@ pub(super) async fn admit(node: &Node, req: JoinRequest) -> Result<JoinAccepted,
     let raft = node.raft();
     let metrics = raft.metrics().borrow().clone();
     if metrics.state != ServerState::Leader {
-        let leader = metrics
-            .current_leader
-            .and_then(|id| metrics.membership_config.membership().get_node(&id).cloned());
+        let leader = metrics.current_leader.and_then(|id| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .cloned()
+        });
         let (Some(leader), false) = (leader, req.forwarded) else {
             return Err(ClusterError::NoLeader);
         };
@@ -36,8 +42,12 @@ pub(super) async fn admit(node: &Node, req: JoinRequest) -> Result<JoinAccepted,
             .await
         {
             Ok(PeerResponse::Join(r)) => r,
-            Ok(_) => Err(ClusterError::Failed("leader answered with the wrong message".into())),
-            Err(e) => Err(ClusterError::Failed(format!("cannot reach the leader: {e}"))),
+            Ok(_) => Err(ClusterError::Failed(
+                "leader answered with the wrong message".into(),
+            )),
+            Err(e) => Err(ClusterError::Failed(format!(
+                "cannot reach the leader: {e}"
+            ))),
         };
     }
 
@@ -68,11 +78,18 @@ pub(super) async fn admit(node: &Node, req: JoinRequest) -> Result<JoinAccepted,
     }
     let number = match req.number {
         Some(n) if n > MAX_NUMBER => {
-            return Err(ClusterError::Conflict(format!("node number {n} is out of range 0-{MAX_NUMBER}")))
+            return Err(ClusterError::Conflict(format!(
+                "node number {n} is out of range 0-{MAX_NUMBER}"
+            )))
         }
         Some(n) if taken.contains(&n) => {
-            let holder = membership.get_node(&n).map(|i| i.name.clone()).unwrap_or_default();
-            return Err(ClusterError::Conflict(format!("node number {n} is already taken by {holder}")));
+            let holder = membership
+                .get_node(&n)
+                .map(|i| i.name.clone())
+                .unwrap_or_default();
+            return Err(ClusterError::Conflict(format!(
+                "node number {n} is already taken by {holder}"
+            )));
         }
         Some(n) => n,
         None => (1..=MAX_NUMBER)
@@ -107,7 +124,9 @@ pub(super) async fn promote_learners(node: Node) {
         if m.state != ServerState::Leader {
             continue;
         }
-        let Some(last) = m.last_log_index else { continue };
+        let Some(last) = m.last_log_index else {
+            continue;
+        };
         let Some(repl) = &m.replication else { continue };
         let ready: BTreeSet<NodeId> = m
             .membership_config
@@ -122,7 +141,11 @@ pub(super) async fn promote_learners(node: Node) {
         if ready.is_empty() {
             continue;
         }
-        match node.raft().change_membership(ChangeMembers::AddVoterIds(ready.clone()), true).await {
+        match node
+            .raft()
+            .change_membership(ChangeMembers::AddVoterIds(ready.clone()), true)
+            .await
+        {
             Ok(_) => tracing::info!(voters = ?ready, "promoted learners to voters"),
             Err(e) => tracing::debug!(error = %e, "promotion deferred"),
         }
@@ -138,7 +161,9 @@ pub(super) async fn remove(node: &Node, number: NodeId) -> Result<(), ClusterErr
     let m = raft.metrics().borrow().clone();
     let membership = m.membership_config.membership().clone();
     if membership.get_node(&number).is_none() {
-        return Err(ClusterError::Failed(format!("node {number} is not a member")));
+        return Err(ClusterError::Failed(format!(
+            "node {number} is not a member"
+        )));
     }
     if membership.voter_ids().any(|v| v == number) {
         raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([number])), false)
@@ -166,13 +191,20 @@ pub(super) async fn election_watchdog(node: Node) {
             _ = tokio::time::sleep(check) => {}
         }
         let m = node.raft().metrics().borrow().clone();
-        let is_voter = m.membership_config.membership().voter_ids().any(|v| v == m.id);
+        let is_voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == m.id);
         if m.current_leader.is_some() || !is_voter {
             last_seen = Instant::now();
             continue;
         }
         if last_seen.elapsed() >= patience {
-            tracing::info!(term = m.current_term, "no leader for too long; starting an election");
+            tracing::info!(
+                term = m.current_term,
+                "no leader for too long; starting an election"
+            );
             if let Err(e) = node.raft().trigger().elect().await {
                 tracing::warn!(error = %e, "watchdog election failed");
             }

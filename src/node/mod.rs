@@ -11,7 +11,9 @@ pub use status::{LocalStatus, Role};
 
 use crate::config::{Config, Secrets};
 use crate::consensus::log_store::LogStore;
-use crate::consensus::network::{ClusterError, JoinAccepted, JoinRequest, NetworkFactory, PeerRequest, PeerResponse};
+use crate::consensus::network::{
+    ClusterError, JoinAccepted, JoinRequest, NetworkFactory, PeerRequest, PeerResponse,
+};
 use crate::consensus::state_machine::{Applier, StateMachine};
 use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Response};
 use crate::state::StateDb;
@@ -163,16 +165,22 @@ impl Node {
                 ))
             }
             (StartMode::Bootstrap, _) => (config.node.node_number.map_or(1, NodeId::from), true),
-            (StartMode::Join(peers), _) => (join(&client, peers, &info, &config, known.as_ref()).await?, false),
+            (StartMode::Join(peers), _) => (
+                join(&client, peers, &info, &config, known.as_ref()).await?,
+                false,
+            ),
             (StartMode::Start, Some(k)) => (k.number, false),
-            (StartMode::Start, None) if !config.cluster.peers.is_empty() => {
-                (join(&client, &config.cluster.peers, &info, &config, None).await?, false)
-            }
+            (StartMode::Start, None) if !config.cluster.peers.is_empty() => (
+                join(&client, &config.cluster.peers, &info, &config, None).await?,
+                false,
+            ),
             (StartMode::Start, None) => return Err(NodeError::NotJoined),
         };
 
-        let log_store = LogStore::open(wal, state.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
-        let raft_cfg = Arc::new(raft_config(&config.cluster).map_err(|e| NodeError::Raft(e.to_string()))?);
+        let log_store =
+            LogStore::open(wal, state.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
+        let raft_cfg =
+            Arc::new(raft_config(&config.cluster).map_err(|e| NodeError::Raft(e.to_string()))?);
         let raft = Raft::new(
             number,
             raft_cfg,
@@ -185,7 +193,12 @@ impl Node {
 
         let listener = tokio::net::TcpListener::bind(&config.node.bind_address)
             .await
-            .map_err(|e| NodeError::Config(format!("cannot listen on node.bind_address {}: {e}", config.node.bind_address)))?;
+            .map_err(|e| {
+                NodeError::Config(format!(
+                    "cannot listen on node.bind_address {}: {e}",
+                    config.node.bind_address
+                ))
+            })?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let node = Node {
@@ -201,7 +214,12 @@ impl Node {
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
-        tasks.spawn(transport::serve(listener, ServerConfig::new(ident, key), handler, shutdown.clone()));
+        tasks.spawn(transport::serve(
+            listener,
+            ServerConfig::new(ident, key),
+            handler,
+            shutdown.clone(),
+        ));
 
         if bootstrap {
             let members = BTreeMap::from([(number, info.clone())]);
@@ -272,22 +290,39 @@ impl Node {
         for attempt in 0..2 {
             if attempt > 0 {
                 // Give an election a moment to finish before the retry.
-                tokio::time::sleep(Duration::from_millis(self.inner.config.cluster.heartbeat_interval_ms)).await;
+                tokio::time::sleep(Duration::from_millis(
+                    self.inner.config.cluster.heartbeat_interval_ms,
+                ))
+                .await;
             }
             match self.propose_local(request.clone()).await {
                 Err(ClusterError::NotLeader(_, leader)) => {
                     match self
                         .inner
                         .client
-                        .call::<_, PeerResponse>(&leader.cluster_addr, &PeerRequest::Write(request.clone()), ADMIN_TIMEOUT)
+                        .call::<_, PeerResponse>(
+                            &leader.cluster_addr,
+                            &PeerRequest::Write(request.clone()),
+                            ADMIN_TIMEOUT,
+                        )
                         .await
                     {
                         Ok(PeerResponse::Write(r)) => match r {
-                            Err(e @ (ClusterError::NotLeader(..) | ClusterError::NoLeader)) => last = e,
+                            Err(e @ (ClusterError::NotLeader(..) | ClusterError::NoLeader)) => {
+                                last = e
+                            }
                             other => return other,
                         },
-                        Ok(_) => return Err(ClusterError::Failed("leader answered with the wrong message".into())),
-                        Err(e) => last = ClusterError::Failed(format!("forwarding to the leader failed: {e}")),
+                        Ok(_) => {
+                            return Err(ClusterError::Failed(
+                                "leader answered with the wrong message".into(),
+                            ))
+                        }
+                        Err(e) => {
+                            last = ClusterError::Failed(format!(
+                                "forwarding to the leader failed: {e}"
+                            ))
+                        }
                     }
                 }
                 Err(ClusterError::NoLeader) => last = ClusterError::NoLeader,
@@ -298,7 +333,10 @@ impl Node {
     }
 
     /// Proposes on this node if it leads.
-    pub(crate) async fn propose_local(&self, request: Request) -> Result<(u64, Response), ClusterError> {
+    pub(crate) async fn propose_local(
+        &self,
+        request: Request,
+    ) -> Result<(u64, Response), ClusterError> {
         match self.inner.raft.client_write(request).await {
             Ok(resp) => Ok((resp.log_id.index, resp.data)),
             Err(e) => Err(self.not_leader(e.into_forward_to_leader())),
@@ -306,7 +344,10 @@ impl Node {
     }
 
     /// Turns openraft's forward-to-leader answer into ours.
-    fn not_leader(&self, fwd: Option<openraft::error::ForwardToLeader<NodeId, NodeInfo>>) -> ClusterError {
+    fn not_leader(
+        &self,
+        fwd: Option<openraft::error::ForwardToLeader<NodeId, NodeInfo>>,
+    ) -> ClusterError {
         match fwd {
             Some(f) => match (f.leader_id, f.leader_node) {
                 (Some(id), Some(node)) => ClusterError::NotLeader(id, node),
@@ -337,7 +378,9 @@ impl Node {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         let raft = self.inner.raft.clone();
-        raft.shutdown().await.map_err(|e| NodeError::Raft(format!("shutdown: {e}")))?;
+        raft.shutdown()
+            .await
+            .map_err(|e| NodeError::Raft(format!("shutdown: {e}")))?;
         self.inner.tasks.wait().await;
         let wal = self.inner.log_store.wal().clone();
         tokio::task::spawn_blocking(move || wal.close())
@@ -373,19 +416,26 @@ async fn join(
 ) -> Result<NodeId, NodeError> {
     let req = JoinRequest {
         name: info.name.clone(),
-        number: known.map(|k| k.number).or(config.node.node_number.map(NodeId::from)),
+        number: known
+            .map(|k| k.number)
+            .or(config.node.node_number.map(NodeId::from)),
         cluster_addr: info.cluster_addr.clone(),
         api_addr: info.api_addr.clone(),
         forwarded: false,
     };
     let mut last = String::from("no peers given");
     for peer in peers {
-        match client.call::<_, PeerResponse>(peer, &PeerRequest::Join(req.clone()), ADMIN_TIMEOUT).await {
+        match client
+            .call::<_, PeerResponse>(peer, &PeerRequest::Join(req.clone()), ADMIN_TIMEOUT)
+            .await
+        {
             Ok(PeerResponse::Join(Ok(JoinAccepted { number, leader }))) => {
                 tracing::info!(peer = %peer, number, leader, "joined the cluster");
                 return Ok(number);
             }
-            Ok(PeerResponse::Join(Err(e @ ClusterError::Conflict(_)))) => return Err(NodeError::Join(e.to_string())),
+            Ok(PeerResponse::Join(Err(e @ ClusterError::Conflict(_)))) => {
+                return Err(NodeError::Join(e.to_string()))
+            }
             Ok(PeerResponse::Join(Err(e))) => last = format!("{peer}: {e}"),
             Ok(_) => last = format!("{peer}: answered with the wrong message"),
             Err(e) => last = e.to_string(),

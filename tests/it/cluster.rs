@@ -14,7 +14,9 @@ async fn write_retry(c: &Cluster, via: usize, payload: Vec<u8>) -> u64 {
     loop {
         match c.write(via, payload.clone()).await {
             Ok(lsn) => return lsn,
-            Err(ClusterError::NoLeader) | Err(ClusterError::NotLeader(..)) | Err(ClusterError::Failed(_))
+            Err(ClusterError::NoLeader)
+            | Err(ClusterError::NotLeader(..))
+            | Err(ClusterError::Failed(_))
                 if start.elapsed() < Duration::from_secs(15) =>
             {
                 tokio::time::sleep(Duration::from_millis(50)).await
@@ -28,7 +30,10 @@ fn same_history(c: &Cluster) -> Vec<(u64, Vec<u8>)> {
     let mut histories = c.running().map(|(i, _)| (i, c.slots[i].applier.payloads()));
     let (first_slot, first) = histories.next().expect("a running node");
     for (i, h) in histories {
-        assert_eq!(h, first, "slot {i} applied a different history from slot {first_slot}");
+        assert_eq!(
+            h, first,
+            "slot {i} applied a different history from slot {first_slot}"
+        );
     }
     let unique: BTreeSet<&Vec<u8>> = first.iter().map(|(_, p)| p).collect();
     assert_eq!(unique.len(), first.len(), "a payload was applied twice");
@@ -39,7 +44,10 @@ fn same_history(c: &Cluster) -> Vec<(u64, Vec<u8>)> {
 async fn three_nodes_elect_one_leader_and_replicate_through_any_node() {
     let c = Cluster::start_all(3).await;
     let leader = c.wait_leader(Duration::from_secs(5)).await;
-    let leaders = c.running().filter(|(_, n)| n.status().role == Role::Leader).count();
+    let leaders = c
+        .running()
+        .filter(|(_, n)| n.status().role == Role::Leader)
+        .count();
     assert_eq!(leaders, 1);
     let mut last = 0;
     for i in 0..200u32 {
@@ -67,26 +75,38 @@ async fn leader_loss_keeps_every_acknowledged_write_and_the_old_leader_rejoins()
         acked.push(p);
     }
     let term_before = c.slots[follower].node().status().term;
-    let stopped_at = Instant::now();
+    let stopping = Instant::now();
     c.slots[old].stop().await;
+    eprintln!("stop took {:?}", stopping.elapsed());
+    let stopped_at = Instant::now();
     let new = c.wait_leader(Duration::from_secs(10)).await;
     let failover = stopped_at.elapsed();
     assert_ne!(new, old);
-    // election_timeout_ms = 600 (max 1200 drawn) + 1 s, as the issue asks.
-    assert!(failover < Duration::from_millis(1200 + 1000), "failover took {failover:?}");
+    // election_timeout_ms (600) + 1 s, as the issue asks.
+    assert!(
+        failover < Duration::from_millis(600 + 1000),
+        "failover took {failover:?}"
+    );
     assert!(c.slots[new].node().status().term > term_before);
     for i in 100..150u32 {
         let p = format!("a{i}").into_bytes();
         write_retry(&c, new, p.clone()).await;
         acked.push(p);
     }
-    c.slots[old].start(StartMode::Start).await.expect("old leader restarts");
+    c.slots[old]
+        .start(StartMode::Start)
+        .await
+        .expect("old leader restarts");
     let lsn = c.slots[new].node().status().last_log_lsn;
     c.wait_applied(lsn, Duration::from_secs(15)).await;
     assert_eq!(c.slots[old].node().status().role, Role::Follower);
     let h = same_history(&c);
     let applied: Vec<&Vec<u8>> = h.iter().map(|(_, p)| p).collect();
-    assert_eq!(applied, acked.iter().collect::<Vec<_>>(), "acknowledged writes, in order");
+    assert_eq!(
+        applied,
+        acked.iter().collect::<Vec<_>>(),
+        "acknowledged writes, in order"
+    );
     eprintln!("failover took {failover:?}");
 }
 
@@ -128,7 +148,10 @@ async fn an_empty_fourth_node_joins_and_receives_the_full_log() {
     let d = c.add_slot();
     // Join through a follower: it passes the request to the leader.
     let via = c.slots[(leader + 1) % 3].addr();
-    c.slots[d].start(StartMode::Join(vec![via])).await.expect("join");
+    c.slots[d]
+        .start(StartMode::Join(vec![via]))
+        .await
+        .expect("join");
     c.wait_voters(4, Duration::from_secs(20)).await;
     let lsn = c.slots[leader].node().status().last_log_lsn;
     c.wait_applied(lsn, Duration::from_secs(20)).await;
@@ -137,7 +160,10 @@ async fn an_empty_fourth_node_joins_and_receives_the_full_log() {
     let number = c.slots[d].node().number();
     c.slots[d].stop().await;
     let via = c.slots[leader].addr();
-    c.slots[d].start(StartMode::Join(vec![via])).await.expect("second join");
+    c.slots[d]
+        .start(StartMode::Join(vec![via]))
+        .await
+        .expect("second join");
     assert_eq!(c.slots[d].node().number(), number);
 }
 
@@ -159,7 +185,9 @@ async fn a_taken_name_is_refused_and_bootstrap_is_refused_on_an_existing_data_di
         Err(e) => panic!("expected AlreadyBootstrapped, got {e}"),
         Ok(()) => panic!("bootstrap ran twice on one data dir"),
     }
-    slot.start(StartMode::Start).await.expect("plain start works");
+    slot.start(StartMode::Start)
+        .await
+        .expect("plain start works");
     c.wait_voters(2, Duration::from_secs(10)).await;
 }
 
@@ -171,4 +199,57 @@ async fn a_node_that_never_joined_says_how_to_join() {
         Err(e) => panic!("expected NotJoined, got {e}"),
         Ok(()) => panic!("a node started without a cluster"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_inspect_and_dump_show_a_nodes_log() {
+    use wolfscale::command::{Command, Entry, Ident, Value};
+    let mut c = Cluster::new(1);
+    c.slots[0]
+        .start(StartMode::Bootstrap)
+        .await
+        .expect("bootstrap");
+    c.wait_leader(Duration::from_secs(5)).await;
+    for i in 0..5i64 {
+        let entry = Entry {
+            timestamp_us: 1,
+            ids: vec![],
+            command: Command::Insert {
+                table: Ident::table("users").expect("name"),
+                values: vec![(Ident::column("id").expect("name"), Value::Int(i))],
+            },
+        };
+        write_retry(&c, 0, entry.encode()).await;
+    }
+    c.slots[0].stop().await;
+    let cfg = c.slots[0].dir.path().join("w.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[node]\nid = \"node-1\"\ndata_dir = \"{}\"\n[cluster]\nsecret = \"{}\"\n",
+            c.slots[0].dir.path().display(),
+            crate::support::cluster::SECRET
+        ),
+    )
+    .expect("write config");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wolfscale"))
+            .args(args)
+            .arg("-c")
+            .arg(&cfg)
+            .output()
+            .expect("run wolfscale");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let inspect = run(&["wal", "inspect"]);
+    assert!(inspect.contains(".wal"), "{inspect}");
+    let dump = run(&["wal", "dump"]);
+    assert!(dump.contains("membership"), "{dump}");
+    assert!(dump.contains("blank"), "{dump}");
+    assert_eq!(dump.matches("insert table=\"users\"").count(), 5, "{dump}");
 }

@@ -7,7 +7,7 @@ use super::sqlite_applier::SqliteApplier;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use wolfscale::config::{self, Config, EnvOverrides, Loaded};
+use wolfscale::config::{self, EnvOverrides, Loaded};
 use wolfscale::consensus::Request;
 use wolfscale::node::{Node, Role, StartMode};
 
@@ -98,7 +98,10 @@ impl Cluster {
     /// Bootstraps slot 0 and joins every other slot through it; waits for all voters.
     pub async fn start_all(n: usize) -> Cluster {
         let mut c = Cluster::new(n);
-        c.slots[0].start(StartMode::Bootstrap).await.expect("bootstrap");
+        c.slots[0]
+            .start(StartMode::Bootstrap)
+            .await
+            .expect("bootstrap");
         let seed = c.slots[0].addr();
         for i in 1..n {
             c.slots[i]
@@ -112,7 +115,10 @@ impl Cluster {
 
     /// Running nodes.
     pub fn running(&self) -> impl Iterator<Item = (usize, &Node)> {
-        self.slots.iter().enumerate().filter_map(|(i, s)| s.node.as_ref().map(|n| (i, n)))
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.node.as_ref().map(|n| (i, n)))
     }
 
     /// Waits until some running node leads with `n` voters, and returns its slot.
@@ -125,7 +131,10 @@ impl Cluster {
                     return i;
                 }
             }
-            assert!(start.elapsed() < limit, "no leader with {n} voters within {limit:?}");
+            assert!(
+                start.elapsed() < limit,
+                "no leader with {n} voters within {limit:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -142,7 +151,10 @@ impl Cluster {
             if let [one] = leaders[..] {
                 return one;
             }
-            assert!(start.elapsed() < limit, "no single leader within {limit:?} (leaders: {leaders:?})");
+            assert!(
+                start.elapsed() < limit,
+                "no single leader within {limit:?} (leaders: {leaders:?})"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -159,13 +171,20 @@ impl Cluster {
             if behind.is_empty() {
                 return;
             }
-            assert!(start.elapsed() < limit, "nodes behind lsn {lsn} after {limit:?}: {behind:?}");
+            assert!(
+                start.elapsed() < limit,
+                "nodes behind lsn {lsn} after {limit:?}: {behind:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// Proposes `payload` through slot `via` (forwarded to the leader if needed); returns the LSN.
-    pub async fn write(&self, via: usize, payload: Vec<u8>) -> Result<u64, wolfscale::consensus::network::ClusterError> {
+    pub async fn write(
+        &self,
+        via: usize,
+        payload: Vec<u8>,
+    ) -> Result<u64, wolfscale::consensus::network::ClusterError> {
         let (lsn, _) = self.slots[via].node().propose(Request { payload }).await?;
         Ok(lsn)
     }

@@ -4,7 +4,7 @@
 //! twice across restarts.
 
 use rusqlite::{params, Connection, OptionalExtension};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use wolfscale::consensus::state_machine::{Applier, ApplyError};
 use wolfscale::consensus::{Entry, LogId, Response, StoredMembership};
@@ -13,7 +13,6 @@ use wolfscale::consensus::{Entry, LogId, Response, StoredMembership};
 #[derive(Clone)]
 pub struct SqliteApplier {
     conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
 }
 
 fn err(e: impl std::fmt::Display) -> ApplyError {
@@ -36,7 +35,6 @@ impl SqliteApplier {
         .expect("create applier tables");
         SqliteApplier {
             conn: Arc::new(Mutex::new(conn)),
-            path,
         }
     }
 
@@ -55,14 +53,11 @@ impl SqliteApplier {
     /// The first index of every apply call, in order (shows where a restart resumed).
     pub fn apply_starts(&self) -> Vec<u64> {
         let c = self.conn.lock().expect("applier lock");
-        let mut st = c.prepare("SELECT first_idx FROM applies ORDER BY rowid").expect("prepare");
+        let mut st = c
+            .prepare("SELECT first_idx FROM applies ORDER BY rowid")
+            .expect("prepare");
         let rows = st.query_map([], |r| r.get::<_, u64>(0)).expect("query");
         rows.map(|r| r.expect("row")).collect()
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
