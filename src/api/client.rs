@@ -352,3 +352,227 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::tests::{options, Fake};
+    use crate::api::{router, serve_with, BackendError, Consistency, Role};
+    use crate::command::{Fields, Input, Wait};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_util::sync::CancellationToken;
+
+    struct Server {
+        address: String,
+        fake: Arc<Fake>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<Result<(), crate::api::ServeError>>,
+    }
+
+    async fn start(token: Option<&str>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let fake = Arc::new(Fake::default());
+        let stop = CancellationToken::new();
+        let app = router(fake.clone(), options(token));
+        let task = tokio::spawn(serve_with(
+            listener,
+            app,
+            Duration::from_millis(300),
+            stop.clone(),
+        ));
+        Server {
+            address,
+            fake,
+            stop,
+            task,
+        }
+    }
+
+    impl Server {
+        async fn shut(self) {
+            self.stop.cancel();
+            tokio::time::timeout(Duration::from_secs(5), self.task)
+                .await
+                .expect("serve stops")
+                .expect("serve task")
+                .expect("serve result");
+        }
+    }
+
+    #[tokio::test]
+    async fn every_call_round_trips() {
+        let s = start(None).await;
+        let c = Client::new(&format!("http://{}/", s.address)).expect("client");
+        c.health().await.expect("health");
+        let st = c.status().await.expect("status");
+        assert_eq!((st.node_id.as_str(), st.role), ("n1", Role::Leader));
+        assert_eq!(c.cluster().await.expect("cluster").nodes.len(), 2);
+        assert_eq!(c.nodes().await.expect("nodes")[1].node_id, "n2");
+        assert_eq!(c.ids(3).await.expect("ids"), [1, 2, 3]);
+        let ins = InsertRequest {
+            table: "users".into(),
+            values: Fields(vec![("name".into(), Input::from("O'Brien"))]),
+            snowflake: Some("id".into()),
+            wait: Wait::All,
+        };
+        let r = c.insert(&ins).await.expect("insert");
+        assert_eq!((r.lsn, r.ids.as_slice()), (17, &[7][..]));
+        let r = c
+            .write_raw(WriteKind::Delete, r#"{"table":"t","where_key":{"id":1}}"#)
+            .await
+            .expect("delete");
+        assert_eq!(r.affected_rows, 1);
+        let q = c
+            .query(&QueryRequest {
+                sql: "SELECT id, name FROM users WHERE id = ?".into(),
+                params: vec![Input::from(1i64)],
+                consistency: Consistency::Weak,
+                min_lsn: Some(r.lsn),
+                timeout_ms: None,
+            })
+            .await
+            .expect("query");
+        assert_eq!(q.rows[0][0], Input::from(u64::MAX));
+        assert_eq!(s.fake.writes.lock().expect("lock").len(), 2);
+        assert_eq!(s.fake.queries.lock().expect("lock")[0].min_lsn, Some(17));
+        s.shut().await;
+    }
+
+    #[tokio::test]
+    async fn errors_are_decoded_from_the_json_body() {
+        let s = start(None).await;
+        let c = Client::new(&s.address).expect("client");
+        let e = c
+            .write_raw(WriteKind::Insert, r#"{"table":"","values":{"a":1}}"#)
+            .await
+            .expect_err("refused");
+        assert_eq!(
+            (e.status(), e.code()),
+            (Some(StatusCode::BAD_REQUEST), Some("invalid_identifier"))
+        );
+        s.fake.fail_with(BackendError::NoLeader { retry_after: 3 });
+        match c.ids(1).await {
+            Err(Error::Api { status, body }) => {
+                assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+                assert_eq!(
+                    (body.code.as_str(), body.retry_after),
+                    ("no_leader", Some(3))
+                );
+            }
+            other => panic!("expected a 503: {other:?}"),
+        }
+        let raw = c
+            .raw(Method::GET, "/nope", None, Bytes::new())
+            .await
+            .expect("raw");
+        assert_eq!(raw.status, StatusCode::NOT_FOUND);
+        assert_eq!(raw.content_type.as_deref(), Some("application/json"));
+        s.shut().await;
+    }
+
+    #[tokio::test]
+    async fn token_is_sent_when_set() {
+        let s = start(Some("tok")).await;
+        let anonymous = Client::new(&s.address).expect("client");
+        assert_eq!(
+            anonymous.status().await.expect_err("401").code(),
+            Some("unauthorized")
+        );
+        anonymous.health().await.expect("health needs no token");
+        let c = anonymous.clone().with_token("tok");
+        c.status().await.expect("status with token");
+        assert!(!format!("{c:?}").contains("tok\""), "{c:?}");
+        s.shut().await;
+    }
+
+    #[tokio::test]
+    async fn unreachable_node_and_bad_addresses() {
+        for bad in ["", "http://", "host", "http://h:1/path", "ftp://h:1"] {
+            assert!(matches!(Client::new(bad), Err(Error::Address(_))), "{bad}");
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let c = Client::new(&address).expect("client");
+        assert!(matches!(c.status().await, Err(Error::Connect { .. })));
+        // A listener that never answers: the call times out.
+        let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let c = Client::new(&silent.local_addr().expect("addr").to_string())
+            .expect("client")
+            .with_timeout(Duration::from_millis(200));
+        assert!(matches!(c.status().await, Err(Error::Timeout { .. })));
+    }
+
+    async fn read_all(stream: &mut TcpStream) -> String {
+        let mut out = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out));
+        let _ = read.await.expect("server closes the connection");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn slow_headers_are_cut_off() {
+        let s = start(None).await;
+        let mut stream = TcpStream::connect(&s.address).await.expect("connect");
+        stream
+            .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        // The header-read timeout is 300 ms here; the server closes without an answer
+        // (hyper may send a 408 first).
+        let answer = read_all(&mut stream).await;
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "{answer}"
+        );
+        s.shut().await;
+    }
+
+    #[tokio::test]
+    async fn far_over_body_is_refused_without_reading_it() {
+        let s = start(None).await;
+        let mut stream = TcpStream::connect(&s.address).await.expect("connect");
+        let head = "POST /write/insert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.expect("write");
+        stream.write_all(&[b'x'; 8192]).await.expect("write");
+        let answer = read_all(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains(r#""code":"too_large""#), "{answer}");
+        s.shut().await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_accepting() {
+        let s = start(None).await;
+        let address = s.address.clone();
+        s.shut().await;
+        let c = Client::new(&address).expect("client");
+        assert!(matches!(c.status().await, Err(Error::Connect { .. })));
+    }
+
+    #[tokio::test]
+    async fn random_bytes_get_an_answer_or_a_close() {
+        let s = start(None).await;
+        for seed in 0u8..8 {
+            let mut stream = TcpStream::connect(&s.address).await.expect("connect");
+            let junk: Vec<u8> = (0..512u32)
+                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+                .collect();
+            let _ = stream.write_all(&junk).await;
+            let answer = read_all(&mut stream).await;
+            assert!(
+                answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+                "{answer}"
+            );
+        }
+        Client::new(&s.address)
+            .expect("client")
+            .health()
+            .await
+            .expect("still healthy");
+        s.shut().await;
+    }
+}

@@ -195,4 +195,4 @@ pub async fn serve_with(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
