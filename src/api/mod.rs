@@ -6,6 +6,22 @@
 //! WAL or MariaDB: the node implements [`Backend`], and forwarding to the leader happens
 //! there. Every answer that is not a success is JSON `{"error": "…", "code": "…"}`,
 //! including malformed requests, unknown routes and wrong methods.
+//!
+//! | route | body → answer |
+//! |---|---|
+//! | `POST /write/insert\|update\|delete\|ddl\|sql` | `command::request` types → [`WriteResult`] |
+//! | `POST /query` | [`QueryRequest`] → [`QueryResult`] |
+//! | `GET /id?count=N` | → `{"ids": [...]}` (1 ≤ N ≤ [`MAX_IDS`], default 1) |
+//! | `GET /health` | → 200 `{"status": "ok"}`, or 503 `not_ready`; never needs the token |
+//! | `GET /status` | → [`NodeStatus`] |
+//! | `GET /cluster` | → [`ClusterStatus`] |
+//! | `GET /cluster/nodes` | → `{"nodes": [NodeStatus, ...]}` |
+//!
+//! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
+//! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 404
+//! unknown route or table, 405, 408 body not sent within the deadline, 409 constraint, 413
+//! body or entry too large, 415 not `application/json`, 503 `no_leader` / `not_ready`
+//! (with `retry_after` and `Retry-After`), 504 `timeout` (with `lagging`), 500 `internal`.
 
 mod backend;
 pub mod client;

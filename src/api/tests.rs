@@ -925,3 +925,79 @@ proptest! {
         prop_assert!(s == StatusCode::OK || s == StatusCode::BAD_REQUEST, "{}: {}", s, b);
     }
 }
+
+/// Collects formatted log lines for assertions.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("test lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("test lock")).into_owned()
+    }
+}
+
+fn capture(level: tracing::Level) -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+    let buf = LogBuffer::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (buf, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn logs_carry_route_and_status_but_never_row_data() {
+    let (logs, _guard) = capture(tracing::Level::TRACE);
+    let (fake, r) = setup(None);
+    let body = json!({"table": "t", "values": {"secret_col": "SECRET-VALUE"}});
+    assert_eq!(
+        post_json(&r, "/write/insert", body.clone()).await.0,
+        StatusCode::OK
+    );
+    let (s, _) = post_json(
+        &r,
+        "/query",
+        json!({"sql": "SELECT ?", "params": ["SECRET-PARAM"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    fake.fail_with(BackendError::Internal("disk on fire".into()));
+    assert_eq!(
+        post_json(&r, "/write/insert", body).await.0,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    let text = logs.text();
+    assert!(!text.contains("SECRET"), "{text}");
+    assert!(text.contains("route=/write/insert status=200"), "{text}");
+    assert!(text.contains("route=/query status=200"), "{text}");
+    assert_eq!(
+        text.matches("internal error serving request").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("disk on fire"), "{text}");
+}
+
+#[test]
+fn options_follow_the_api_section() {
+    let api = crate::config::ApiConfig {
+        max_body_bytes: 2048,
+        ..Default::default()
+    };
+    let o = ApiOptions::from_config(&api, Some(crate::config::Secret::new("t")));
+    assert_eq!(o.max_body_bytes, 2048);
+    assert_eq!(o.token.as_ref().map(|t| t.expose()), Some("t"));
+    assert_eq!(o.body_timeout, Duration::from_secs(10));
+}
