@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 /// Bodies above this are parsed and validated on a blocking thread: lexing a large batch
 /// takes milliseconds that must not stall the runtime's workers.
-const INLINE_PARSE_BYTES: usize = 64 << 10;
+pub(super) const INLINE_PARSE_BYTES: usize = 64 << 10;
 /// Longest client-supplied text echoed back in an error message.
 const MAX_ECHO_CHARS: usize = 300;
 

@@ -1001,3 +1001,55 @@ fn options_follow_the_api_section() {
     assert_eq!(o.token.as_ref().map(|t| t.expose()), Some("t"));
     assert_eq!(o.body_timeout, Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn large_bodies_are_validated_off_the_runtime_workers() {
+    let fake = Arc::new(Fake::default());
+    let mut opts = options(None);
+    opts.max_body_bytes = 1 << 20;
+    let r = router(fake.clone(), opts);
+    let statements: Vec<Json> = (0..1000)
+        .map(
+            |i| json!({"sql": "INSERT INTO t (a, b) VALUES (?, ?)", "params": [i, "v".repeat(60)]}),
+        )
+        .collect();
+    let body = json!({"statements": statements, "transaction": true}).to_string();
+    assert!(
+        body.len() > super::handlers::INLINE_PARSE_BYTES,
+        "{}",
+        body.len()
+    );
+    let (s, b) = post_json(&r, "/write/sql", serde_json::from_str(&body).expect("json")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // The same size with one bad statement at the end is refused naming it.
+    let mut bad: Json = serde_json::from_str(&body).expect("json");
+    bad["statements"][999]["sql"] = json!("UPDATE t SET a = UUID()");
+    let (s, b) = post_json(&r, "/write/sql", bad).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(
+        b["error"].as_str().expect("str").contains("statement 999"),
+        "{b}"
+    );
+    assert_eq!(fake.writes.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
+async fn overlong_numbers_are_refused() {
+    let (fake, r) = setup(None);
+    let long = format!("1{}", "0".repeat(150));
+    let body = format!(r#"{{"table":"t","values":{{"a":{long}}}}}"#);
+    let (s, _, b) = send(&r, post("/write/insert", body)).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_value"))
+    );
+    let body = format!(r#"{{"sql":"SELECT ?","params":[{long}]}}"#);
+    let (s, _, b) = send(&r, post("/query", body)).await;
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_value"))
+    );
+    let ok = r#"{"table":"t","values":{"a":-9223372036854775808,"b":1e308,"c":0.1}}"#;
+    assert_eq!(send(&r, post("/write/insert", ok)).await.0, StatusCode::OK);
+    assert_eq!(fake.writes.lock().expect("lock").len(), 1);
+}
