@@ -197,7 +197,6 @@ pub struct QueryResult {
 
 /// Why the backend could not serve a request. Each variant is one HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BackendError {
     /// 400: the request or its statement is wrong (also deterministic MariaDB errors of
     /// the "invalid" class).

@@ -25,6 +25,7 @@
 
 mod backend;
 pub mod client;
+pub mod forward;
 mod handlers;
 
 pub use backend::{
