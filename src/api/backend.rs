@@ -11,6 +11,11 @@ use std::time::Duration;
 
 /// What the node offers the HTTP API. Forwarding a write to the leader, waiting for
 /// `wait: all` or `min_lsn`, and running SQL all happen behind it.
+///
+/// Futures are dropped unfinished when the client goes away: a write already handed to
+/// consensus must still commit and apply (the client just never hears of it). Every
+/// method must bound its own waits (`cluster` asking peers included); the API adds no
+/// timeout of its own around them.
 pub trait Backend: Send + Sync + 'static {
     /// Replicates a write. `request` has already passed [`command::prepare`] once (a dry
     /// run), so a refusal here means the leader's state differs (e.g. it is too large once

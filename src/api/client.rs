@@ -545,6 +545,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn trickling_body_gets_408_and_nothing_is_written() {
+        let s = start(None).await;
+        let mut stream = TcpStream::connect(&s.address).await.expect("connect");
+        let head = "POST /write/insert HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let started = std::time::Instant::now();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("answer within the body deadline")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(s.fake.writes.lock().expect("lock").is_empty());
+        s.shut().await;
+    }
+
+    #[tokio::test]
     async fn shutdown_stops_accepting() {
         let s = start(None).await;
         let address = s.address.clone();
