@@ -6,6 +6,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`api`] | the HTTP API: routes, JSON errors, auth, the server loop, the typed client; the [`api::Backend`] seam the node implements |
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
 //! | [`command`] | the replicated operations, their validation and their log encoding |
 //! | [`sql`] | all SQL text: quoting, parameterised statements, checks on client SQL, MariaDB error classes |
@@ -18,6 +19,7 @@
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 
+pub mod api;
 pub mod cli;
 pub mod command;
 pub mod config;

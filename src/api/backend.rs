@@ -1,0 +1,374 @@
+//! The seam between the HTTP layer and the node: the [`Backend`] trait the node implements,
+//! and the typed requests, results and errors that cross it. Nothing here knows HTTP
+//! routing, consensus or MariaDB; every type serialises to the JSON the API sends, so a
+//! follower can relay a leader's answer unchanged.
+
+use crate::command::{self, Input, Value, WriteRequest};
+use crate::sql::ErrorClass;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::time::Duration;
+
+/// What the node offers the HTTP API. Forwarding a write to the leader, waiting for
+/// `wait: all` or `min_lsn`, and running SQL all happen behind it.
+///
+/// Futures are dropped unfinished when the client goes away: a write already handed to
+/// consensus must still commit and apply (the client just never hears of it). Every
+/// method must bound its own waits (`cluster` asking peers included); the API adds no
+/// timeout of its own around them.
+pub trait Backend: Send + Sync + 'static {
+    /// Replicates a write. `request` has already passed [`command::prepare`] once (a dry
+    /// run), so a refusal here means the leader's state differs (e.g. it is too large once
+    /// IDs are added); the leader runs `prepare` again with its clock and ID generator.
+    fn write(
+        &self,
+        request: WriteRequest,
+    ) -> impl Future<Output = Result<WriteResult, BackendError>> + Send;
+    /// Runs one validated read on this node (or the leader, for `linearizable`).
+    fn query(&self, query: Query)
+        -> impl Future<Output = Result<QueryResult, BackendError>> + Send;
+    /// `count` fresh Snowflake IDs from this node (1 ≤ count ≤ [`MAX_IDS`]).
+    fn ids(&self, count: usize) -> impl Future<Output = Result<Vec<u64>, BackendError>> + Send;
+    /// This node's status, from memory (no I/O).
+    fn status(&self) -> NodeStatus;
+    /// Every member's status as this node knows it (may ask peers).
+    fn cluster(&self) -> impl Future<Output = ClusterStatus> + Send;
+    /// Whether the node can serve reads and writes now: `/health` answers 200 only then.
+    fn ready(&self) -> bool;
+}
+
+/// Most IDs one `GET /id` may ask for.
+pub const MAX_IDS: usize = 10_000;
+/// `timeout_ms` of a query when the client gives none.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest `timeout_ms` a query may ask for.
+pub const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The answer to a write: the entry's LSN and the leader's apply result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteResult {
+    /// The log position of the entry; read-your-writes on any node with `min_lsn`.
+    pub lsn: u64,
+    /// Rows changed (summed over a batch).
+    pub affected_rows: u64,
+    /// MariaDB's LAST_INSERT_ID after the entry; 0 when none was generated.
+    pub last_insert_id: u64,
+    /// Snowflake IDs the leader generated for the entry, in order.
+    pub ids: Vec<u64>,
+    /// Per statement of a `/write/sql` batch, in order; empty for other writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<StatementResult>,
+}
+
+/// One statement's outcome in a non-transactional batch, where each stands alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementResult {
+    /// Rows changed by this statement.
+    pub affected_rows: u64,
+    /// LAST_INSERT_ID after it; 0 when none.
+    pub last_insert_id: u64,
+    /// Its deterministic error (the same on every node), if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// A node's role in consensus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Accepts writes.
+    Leader,
+    /// Voter that follows the leader.
+    Follower,
+    /// Non-voting member catching up.
+    Learner,
+}
+
+/// A node's health as the operator sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum NodeState {
+    /// Joining the cluster.
+    Joining,
+    /// Catching up on the log.
+    Syncing,
+    /// Serving, up to date.
+    Active,
+    /// Serving, but behind the leader.
+    Lagging,
+    /// A transient apply error is being retried.
+    Degraded,
+    /// Not reachable.
+    Offline,
+}
+
+/// `/status`, and one element of `/cluster/nodes`. Field names are the public contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's name (`node.id`).
+    pub node_id: String,
+    /// Its number (also its Snowflake node number).
+    pub node_number: u64,
+    /// Leader, follower or learner.
+    pub role: Role,
+    /// JOINING, SYNCING, ACTIVE, LAGGING, DEGRADED or OFFLINE.
+    pub status: NodeState,
+    /// The consensus term it is in.
+    pub term: u64,
+    /// The leader's name, when one is known.
+    pub leader_id: Option<String>,
+    /// Last LSN in its log.
+    pub last_log_lsn: u64,
+    /// Last LSN it knows committed.
+    pub commit_lsn: u64,
+    /// Last LSN applied to its MariaDB.
+    pub applied_lsn: u64,
+    /// Its cluster transport address.
+    pub address: String,
+    /// Its HTTP API address.
+    pub api_address: String,
+    /// Committed entries it has not applied yet.
+    pub lag: u64,
+}
+
+/// `/cluster`: who leads and every member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The leader's name, when one is known.
+    pub leader_id: Option<String>,
+    /// The term this node is in.
+    pub term: u64,
+    /// Every member, voters and learners.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// Whatever this node has applied.
+    #[default]
+    None,
+    /// This node, after it has applied what it knows committed.
+    Weak,
+    /// Served after confirming leadership with a quorum: sees every acknowledged write.
+    Linearizable,
+}
+
+/// `POST /query` as the client sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// One read statement (SELECT, SHOW, …) with `?` markers.
+    pub sql: String,
+    /// One value per `?`.
+    #[serde(default)]
+    pub params: Vec<Input>,
+    /// Default `none`.
+    #[serde(default)]
+    pub consistency: Consistency,
+    /// Wait until this node has applied this LSN (read-your-writes on any node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_lsn: Option<u64>,
+    /// How long to wait for `min_lsn` or consistency; default 5000, at most 60000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// A query checked by `sql::check_read`, with its values bound: what the backend runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// One read statement, trailing `;` removed.
+    pub sql: String,
+    /// Bound values, one per `?`.
+    pub params: Vec<Value>,
+    /// How fresh the read must be.
+    pub consistency: Consistency,
+    /// Applied LSN to wait for first.
+    pub min_lsn: Option<u64>,
+    /// Deadline for the waits; past it the backend answers [`BackendError::Timeout`].
+    pub timeout: Duration,
+}
+
+/// Rows of a read. Values use the request encoding: numbers exact, bytes that are not
+/// UTF-8 as `{"$base64": …}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryResult {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// One array per row, one value per column.
+    pub rows: Vec<Vec<Input>>,
+}
+
+/// Why the backend could not serve a request. Each variant is one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum BackendError {
+    /// 400: the request or its statement is wrong (also deterministic MariaDB errors of
+    /// the "invalid" class).
+    #[error("{message}")]
+    Invalid {
+        /// Stable code, e.g. `invalid_identifier`.
+        code: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// 404: a table or column does not exist (from MariaDB).
+    #[error("{message}")]
+    NotFound {
+        /// Stable code.
+        code: String,
+        /// MariaDB's message.
+        message: String,
+    },
+    /// 409: duplicate key or another constraint (from MariaDB).
+    #[error("{message}")]
+    Conflict {
+        /// Stable code.
+        code: String,
+        /// MariaDB's message.
+        message: String,
+    },
+    /// 413: over a size bound.
+    #[error("{message}")]
+    TooLarge {
+        /// What is too large.
+        message: String,
+    },
+    /// 503: no leader is known (election in progress).
+    #[error("no leader is known; retry after {retry_after}s")]
+    NoLeader {
+        /// Seconds the client should wait.
+        retry_after: u64,
+    },
+    /// 503: this node cannot serve now (joining, syncing, MariaDB down).
+    #[error("node not ready: {reason}; retry after {retry_after}s")]
+    NotReady {
+        /// Why, for the operator.
+        reason: String,
+        /// Seconds the client should wait.
+        retry_after: u64,
+    },
+    /// 504: `wait: all` or `min_lsn` did not complete in time. For a write, the entry is
+    /// committed at `lsn` all the same.
+    #[error("{message}")]
+    Timeout {
+        /// What timed out.
+        message: String,
+        /// The committed entry, for a write.
+        lsn: Option<u64>,
+        /// Names of the nodes that had not applied it.
+        lagging: Vec<String>,
+    },
+    /// 500: a bug or an unexpected failure; logged, never shown to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl BackendError {
+    /// The deterministic result of a statement MariaDB refused, as the client must see it.
+    /// A transient class is a node problem, not a result: it becomes [`BackendError::NotReady`].
+    pub fn from_mariadb(class: ErrorClass, code: u16, message: &str) -> BackendError {
+        let message = format!("MariaDB error {code}: {message}");
+        let c = class.code().to_string();
+        match class {
+            ErrorClass::NotFound => BackendError::NotFound { code: c, message },
+            ErrorClass::Conflict => BackendError::Conflict { code: c, message },
+            ErrorClass::Invalid => BackendError::Invalid { code: c, message },
+            ErrorClass::Transient => BackendError::NotReady {
+                reason: message,
+                retry_after: 1,
+            },
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            BackendError::Invalid { .. } => 400,
+            BackendError::NotFound { .. } => 404,
+            BackendError::Conflict { .. } => 409,
+            BackendError::TooLarge { .. } => 413,
+            BackendError::NoLeader { .. } | BackendError::NotReady { .. } => 503,
+            BackendError::Timeout { .. } => 504,
+            BackendError::Internal(_) => 500,
+        }
+    }
+
+    /// The JSON error body sent to the client (generic for [`BackendError::Internal`]).
+    pub fn body(&self) -> ErrorBody {
+        let mut body = ErrorBody::new(
+            match self {
+                BackendError::Invalid { code, .. }
+                | BackendError::NotFound { code, .. }
+                | BackendError::Conflict { code, .. } => code.as_str(),
+                BackendError::TooLarge { .. } => "too_large",
+                BackendError::NoLeader { .. } => "no_leader",
+                BackendError::NotReady { .. } => "not_ready",
+                BackendError::Timeout { .. } => "timeout",
+                BackendError::Internal(_) => "internal",
+            },
+            match self {
+                BackendError::Internal(_) => "internal error; see the node's log".to_string(),
+                other => other.to_string(),
+            },
+        );
+        match self {
+            BackendError::NoLeader { retry_after } | BackendError::NotReady { retry_after, .. } => {
+                body.retry_after = Some((*retry_after).max(1));
+            }
+            BackendError::Timeout { lsn, lagging, .. } => {
+                body.lsn = *lsn;
+                body.lagging = Some(lagging.clone());
+            }
+            _ => {}
+        }
+        body
+    }
+}
+
+impl From<command::Error> for BackendError {
+    fn from(e: command::Error) -> Self {
+        if e.http_status() == 413 {
+            BackendError::TooLarge {
+                message: e.to_string(),
+            }
+        } else {
+            BackendError::Invalid {
+                code: e.code().to_string(),
+                message: e.to_string(),
+            }
+        }
+    }
+}
+
+/// Every error response's JSON body: `{"error": "…", "code": "…"}` plus the fields that
+/// apply to its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What happened and what to do, for a human.
+    pub error: String,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// 503: seconds to wait before retrying (also in the `Retry-After` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    /// 504 on a write: the entry's LSN (it is committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<u64>,
+    /// 504: the nodes that had not caught up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lagging: Option<Vec<String>>,
+}
+
+impl ErrorBody {
+    /// A body with just a code and a message.
+    pub fn new(code: &str, error: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: error.into(),
+            code: code.to_string(),
+            retry_after: None,
+            lsn: None,
+            lagging: None,
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! Route handlers and the request plumbing around them: JSON bodies read with a size
+//! bound and a deadline, validation with the `command`/`sql` rules, bearer auth, one
+//! tracing span per request, and JSON answers for unknown routes and methods.
+
+use super::backend::{
+    Backend, ClusterStatus, NodeStatus, Query, QueryRequest, QueryResult, WriteResult,
+    DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
+};
+use super::{ApiError, ApiOptions};
+use crate::command::{
+    self, Command, DdlRequest, DeleteRequest, Entry, Input, InsertRequest, SqlRequest,
+    SqlStatementRequest, UpdateRequest, Value, Wait, WriteRequest, MAX_ENTRY_BYTES, MAX_PARAMS,
+};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Bodies above this are parsed and validated on a blocking thread: lexing a large batch
+/// takes milliseconds that must not stall the runtime's workers.
+pub(super) const INLINE_PARSE_BYTES: usize = 64 << 10;
+/// Longest client-supplied text echoed back in an error message.
+const MAX_ECHO_CHARS: usize = 300;
+
+pub(super) struct AppState<B> {
+    backend: Arc<B>,
+    options: Arc<ApiOptions>,
+}
+
+impl<B> Clone for AppState<B> {
+    fn clone(&self) -> Self {
+        AppState {
+            backend: self.backend.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
+pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> Router {
+    let state = AppState {
+        backend,
+        options: options.clone(),
+    };
+    let protected = Router::new()
+        .route("/write/insert", post(write_insert::<B>))
+        .route("/write/update", post(write_update::<B>))
+        .route("/write/delete", post(write_delete::<B>))
+        .route("/write/ddl", post(write_ddl::<B>))
+        .route("/write/sql", post(write_sql::<B>))
+        .route("/query", post(query::<B>))
+        .route("/id", get(ids::<B>))
+        .route("/status", get(status::<B>))
+        .route("/cluster", get(cluster::<B>))
+        .route("/cluster/nodes", get(cluster_nodes::<B>))
+        .route_layer(middleware::from_fn_with_state(options, auth));
+    Router::new()
+        .route("/health", get(health::<B>))
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(trace))
+        .with_state(state)
+}
+
+/// One span per request with method, route and status; no bodies, no parameters.
+async fn trace(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        route = %route,
+        status = tracing::field::Empty,
+    );
+    let started = Instant::now();
+    async move {
+        let response = next.run(request).await;
+        tracing::Span::current().record("status", response.status().as_u16());
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(elapsed_ms, "request served");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn auth(State(options): State<Arc<ApiOptions>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &options.token {
+        if !authorized(request.headers(), token.expose()) {
+            let mut response = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this node requires `Authorization: Bearer <api token>`",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+fn authorized(headers: &HeaderMap, token: &str) -> bool {
+    let Some((scheme, given)) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+    else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && same_secret(given.trim().as_bytes(), token.as_bytes())
+}
+
+/// Compares digests with a fold over every byte, so the time taken reveals neither the
+/// token's length nor the position of the first difference.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let a = Sha256::digest(given);
+    let b = Sha256::digest(expected);
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route {}", echo(uri.path())),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            echo(method.as_str()),
+            echo(uri.path())
+        ),
+    )
+}
+
+/// Client text cut to [`MAX_ECHO_CHARS`] for an error message.
+fn echo(text: &str) -> String {
+    let mut out: String = text.chars().take(MAX_ECHO_CHARS).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// The body of a JSON request: content type checked, at most `max_body_bytes` read (a
+/// declared length over the bound is refused before reading anything), within the body
+/// deadline.
+async fn read_body(options: &ApiOptions, request: Request) -> Result<bytes::Bytes, ApiError> {
+    let (parts, body) = request.into_parts();
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    let limit = options.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the request body is larger than the limit of {limit} bytes (api.max_body_bytes)"
+            ),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let read = tokio::time::timeout(options.body_timeout, Limited::new(body, limit).collect());
+    match read.await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                options.body_timeout.as_secs()
+            ),
+        )),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            "bad_body",
+            "the request body could not be read",
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// Parses `bytes` as `T`, with serde's reason in a 400.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let code = match e.classify() {
+            serde_json::error::Category::Data => "invalid_request",
+            _ => "invalid_json",
+        };
+        ApiError::bad_request(
+            code,
+            format!("invalid request body: {}", echo(&e.to_string())),
+        )
+    })
+}
+
+/// Runs `work` inline for small bodies, on a blocking thread for large ones.
+async fn cpu<T: Send + 'static>(
+    size: usize,
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if size <= INLINE_PARSE_BYTES {
+        return work();
+    }
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::from(super::BackendError::Internal(format!("parse task: {e}"))))?
+}
+
+/// Parses a write body and validates it with a dry run of [`command::prepare`] (leader
+/// clock and IDs are the backend's; only the refusals matter here).
+fn parse_write<T: DeserializeOwned>(
+    bytes: &[u8],
+    wrap: fn(T) -> WriteRequest,
+) -> Result<WriteRequest, ApiError> {
+    let request = wrap(parse::<T>(bytes)?);
+    command::prepare(request.clone(), 0, &mut || 0)?;
+    Ok(request)
+}
+
+async fn write<B: Backend, T: DeserializeOwned + 'static>(
+    state: AppState<B>,
+    request: Request,
+    wrap: fn(T) -> WriteRequest,
+) -> Result<Json<WriteResult>, ApiError> {
+    let bytes = read_body(&state.options, request).await?;
+    let write = cpu(bytes.len(), move || parse_write(&bytes, wrap)).await?;
+    tracing::debug!(wait = ?write.wait(), "write accepted");
+    Ok(Json(state.backend.write(write).await?))
+}
+
+async fn write_insert<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<WriteResult>, ApiError> {
+    write::<B, InsertRequest>(s, r, WriteRequest::Insert).await
+}
+
+async fn write_update<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<WriteResult>, ApiError> {
+    write::<B, UpdateRequest>(s, r, WriteRequest::Update).await
+}
+
+async fn write_delete<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<WriteResult>, ApiError> {
+    write::<B, DeleteRequest>(s, r, WriteRequest::Delete).await
+}
+
+async fn write_ddl<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<WriteResult>, ApiError> {
+    write::<B, DdlRequest>(s, r, WriteRequest::Ddl).await
+}
+
+async fn write_sql<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<WriteResult>, ApiError> {
+    write::<B, SqlRequest>(s, r, WriteRequest::Sql).await
+}
+
+async fn query<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<QueryResult>, ApiError> {
+    let bytes = read_body(&s.options, r).await?;
+    let query = cpu(bytes.len(), move || {
+        check_query(parse::<QueryRequest>(&bytes)?)
+    })
+    .await?;
+    Ok(Json(s.backend.query(query).await?))
+}
+
+/// Validates a read: one read statement, placeholders matching `params`, every value
+/// bindable, a sane timeout.
+pub(super) fn check_query(request: QueryRequest) -> Result<Query, ApiError> {
+    if request.sql.len() > MAX_ENTRY_BYTES {
+        return Err(command::Error::TooLarge {
+            what: "the SQL text (bytes)",
+            limit: MAX_ENTRY_BYTES,
+            actual: request.sql.len(),
+        }
+        .into());
+    }
+    if request.params.len() > MAX_PARAMS {
+        return Err(command::Error::TooLarge {
+            what: "parameters of one statement",
+            limit: MAX_PARAMS,
+            actual: request.params.len(),
+        }
+        .into());
+    }
+    let sql = crate::sql::check_read(&request.sql, request.params.len())
+        .map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?
+        .to_string();
+    let timeout = match request.timeout_ms {
+        None => DEFAULT_QUERY_TIMEOUT,
+        Some(ms) if Duration::from_millis(ms) <= MAX_QUERY_TIMEOUT => Duration::from_millis(ms),
+        Some(ms) => {
+            return Err(ApiError::bad_request(
+                "invalid_timeout",
+                format!(
+                    "`timeout_ms` {ms} exceeds the limit of {}",
+                    MAX_QUERY_TIMEOUT.as_millis()
+                ),
+            ))
+        }
+    };
+    Ok(Query {
+        sql,
+        params: bind(request.params)?,
+        consistency: request.consistency,
+        min_lsn: request.min_lsn,
+        timeout,
+    })
+}
+
+/// Binds query values with the exact rules writes use. `command::request` keeps its value
+/// conversion private, so the values go through a dry-run batch statement whose
+/// placeholders match them; only the converted values are kept.
+fn bind(params: Vec<Input>) -> Result<Vec<Value>, ApiError> {
+    if params.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; params.len()].join(",");
+    let carrier = WriteRequest::Sql(SqlRequest {
+        statements: vec![SqlStatementRequest {
+            sql: format!("INSERT INTO t VALUES ({marks})"),
+            params,
+        }],
+        transaction: false,
+        wait: Wait::Quorum,
+    });
+    match command::prepare(carrier, 0, &mut || 0) {
+        Ok(Entry {
+            command: Command::Sql { mut statements, .. },
+            ..
+        }) if statements.len() == 1 => Ok(statements.remove(0).params),
+        Ok(_) => Err(super::BackendError::Internal(
+            "binding query values built an unexpected command".into(),
+        )
+        .into()),
+        Err(command::Error::InvalidValue { at, reason }) => Err(ApiError::bad_request(
+            "invalid_value",
+            format!(
+                "invalid value for {}: {reason}",
+                at.replace("statement 0 parameter", "`params` element")
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdParams {
+    count: Option<String>,
+}
+
+/// `GET /id` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Ids {
+    pub(super) ids: Vec<u64>,
+}
+
+async fn ids<B: Backend>(State(s): State<AppState<B>>, uri: Uri) -> Result<Json<Ids>, ApiError> {
+    let params = axum::extract::Query::<IdParams>::try_from_uri(&uri)
+        .map_err(|e| ApiError::bad_request("invalid_query", echo(&e.body_text())))?;
+    let count = match params.0.count {
+        None => 1,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_IDS).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_count",
+                    format!("`count` must be an integer from 1 to {MAX_IDS}"),
+                )
+            })?,
+    };
+    Ok(Json(Ids {
+        ids: s.backend.ids(count).await?,
+    }))
+}
+
+/// `GET /health` answer when the node can serve.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Health {
+    pub(super) status: String,
+}
+
+async fn health<B: Backend>(State(s): State<AppState<B>>) -> Result<Json<Health>, ApiError> {
+    if s.backend.ready() {
+        Ok(Json(Health {
+            status: "ok".into(),
+        }))
+    } else {
+        Err(super::BackendError::NotReady {
+            reason: "the node is not serving yet".into(),
+            retry_after: 1,
+        }
+        .into())
+    }
+}
+
+async fn status<B: Backend>(State(s): State<AppState<B>>) -> Json<NodeStatus> {
+    Json(s.backend.status())
+}
+
+async fn cluster<B: Backend>(State(s): State<AppState<B>>) -> Json<ClusterStatus> {
+    Json(s.backend.cluster().await)
+}
+
+/// `GET /cluster/nodes` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Nodes {
+    pub(super) nodes: Vec<NodeStatus>,
+}
+
+async fn cluster_nodes<B: Backend>(State(s): State<AppState<B>>) -> Json<Nodes> {
+    Json(Nodes {
+        nodes: s.backend.cluster().await.nodes,
+    })
+}

@@ -1,0 +1,215 @@
+//! The HTTP API: routes, request parsing, error responses, auth and the server loop.
+//!
+//! It owns the JSON contract of SPEC.md and issue 5 (`/write/*`, `/query`, `/id`,
+//! `/health`, `/status`, `/cluster`, `/cluster/nodes`) and checks every request with the
+//! `command` and `sql` rules before the node sees it. It knows nothing of consensus, the
+//! WAL or MariaDB: the node implements [`Backend`], and forwarding to the leader happens
+//! there. Every answer that is not a success is JSON `{"error": "…", "code": "…"}`,
+//! including malformed requests, unknown routes and wrong methods.
+//!
+//! | route | body → answer |
+//! |---|---|
+//! | `POST /write/insert\|update\|delete\|ddl\|sql` | `command::request` types → [`WriteResult`] |
+//! | `POST /query` | [`QueryRequest`] → [`QueryResult`] |
+//! | `GET /id?count=N` | → `{"ids": [...]}` (1 ≤ N ≤ [`MAX_IDS`], default 1) |
+//! | `GET /health` | → 200 `{"status": "ok"}`, or 503 `not_ready`; never needs the token |
+//! | `GET /status` | → [`NodeStatus`] |
+//! | `GET /cluster` | → [`ClusterStatus`] |
+//! | `GET /cluster/nodes` | → `{"nodes": [NodeStatus, ...]}` |
+//!
+//! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
+//! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 404
+//! unknown route or table, 405, 408 body not sent within the deadline, 409 constraint, 413
+//! body or entry too large, 415 not `application/json`, 503 `no_leader` / `not_ready`
+//! (with `retry_after` and `Retry-After`), 504 `timeout` (with `lagging`), 500 `internal`.
+
+mod backend;
+pub mod client;
+pub mod forward;
+mod handlers;
+
+pub use backend::{
+    Backend, BackendError, ClusterStatus, Consistency, ErrorBody, NodeState, NodeStatus, Query,
+    QueryRequest, QueryResult, Role, StatementResult, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS,
+    MAX_QUERY_TIMEOUT,
+};
+
+use crate::config::{ApiConfig, Secret};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How the router treats requests, from `[api]` and the resolved secrets.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Largest request body, in bytes (`api.max_body_bytes`).
+    pub max_body_bytes: usize,
+    /// Bearer token every route but `/health` requires, when set.
+    pub token: Option<Secret>,
+    /// Longest a client may take to send a request body: a trickling client is cut off.
+    pub body_timeout: Duration,
+}
+
+impl ApiOptions {
+    /// Options from the `[api]` section and the resolved `api_token`.
+    pub fn from_config(api: &ApiConfig, token: Option<Secret>) -> ApiOptions {
+        ApiOptions {
+            max_body_bytes: usize::try_from(api.max_body_bytes).unwrap_or(usize::MAX),
+            token,
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The router over `backend`; serve it with [`serve`], or call it directly in tests.
+pub fn router<B: Backend>(backend: Arc<B>, options: ApiOptions) -> Router {
+    handlers::router(backend, Arc::new(options))
+}
+
+/// An error answered to the client: status, and the JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with a status, a stable code and a message.
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody::new(code, message),
+        }
+    }
+
+    /// 400 with `code`.
+    pub fn bad_request(code: &str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        if let BackendError::Internal(detail) = &e {
+            // Logged here, once; the client sees only a generic body.
+            tracing::error!(error = %detail, "internal error serving request");
+        }
+        ApiError {
+            status: StatusCode::from_u16(e.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: e.body(),
+        }
+    }
+}
+
+impl From<crate::command::Error> for ApiError {
+    fn from(e: crate::command::Error) -> Self {
+        ApiError::from(BackendError::from(e))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let retry = self.body.retry_after;
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(secs) = retry {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// How long a client may take to send a request's headers before its connection is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests get to finish once shutdown starts.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Errors of the server loop.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listener's address could not be read.
+    #[error("api listener: {0}")]
+    Listener(#[from] std::io::Error),
+}
+
+/// Serves `router` on `listener` (HTTP/1.1) until `shutdown` is cancelled, then stops
+/// accepting and gives open requests [`SHUTDOWN_GRACE`] to finish. Connections that do not
+/// send their headers within [`HEADER_READ_TIMEOUT`] are closed (slow-loris).
+///
+/// # Errors
+/// Only if the listener is unusable; accept errors (e.g. too many open files) are logged
+/// and retried.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    serve_with(listener, router, HEADER_READ_TIMEOUT, shutdown).await
+}
+
+/// [`serve`] with another header-read timeout (tests use a short one).
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "api listening");
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let tasks = TaskTracker::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "api accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tasks.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(peer = %peer, error = %e, "api connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = tasks.len(),
+            "api connections still open after the grace period"
+        );
+    }
+    tracing::info!(address = %local, "api stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+pub(super) mod tests;
