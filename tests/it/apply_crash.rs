@@ -251,3 +251,47 @@ async fn a_dump_carries_its_applied_position_to_another_server() -> anyhow::Resu
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_not_applied_again() -> anyhow::Result<()> {
+    use mysql_async::prelude::Queryable;
+    let db = MariaDb::start().await?;
+    let mut a = applier(&db, "app").await?;
+    apply(&mut a, entries(1, &counter_setup())).await?;
+    // Entry 4 committed, position included, but the applier never heard back: its
+    // connection dies before it learns anything.
+    let mut conn = db.conn_to("app").await?;
+    conn.query_drop("UPDATE counter SET c = c + 1 WHERE id = 1")
+        .await?;
+    conn.query_drop("INSERT INTO seen (lsn) VALUES (4)").await?;
+    conn.query_drop("UPDATE _wolfscale SET applied_index = 4 WHERE id = 1")
+        .await?;
+    let ids: Vec<u64> = conn
+        .query("SELECT id FROM information_schema.processlist WHERE db = 'app' AND id <> CONNECTION_ID()")
+        .await?;
+    ensure!(!ids.is_empty(), "the applier holds no connection");
+    for id in ids {
+        conn.exec_drop("KILL CONNECTION ?", (id,)).await?;
+    }
+    let out = apply(&mut a, entries(4, &[bump(4), bump(5)])).await?;
+    ensure!(
+        out == [
+            Outcome::AlreadyApplied { lsn: 4 },
+            Outcome::Applied {
+                lsn: 5,
+                affected_rows: 2,
+                last_insert_id: None,
+                ids: vec![]
+            }
+        ],
+        "{out:?}"
+    );
+    ensure!(
+        a.status().snapshot().retries > 0,
+        "the dead connection was not noticed"
+    );
+    let c: Option<u64> = conn.query_first("SELECT c FROM counter").await?;
+    ensure!(c == Some(2), "counter {c:?}: entry 4 applied twice");
+    conn.disconnect().await?;
+    Ok(())
+}
