@@ -3,6 +3,7 @@
 
 mod apply;
 mod apply_crash;
+mod apply_sql;
 mod apply_support;
 mod cli;
 mod mariadb_harness;
