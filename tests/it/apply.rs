@@ -533,3 +533,59 @@ async fn real_statements_produce_the_classified_error_codes() -> anyhow::Result<
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn reads_map_every_column_type_to_json() -> anyhow::Result<()> {
+    let db = MariaDb::start().await?;
+    let mut a = applier(&db, "app").await?;
+    let cmds = vec![
+        ddl(
+            TS,
+            "CREATE TABLE ty (i BIGINT, u BIGINT UNSIGNED, f FLOAT, d DOUBLE, m DECIMAL(30,10), \
+             dt DATE, tm TIME, tm6 TIME(6), ts DATETIME, bit BIT(8), j JSON, n INT) ENGINE=InnoDB",
+        ),
+        sql(
+            TS,
+            &[(
+                "INSERT INTO ty VALUES (?, ?, 0.1, 1.5e300, ?, '2024-02-29', '-838:59:59', \
+                 '12:00:00.000001', '2024-11-26 04:44:26', b'11111111', '{\"a\": [1]}', NULL)",
+                vec![
+                    Value::Int(i64::MIN),
+                    Value::UInt(u64::MAX),
+                    Value::Number("-12345678901234567890.0123456789".into()),
+                ],
+            )],
+            true,
+        ),
+    ];
+    apply(&mut a, entries(1, &cmds)).await?;
+    let rows = a.reader().query("SELECT * FROM ty", &[], T).await?;
+    ensure!(
+        rows.rows
+            == [[
+                json!(i64::MIN),
+                json!(u64::MAX),
+                json!(0.1),
+                json!(1.5e300),
+                json!("-12345678901234567890.0123456789"),
+                json!("2024-02-29"),
+                json!("-838:59:59"),
+                json!("12:00:00.000001"),
+                json!("2024-11-26 04:44:26"),
+                json!({"$base64": "/w=="}),
+                json!("{\"a\": [1]}"),
+                json!(null),
+            ]],
+        "{:?}",
+        rows.rows
+    );
+    let timeout = a
+        .reader()
+        .query("SELECT SLEEP(2)", &[], Duration::from_millis(100))
+        .await;
+    ensure!(
+        matches!(timeout, Err(wolfscale::apply::QueryError::Timeout(_))),
+        "{timeout:?}"
+    );
+    Ok(())
+}
