@@ -589,3 +589,73 @@ async fn reads_map_every_column_type_to_json() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn update_and_delete_commands_touch_only_the_keyed_rows() -> anyhow::Result<()> {
+    use crate::apply_support::ident;
+    use wolfscale::command::{Command, Entry as Cmd};
+    let db = MariaDb::start().await?;
+    let mut a = applier(&db, "app").await?;
+    let col = |n: &str, v: Value| (ident(n), v);
+    let table = wolfscale::command::Ident::table("kv")?;
+    let cmds = vec![
+        ddl(TS, "CREATE TABLE kv (k INT PRIMARY KEY, g INT NULL, v VARCHAR(10), at TIMESTAMP(6) NULL ON UPDATE CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"),
+        sql(TS, &[("INSERT INTO kv (k, g, v) VALUES (1, NULL, 'a'), (2, 7, 'b'), (3, NULL, 'c')", vec![])], true),
+        Cmd {
+            timestamp_us: TS + 5_000_000,
+            ids: vec![],
+            command: Command::Update {
+                table: table.clone(),
+                set: vec![col("v", Value::Text("z".into()))],
+                where_key: vec![col("g", Value::Null)],
+            },
+        },
+        Cmd {
+            timestamp_us: TS,
+            ids: vec![],
+            command: Command::Delete {
+                table: table.clone(),
+                where_key: vec![col("k", Value::Int(3)), col("g", Value::Null)],
+            },
+        },
+        Cmd {
+            timestamp_us: TS,
+            ids: vec![],
+            command: Command::Delete {
+                table,
+                where_key: vec![col("k", Value::Int(2)), col("g", Value::Int(8))],
+            },
+        },
+    ];
+    let out = apply(&mut a, entries(1, &cmds)).await?;
+    let affected: Vec<_> = out
+        .iter()
+        .map(|o| match o {
+            Outcome::Applied { affected_rows, .. } => Some(*affected_rows),
+            _ => None,
+        })
+        .collect();
+    ensure!(
+        affected == [Some(0), Some(3), Some(2), Some(1), Some(0)],
+        "{out:?}"
+    );
+    let rows = a
+        .reader()
+        .query("SELECT k, g, v, at FROM kv ORDER BY k", &[], T)
+        .await?;
+    ensure!(
+        rows.rows
+            == [
+                vec![
+                    json!(1),
+                    json!(null),
+                    json!("z"),
+                    json!("2024-11-26 04:44:31.123456")
+                ],
+                vec![json!(2), json!(7), json!("b"), json!(null)],
+            ],
+        "{:?}",
+        rows.rows
+    );
+    Ok(())
+}
