@@ -17,9 +17,11 @@
 //! | [`node`] | one running node: identity, start/join/bootstrap, forwarding, background tasks |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
+//! | [`apply`] | the MariaDB applier: committed entries applied exactly once, `_wolfscale` position, client reads |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 
 pub mod api;
+pub mod apply;
 pub mod cli;
 pub mod command;
 pub mod config;

@@ -10,6 +10,7 @@
 mod check;
 mod errors;
 mod lex;
+pub mod position;
 mod rules;
 
 pub use check::{

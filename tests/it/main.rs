@@ -2,6 +2,10 @@
 //! (private MariaDB servers, ports, proxies, WAL helpers, logging) and each other module
 //! is one area of scenarios.
 
+mod apply;
+mod apply_crash;
+mod apply_sql;
+mod apply_support;
 mod cli;
 mod cluster;
 mod mariadb_harness;

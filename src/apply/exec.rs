@@ -1,0 +1,554 @@
+//! Running entries on the writer connection: the group transaction, DDL alone with its
+//! in-flight marker, the retry loop around both, and reading `_wolfscale`.
+
+use super::{MariaDbApplier, Position};
+use crate::apply::outcome::{Failure, FailureClass, Outcome, StatementOutcome};
+use crate::command::{self, Command};
+use crate::consensus::state_machine::ApplyError;
+use crate::consensus::{Entry, LogId, NodeId, NodeInfo, StoredMembership};
+use crate::sql::{self, position};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use openraft::{EntryPayload, Membership};
+use std::time::Duration;
+
+/// How one attempt ended when it did not succeed.
+pub(super) enum Step {
+    /// The node must stop: the entry cannot be decoded or `_wolfscale` is damaged.
+    Fatal(ApplyError),
+    /// Roll back, wait and retry.
+    Transient(mysql_async::Error),
+}
+
+/// One statement's failure.
+enum StmtError {
+    Deterministic(Failure),
+    Transient(mysql_async::Error),
+}
+
+impl From<StmtError> for Step {
+    fn from(e: StmtError) -> Step {
+        match e {
+            // Only bookkeeping statements are mapped this way, and an error there is not
+            // a result of any entry: retry, visibly.
+            StmtError::Deterministic(f) => Step::Transient(mysql_async::Error::Other(
+                format!("bookkeeping statement failed: {} ({})", f.message, f.code).into(),
+            )),
+            StmtError::Transient(e) => Step::Transient(e),
+        }
+    }
+}
+
+/// A log entry decoded for applying.
+pub(super) struct Item {
+    log_id: LogId,
+    kind: Kind,
+}
+
+enum Kind {
+    Blank,
+    Membership(Membership<NodeId, NodeInfo>),
+    Command(command::Entry),
+}
+
+impl Item {
+    /// Decodes the command an entry carries.
+    ///
+    /// # Errors
+    /// An undecodable payload is fatal: skipping it would diverge from the other nodes.
+    pub(super) fn decode(entry: Entry) -> Result<Item, ApplyError> {
+        let kind = match entry.payload {
+            EntryPayload::Blank => Kind::Blank,
+            EntryPayload::Membership(m) => Kind::Membership(m),
+            EntryPayload::Normal(req) => {
+                Kind::Command(command::Entry::decode(&req.payload).map_err(|e| {
+                    ApplyError(format!(
+                        "log entry {} cannot be applied: {e}",
+                        entry.log_id.index
+                    ))
+                })?)
+            }
+        };
+        Ok(Item {
+            log_id: entry.log_id,
+            kind,
+        })
+    }
+
+    pub(super) fn is_ddl(&self) -> bool {
+        matches!(&self.kind, Kind::Command(e) if e.command.is_ddl())
+    }
+
+    fn lsn(&self) -> u64 {
+        self.log_id.index
+    }
+}
+
+fn classify(e: mysql_async::Error, statement: usize) -> StmtError {
+    if let mysql_async::Error::Server(se) = &e {
+        let class = sql::classify_error(se.code, &se.message);
+        if let Some(class) = FailureClass::from_class(class) {
+            return StmtError::Deterministic(Failure {
+                statement: u32::try_from(statement).unwrap_or(u32::MAX),
+                code: se.code,
+                message: se.message.clone(),
+                class,
+            });
+        }
+    }
+    StmtError::Transient(e)
+}
+
+/// Runs one statement; `(affected rows, last insert id)`.
+async fn exec(
+    conn: &mut Conn,
+    st: &sql::Statement,
+    index: usize,
+) -> Result<(u64, Option<u64>), StmtError> {
+    conn.exec_drop(st.sql.as_str(), st.params())
+        .await
+        .map_err(|e| classify(e, index))?;
+    Ok((conn.affected_rows(), conn.last_insert_id()))
+}
+
+async fn run(conn: &mut Conn, sql: &str) -> Result<(), StmtError> {
+    conn.query_drop(sql).await.map_err(|e| classify(e, 0))
+}
+
+fn timed_out(what: &str, after: Duration) -> mysql_async::Error {
+    mysql_async::Error::Other(format!("{what} timed out after {after:?}").into())
+}
+
+/// Runs the statements of a non-DDL command inside the open group transaction.
+async fn run_command(conn: &mut Conn, entry: &command::Entry, lsn: u64) -> Result<Outcome, Step> {
+    let stmts = sql::statements(&entry.command);
+    let ids = entry.ids.clone();
+    if let Command::Sql {
+        transaction: false, ..
+    } = entry.command
+    {
+        let mut results = Vec::with_capacity(stmts.len());
+        for (i, st) in stmts.iter().enumerate() {
+            results.push(match exec(conn, st, i).await {
+                Ok((affected_rows, last_insert_id)) => StatementOutcome::Done {
+                    affected_rows,
+                    last_insert_id,
+                },
+                Err(StmtError::Deterministic(f)) => StatementOutcome::Failed(f),
+                Err(StmtError::Transient(e)) => return Err(Step::Transient(e)),
+            });
+        }
+        return Ok(Outcome::Batch {
+            lsn,
+            ids,
+            statements: results,
+        });
+    }
+    // One statement is atomic by itself (InnoDB rolls a failed statement back); a batch
+    // needs a savepoint to be all or nothing.
+    let savepoint = stmts.len() > 1;
+    if savepoint {
+        run(conn, position::SAVEPOINT).await?;
+    }
+    let (mut affected, mut last_id) = (0u64, None);
+    for (i, st) in stmts.iter().enumerate() {
+        match exec(conn, st, i).await {
+            Ok((a, l)) => {
+                affected += a;
+                last_id = l.or(last_id);
+            }
+            Err(StmtError::Deterministic(failure)) => {
+                if savepoint {
+                    run(conn, position::ROLLBACK_TO_SAVEPOINT).await?;
+                }
+                return Ok(Outcome::Failed { lsn, ids, failure });
+            }
+            Err(StmtError::Transient(e)) => return Err(Step::Transient(e)),
+        }
+    }
+    Ok(Outcome::Applied {
+        lsn,
+        affected_rows: affected,
+        last_insert_id: last_id,
+        ids,
+    })
+}
+
+fn membership_json(m: &StoredMembership) -> Result<String, Step> {
+    serde_json::to_string(m)
+        .map_err(|e| Step::Fatal(ApplyError(format!("cannot encode the membership: {e}"))))
+}
+
+impl MariaDbApplier {
+    /// Applies `items` (one DDL, or a run of non-DDL entries), retrying transient
+    /// failures forever. After a failure the stored position is read again: if the
+    /// commit went through although its answer was lost, the outcomes computed in that
+    /// transaction are the result.
+    pub(super) async fn run_with_retry(
+        &mut self,
+        items: &[Item],
+    ) -> Result<Vec<Outcome>, ApplyError> {
+        let Some(last) = items.last().map(Item::lsn) else {
+            return Ok(Vec::new());
+        };
+        let mut delay = self.backoff.min;
+        loop {
+            let mut pending = None;
+            match self.attempt(items, &mut pending).await {
+                Ok(outcomes) => {
+                    self.recovered();
+                    return Ok(outcomes);
+                }
+                Err(Step::Fatal(e)) => return Err(e),
+                Err(Step::Transient(e)) => {
+                    self.transient(&e, Some(items[0].lsn())).await;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.backoff.max);
+                    let p = self.position().await?;
+                    if p.applied.is_some_and(|a| a.index >= last) {
+                        self.recovered();
+                        return Ok(pending.unwrap_or_else(|| {
+                            items
+                                .iter()
+                                .map(|i| Outcome::AlreadyApplied { lsn: i.lsn() })
+                                .collect()
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &mut self,
+        items: &[Item],
+        pending: &mut Option<Vec<Outcome>>,
+    ) -> Result<Vec<Outcome>, Step> {
+        if self.position.is_none() {
+            self.load_position().await?;
+        }
+        let mut conn = self.take_conn().await?;
+        let result = if items.len() == 1 && items[0].is_ddl() {
+            self.ddl_on(&mut conn, &items[0], pending).await
+        } else {
+            self.group_on(&mut conn, items, pending).await
+        };
+        match &result {
+            Ok(_) => self.conn = Some(conn),
+            Err(Step::Transient(mysql_async::Error::Server(_))) => {
+                // The connection still works: release the transaction's locks now rather
+                // than when the pool recycles it.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    conn.query_drop(position::ROLLBACK),
+                )
+                .await;
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// The applied position as cached; `attempt` loads it first.
+    fn cached(&self) -> Result<&Position, Step> {
+        self.position.as_ref().ok_or_else(|| {
+            Step::Transient(mysql_async::Error::Other(
+                "applied position not loaded".into(),
+            ))
+        })
+    }
+
+    async fn group_on(
+        &mut self,
+        conn: &mut Conn,
+        items: &[Item],
+        pending: &mut Option<Vec<Outcome>>,
+    ) -> Result<Vec<Outcome>, Step> {
+        let current = self.cached()?.clone();
+        let applied = current.applied.map(|l| l.index);
+        let mut membership = current.membership;
+        let mut outcomes = Vec::with_capacity(items.len());
+        run(conn, position::BEGIN).await?;
+        for item in items {
+            let lsn = item.lsn();
+            if applied.is_some_and(|a| lsn <= a) {
+                outcomes.push(Outcome::AlreadyApplied { lsn });
+                continue;
+            }
+            match &item.kind {
+                Kind::Blank => outcomes.push(Outcome::Internal { lsn }),
+                Kind::Membership(m) => {
+                    membership = StoredMembership::new(Some(item.log_id), m.clone());
+                    outcomes.push(Outcome::Internal { lsn });
+                }
+                Kind::Command(entry) => {
+                    self.set_timestamp(conn, entry.timestamp_us).await?;
+                    tracing::debug!(log_index = lsn, op = %entry.describe(), "applying entry");
+                    outcomes.push(run_command(conn, entry, lsn).await?);
+                }
+            }
+        }
+        let last = items
+            .last()
+            .map(|i| i.log_id)
+            .expect("run_with_retry never passes an empty group");
+        let json = membership_json(&membership)?;
+        self.record(conn, last, &json).await?;
+        *pending = Some(outcomes);
+        run(conn, position::COMMIT).await?;
+        self.committed(last, membership, items.len());
+        Ok(pending.take().unwrap_or_default())
+    }
+
+    async fn ddl_on(
+        &mut self,
+        conn: &mut Conn,
+        item: &Item,
+        pending: &mut Option<Vec<Outcome>>,
+    ) -> Result<Vec<Outcome>, Step> {
+        let lsn = item.lsn();
+        let Kind::Command(entry) = &item.kind else {
+            return Err(Step::Fatal(ApplyError(format!(
+                "log entry {lsn} was taken for DDL but is not"
+            ))));
+        };
+        let current = self.cached()?.clone();
+        if current.applied.is_some_and(|a| lsn <= a.index) {
+            return Ok(vec![Outcome::AlreadyApplied { lsn }]);
+        }
+        let re_apply = current.ddl_in_flight == Some(lsn);
+        if !re_apply {
+            conn.exec_drop(position::MARK_DDL_IN_FLIGHT, (lsn,))
+                .await
+                .map_err(Step::Transient)?;
+            if let Some(p) = self.position.as_mut() {
+                p.ddl_in_flight = Some(lsn);
+            }
+        }
+        self.set_timestamp(conn, entry.timestamp_us).await?;
+        let ids = entry.ids.clone();
+        tracing::debug!(log_index = lsn, re_apply, op = %entry.describe(), "applying ddl");
+        let statement = sql::statements(&entry.command);
+        let text = statement.first().map_or("", |s| s.sql.as_str());
+        let outcome = match run(conn, text).await {
+            Ok(()) => Outcome::Applied {
+                lsn,
+                affected_rows: conn.affected_rows(),
+                last_insert_id: None,
+                ids,
+            },
+            Err(StmtError::Deterministic(f))
+                if re_apply && sql::ddl_already_applied(f.code, &f.message) =>
+            {
+                tracing::info!(
+                    log_index = lsn,
+                    code = f.code,
+                    "ddl was applied before a crash"
+                );
+                Outcome::Applied {
+                    lsn,
+                    affected_rows: 0,
+                    last_insert_id: None,
+                    ids,
+                }
+            }
+            Err(StmtError::Deterministic(failure)) => Outcome::Failed { lsn, ids, failure },
+            Err(StmtError::Transient(e)) => return Err(Step::Transient(e)),
+        };
+        let json = membership_json(&current.membership)?;
+        *pending = Some(vec![outcome]);
+        // Autocommit: the DDL committed implicitly, the position commits on its own.
+        self.record(conn, item.log_id, &json).await?;
+        self.committed(item.log_id, current.membership, 1);
+        Ok(pending.take().unwrap_or_default())
+    }
+
+    async fn record(&mut self, conn: &mut Conn, last: LogId, membership: &str) -> Result<(), Step> {
+        conn.exec_drop(
+            position::UPDATE_POSITION,
+            (
+                last.index,
+                last.leader_id.term,
+                last.leader_id.node_id,
+                membership,
+            ),
+        )
+        .await
+        .map_err(Step::Transient)
+    }
+
+    fn committed(&mut self, last: LogId, membership: StoredMembership, entries: usize) {
+        self.position = Some(Position {
+            applied: Some(last),
+            membership,
+            ddl_in_flight: None,
+        });
+        self.status.set_applied(Some(last.index));
+        self.status.committed(entries as u64);
+    }
+
+    async fn set_timestamp(&mut self, conn: &mut Conn, timestamp_us: u64) -> Result<(), Step> {
+        if self.session_ts != Some(timestamp_us) {
+            run(conn, &sql::set_timestamp(timestamp_us)).await?;
+            self.session_ts = Some(timestamp_us);
+        }
+        Ok(())
+    }
+
+    /// The writer connection, opening one from the pool if needed.
+    async fn take_conn(&mut self) -> Result<Conn, Step> {
+        if let Some(conn) = self.conn.take() {
+            return Ok(conn);
+        }
+        self.session_ts = None;
+        tokio::time::timeout(self.connect_timeout, self.pool.get_conn())
+            .await
+            .map_err(|_| Step::Transient(timed_out("connecting to MariaDB", self.connect_timeout)))?
+            .map_err(Step::Transient)
+    }
+
+    /// Reads `_wolfscale` into the cache, creating the table and its row if missing.
+    pub(super) async fn load_position(&mut self) -> Result<(), Step> {
+        let mut conn = self.take_conn().await?;
+        let read = async {
+            conn.query_drop(position::CREATE_POSITION_TABLE).await?;
+            conn.query_drop(position::INSERT_POSITION_ROW).await?;
+            conn.query_first::<PositionRow, _>(position::SELECT_POSITION)
+                .await
+        }
+        .await;
+        let row = match read {
+            Ok(Some(row)) => row,
+            Ok(None) => {
+                return Err(Step::Fatal(ApplyError(
+                    "`_wolfscale` has no row id = 1 right after inserting it".into(),
+                )))
+            }
+            Err(e) => return Err(Step::Transient(e)),
+        };
+        self.conn = Some(conn);
+        let p = parse_position(row).map_err(|e| Step::Fatal(ApplyError(e)))?;
+        self.status.set_applied(p.applied.map(|l| l.index));
+        self.position = Some(p);
+        Ok(())
+    }
+
+    pub(super) async fn transient(&mut self, e: &mysql_async::Error, log_index: Option<u64>) {
+        // The connection may be half-way through a transaction or dead: start afresh and
+        // trust only what `_wolfscale` says.
+        self.conn = None;
+        self.session_ts = None;
+        self.position = None;
+        let error = e.to_string();
+        tracing::warn!(log_index, error = %error, "mariadb apply failed, retrying (degraded)");
+        self.status.degraded(error);
+    }
+
+    pub(super) fn recovered(&mut self) {
+        if self.status.recovered() {
+            tracing::info!(
+                applied_lsn = self.status.applied_lsn(),
+                "mariadb apply recovered"
+            );
+        }
+    }
+}
+
+/// `_wolfscale`'s row: index, term, node, membership JSON, DDL in flight.
+type PositionRow = (
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Option<String>,
+    Option<u64>,
+);
+
+fn parse_position((index, term, node, membership, ddl): PositionRow) -> Result<Position, String> {
+    let applied = match (index, term, node) {
+        (None, _, _) => None,
+        (Some(index), Some(term), Some(node)) => Some(openraft::LogId::new(
+            openraft::CommittedLeaderId::new(term, node),
+            index,
+        )),
+        (Some(index), _, _) => {
+            return Err(format!(
+                "applied_index {index} has no applied_term or applied_node"
+            ))
+        }
+    };
+    let membership = match membership {
+        None => StoredMembership::default(),
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| format!("membership is not valid JSON of a membership: {e}"))?,
+    };
+    Ok(Position {
+        applied,
+        membership,
+        ddl_in_flight: ddl,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_rows_parse() {
+        let empty = parse_position((None, None, None, None, None)).expect("empty");
+        assert_eq!(empty.applied, None);
+        assert_eq!(empty.membership, StoredMembership::default());
+        let p = parse_position((Some(9), Some(3), Some(2), None, Some(10))).expect("valid");
+        let l = p.applied.expect("set");
+        assert_eq!((l.index, l.leader_id.term, l.leader_id.node_id), (9, 3, 2));
+        assert_eq!(p.ddl_in_flight, Some(10));
+        assert!(parse_position((Some(9), None, Some(2), None, None)).is_err());
+        assert!(parse_position((Some(9), Some(1), Some(2), Some("{".into()), None)).is_err());
+    }
+
+    #[test]
+    fn membership_json_round_trips() {
+        let mut nodes = std::collections::BTreeMap::new();
+        nodes.insert(
+            1u64,
+            NodeInfo {
+                name: "n1".into(),
+                cluster_addr: "127.0.0.1:7001".into(),
+                api_addr: "127.0.0.1:8001".into(),
+            },
+        );
+        let m = Membership::new(vec![std::collections::BTreeSet::from([1u64])], nodes);
+        let log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(2, 1), 7);
+        let sm = StoredMembership::new(Some(log_id), m);
+        let json = membership_json(&sm).ok().expect("encodes");
+        let back = parse_position((Some(7), Some(2), Some(1), Some(json), None)).expect("parses");
+        assert_eq!(back.membership, sm);
+    }
+
+    #[test]
+    fn server_errors_are_classified() {
+        let e = mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1062,
+            message: "Duplicate entry".into(),
+            state: "23000".into(),
+        });
+        match classify(e, 3) {
+            StmtError::Deterministic(f) => {
+                assert_eq!(
+                    (f.statement, f.code, f.class),
+                    (3, 1062, FailureClass::Conflict)
+                )
+            }
+            StmtError::Transient(_) => panic!("1062 is deterministic"),
+        }
+        let e = mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1213,
+            message: "Deadlock".into(),
+            state: "40001".into(),
+        });
+        assert!(matches!(classify(e, 0), StmtError::Transient(_)));
+        assert!(matches!(
+            classify(timed_out("x", Duration::from_secs(1)), 0),
+            StmtError::Transient(_)
+        ));
+    }
+}

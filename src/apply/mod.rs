@@ -1,0 +1,304 @@
+//! The MariaDB applier: applies committed log entries to the local MariaDB exactly once,
+//! in order, with the same result on every node (DESIGN invariants 2, 3 and 7), and the
+//! read path the API serves queries from. It owns the node's MariaDB connection pool. It
+//! knows nothing of HTTP or of how entries reach it (consensus calls it through
+//! [`Applier`]); all SQL text comes from [`crate::sql`].
+//!
+//! # Exactly once
+//!
+//! Table `_wolfscale` inside the replicated database holds the applied log id, the
+//! membership in force and a DDL in-flight marker ([`crate::sql::position`]). It is
+//! updated in the same MariaDB transaction as the entries' effects, so a crash of the
+//! node or of MariaDB can neither skip nor repeat an entry, and a dump of the database
+//! carries its own position: restored elsewhere, it resumes from there. Entries at or
+//! below the stored position are answered [`Outcome::AlreadyApplied`] and not run.
+//!
+//! Because the position lives with the data and the WAL replays whatever MariaDB lost,
+//! MariaDB may run with `innodb_flush_log_at_trx_commit=2`: a MariaDB crash loses the
+//! last transactions *and* the position that recorded them, together, and the node
+//! re-applies them from the log.
+//!
+//! # Group apply
+//!
+//! Consecutive non-DDL entries of one `apply` call (at most [`MAX_GROUP`]) run in one
+//! transaction that ends with the position update. Each entry first sets the leader's
+//! timestamp (`SET timestamp`, so NOW() agrees everywhere). A single statement that fails
+//! deterministically is undone by InnoDB's statement rollback and becomes that entry's
+//! [`Outcome::Failed`]; an all-or-nothing batch (`Command::Sql { transaction: true }`) runs
+//! under a savepoint and is rolled back to it; a `transaction: false` batch runs each
+//! statement on its own and reports one result per statement ([`Outcome::Batch`]).
+//! Replicated tables must be transactional (InnoDB) for these guarantees.
+//!
+//! DDL commits implicitly, so it applies alone: the marker "DDL in flight at index n" is
+//! committed first, the DDL runs, then the position moves to n. If the node or MariaDB
+//! fails in between, the re-apply runs the DDL again and counts the "already exists /
+//! already gone" errors ([`crate::sql::ddl_already_applied`]) as applied. (A DDL whose
+//! second run succeeds silently and changes something, such as adding an unnamed index,
+//! would be applied twice; name indexes in DDL.)
+//!
+//! # Transient errors
+//!
+//! A lost connection, deadlock, lock wait timeout, full disk or unknown error code rolls
+//! the current transaction back; the applier reports DEGRADED in [`ApplyStatus`] with
+//! the error, waits (50 ms doubling to 5 s) and retries the same entries, forever. It
+//! never skips one. The first success turns the status back to OK.
+
+mod exec;
+mod outcome;
+mod read;
+mod status;
+
+pub use outcome::{Failure, FailureClass, Outcome, OutcomeDecodeError, StatementOutcome};
+pub use read::{QueryError, Reader, Rows};
+pub use status::{ApplyStatus, StatusSnapshot, WaitTimeout};
+
+use crate::config::{DatabaseConfig, Secret};
+use crate::consensus::state_machine::{Applier, ApplyError};
+use crate::consensus::{Entry, LogId, Response, StoredMembership};
+use crate::sql::{self, position};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, OptsBuilder, Pool};
+use std::time::Duration;
+
+/// Most entries applied in one MariaDB transaction; longer runs are split.
+pub const MAX_GROUP: usize = 1024;
+
+/// Why the applier could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No connection within `database.connect_timeout_ms`.
+    #[error("timed out after {after:?} connecting to MariaDB at {addr}; is it running?")]
+    ConnectTimeout {
+        /// host:port tried.
+        addr: String,
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// MariaDB refused, or creating the database or `_wolfscale` failed.
+    #[error(
+        "MariaDB at {addr}: {source}; check [database] in the config and the account's privileges"
+    )]
+    Mysql {
+        /// host:port tried.
+        addr: String,
+        /// The driver's error.
+        source: mysql_async::Error,
+    },
+    /// `_wolfscale` holds something this build cannot read.
+    #[error("the `_wolfscale` table of database {database:?} is damaged: {reason}; restore it from a dump or rebuild the node")]
+    CorruptPosition {
+        /// The replicated database.
+        database: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Backoff between retries of a transient failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// First wait.
+    pub min: Duration,
+    /// Longest wait (the wait doubles up to this).
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            min: Duration::from_millis(50),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What `_wolfscale` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Position {
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    ddl_in_flight: Option<u64>,
+}
+
+/// The production [`Applier`]: applies entries to the local MariaDB exactly once.
+pub struct MariaDbApplier {
+    pool: Pool,
+    /// The writer's own connection, held between calls; `None` after a failure.
+    conn: Option<Conn>,
+    /// The `SET timestamp` value last sent on `conn`.
+    session_ts: Option<u64>,
+    /// What `_wolfscale` holds as of the last commit; `None` until read.
+    position: Option<Position>,
+    status: ApplyStatus,
+    backoff: Backoff,
+    database: String,
+    addr: String,
+    connect_timeout: Duration,
+}
+
+impl MariaDbApplier {
+    /// Connects to MariaDB, creates the replicated database `cfg.database` and its
+    /// `_wolfscale` table if missing, and reads the applied position. Every pooled
+    /// connection runs [`sql::SESSION_SETUP`] when it opens (and after a reset).
+    ///
+    /// # Errors
+    /// [`Error::ConnectTimeout`] or [`Error::Mysql`] when MariaDB cannot be reached or
+    /// refuses; [`Error::CorruptPosition`] when `_wolfscale` cannot be read.
+    pub async fn connect(cfg: &DatabaseConfig, password: Option<&Secret>) -> Result<Self, Error> {
+        let addr = format!("{}:{}", cfg.host, cfg.port);
+        let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
+        let base = crate::db::opts(cfg, password);
+        let wrap = |source| Error::Mysql {
+            addr: addr.clone(),
+            source,
+        };
+        let mut first = tokio::time::timeout(connect_timeout, Conn::new(base.clone()))
+            .await
+            .map_err(|_| Error::ConnectTimeout {
+                addr: addr.clone(),
+                after: connect_timeout,
+            })?
+            .map_err(wrap)?;
+        first
+            .query_drop(position::create_database(&cfg.database))
+            .await
+            .map_err(wrap)?;
+        // A failed goodbye on a connection we are done with changes nothing.
+        let _ = first.disconnect().await;
+        // mysql_async runs setup commands last to first.
+        let setup: Vec<&str> = sql::SESSION_SETUP.iter().rev().copied().collect();
+        let opts = OptsBuilder::from_opts(base)
+            .db_name(Some(cfg.database.clone()))
+            .setup(setup);
+        let mut applier = MariaDbApplier {
+            pool: Pool::new(opts),
+            conn: None,
+            session_ts: None,
+            position: None,
+            status: ApplyStatus::new(),
+            backoff: Backoff::default(),
+            database: cfg.database.clone(),
+            addr,
+            connect_timeout,
+        };
+        match applier.load_position().await {
+            Ok(()) => Ok(applier),
+            Err(exec::Step::Fatal(ApplyError(reason))) => Err(Error::CorruptPosition {
+                database: cfg.database.clone(),
+                reason,
+            }),
+            Err(exec::Step::Transient(e)) => Err(Error::Mysql {
+                addr: applier.addr.clone(),
+                source: e,
+            }),
+        }
+    }
+
+    /// The shared status handle (applied LSN, DEGRADED, counters).
+    pub fn status(&self) -> ApplyStatus {
+        self.status.clone()
+    }
+
+    /// A handle for client reads on this node's pool.
+    pub fn reader(&self) -> Reader {
+        Reader::new(self.pool.clone())
+    }
+
+    /// Changes the retry backoff (tests use short waits).
+    pub fn set_backoff(&mut self, backoff: Backoff) {
+        self.backoff = backoff;
+    }
+
+    /// The replicated database's name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// Closes the writer connection and the pool.
+    ///
+    /// # Errors
+    /// The driver's error while saying goodbye; nothing is lost either way.
+    pub async fn close(mut self) -> Result<(), mysql_async::Error> {
+        if let Some(conn) = self.conn.take() {
+            drop(conn);
+        }
+        self.pool.disconnect().await
+    }
+
+    /// The stored position: cached since the last commit, else read from `_wolfscale`
+    /// (created if missing), retrying transient errors.
+    async fn position(&mut self) -> Result<Position, ApplyError> {
+        if let Some(p) = &self.position {
+            return Ok(p.clone());
+        }
+        let mut delay = self.backoff.min;
+        loop {
+            match self.load_position().await {
+                Ok(()) => {
+                    self.recovered();
+                    return Ok(self
+                        .position
+                        .clone()
+                        .expect("load_position stores the position it read"));
+                }
+                Err(exec::Step::Fatal(e)) => return Err(e),
+                Err(exec::Step::Transient(e)) => {
+                    self.transient(&e, None).await;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.backoff.max);
+                }
+            }
+        }
+    }
+}
+
+impl Applier for MariaDbApplier {
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), ApplyError> {
+        // Always from MariaDB: a dump may have been restored underneath.
+        self.position = None;
+        let p = self.position().await?;
+        Ok((p.applied, p.membership))
+    }
+
+    async fn apply(&mut self, entries: Vec<Entry>) -> Result<Vec<Response>, ApplyError> {
+        let outcomes = self.apply_entries(entries).await?;
+        Ok(outcomes.iter().map(Outcome::encode).collect())
+    }
+}
+
+impl MariaDbApplier {
+    /// Like [`Applier::apply`], returning the outcomes undecoded (for tests and tools).
+    ///
+    /// # Errors
+    /// [`ApplyError`] when an entry cannot be decoded or `_wolfscale` is damaged: the
+    /// node must stop rather than skip the entry. Transient errors are retried inside.
+    pub async fn apply_entries(&mut self, entries: Vec<Entry>) -> Result<Vec<Outcome>, ApplyError> {
+        let applied = self.position().await?.applied.map(|l| l.index);
+        let mut out = Vec::with_capacity(entries.len());
+        let mut todo = Vec::with_capacity(entries.len());
+        for entry in entries {
+            if applied.is_some_and(|a| entry.log_id.index <= a) {
+                out.push(Outcome::AlreadyApplied {
+                    lsn: entry.log_id.index,
+                });
+            } else {
+                todo.push(exec::Item::decode(entry)?);
+            }
+        }
+        let mut rest = todo.as_slice();
+        while !rest.is_empty() {
+            let n = if rest[0].is_ddl() {
+                1
+            } else {
+                rest.iter()
+                    .take(MAX_GROUP)
+                    .take_while(|i| !i.is_ddl())
+                    .count()
+            };
+            let (now, later) = rest.split_at(n);
+            out.extend(self.run_with_retry(now).await?);
+            rest = later;
+        }
+        Ok(out)
+    }
+}

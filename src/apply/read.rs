@@ -1,0 +1,250 @@
+//! Client reads (`POST /query`): one checked read statement in a read-only transaction on
+//! the node's pool, rows returned as JSON values.
+//!
+//! Value mapping: NULL → `null`; integers → JSON numbers, exact over the whole i64/u64
+//! range; FLOAT/DOUBLE → numbers (`null` for NaN/∞); DECIMAL → a string holding the
+//! exact decimal; DATE → `"YYYY-MM-DD"`, DATETIME/TIMESTAMP → `"YYYY-MM-DD HH:MM:SS"`
+//! (with `.ffffff` when the column has fractional seconds), TIME → `"[-]HH:MM:SS"`;
+//! strings and blobs → a JSON string when the bytes are UTF-8, otherwise
+//! `{"$base64": "…"}`, the same shape writes accept.
+
+use crate::command::Value;
+use crate::sql::{self, position, ErrorClass, SqlError};
+use base64::Engine as _;
+use mysql_async::consts::ColumnType;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Column, Conn, Pool};
+use serde::Serialize;
+use serde_json::Value as Json;
+use std::time::Duration;
+
+/// Serves client reads on this node's MariaDB; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    pool: Pool,
+}
+
+/// A result set: column names and rows of JSON values.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rows {
+    /// Column names (labels), in order.
+    pub columns: Vec<String>,
+    /// One array per row, one value per column.
+    pub rows: Vec<Vec<Json>>,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Not exactly one read statement, or the parameter count is wrong: HTTP 400.
+    #[error(transparent)]
+    Invalid(#[from] SqlError),
+    /// MariaDB refused the statement.
+    #[error("MariaDB error {code}: {message}")]
+    Sql {
+        /// Error number.
+        code: u16,
+        /// Server message.
+        message: String,
+        /// How the API should report it.
+        class: ErrorClass,
+    },
+    /// The connection failed; retry later (HTTP 503).
+    #[error("MariaDB unavailable: {0}")]
+    Unavailable(String),
+    /// The read did not finish in time.
+    #[error("query did not finish within {0:?}")]
+    Timeout(Duration),
+}
+
+impl From<mysql_async::Error> for QueryError {
+    fn from(e: mysql_async::Error) -> Self {
+        match e {
+            mysql_async::Error::Server(se) => QueryError::Sql {
+                code: se.code,
+                class: sql::classify_error(se.code, &se.message),
+                message: se.message,
+            },
+            other => QueryError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl Reader {
+    pub(super) fn new(pool: Pool) -> Self {
+        Reader { pool }
+    }
+
+    /// Runs one read statement (checked by [`sql::check_read`]) with `params` bound, in a
+    /// `READ ONLY` transaction. On timeout the connection is dropped, which ends the
+    /// transaction.
+    ///
+    /// # Errors
+    /// [`QueryError`]: invalid statement, MariaDB's error, unavailability or timeout.
+    pub async fn query(
+        &self,
+        sql_text: &str,
+        params: &[Value],
+        timeout: Duration,
+    ) -> Result<Rows, QueryError> {
+        let text = sql::check_read(sql_text, params.len())?;
+        let params: Vec<mysql_async::Value> = params.iter().map(sql::to_mysql).collect();
+        let params = if params.is_empty() {
+            mysql_async::Params::Empty
+        } else {
+            mysql_async::Params::Positional(params)
+        };
+        let work = async {
+            let mut conn = self.pool.get_conn().await?;
+            conn.query_drop(position::BEGIN_READ_ONLY).await?;
+            let rows = read(&mut conn, text, params).await;
+            // A failed read leaves nothing to keep: end the transaction either way.
+            let end = if rows.is_ok() {
+                position::COMMIT
+            } else {
+                position::ROLLBACK
+            };
+            let ended = conn.query_drop(end).await;
+            let rows = rows?;
+            ended?;
+            Ok(rows)
+        };
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| QueryError::Timeout(timeout))?
+    }
+}
+
+async fn read(
+    conn: &mut Conn,
+    text: &str,
+    params: mysql_async::Params,
+) -> Result<Rows, QueryError> {
+    let mut result = conn.exec_iter(text, params).await?;
+    let columns: Vec<Column> = result.columns_ref().to_vec();
+    let mut rows = Vec::new();
+    while let Some(row) = result.next().await? {
+        let values = row.unwrap_raw();
+        rows.push(
+            values
+                .into_iter()
+                .zip(columns.iter())
+                .map(|(v, c)| to_json(v.unwrap_or(mysql_async::Value::NULL), c))
+                .collect(),
+        );
+    }
+    result.drop_result().await?;
+    Ok(Rows {
+        columns: columns.iter().map(|c| c.name_str().into_owned()).collect(),
+        rows,
+    })
+}
+
+/// One value as JSON (see the module docs for the mapping).
+pub fn to_json(value: mysql_async::Value, column: &Column) -> Json {
+    use mysql_async::Value as V;
+    match value {
+        V::NULL => Json::Null,
+        V::Int(n) => Json::from(n),
+        V::UInt(n) => Json::from(n),
+        // Through the shortest decimal text, so 0.1f32 stays 0.1.
+        V::Float(f) => f
+            .to_string()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Json::Null, Json::Number),
+        V::Double(f) => serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number),
+        V::Bytes(b) => bytes_to_json(b, column.column_type()),
+        V::Date(y, mo, d, h, mi, s, us) => {
+            if column.column_type() == ColumnType::MYSQL_TYPE_DATE {
+                Json::String(format!("{y:04}-{mo:02}-{d:02}"))
+            } else if column.decimals() > 0 && column.decimals() <= 6 {
+                let frac = format!("{us:06}");
+                let frac = &frac[..usize::from(column.decimals())];
+                Json::String(format!(
+                    "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{frac}"
+                ))
+            } else {
+                Json::String(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))
+            }
+        }
+        V::Time(neg, days, h, mi, s, us) => {
+            let hours = u64::from(days) * 24 + u64::from(h);
+            let sign = if neg { "-" } else { "" };
+            if us > 0 {
+                Json::String(format!("{sign}{hours:02}:{mi:02}:{s:02}.{us:06}"))
+            } else {
+                Json::String(format!("{sign}{hours:02}:{mi:02}:{s:02}"))
+            }
+        }
+    }
+}
+
+fn bytes_to_json(bytes: Vec<u8>, ty: ColumnType) -> Json {
+    match String::from_utf8(bytes) {
+        // DECIMAL stays text: exact beyond f64.
+        Ok(s)
+            if matches!(
+                ty,
+                ColumnType::MYSQL_TYPE_DECIMAL | ColumnType::MYSQL_TYPE_NEWDECIMAL
+            ) =>
+        {
+            Json::String(s)
+        }
+        Ok(s) => Json::String(s),
+        Err(e) => {
+            let mut obj = serde_json::Map::new();
+            obj.insert(
+                "$base64".into(),
+                Json::String(base64::engine::general_purpose::STANDARD.encode(e.into_bytes())),
+            );
+            Json::Object(obj)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_map_to_text_or_base64() {
+        assert_eq!(
+            bytes_to_json(b"caf\xc3\xa9".to_vec(), ColumnType::MYSQL_TYPE_VAR_STRING),
+            Json::String("café".into())
+        );
+        assert_eq!(
+            bytes_to_json(b"a\0b".to_vec(), ColumnType::MYSQL_TYPE_BLOB),
+            Json::String("a\0b".into())
+        );
+        assert_eq!(
+            bytes_to_json(vec![0xff, 0], ColumnType::MYSQL_TYPE_BLOB),
+            serde_json::json!({"$base64": "/wA="})
+        );
+        assert_eq!(
+            bytes_to_json(
+                b"12345678901234567890.123456789".to_vec(),
+                ColumnType::MYSQL_TYPE_NEWDECIMAL
+            ),
+            Json::String("12345678901234567890.123456789".into())
+        );
+    }
+
+    #[test]
+    fn server_errors_keep_their_class() {
+        let e = QueryError::from(mysql_async::Error::Server(mysql_async::ServerError {
+            code: 1146,
+            message: "Table 'app.nope' doesn't exist".into(),
+            state: "42S02".into(),
+        }));
+        assert!(matches!(
+            e,
+            QueryError::Sql {
+                code: 1146,
+                class: ErrorClass::NotFound,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,208 @@
+//! The applier's shared, cheap-to-clone status: the applied LSN (watchable, so a read
+//! with `min_lsn` can wait for it), whether the applier is DEGRADED (retrying a transient
+//! error) with the last error, and counters. Written only by the applier.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A handle on the applier's progress and health; clones share one state.
+#[derive(Debug, Clone)]
+pub struct ApplyStatus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    applied: watch::Sender<Option<u64>>,
+    health: Mutex<Health>,
+    entries: AtomicU64,
+    batches: AtomicU64,
+    retries: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Health {
+    degraded: bool,
+    last_error: Option<String>,
+}
+
+/// A copy of the status at one moment, for `/status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSnapshot {
+    /// Last log index applied (and committed) in MariaDB; `None` before the first.
+    pub applied_lsn: Option<u64>,
+    /// True while a transient error is being retried.
+    pub degraded: bool,
+    /// The last transient error seen (kept after recovery, for operators).
+    pub last_error: Option<String>,
+    /// Entries applied since start (blank and membership entries included).
+    pub entries_applied: u64,
+    /// MariaDB transactions committed by the applier since start.
+    pub batches: u64,
+    /// Attempts that failed transiently and were retried.
+    pub retries: u64,
+}
+
+/// [`ApplyStatus::wait_applied`] gave up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this node has applied up to {applied:?}, not yet {wanted}, after waiting {waited:?}")]
+pub struct WaitTimeout {
+    /// The LSN asked for.
+    pub wanted: u64,
+    /// What was applied when the wait ended.
+    pub applied: Option<u64>,
+    /// How long it waited.
+    pub waited: Duration,
+}
+
+impl Default for ApplyStatus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ApplyStatus {
+    /// A status with nothing applied and no error.
+    pub fn new() -> Self {
+        ApplyStatus {
+            inner: Arc::new(Inner {
+                applied: watch::Sender::new(None),
+                health: Mutex::new(Health::default()),
+                entries: AtomicU64::new(0),
+                batches: AtomicU64::new(0),
+                retries: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Last log index applied in MariaDB.
+    pub fn applied_lsn(&self) -> Option<u64> {
+        *self.inner.applied.borrow()
+    }
+
+    /// Waits until `lsn` is applied on this node (read-your-writes on any node).
+    ///
+    /// # Errors
+    /// [`WaitTimeout`] when it is not applied within `timeout`.
+    pub async fn wait_applied(&self, lsn: u64, timeout: Duration) -> Result<u64, WaitTimeout> {
+        let mut rx = self.inner.applied.subscribe();
+        let waited =
+            tokio::time::timeout(timeout, rx.wait_for(|a| a.is_some_and(|a| a >= lsn))).await;
+        match waited {
+            // The sender lives in `inner`, which this handle keeps alive: wait_for cannot
+            // see a closed channel, but answer from the current value either way.
+            Ok(Ok(v)) => Ok(v.unwrap_or(lsn)),
+            Ok(Err(_)) | Err(_) => Err(WaitTimeout {
+                wanted: lsn,
+                applied: self.applied_lsn(),
+                waited: timeout,
+            }),
+        }
+    }
+
+    /// Whether a transient error is being retried right now.
+    pub fn is_degraded(&self) -> bool {
+        self.health().degraded
+    }
+
+    /// The last transient error, if any was seen.
+    pub fn last_error(&self) -> Option<String> {
+        self.health().last_error.clone()
+    }
+
+    /// Everything at once.
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let (degraded, last_error) = {
+            let h = self.health();
+            (h.degraded, h.last_error.clone())
+        };
+        StatusSnapshot {
+            applied_lsn: self.applied_lsn(),
+            degraded,
+            last_error,
+            entries_applied: self.inner.entries.load(Ordering::Relaxed),
+            batches: self.inner.batches.load(Ordering::Relaxed),
+            retries: self.inner.retries.load(Ordering::Relaxed),
+        }
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        // A panic while holding this lock cannot leave Health inconsistent (two plain
+        // fields), so a poisoned lock is used as is.
+        self.inner
+            .health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn set_applied(&self, lsn: Option<u64>) {
+        self.inner.applied.send_replace(lsn);
+    }
+
+    pub(crate) fn committed(&self, entries: u64) {
+        self.inner.entries.fetch_add(entries, Ordering::Relaxed);
+        self.inner.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn degraded(&self, error: String) {
+        self.inner.retries.fetch_add(1, Ordering::Relaxed);
+        let mut h = self.health();
+        h.degraded = true;
+        h.last_error = Some(error);
+    }
+
+    /// Back to OK; returns whether it was degraded.
+    pub(crate) fn recovered(&self) -> bool {
+        std::mem::take(&mut self.health().degraded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_applied_wakes_on_progress_and_times_out() {
+        let s = ApplyStatus::new();
+        assert_eq!(s.applied_lsn(), None);
+        let t = Duration::from_millis(20);
+        assert_eq!(
+            s.wait_applied(1, t).await,
+            Err(WaitTimeout {
+                wanted: 1,
+                applied: None,
+                waited: t
+            })
+        );
+        let waiter = {
+            let s = s.clone();
+            tokio::spawn(async move { s.wait_applied(5, Duration::from_secs(10)).await })
+        };
+        s.set_applied(Some(3));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        s.set_applied(Some(7));
+        assert_eq!(waiter.await.expect("task"), Ok(7));
+        assert_eq!(s.wait_applied(2, t).await, Ok(7));
+    }
+
+    #[test]
+    fn degraded_until_recovered_and_counts() {
+        let s = ApplyStatus::new();
+        assert!(!s.is_degraded());
+        assert!(!s.recovered());
+        s.degraded("server gone".into());
+        s.degraded("server still gone".into());
+        assert!(s.is_degraded());
+        s.committed(64);
+        assert!(s.recovered());
+        let snap = s.snapshot();
+        assert!(!snap.degraded);
+        assert_eq!(snap.last_error.as_deref(), Some("server still gone"));
+        assert_eq!(
+            (snap.entries_applied, snap.batches, snap.retries),
+            (64, 1, 2)
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! The applier's own bookkeeping SQL: the `_wolfscale` table inside the replicated
+//! database, which holds the applied log position, the membership in force and the DDL
+//! in-flight marker, always in row `id = 1`. Kept here because all SQL text lives in
+//! `sql`; the applier runs it.
+
+use super::quote_ident;
+
+/// Name of the position table inside the replicated database. It travels with every dump
+/// of that database, so a restored copy knows which log index it reflects.
+pub const POSITION_TABLE: &str = "_wolfscale";
+
+/// Creates the replicated database if it does not exist yet.
+pub fn create_database(name: &str) -> String {
+    format!(
+        "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        quote_ident(name)
+    )
+}
+
+/// Creates the position table. InnoDB is explicit: its updates must commit or roll back
+/// with the entries' effects.
+pub const CREATE_POSITION_TABLE: &str = "CREATE TABLE IF NOT EXISTS `_wolfscale` (\
+     `id` TINYINT UNSIGNED NOT NULL PRIMARY KEY, \
+     `applied_index` BIGINT UNSIGNED NULL, \
+     `applied_term` BIGINT UNSIGNED NULL, \
+     `applied_node` BIGINT UNSIGNED NULL, \
+     `membership` LONGTEXT NULL, \
+     `ddl_in_flight` BIGINT UNSIGNED NULL\
+     ) ENGINE=InnoDB";
+
+/// Adds the single position row (nothing applied yet) unless it exists.
+pub const INSERT_POSITION_ROW: &str = "INSERT IGNORE INTO `_wolfscale` (`id`) VALUES (1)";
+
+/// Reads the position row: index, term, node, membership JSON, DDL in flight.
+pub const SELECT_POSITION: &str = "SELECT `applied_index`, `applied_term`, `applied_node`, \
+     `membership`, `ddl_in_flight` FROM `_wolfscale` WHERE `id` = 1";
+
+/// Records a new applied position and membership, and clears the DDL marker; parameters:
+/// index, term, node, membership JSON.
+pub const UPDATE_POSITION: &str = "UPDATE `_wolfscale` SET `applied_index` = ?, \
+     `applied_term` = ?, `applied_node` = ?, `membership` = ?, `ddl_in_flight` = NULL \
+     WHERE `id` = 1";
+
+/// Marks the DDL entry at the given index as started (committed before the DDL runs).
+pub const MARK_DDL_IN_FLIGHT: &str = "UPDATE `_wolfscale` SET `ddl_in_flight` = ? WHERE `id` = 1";
+
+/// Starts an applier transaction.
+pub const BEGIN: &str = "START TRANSACTION";
+/// Starts a client read: a stored function called by a SELECT cannot write.
+pub const BEGIN_READ_ONLY: &str = "START TRANSACTION READ ONLY";
+/// Commits the current transaction.
+pub const COMMIT: &str = "COMMIT";
+/// Rolls the current transaction back.
+pub const ROLLBACK: &str = "ROLLBACK";
+/// Marks the start of an all-or-nothing batch inside a group transaction.
+pub const SAVEPOINT: &str = "SAVEPOINT `wolfscale_entry`";
+/// Undoes a failed all-or-nothing batch, keeping the rest of the group.
+pub const ROLLBACK_TO_SAVEPOINT: &str = "ROLLBACK TO SAVEPOINT `wolfscale_entry`";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{statement_kind, StatementKind};
+
+    #[test]
+    fn database_name_is_quoted() {
+        assert_eq!(
+            create_database("my`app"),
+            "CREATE DATABASE IF NOT EXISTS `my``app` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        );
+    }
+
+    #[test]
+    fn statements_are_single_and_name_the_table() {
+        for s in [
+            CREATE_POSITION_TABLE,
+            INSERT_POSITION_ROW,
+            SELECT_POSITION,
+            UPDATE_POSITION,
+            MARK_DDL_IN_FLIGHT,
+        ] {
+            assert!(s.contains(&quote_ident(POSITION_TABLE)), "{s}");
+            assert!(statement_kind(s).is_ok(), "{s}");
+        }
+        assert_eq!(statement_kind(SELECT_POSITION), Ok(StatementKind::Read));
+        assert_eq!(UPDATE_POSITION.matches('?').count(), 4);
+        assert_eq!(MARK_DDL_IN_FLIGHT.matches('?').count(), 1);
+    }
+}

@@ -1,0 +1,297 @@
+//! The applier through failures of MariaDB: kill -9 in the middle of a long apply loop
+//! loses and repeats nothing, a stopped server makes the applier DEGRADED until it comes
+//! back, and a dump carries its own applied position to another server.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use serde_json::json;
+use wolfscale::apply::Outcome;
+use wolfscale::command::Value;
+use wolfscale::consensus::state_machine::Applier;
+
+use crate::apply_support::{applier, apply, ddl, entries, insert, sql, TS};
+use crate::support::MariaDb;
+
+const T: Duration = Duration::from_secs(10);
+
+fn counter_setup() -> Vec<wolfscale::command::Entry> {
+    vec![
+        ddl(
+            TS,
+            "CREATE TABLE counter (id INT PRIMARY KEY, c BIGINT NOT NULL) ENGINE=InnoDB",
+        ),
+        ddl(
+            TS,
+            "CREATE TABLE seen (lsn BIGINT PRIMARY KEY) ENGINE=InnoDB",
+        ),
+        sql(TS, &[("INSERT INTO counter VALUES (1, 0)", vec![])], true),
+    ]
+}
+
+/// Entry `lsn` bumps the counter and records its own LSN: a double apply shows as a
+/// counter above the entry count (or a duplicate-key failure).
+fn bump(lsn: u64) -> wolfscale::command::Entry {
+    sql(
+        TS + lsn,
+        &[
+            ("UPDATE counter SET c = c + 1 WHERE id = 1", vec![]),
+            ("INSERT INTO seen (lsn) VALUES (?)", vec![Value::UInt(lsn)]),
+        ],
+        true,
+    )
+}
+
+#[tokio::test]
+async fn kill9_of_mariadb_mid_apply_loses_and_repeats_nothing() -> anyhow::Result<()> {
+    let db = MariaDb::start().await?;
+    let mut a = applier(&db, "app").await?;
+    apply(&mut a, entries(1, &counter_setup())).await?;
+    let status = a.status();
+
+    const N: u64 = 3000;
+    let first = 4;
+    let last = first + N - 1;
+    let killer = tokio::spawn(async move {
+        let mut db = db;
+        let mut kills = 0;
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            db.kill9().await?;
+            kills += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            db.restart().await?;
+        }
+        anyhow::Ok((db, kills))
+    });
+    let mut next = first;
+    let mut batch = 1u64;
+    let mut outcomes = Vec::new();
+    while next <= last {
+        let n = batch.min(last - next + 1);
+        let cmds: Vec<_> = (next..next + n).map(bump).collect();
+        outcomes.extend(apply(&mut a, entries(next, &cmds)).await?);
+        next += n;
+        batch = batch % 37 + 1;
+    }
+    let (db, kills) = killer.await??;
+    ensure!(kills == 3);
+    ensure!(
+        status.snapshot().retries > 0,
+        "no kill hit an apply: {:?}",
+        status.snapshot()
+    );
+    ensure!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Applied { .. } | Outcome::AlreadyApplied { .. })),
+        "{:?}",
+        outcomes
+            .iter()
+            .find(|o| !matches!(o, Outcome::Applied { .. }))
+    );
+
+    // A fresh applier, as after a node restart: the stored position is the last entry.
+    let mut b = applier(&db, "app").await?;
+    let (pos, _) = b.applied_state().await?;
+    ensure!(pos.map(|l| l.index) == Some(last), "{pos:?}");
+    let r = b.reader();
+    let counter = r.query("SELECT c FROM counter", &[], T).await?;
+    ensure!(
+        counter.rows == [[json!(N)]],
+        "counter {:?}, expected {N}",
+        counter.rows
+    );
+    let seen = r
+        .query("SELECT COUNT(*), MIN(lsn), MAX(lsn) FROM seen", &[], T)
+        .await?;
+    ensure!(
+        seen.rows == [[json!(N), json!(first), json!(last)]],
+        "{:?}",
+        seen.rows
+    );
+    // openraft re-sending the tail changes nothing.
+    let tail: Vec<_> = (last - 9..=last).map(bump).collect();
+    let again = apply(&mut b, entries(last - 9, &tail)).await?;
+    ensure!(
+        again
+            .iter()
+            .all(|o| matches!(o, Outcome::AlreadyApplied { .. })),
+        "{again:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stopped_mariadb_degrades_the_applier_until_it_returns() -> anyhow::Result<()> {
+    let mut db = MariaDb::start().await?;
+    let mut a = applier(&db, "app").await?;
+    apply(&mut a, entries(1, &counter_setup())).await?;
+    let status = a.status();
+    ensure!(!status.is_degraded() && status.applied_lsn() == Some(3));
+
+    db.stop().await?;
+    let cmds: Vec<_> = (4..14).map(bump).collect();
+    let task = tokio::spawn(async move {
+        let out = a.apply_entries(entries(4, &cmds)).await;
+        (a, out)
+    });
+    let started = Instant::now();
+    while !status.is_degraded() {
+        ensure!(
+            started.elapsed() < T,
+            "never degraded: {:?}",
+            status.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensure!(!task.is_finished(), "apply returned while MariaDB was down");
+    let snap = status.snapshot();
+    ensure!(snap.degraded && snap.applied_lsn == Some(3), "{snap:?}");
+    ensure!(snap.last_error.is_some(), "{snap:?}");
+    ensure!(status
+        .wait_applied(4, Duration::from_millis(50))
+        .await
+        .is_err());
+
+    db.restart().await?;
+    let (mut a, out) = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .context("apply did not resume")??;
+    let out = out?;
+    ensure!(
+        out.len() == 10 && out.iter().all(|o| matches!(o, Outcome::Applied { .. })),
+        "{out:?}"
+    );
+    let snap = status.snapshot();
+    ensure!(
+        !snap.degraded && snap.applied_lsn == Some(13) && snap.retries > 0,
+        "{snap:?}"
+    );
+    let counter = a.reader().query("SELECT c FROM counter", &[], T).await?;
+    ensure!(counter.rows == [[json!(10)]], "{:?}", counter.rows);
+    let (pos, _) = a.applied_state().await?;
+    ensure!(pos.map(|l| l.index) == Some(13), "{pos:?}");
+    Ok(())
+}
+
+/// Runs a MariaDB client program against `db`; its standard output.
+async fn client(program: &str, db: &MariaDb, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let out = tokio::process::Command::new(program)
+        .arg("--no-defaults")
+        .arg(format!("--host={}", db.host()))
+        .arg(format!("--port={}", db.port()))
+        .arg("--user=root")
+        .arg("--protocol=TCP")
+        .args(args)
+        .output()
+        .await
+        .with_context(|| {
+            format!("run {program}: install it with `apt-get install -y mariadb-client`")
+        })?;
+    ensure!(
+        out.status.success(),
+        "{program} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(out.stdout)
+}
+
+#[tokio::test]
+async fn a_dump_carries_its_applied_position_to_another_server() -> anyhow::Result<()> {
+    let dbs = MariaDb::start_many(2).await?;
+    let (src, dst) = (&dbs[0], &dbs[1]);
+    let mut a = applier(src, "app").await?;
+    let mut cmds = counter_setup();
+    cmds.extend((4..=20).map(bump));
+    cmds.push(insert(TS, "seen", &[("lsn", Value::Int(1000))], vec![]));
+    apply(&mut a, entries(1, &cmds)).await?;
+    let (src_pos, src_members) = a.applied_state().await?;
+    ensure!(src_pos.map(|l| l.index) == Some(21), "{src_pos:?}");
+
+    let dir = tempfile::tempdir()?;
+    let dump = dir.path().join("app.sql");
+    let dumped = client("mariadb-dump", src, &["--single-transaction", "app"]).await?;
+    std::fs::write(&dump, dumped)?;
+    dst.create_database("app").await?;
+    let source = format!("source {}", dump.display());
+    client("mariadb", dst, &["--database=app", "--execute", &source]).await?;
+
+    let text = std::fs::read_to_string(&dump)?;
+    ensure!(
+        text.contains("INSERT INTO `_wolfscale` VALUES"),
+        "the dump lacks the position row:\n{text}"
+    );
+    let mut b = applier(dst, "app").await?;
+    let (dst_pos, dst_members) = b.applied_state().await?;
+    ensure!(
+        dst_pos == src_pos,
+        "restored position {dst_pos:?}, dumped {src_pos:?}"
+    );
+    ensure!(dst_members == src_members);
+    ensure!(b.status().applied_lsn() == Some(21));
+    // The log from the start, as a joining node receives it: only what follows the dump runs.
+    let mut more = cmds.clone();
+    more.extend((22..=25).map(bump));
+    let out_a = apply(&mut a, entries(22, &more[21..])).await?;
+    let out_b = apply(&mut b, entries(1, &more)).await?;
+    ensure!(
+        out_b[..21]
+            .iter()
+            .all(|o| matches!(o, Outcome::AlreadyApplied { .. })),
+        "{out_b:?}"
+    );
+    ensure!(out_b[21..] == out_a[..], "{out_a:?} vs {:?}", &out_b[21..]);
+    for q in ["SELECT c FROM counter", "SELECT lsn FROM seen ORDER BY lsn"] {
+        let x = a.reader().query(q, &[], T).await?;
+        let y = b.reader().query(q, &[], T).await?;
+        ensure!(x == y, "{q}: {x:?} vs {y:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_commit_whose_answer_was_lost_is_not_applied_again() -> anyhow::Result<()> {
+    use mysql_async::prelude::Queryable;
+    let db = MariaDb::start().await?;
+    let mut a = applier(&db, "app").await?;
+    apply(&mut a, entries(1, &counter_setup())).await?;
+    // Entry 4 committed, position included, but the applier never heard back: its
+    // connection dies before it learns anything.
+    let mut conn = db.conn_to("app").await?;
+    conn.query_drop("UPDATE counter SET c = c + 1 WHERE id = 1")
+        .await?;
+    conn.query_drop("INSERT INTO seen (lsn) VALUES (4)").await?;
+    conn.query_drop("UPDATE _wolfscale SET applied_index = 4 WHERE id = 1")
+        .await?;
+    let ids: Vec<u64> = conn
+        .query("SELECT id FROM information_schema.processlist WHERE db = 'app' AND id <> CONNECTION_ID()")
+        .await?;
+    ensure!(!ids.is_empty(), "the applier holds no connection");
+    for id in ids {
+        conn.exec_drop("KILL CONNECTION ?", (id,)).await?;
+    }
+    let out = apply(&mut a, entries(4, &[bump(4), bump(5)])).await?;
+    ensure!(
+        out == [
+            Outcome::AlreadyApplied { lsn: 4 },
+            Outcome::Applied {
+                lsn: 5,
+                affected_rows: 2,
+                last_insert_id: None,
+                ids: vec![]
+            }
+        ],
+        "{out:?}"
+    );
+    ensure!(
+        a.status().snapshot().retries > 0,
+        "the dead connection was not noticed"
+    );
+    let c: Option<u64> = conn.query_first("SELECT c FROM counter").await?;
+    ensure!(c == Some(2), "counter {c:?}: entry 4 applied twice");
+    conn.disconnect().await?;
+    Ok(())
+}
