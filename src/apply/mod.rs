@@ -220,7 +220,7 @@ impl MariaDbApplier {
     /// The driver's error while saying goodbye; nothing is lost either way.
     pub async fn close(mut self) -> Result<(), mysql_async::Error> {
         if let Some(conn) = self.conn.take() {
-            drop(conn);
+            conn.disconnect().await?;
         }
         self.pool.disconnect().await
     }
