@@ -31,6 +31,11 @@ pub enum PeerRequest {
     Write(Request),
     /// Ask a member who leads, for redirects.
     Leader,
+    /// A follower forwards a client's write request (JSON, as the HTTP API received it)
+    /// to the leader, which prepares and replicates it.
+    ClientWrite(Vec<u8>),
+    /// Ask a member for its own status (JSON).
+    Status,
 }
 
 /// Answers to [`PeerRequest`], variant for variant.
@@ -48,6 +53,10 @@ pub enum PeerResponse {
     Write(Result<(u64, Response), ClusterError>),
     /// Answer to [`PeerRequest::Leader`].
     Leader(Option<(NodeId, NodeInfo)>),
+    /// Answer to [`PeerRequest::ClientWrite`]: the leader's answer, JSON.
+    ClientWrite(Vec<u8>),
+    /// Answer to [`PeerRequest::Status`]: the member's status, JSON.
+    Status(Vec<u8>),
 }
 
 /// A node's request to become a member.

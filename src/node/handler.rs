@@ -32,6 +32,14 @@ impl Handler for PeerHandler {
                 PeerResponse::Join(membership::admit(&self.node, req).await)
             }
             PeerRequest::Write(req) => PeerResponse::Write(self.node.propose_local(req).await),
+            PeerRequest::ClientWrite(body) => match self.node.services() {
+                Some(svc) => PeerResponse::ClientWrite(svc.client_write(body).await),
+                None => return Err("node is starting; no client service yet".into()),
+            },
+            PeerRequest::Status => match self.node.services() {
+                Some(svc) => PeerResponse::Status(svc.status_json()),
+                None => return Err("node is starting; no client service yet".into()),
+            },
             PeerRequest::Leader => {
                 let m = raft.metrics().borrow().clone();
                 PeerResponse::Leader(m.current_leader.and_then(|id| {

@@ -51,6 +51,12 @@ pub(super) async fn admit(node: &Node, req: JoinRequest) -> Result<JoinAccepted,
         };
     }
 
+    // One admission at a time, reading the membership only once holding the lock.
+    let _guard = node.admission().await;
+    let metrics = raft.metrics().borrow().clone();
+    if metrics.state != ServerState::Leader {
+        return Err(ClusterError::NoLeader);
+    }
     let membership = metrics.membership_config.membership().clone();
     let mut taken = BTreeSet::new();
     for (id, info) in membership.nodes() {

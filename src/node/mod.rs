@@ -3,9 +3,14 @@
 //! owns every background task until shutdown. It adds no consensus rules of its own:
 //! elections, commits and membership changes all go through openraft.
 
+mod backend;
 mod handler;
 mod membership;
+mod run;
 mod status;
+
+pub use backend::NodeBackend;
+pub use run::run;
 
 pub use status::{LocalStatus, Role};
 
@@ -32,6 +37,11 @@ const CLUSTER_NAME: &str = "wolfscale";
 const KEY_IDENTITY: &str = "node.identity";
 /// How long one RPC between nodes for cluster management may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a joining node keeps asking while the cluster is busy (election, another
+/// membership change).
+const JOIN_PATIENCE: Duration = Duration::from_secs(30);
+/// How long shutdown waits for consensus and tasks to stop.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// How a node starts.
 #[derive(Debug, Clone)]
@@ -106,6 +116,22 @@ struct Inner {
     config: Config,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    services: std::sync::OnceLock<Arc<dyn Services>>,
+    /// Serialises admissions on the leader, so two concurrent joins can never be given
+    /// the same number (each sees the membership the previous one committed).
+    admit_lock: tokio::sync::Mutex<()>,
+}
+
+/// What the node serves to peers on behalf of its client-facing layer (the HTTP API's
+/// backend): forwarded writes and status. Set once, after start.
+pub trait Services: Send + Sync + 'static {
+    /// Handles a write a follower forwarded (JSON in, JSON answer out).
+    fn client_write(
+        &self,
+        body: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>>;
+    /// This node's status as JSON.
+    fn status_json(&self) -> Vec<u8>;
 }
 
 impl Node {
@@ -211,6 +237,8 @@ impl Node {
                 config,
                 shutdown: shutdown.clone(),
                 tasks: tasks.clone(),
+                services: std::sync::OnceLock::new(),
+                admit_lock: tokio::sync::Mutex::new(()),
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
@@ -241,6 +269,29 @@ impl Node {
         tasks.spawn(membership::election_watchdog(node.clone()));
         tracing::info!(node_id = %info.name, number, addr = %info.cluster_addr, "node started");
         Ok(node)
+    }
+
+    /// Installs the client-facing services peers may call (once).
+    pub fn set_services(&self, services: Arc<dyn Services>) {
+        if self.inner.services.set(services).is_err() {
+            tracing::warn!("node services were already set; keeping the first");
+        }
+    }
+
+    pub(crate) async fn admission(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.admit_lock.lock().await
+    }
+
+    pub(crate) fn services(&self) -> Option<Arc<dyn Services>> {
+        self.inner.services.get().cloned()
+    }
+
+    /// Spawns a task the node owns and waits for at shutdown.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.tasks.spawn(task);
     }
 
     /// The consensus handle.
@@ -375,13 +426,26 @@ impl Node {
     /// # Errors
     /// When consensus or the WAL fail to stop cleanly.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
+        tracing::info!("stopping consensus and tasks");
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         let raft = self.inner.raft.clone();
-        raft.shutdown()
+        // Every acknowledged entry is already fsync'd, so a consensus engine that does not
+        // stop in time (openraft 0.9 can wait on a peer that went away at the same moment)
+        // must not keep the process alive: stop waiting and close the WAL.
+        match tokio::time::timeout(SHUTDOWN_GRACE, raft.shutdown()).await {
+            Ok(r) => r.map_err(|e| NodeError::Raft(format!("shutdown: {e}")))?,
+            Err(_) => {
+                tracing::warn!(after = ?SHUTDOWN_GRACE, "consensus did not stop in time; closing anyway")
+            }
+        }
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.inner.tasks.wait())
             .await
-            .map_err(|e| NodeError::Raft(format!("shutdown: {e}")))?;
-        self.inner.tasks.wait().await;
+            .is_err()
+        {
+            tracing::warn!(after = ?SHUTDOWN_GRACE, "background tasks did not stop in time; closing anyway");
+        }
+        tracing::info!("closing the wal");
         let wal = self.inner.log_store.wal().clone();
         tokio::task::spawn_blocking(move || wal.close())
             .await
@@ -423,23 +487,32 @@ async fn join(
         api_addr: info.api_addr.clone(),
         forwarded: false,
     };
+    // Another membership change (e.g. the previous joiner's promotion) or an election
+    // may be in flight: keep asking for a while before giving up.
+    let deadline = tokio::time::Instant::now() + JOIN_PATIENCE;
     let mut last = String::from("no peers given");
-    for peer in peers {
-        match client
-            .call::<_, PeerResponse>(peer, &PeerRequest::Join(req.clone()), ADMIN_TIMEOUT)
-            .await
-        {
-            Ok(PeerResponse::Join(Ok(JoinAccepted { number, leader }))) => {
-                tracing::info!(peer = %peer, number, leader, "joined the cluster");
-                return Ok(number);
+    loop {
+        for peer in peers {
+            match client
+                .call::<_, PeerResponse>(peer, &PeerRequest::Join(req.clone()), ADMIN_TIMEOUT)
+                .await
+            {
+                Ok(PeerResponse::Join(Ok(JoinAccepted { number, leader }))) => {
+                    tracing::info!(peer = %peer, number, leader, "joined the cluster");
+                    return Ok(number);
+                }
+                Ok(PeerResponse::Join(Err(e @ ClusterError::Conflict(_)))) => {
+                    return Err(NodeError::Join(e.to_string()))
+                }
+                Ok(PeerResponse::Join(Err(e))) => last = format!("{peer}: {e}"),
+                Ok(_) => last = format!("{peer}: answered with the wrong message"),
+                Err(e) => last = e.to_string(),
             }
-            Ok(PeerResponse::Join(Err(e @ ClusterError::Conflict(_)))) => {
-                return Err(NodeError::Join(e.to_string()))
-            }
-            Ok(PeerResponse::Join(Err(e))) => last = format!("{peer}: {e}"),
-            Ok(_) => last = format!("{peer}: answered with the wrong message"),
-            Err(e) => last = e.to_string(),
         }
+        if tokio::time::Instant::now() >= deadline || peers.is_empty() {
+            return Err(NodeError::Join(last));
+        }
+        tracing::info!(reason = %last, "join not accepted yet; retrying");
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    Err(NodeError::Join(last))
 }

@@ -253,3 +253,27 @@ async fn wal_inspect_and_dump_show_a_nodes_log() {
     assert!(dump.contains("blank"), "{dump}");
     assert_eq!(dump.matches("insert table=\"users\"").count(), 5, "{dump}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_joins_get_distinct_numbers() {
+    let mut c = Cluster::new(4);
+    c.slots[0]
+        .start(StartMode::Bootstrap)
+        .await
+        .expect("bootstrap");
+    c.wait_leader(Duration::from_secs(5)).await;
+    let seed = c.slots[0].addr();
+    let (a, rest) = c.slots.split_at_mut(2);
+    let (b, d) = rest.split_at_mut(1);
+    let (r1, r2, r3) = tokio::join!(
+        a[1].start(StartMode::Join(vec![seed.clone()])),
+        b[0].start(StartMode::Join(vec![seed.clone()])),
+        d[0].start(StartMode::Join(vec![seed.clone()])),
+    );
+    r1.expect("join 1");
+    r2.expect("join 2");
+    r3.expect("join 3");
+    let numbers: BTreeSet<u64> = c.running().map(|(_, n)| n.number()).collect();
+    assert_eq!(numbers.len(), 4, "numbers must be unique: {numbers:?}");
+    c.wait_voters(4, Duration::from_secs(30)).await;
+}

@@ -8,6 +8,7 @@ mod apply_sql;
 mod apply_support;
 mod cli;
 mod cluster;
+mod e2e;
 mod mariadb_harness;
 mod support;
 mod transport;

@@ -1,0 +1,483 @@
+//! The HTTP API's [`Backend`] for a running node: writes are prepared (timestamp,
+//! Snowflake IDs) and replicated on the leader — a follower forwards the client's request
+//! to it over the cluster transport — and answered with the leader's apply result; reads
+//! run on this node's MariaDB after waiting for `min_lsn`; status comes from consensus
+//! metrics and the applier.
+
+use super::{Node, Services, ADMIN_TIMEOUT};
+use crate::api::{
+    forward, Backend, BackendError, ClusterStatus, Consistency, NodeState, NodeStatus, Query,
+    QueryResult, Role as ApiRole, StatementResult, WriteResult,
+};
+use crate::apply::{ApplyStatus, Outcome, QueryError, Reader, StatementOutcome};
+use crate::command::{self, Input, Wait, WriteRequest};
+use crate::consensus::network::{PeerRequest, PeerResponse};
+use crate::consensus::Request;
+use crate::id::Generator;
+use openraft::ServerState;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A node is LAGGING when its applied LSN trails the leader's log by more than this.
+const LAG_THRESHOLD: u64 = 1000;
+/// How long `wait: all` waits for every voter to apply a write.
+const WAIT_ALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a peer may take to report its status.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// The node as the HTTP API sees it; clones share it.
+#[derive(Clone)]
+pub struct NodeBackend {
+    node: Node,
+    apply: ApplyStatus,
+    reader: Reader,
+    ids: Arc<Generator>,
+    commit: Arc<AtomicU64>,
+}
+
+impl NodeBackend {
+    /// Builds the backend and registers it with the node for peers' forwarded writes.
+    pub fn install(
+        node: Node,
+        apply: ApplyStatus,
+        reader: Reader,
+        ids: Generator,
+    ) -> Arc<NodeBackend> {
+        let backend = Arc::new(NodeBackend {
+            node: node.clone(),
+            apply,
+            reader,
+            ids: Arc::new(ids),
+            commit: Arc::new(AtomicU64::new(0)),
+        });
+        node.set_services(backend.clone());
+        node.spawn(track_commit(node.clone(), backend.commit.clone()));
+        backend
+    }
+
+    fn no_leader() -> BackendError {
+        BackendError::NoLeader { retry_after: 1 }
+    }
+
+    /// Prepares and replicates `request` here, if this node leads.
+    async fn write_local(&self, request: WriteRequest) -> Result<WriteResult, BackendError> {
+        let needs_id = matches!(&request, WriteRequest::Insert(r) if r.snowflake.is_some());
+        let mut fresh = Vec::new();
+        if needs_id {
+            let id = self.ids.next().await.map_err(|e| BackendError::NotReady {
+                reason: e.to_string(),
+                retry_after: 1,
+            })?;
+            fresh.push(id.as_u64());
+        }
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let mut pool = fresh.into_iter();
+        let entry = command::prepare(request, now_us, &mut || pool.next().unwrap_or(0))?;
+        let resp = self
+            .node
+            .raft()
+            .client_write(Request {
+                payload: entry.encode(),
+            })
+            .await
+            .map_err(
+                |e| match e.into_forward_to_leader::<crate::consensus::NodeInfo>() {
+                    Some(_) => Self::no_leader(),
+                    None => BackendError::Internal("consensus stopped".into()),
+                },
+            )?;
+        let outcome =
+            Outcome::decode(&resp.data).map_err(|e| BackendError::Internal(e.to_string()))?;
+        to_result(outcome)
+    }
+
+    /// Sends `request` to the leader and returns its answer.
+    async fn write_forward(&self, request: &WriteRequest) -> Result<WriteResult, BackendError> {
+        let m = self.node.raft().metrics().borrow().clone();
+        let leader = m
+            .current_leader
+            .and_then(|id| m.membership_config.membership().get_node(&id).cloned())
+            .ok_or_else(Self::no_leader)?;
+        let body = forward::encode_write(request);
+        match self
+            .node
+            .client()
+            .call::<_, PeerResponse>(
+                &leader.cluster_addr,
+                &PeerRequest::ClientWrite(body),
+                ADMIN_TIMEOUT,
+            )
+            .await
+        {
+            Ok(PeerResponse::ClientWrite(answer)) => forward::decode_answer(&answer)
+                .map_err(|e| BackendError::Internal(e.to_string()))?,
+            Ok(_) => Err(BackendError::Internal(
+                "leader answered with the wrong message".into(),
+            )),
+            Err(crate::transport::Error::Timeout { .. }) => Err(BackendError::Timeout {
+                message:
+                    "the leader did not answer in time; the write may or may not have been applied"
+                        .into(),
+                lsn: None,
+                lagging: Vec::new(),
+            }),
+            Err(_) => Err(Self::no_leader()),
+        }
+    }
+
+    /// Waits until every voter has applied `lsn`.
+    async fn wait_all(&self, lsn: u64) -> Result<(), BackendError> {
+        let deadline = Instant::now() + WAIT_ALL_TIMEOUT;
+        loop {
+            let status = self.cluster().await;
+            let lagging: Vec<String> = status
+                .nodes
+                .iter()
+                .filter(|n| n.role != ApiRole::Learner && n.applied_lsn < lsn)
+                .map(|n| n.node_id.clone())
+                .collect();
+            if lagging.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(BackendError::Timeout {
+                    message: format!("committed at lsn {lsn}, but not yet applied on every voter"),
+                    lsn: Some(lsn),
+                    lagging,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Keeps the commit index openraft holds current for `/status` (metrics do not carry it).
+async fn track_commit(node: Node, commit: Arc<AtomicU64>) {
+    let token = node.shutdown_token();
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        // The engine may stop while we ask: never outlive the shutdown token.
+        let ask = node
+            .raft()
+            .with_raft_state(|s| s.committed.map_or(0, |l| l.index));
+        tokio::select! {
+            _ = token.cancelled() => return,
+            r = ask => if let Ok(c) = r {
+                commit.store(c, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn to_result(outcome: Outcome) -> Result<WriteResult, BackendError> {
+    match outcome {
+        Outcome::Applied {
+            lsn,
+            affected_rows,
+            last_insert_id,
+            ids,
+        } => Ok(WriteResult {
+            lsn,
+            affected_rows,
+            last_insert_id: last_insert_id.unwrap_or(0),
+            ids,
+            statements: Vec::new(),
+        }),
+        Outcome::Failed { failure, .. } => Err(BackendError::from_mariadb(
+            failure.class.class(),
+            failure.code,
+            &failure.message,
+        )),
+        Outcome::Batch {
+            lsn,
+            ids,
+            statements,
+        } => {
+            let mut affected = 0;
+            let mut last_id = 0;
+            let statements = statements
+                .into_iter()
+                .map(|s| match s {
+                    StatementOutcome::Done {
+                        affected_rows,
+                        last_insert_id,
+                    } => {
+                        affected += affected_rows;
+                        last_id = last_insert_id.unwrap_or(last_id);
+                        StatementResult {
+                            affected_rows,
+                            last_insert_id: last_insert_id.unwrap_or(0),
+                            error: None,
+                        }
+                    }
+                    StatementOutcome::Failed(f) => StatementResult {
+                        affected_rows: 0,
+                        last_insert_id: 0,
+                        error: Some(
+                            BackendError::from_mariadb(f.class.class(), f.code, &f.message).body(),
+                        ),
+                    },
+                })
+                .collect();
+            Ok(WriteResult {
+                lsn,
+                affected_rows: affected,
+                last_insert_id: last_id,
+                ids,
+                statements,
+            })
+        }
+        Outcome::Internal { lsn } | Outcome::AlreadyApplied { lsn } => Err(BackendError::Internal(
+            format!("entry {lsn} produced no client result"),
+        )),
+    }
+}
+
+fn json_to_input(v: serde_json::Value) -> Input {
+    match v {
+        serde_json::Value::Null => Input::Null,
+        serde_json::Value::Bool(b) => Input::Bool(b),
+        serde_json::Value::Number(n) => Input::Number(n.to_string()),
+        serde_json::Value::String(s) => Input::Text(s),
+        serde_json::Value::Object(ref o)
+            if o.len() == 1 && o.get("$base64").is_some_and(|b| b.is_string()) =>
+        {
+            Input::Base64(
+                o.get("$base64")
+                    .and_then(|b| b.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+        other => Input::Json(other),
+    }
+}
+
+impl Backend for NodeBackend {
+    async fn write(&self, request: WriteRequest) -> Result<WriteResult, BackendError> {
+        let is_leader = self.node.raft().metrics().borrow().state == ServerState::Leader;
+        if !is_leader {
+            // The leader prepares, replicates, applies and (for `wait: all`) waits.
+            return self.write_forward(&request).await;
+        }
+        let wait = request.wait();
+        let result = match self.write_local(request.clone()).await {
+            // Leadership moved between the check and the proposal: ask the new leader.
+            Err(BackendError::NoLeader { .. }) => return self.write_forward(&request).await,
+            other => other?,
+        };
+        if wait == Wait::All {
+            self.wait_all(result.lsn).await?;
+        }
+        Ok(result)
+    }
+
+    async fn query(&self, query: Query) -> Result<QueryResult, BackendError> {
+        if query.consistency == Consistency::Linearizable {
+            self.node
+                .raft()
+                .ensure_linearizable()
+                .await
+                .map_err(|_| BackendError::Invalid {
+                    code: "not_leader".into(),
+                    message: "linearizable reads must be sent to the leader (see GET /cluster)"
+                        .into(),
+                })?;
+        }
+        if let Some(lsn) = query.min_lsn {
+            self.apply
+                .wait_applied(lsn, query.timeout)
+                .await
+                .map_err(|e| BackendError::Timeout {
+                    message: e.to_string(),
+                    lsn: Some(lsn),
+                    lagging: vec![self.node.info().name.clone()],
+                })?;
+        }
+        let rows = self
+            .reader
+            .query(&query.sql, &query.params, query.timeout)
+            .await
+            .map_err(|e| match e {
+                QueryError::Invalid(e) => BackendError::Invalid {
+                    code: e.code().to_string(),
+                    message: e.to_string(),
+                },
+                QueryError::Sql {
+                    code,
+                    message,
+                    class,
+                } => BackendError::from_mariadb(class, code, &message),
+                QueryError::Unavailable(m) => BackendError::NotReady {
+                    reason: m,
+                    retry_after: 1,
+                },
+                QueryError::Timeout(t) => BackendError::Timeout {
+                    message: format!("query did not finish within {t:?}"),
+                    lsn: None,
+                    lagging: Vec::new(),
+                },
+            })?;
+        Ok(QueryResult {
+            columns: rows.columns,
+            rows: rows
+                .rows
+                .into_iter()
+                .map(|r| r.into_iter().map(json_to_input).collect())
+                .collect(),
+        })
+    }
+
+    async fn ids(&self, count: usize) -> Result<Vec<u64>, BackendError> {
+        let ids = self
+            .ids
+            .next_batch(count)
+            .await
+            .map_err(|e| BackendError::NotReady {
+                reason: e.to_string(),
+                retry_after: 1,
+            })?;
+        Ok(ids.into_iter().map(|i| i.as_u64()).collect())
+    }
+
+    fn status(&self) -> NodeStatus {
+        let m = self.node.raft().metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let is_voter = membership.voter_ids().any(|v| v == m.id);
+        let role = match m.state {
+            ServerState::Leader => ApiRole::Leader,
+            _ if is_voter => ApiRole::Follower,
+            _ => ApiRole::Learner,
+        };
+        let applied = self.apply.applied_lsn().unwrap_or(0);
+        let last = m.last_log_index.unwrap_or(0);
+        let commit = self.commit.load(Ordering::Relaxed).max(applied);
+        let lag = last.saturating_sub(applied);
+        let state = if self.apply.is_degraded() {
+            NodeState::Degraded
+        } else if !is_voter {
+            NodeState::Joining
+        } else if m.current_leader.is_none() {
+            NodeState::Syncing
+        } else if lag > LAG_THRESHOLD {
+            NodeState::Lagging
+        } else {
+            NodeState::Active
+        };
+        let leader_name = m
+            .current_leader
+            .and_then(|id| membership.get_node(&id).map(|n| n.name.clone()));
+        NodeStatus {
+            node_id: self.node.info().name.clone(),
+            node_number: m.id,
+            role,
+            status: state,
+            term: m.current_term,
+            leader_id: leader_name,
+            last_log_lsn: last,
+            commit_lsn: commit,
+            applied_lsn: applied,
+            address: self.node.info().cluster_addr.clone(),
+            api_address: self.node.info().api_addr.clone(),
+            lag,
+        }
+    }
+
+    async fn cluster(&self) -> ClusterStatus {
+        let me = self.status();
+        let m = self.node.raft().metrics().borrow().clone();
+        let members: Vec<(u64, crate::consensus::NodeInfo)> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        let asks = members.into_iter().map(|(id, info)| {
+            let me = me.clone();
+            let client = self.node.client().clone();
+            async move {
+                if id == me.node_number {
+                    return me;
+                }
+                let answer = client
+                    .call::<_, PeerResponse>(
+                        &info.cluster_addr,
+                        &PeerRequest::Status,
+                        STATUS_TIMEOUT,
+                    )
+                    .await;
+                match answer {
+                    Ok(PeerResponse::Status(json)) => {
+                        match serde_json::from_slice::<NodeStatus>(&json) {
+                            Ok(s) => s,
+                            Err(_) => offline(id, &info),
+                        }
+                    }
+                    _ => offline(id, &info),
+                }
+            }
+        });
+        let nodes = futures::future::join_all(asks).await;
+        ClusterStatus {
+            leader_id: me.leader_id.clone(),
+            term: me.term,
+            nodes,
+        }
+    }
+
+    fn ready(&self) -> bool {
+        let m = self.node.raft().metrics().borrow().clone();
+        m.current_leader.is_some() && !self.apply.is_degraded()
+    }
+}
+
+fn offline(id: u64, info: &crate::consensus::NodeInfo) -> NodeStatus {
+    NodeStatus {
+        node_id: info.name.clone(),
+        node_number: id,
+        role: ApiRole::Follower,
+        status: NodeState::Offline,
+        term: 0,
+        leader_id: None,
+        last_log_lsn: 0,
+        commit_lsn: 0,
+        applied_lsn: 0,
+        address: info.cluster_addr.clone(),
+        api_address: info.api_addr.clone(),
+        lag: 0,
+    }
+}
+
+impl Services for NodeBackend {
+    fn client_write(&self, body: Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> {
+        let me = self.clone();
+        Box::pin(async move {
+            let answer = match forward::decode_write(&body) {
+                Ok(req) => {
+                    let wait = req.wait();
+                    match me.write_local(req).await {
+                        Ok(r) if wait == Wait::All => me.wait_all(r.lsn).await.map(|()| r),
+                        other => other,
+                    }
+                }
+                Err(e) => Err(BackendError::Invalid {
+                    code: "bad_forward".into(),
+                    message: e.to_string(),
+                }),
+            };
+            forward::encode_answer(&answer)
+        })
+    }
+
+    fn status_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&Backend::status(self)).unwrap_or_default()
+    }
+}

@@ -1,0 +1,101 @@
+//! `wolfscale start` / `wolfscale join`: connects the applier to the local MariaDB, starts
+//! the node and its HTTP API, and runs until SIGTERM or Ctrl-C, then shuts down cleanly.
+
+use super::{Node, NodeBackend, NodeError, StartMode};
+use crate::api::{self, ApiOptions, Backend, NodeState};
+use crate::apply::MariaDbApplier;
+use crate::config::Loaded;
+use crate::id::Generator;
+use std::time::Duration;
+
+/// Runs a node in the foreground until it is told to stop. With `progress`, prints its
+/// status every second until it is ACTIVE (for `wolfscale join`).
+///
+/// # Errors
+/// [`NodeError`] when MariaDB, the data dir, the cluster or a listen address is unusable.
+pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), NodeError> {
+    let Loaded { config, secrets } = loaded;
+    let applier = MariaDbApplier::connect(&config.database, secrets.db_password.as_ref())
+        .await
+        .map_err(|e| NodeError::Config(format!("cannot use MariaDB: {e}")))?;
+    let apply_status = applier.status();
+    let reader = applier.reader();
+    let api_cfg = config.api.clone();
+    let node = Node::start(config, &secrets, mode, applier).await?;
+    let ids = u16::try_from(node.number())
+        .ok()
+        .and_then(|n| Generator::new(n).ok())
+        .ok_or_else(|| {
+            NodeError::Config(format!(
+                "node number {} is not a valid Snowflake node",
+                node.number()
+            ))
+        })?;
+    let backend = NodeBackend::install(node.clone(), apply_status, reader, ids);
+
+    if api_cfg.enabled {
+        let listener = tokio::net::TcpListener::bind(&api_cfg.bind_address)
+            .await
+            .map_err(|e| {
+                NodeError::Config(format!(
+                    "cannot listen on api.bind_address {}: {e}",
+                    api_cfg.bind_address
+                ))
+            })?;
+        let app = api::router(
+            backend.clone(),
+            ApiOptions::from_config(&api_cfg, secrets.api_token.clone()),
+        );
+        let token = node.shutdown_token();
+        node.spawn(async move {
+            if let Err(e) = api::serve(listener, app, token).await {
+                tracing::error!(error = %e, "http api stopped");
+            }
+        });
+        tracing::info!(addr = %api_cfg.bind_address, "http api listening");
+    }
+    if progress {
+        let b = backend.clone();
+        let token = node.shutdown_token();
+        node.spawn(async move {
+            loop {
+                let s = b.status();
+                println!(
+                    "{}: {:?} role={:?} applied={} last_log={} lag={}",
+                    s.node_id, s.status, s.role, s.applied_lsn, s.last_log_lsn, s.lag
+                );
+                if s.status == NodeState::Active {
+                    println!(
+                        "{} is ACTIVE; it keeps running (restart it later with `wolfscale start`)",
+                        s.node_id
+                    );
+                    return;
+                }
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        });
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    node.shutdown().await
+}
+
+async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            // Without a SIGTERM handler, Ctrl-C still works.
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,226 @@
+//! The whole product end to end (issues 4 and 5): three `wolfscale` processes, each with
+//! its own private MariaDB, formed with `start --bootstrap` and `join`, driven through the
+//! HTTP API of different nodes; every node's MariaDB ends identical.
+
+use crate::support::ports::PortReservation;
+use crate::support::process::{spawn_tied, Tied};
+use crate::support::MariaDb;
+use mysql_async::prelude::Queryable;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wolfscale::api::client::{Client, Error as ClientError, WriteKind};
+use wolfscale::api::NodeState;
+
+struct Proc {
+    cfg: std::path::PathBuf,
+    api: String,
+    cluster: String,
+    _ports: (PortReservation, PortReservation),
+    child: Option<Tied>,
+}
+
+fn write_config(dir: &Path, i: usize, db: &MariaDb) -> Proc {
+    let p1 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
+    let p2 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
+    let cluster = format!("127.0.0.1:{}", p1.port());
+    let api = format!("127.0.0.1:{}", p2.port());
+    let cfg = dir.join(format!("node-{i}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[node]\nid = \"node-{i}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{}\"\n\
+             [database]\nhost = \"{}\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
+             [cluster]\nsecret = \"e2e-secret-0123456789abcdef\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 600\n\
+             [api]\nbind_address = \"{api}\"\n",
+            dir.join(format!("data-{i}")).display(),
+            db.host(),
+            db.port(),
+        ),
+    )
+    .expect("write config");
+    Proc {
+        cfg,
+        api,
+        cluster,
+        _ports: (p1, p2),
+        child: None,
+    }
+}
+
+fn spawn(p: &mut Proc, args: &[&str]) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wolfscale"));
+    cmd.args(args)
+        .arg("-c")
+        .arg(&p.cfg)
+        .env("WOLFSCALE_LOG", "info,openraft=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    p.child = Some(spawn_tied(cmd).expect("spawn wolfscale"));
+}
+
+async fn wait_active(client: &Client, n: usize) {
+    let start = Instant::now();
+    loop {
+        let c = client.cluster().await;
+        if let Ok(c) = &c {
+            if c.nodes.len() == n && c.nodes.iter().all(|s| s.status == NodeState::Active) {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "cluster not ACTIVE in time: {c:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn write(client: &Client, kind: WriteKind, json: String) -> Result<u64, ClientError> {
+    let start = Instant::now();
+    loop {
+        match client.write_raw(kind, json.clone()).await {
+            Ok(r) => return Ok(r.lsn),
+            Err(ClientError::Api { status, .. })
+                if status.as_u16() == 503 && start.elapsed() < Duration::from_secs(20) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_stay_identical_through_writes_on_every_node() {
+    crate::support::init_tracing();
+    let dbs = MariaDb::start_many(3).await.expect("mariadb");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut procs: Vec<Proc> = (0..3)
+        .map(|i| write_config(dir.path(), i + 1, &dbs[i]))
+        .collect();
+    spawn(&mut procs[0], &["start", "--bootstrap"]);
+    let c0 = Client::new(&procs[0].api).expect("client");
+    let start = Instant::now();
+    while c0.health().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "node-1 never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seed = procs[0].cluster.clone();
+    for p in procs.iter_mut().skip(1) {
+        spawn(p, &["join", &seed]);
+    }
+    wait_active(&c0, 3).await;
+    let clients: Vec<Client> = procs
+        .iter()
+        .map(|p| Client::new(&p.api).expect("client"))
+        .collect();
+
+    // DDL through a follower (forwarded to the leader).
+    write(
+        &clients[1],
+        WriteKind::Ddl,
+        r#"{"ddl": "CREATE TABLE t (id BIGINT PRIMARY KEY, v VARCHAR(100), at DATETIME(6) DEFAULT NOW(6))"}"#.into(),
+    )
+    .await
+    .expect("ddl");
+    let mut last = 0;
+    for i in 0..300 {
+        let via = &clients[i % 3];
+        last = write(
+            via,
+            WriteKind::Insert,
+            format!(r#"{{"table": "t", "values": {{"id": {i}, "v": "row {i}"}}}}"#),
+        )
+        .await
+        .expect("insert");
+        if i % 10 == 0 {
+            last = write(
+                via,
+                WriteKind::Update,
+                format!(
+                    r#"{{"table": "t", "set": {{"v": "updated {i}"}}, "where_key": {{"id": {i}}}}}"#
+                ),
+            )
+            .await
+            .expect("update");
+        }
+        if i % 25 == 24 {
+            last = write(
+                via,
+                WriteKind::Delete,
+                format!(r#"{{"table": "t", "where_key": {{"id": {i}}}}}"#),
+            )
+            .await
+            .expect("delete");
+        }
+    }
+    // A duplicate key is the entry's result, the same everywhere: 409 through a follower.
+    match write(
+        &clients[2],
+        WriteKind::Insert,
+        r#"{"table": "t", "values": {"id": 1, "v": "dup"}}"#.into(),
+    )
+    .await
+    {
+        Err(ClientError::Api { status, .. }) if status.as_u16() == 409 => {}
+        other => panic!("expected 409 for a duplicate key, got {other:?}"),
+    }
+
+    // Every node applies everything; then the tables are identical.
+    let start = Instant::now();
+    loop {
+        let nodes = c0.cluster().await.expect("cluster").nodes;
+        if nodes.iter().all(|n| n.applied_lsn >= last) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "nodes did not apply lsn {last}: {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut contents = Vec::new();
+    for db in &dbs {
+        let mut conn = db.conn_to("app").await.expect("conn");
+        let rows: Vec<(i64, String, String)> = conn
+            .query("SELECT id, v, CAST(at AS CHAR) FROM t ORDER BY id")
+            .await
+            .expect("select");
+        let sum: Option<(String, Option<i64>)> = conn
+            .query_first("CHECKSUM TABLE t")
+            .await
+            .expect("checksum");
+        contents.push((rows, sum.and_then(|s| s.1)));
+    }
+    assert_eq!(contents[0].0.len(), 300 - 12);
+    assert_eq!(contents[0], contents[1], "node-1 and node-2 differ");
+    assert_eq!(contents[0], contents[2], "node-1 and node-3 differ");
+    for p in &mut procs {
+        if let Some(child) = p.child.as_mut() {
+            // SIGTERM: a clean shutdown.
+            unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+        }
+    }
+    for p in &mut procs {
+        if let Some(mut child) = p.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match child.0.try_wait() {
+                    Ok(Some(status)) => {
+                        assert!(status.success(), "{} exited with {status}", p.cfg.display());
+                        break;
+                    }
+                    _ if Instant::now() > deadline => {
+                        panic!("{} did not stop on SIGTERM", p.cfg.display())
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        }
+    }
+}
