@@ -453,31 +453,13 @@ impl Wal {
     /// # Errors
     /// `Corruption` if a record fails its check; I/O errors.
     pub fn read(&self, range: impl RangeBounds<u64>) -> Result<Vec<Record>> {
-        let start = match range.start_bound() {
-            Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&e) => e.saturating_add(1),
-            Bound::Excluded(&e) => e,
-            Bound::Unbounded => u64::MAX,
-        };
+        let (start, end) = half_open(&range);
         read::read_range(self.shared(), start, end)
     }
 
     /// Iterates over the records in `range`, reading them in chunks.
     pub fn iter(&self, range: impl RangeBounds<u64>) -> WalIter {
-        let next = match range.start_bound() {
-            Bound::Included(&s) => s,
-            Bound::Excluded(&s) => s.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&e) => e.saturating_add(1),
-            Bound::Excluded(&e) => e,
-            Bound::Unbounded => u64::MAX,
-        };
+        let (next, end) = half_open(&range);
         WalIter {
             wal: self.clone(),
             next,
@@ -545,6 +527,21 @@ impl Wal {
         }
         r
     }
+}
+
+/// `range` as `[start, end)`, saturating at the ends of `u64`.
+pub fn half_open(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
 }
 
 async fn completion(
