@@ -16,6 +16,7 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 mod state;
+mod syncer;
 mod types;
 mod writer;
 
@@ -46,6 +47,8 @@ struct Shared {
     /// Held shared by readers during pread, exclusively while files shrink or vanish.
     io: RwLock<()>,
     metrics: metrics::Metrics,
+    /// Written batches waiting for the sync thread.
+    syncq: syncer::SyncQueue,
     /// The directory lock; released by `close` (or when the last handle goes).
     lock: Mutex<Option<File>>,
     #[cfg(test)]
@@ -160,6 +163,8 @@ impl Wal {
             closed: false,
             seq: 0,
             queue: VecDeque::new(),
+            writer_idle: false,
+            gather_target: 0,
         };
         let shared = Arc::new(Shared {
             dir,
@@ -168,6 +173,7 @@ impl Wal {
             wake: Condvar::new(),
             io: RwLock::new(()),
             metrics: metrics::Metrics::default(),
+            syncq: syncer::SyncQueue::default(),
             lock: Mutex::new(Some(lock)),
             #[cfg(test)]
             faults: writer::Faults::default(),
@@ -253,7 +259,11 @@ impl Wal {
             ends,
             done: Box::new(done),
         });
-        sh.wake.notify_one();
+        // While the writer gathers a batch it polls the queue: waking it once per
+        // append would cost a context switch per record on a busy machine.
+        if st.writer_idle || (st.gather_target > 0 && st.queue.len() >= st.gather_target) {
+            sh.wake.notify_one();
+        }
         Ok(())
     }
 

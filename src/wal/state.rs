@@ -56,6 +56,10 @@ pub(super) struct State {
     pub(super) closed: bool,
     pub(super) seq: u64,
     pub(super) queue: VecDeque<Op>,
+    /// The writer waits for an empty queue to fill (and needs a notify to wake).
+    pub(super) writer_idle: bool,
+    /// While the writer gathers: the queue length at which to wake it (else 0).
+    pub(super) gather_target: usize,
 }
 
 impl State {

@@ -226,3 +226,124 @@ fn async_truncate_and_purge() {
     assert_eq!(wal.first(), Some((100, 3)));
     assert_eq!(wal.read(..).expect("read"), vec![rec(100, 3)]);
 }
+
+/// Appends fired without waiting, each completion recording its first LSN.
+fn fire(wal: &Wal, lsns: std::ops::RangeInclusive<u64>, log: &Arc<Mutex<Vec<(u64, bool)>>>) {
+    let first = *lsns.start();
+    let log = log.clone();
+    wal.append_with(lsns.map(|l| rec(l, 1)).collect(), move |r| {
+        log.lock().expect("log lock").push((first, r.is_ok()));
+    })
+    .expect("queued");
+}
+
+fn wait_for(log: &Arc<Mutex<Vec<(u64, bool)>>>, n: usize) -> Vec<(u64, bool)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got = log.lock().expect("log lock").clone();
+        if got.len() >= n || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn completions_keep_append_order_while_batches_are_written_during_syncs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), opts()).expect("open");
+    let faults = &wal.h.shared.faults;
+    faults.sync_delay_ms.store(5, Ordering::SeqCst);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    for l in 1..=200 {
+        fire(&wal, l..=l, &log);
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let got = wait_for(&log, 200);
+    let want: Vec<_> = (1..=200).map(|l| (l, true)).collect();
+    assert_eq!(got, want, "completions out of order or failed");
+    let m = wal.metrics();
+    // Syncs take 5 ms and appends arrive every 0.2 ms: batches written while a sync was
+    // in flight share the next sync, so there are more batches than syncs.
+    assert!(
+        m.batches > m.syncs,
+        "{} batches, {} syncs",
+        m.batches,
+        m.syncs
+    );
+    assert!(
+        m.segments_created > 1,
+        "the test should cross a segment roll"
+    );
+    faults.sync_delay_ms.store(0, Ordering::SeqCst);
+    wal.close().expect("close");
+    let wal = Wal::open(dir.path(), opts()).expect("reopen");
+    assert_eq!(wal.read(..).expect("read").len(), 200);
+}
+
+#[test]
+fn a_failed_sync_fails_the_batch_written_behind_it_and_is_never_retried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), opts()).expect("open");
+    wal.append_blocking(vec![rec(1, 1)]).expect("append");
+    let faults = &wal.h.shared.faults;
+    let attempts = faults.sync_attempts.load(Ordering::SeqCst);
+    faults.sync_delay_ms.store(200, Ordering::SeqCst);
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    fire(&wal, 2..=3, &log);
+    // Let the writer hand the first batch to the sync thread, then queue a second one.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    fire(&wal, 4..=4, &log);
+    let got = wait_for(&log, 2);
+    assert_eq!(got, vec![(2, false), (4, false)]);
+    assert_eq!(
+        wal.metrics().batches,
+        3,
+        "the second batch must have been written during the first one's sync"
+    );
+    assert!(matches!(
+        wal.append_blocking(vec![rec(5, 1)]),
+        Err(Error::Poisoned { .. })
+    ));
+    assert!(matches!(wal.close(), Err(Error::Poisoned { .. })));
+    assert_eq!(
+        faults.sync_attempts.load(Ordering::SeqCst),
+        attempts + 1,
+        "one failed sync, then none: never retry fsync"
+    );
+    drop(wal);
+    let wal = Wal::open(dir.path(), opts()).expect("reopen");
+    assert_eq!(wal.read(..2).expect("read"), vec![rec(1, 1)]);
+}
+
+#[test]
+fn truncate_waits_for_the_sync_in_flight_and_completes_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), opts()).expect("open");
+    wal.h
+        .shared
+        .faults
+        .sync_delay_ms
+        .store(100, Ordering::SeqCst);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    fire(&wal, 1..=3, &log);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let l2 = log.clone();
+    wal.truncate_after_with(1, move |r| {
+        l2.lock().expect("log lock").push((0, r.is_ok()));
+    })
+    .expect("queued");
+    assert_eq!(wal.read(..).expect("read"), vec![rec(1, 1)]);
+    let got = wait_for(&log, 2);
+    assert_eq!(
+        got,
+        vec![(1, true), (0, true)],
+        "append first, then truncate"
+    );
+    wal.h.shared.faults.sync_delay_ms.store(0, Ordering::SeqCst);
+    wal.append_blocking(vec![rec(2, 2)]).expect("append");
+    wal.close().expect("close");
+    let wal = Wal::open(dir.path(), opts()).expect("reopen");
+    assert_eq!(wal.read(..).expect("read"), vec![rec(1, 1), rec(2, 2)]);
+}

@@ -3,12 +3,16 @@
 //! public handle in `mod.rs` only validates and queues.
 //!
 //! Group commit: the thread takes everything queued (up to `batch_size` records) as soon
-//! as it is idle, encodes it into one buffer, issues one write and one fdatasync, then
-//! wakes every caller of the batch. While a sync is in progress new appends queue up and
-//! form the next batch, so a lone writer is never delayed and many writers share syncs.
+//! as it is idle, copies the callers' encoded records into one buffer and issues one
+//! write. With `fsync` on it then hands the batch to the sync thread (`syncer.rs`) and
+//! goes on to write the next batch while this one is synced, so the disk syncs back to
+//! back and the completions run off this thread. Truncate, purge, reset and close first
+//! wait for every handed-off batch to be synced and completed, which keeps completions
+//! in queue order and keeps file cuts and deletions away from in-flight syncs.
 
 use super::format::SEGMENT_HEADER_LEN;
 use super::segment::{self, io_err};
+use super::syncer::{self, Job};
 use super::{Done, Error, Op, Result, SegIndex, Shared, State};
 use std::collections::VecDeque;
 use std::fs::File;
@@ -17,20 +21,32 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Test-only fault injection: make the next data sync fail.
+mod cut;
+
+/// Test-only fault injection into data syncs.
 #[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
+    /// Every data sync fails with EIO.
     pub fail_sync: std::sync::atomic::AtomicBool,
+    /// Every data sync first sleeps this long (to hold a sync in flight).
+    pub sync_delay_ms: std::sync::atomic::AtomicU64,
+    /// Data syncs attempted.
+    pub sync_attempts: std::sync::atomic::AtomicU64,
 }
 
-/// Starts the writer thread for `shared`.
+/// Starts the writer thread (which owns and stops the sync thread) for `shared`.
 pub(super) fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>> {
     let dir = shared.dir.clone();
+    let sync_thread = syncer::spawn(shared.clone())?;
+    let sh = shared.clone();
     std::thread::Builder::new()
         .name("wal-writer".into())
-        .spawn(move || Writer::new(shared).run())
-        .map_err(|e| io_err("spawn writer thread", &dir, e))
+        .spawn(move || Writer::new(shared, sync_thread).run())
+        .map_err(|e| {
+            sh.syncq.stop();
+            io_err("spawn writer thread", &dir, e)
+        })
 }
 
 /// Longest pause between two arriving appends while a batch gathers.
@@ -48,6 +64,7 @@ struct Active {
 
 struct Writer {
     sh: Arc<Shared>,
+    sync_thread: Option<std::thread::JoinHandle<()>>,
     active: Option<Active>,
     buf: Vec<u8>,
     offsets: Vec<u32>,
@@ -55,8 +72,6 @@ struct Writer {
     last_sync: Instant,
     /// Append ops in the last batch written (the gathering target).
     last_batch_ops: usize,
-    /// How long the last data sync took.
-    last_sync_took: Duration,
 }
 
 enum Work {
@@ -65,17 +80,17 @@ enum Work {
 }
 
 impl Writer {
-    fn new(sh: Arc<Shared>) -> Self {
+    fn new(sh: Arc<Shared>, sync_thread: std::thread::JoinHandle<()>) -> Self {
         let active = sh.state().segments.last().map(active_of);
         Self {
             sh,
+            sync_thread: Some(sync_thread),
             active,
             buf: Vec::new(),
             offsets: Vec::new(),
             dirty: false,
             last_sync: Instant::now(),
             last_batch_ops: 0,
-            last_sync_took: Duration::ZERO,
         }
     }
 
@@ -94,6 +109,10 @@ impl Writer {
                 let Some(Op::Close { done }) = ops.into_iter().next() else {
                     unreachable!("checked just above")
                 };
+                self.sh.syncq.stop();
+                if let Some(t) = self.sync_thread.take() {
+                    let _ = t.join();
+                }
                 let poisoned = self.sh.state().poisoned.clone();
                 let r = match poisoned {
                     Some(reason) => Err(Error::Poisoned { reason }),
@@ -120,6 +139,7 @@ impl Writer {
     fn next_work(&mut self) -> Work {
         let sh = self.sh.clone();
         let mut st = sh.state();
+        st.writer_idle = true;
         while st.queue.is_empty() {
             if self.dirty && !sh.opts.fsync {
                 let wait = sh
@@ -127,6 +147,7 @@ impl Writer {
                     .flush_interval
                     .saturating_sub(self.last_sync.elapsed());
                 if wait.is_zero() {
+                    st.writer_idle = false;
                     return Work::BackgroundSync;
                 }
                 st = sh
@@ -141,6 +162,7 @@ impl Writer {
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
         }
+        st.writer_idle = false;
         // Callers woken by the previous batch need a moment to come back: gather until as
         // many appends are queued as the last batch had, while they keep arriving (gaps
         // under GATHER_GAP), for at most half the last sync's duration (gathering longer
@@ -151,12 +173,14 @@ impl Writer {
                 .opts
                 .flush_interval
                 .min(GATHER_MAX)
-                .min(self.last_sync_took / 2);
+                .min(sh.syncq.last_sync_took() / 2);
             let deadline = Instant::now() + limit;
+            let target = self.last_batch_ops.min(sh.opts.batch_size);
+            st.gather_target = target;
             loop {
                 let queued = st.queue.len();
                 let now = Instant::now();
-                if queued >= self.last_batch_ops.min(sh.opts.batch_size) || now >= deadline {
+                if queued >= target || now >= deadline {
                     break;
                 }
                 let (g, timeout) = sh
@@ -168,6 +192,7 @@ impl Writer {
                     break;
                 }
             }
+            st.gather_target = 0;
         }
         let mut ops = Vec::new();
         let mut records = 0usize;
@@ -190,6 +215,12 @@ impl Writer {
     }
 
     fn process(&mut self, ops: Vec<Op>) {
+        let append = matches!(ops.first(), Some(Op::Append { .. }));
+        if !append {
+            // Cuts and deletions must not race in-flight syncs, and their completions
+            // must follow those of the appends queued before them.
+            self.sh.syncq.drain();
+        }
         let result = match ops.first() {
             Some(Op::Append { .. }) => self.write_batch(&ops),
             Some(Op::Truncate { lsn, .. }) => self.truncate(*lsn),
@@ -198,6 +229,16 @@ impl Writer {
             Some(Op::Close { .. }) | None => Ok(()),
         };
         match result {
+            Ok(()) if append && self.sh.opts.fsync => {
+                self.sh.syncq.push(Job {
+                    file: self
+                        .active
+                        .as_ref()
+                        .map(|a| (a.file.clone(), a.path.clone())),
+                    dones: ops.into_iter().map(done_of).collect(),
+                });
+                self.dirty = false;
+            }
             Ok(()) => ops.into_iter().for_each(|op| done_of(op)(Ok(()))),
             Err(e) => self.poison(&e, ops),
         }
@@ -207,27 +248,13 @@ impl Writer {
         let Some(a) = &self.active else {
             return Ok(());
         };
-        #[cfg(test)]
-        if self
-            .sh
-            .faults
-            .fail_sync
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(io_err(
-                "fdatasync segment",
-                &a.path,
-                std::io::Error::from_raw_os_error(libc::EIO),
-            ));
+        // Never sync again after a failed sync (of either thread): see `syncer.rs`.
+        if let Some(reason) = self.sh.state().poisoned.clone() {
+            return Err(Error::Poisoned { reason });
         }
-        let started = Instant::now();
-        a.file
-            .sync_data()
-            .map_err(|e| io_err("fdatasync segment", &a.path, e))?;
-        self.sh.metrics.sync();
+        syncer::sync_file(&self.sh, &a.file, &a.path)?;
         self.dirty = false;
         self.last_sync = Instant::now();
-        self.last_sync_took = self.last_sync - started;
         Ok(())
     }
 
@@ -279,9 +306,6 @@ impl Writer {
             _ => None,
         });
         bytes += self.flush_chunk(last_seq.unwrap_or(0))?;
-        if opts.fsync && self.dirty {
-            self.sync()?;
-        }
         self.last_batch_ops = ops.len();
         self.sh
             .metrics
@@ -295,6 +319,14 @@ impl Writer {
         if self.buf.is_empty() {
             return Ok(0);
         }
+        if self
+            .sh
+            .syncq
+            .failed
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(poisoned_error(&self.sh));
+        }
         let a = self
             .active
             .as_mut()
@@ -306,6 +338,13 @@ impl Writer {
         a.records += self.offsets.len() as u64;
         self.dirty = true;
         let mut st = self.sh.state();
+        if let Some(reason) = &st.poisoned {
+            // The sync thread failed meanwhile and rewound the index to what was
+            // written before; these bytes must not be published.
+            return Err(Error::Poisoned {
+                reason: reason.clone(),
+            });
+        }
         let last_lsn = {
             let seg = st
                 .segments
@@ -354,106 +393,12 @@ impl Writer {
         Ok(())
     }
 
-    fn truncate(&mut self, lsn: u64) -> Result<()> {
-        let sh = self.sh.clone();
-        let _io = sh
-            .io
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut st = sh.state();
-        let Some(keep) = st
-            .segments
-            .iter()
-            .rposition(|s| s.first_lsn <= lsn)
-            .or_else(|| (!st.segments.is_empty()).then_some(0))
-        else {
-            return Ok(());
-        };
-        // Later segments go first, newest first, so a crash leaves a contiguous log.
-        let removed = st.segments.len() - keep - 1;
-        while st.segments.len() > keep + 1 {
-            let s = st.segments.pop().expect("length checked by the loop");
-            std::fs::remove_file(&s.path).map_err(|e| io_err("remove segment", &s.path, e))?;
-        }
-        if removed > 0 {
-            segment::fsync_dir(&sh.dir)?;
-            sh.metrics.segments_deleted(removed as u64);
-        }
-        let seg = st.segments.last_mut().expect("keep index is in range");
-        let n = lsn.saturating_add(1).saturating_sub(seg.first_lsn) as usize;
-        if n < seg.offsets.len() {
-            let new_end = u64::from(seg.offsets[n]);
-            segment::cut(
-                &seg.file,
-                &seg.path,
-                new_end,
-                sh.opts.segment_size.max(new_end),
-                sh.opts.preallocate,
-            )?;
-            seg.offsets.truncate(n);
-            seg.end = new_end;
-        }
-        self.active = st.segments.last().map(active_of);
-        Ok(())
-    }
-
-    fn purge(&mut self, keep_from: u64) -> Result<()> {
-        let sh = self.sh.clone();
-        let _io = sh
-            .io
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut st = sh.state();
-        let mut removed = 0;
-        // Oldest first, so a crash leaves a contiguous log. The active segment stays.
-        while st.segments.len() > 1 && st.segments[0].first_lsn < keep_from {
-            let s = st.segments.remove(0);
-            std::fs::remove_file(&s.path).map_err(|e| io_err("remove segment", &s.path, e))?;
-            removed += 1;
-        }
-        if removed > 0 {
-            segment::fsync_dir(&sh.dir)?;
-            sh.metrics.segments_deleted(removed);
-            tracing::info!(
-                segments = removed,
-                first_lsn = keep_from,
-                "purged wal segments"
-            );
-        }
-        Ok(())
-    }
-
-    fn reset(&mut self, lsn: u64) -> Result<()> {
-        {
-            let sh = self.sh.clone();
-            let _io = sh
-                .io
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut st = sh.state();
-            let removed = st.segments.len() as u64;
-            while !st.segments.is_empty() {
-                let s = st.segments.remove(0);
-                std::fs::remove_file(&s.path).map_err(|e| io_err("remove segment", &s.path, e))?;
-            }
-            segment::fsync_dir(&sh.dir)?;
-            sh.metrics.segments_deleted(removed);
-            self.active = None;
-        }
-        self.dirty = false;
-        tracing::info!(next_lsn = lsn, "reset wal to empty");
-        self.roll(lsn)
-    }
-
     /// After a failed write or sync nothing about the file can be trusted: refuse every
     /// change until the WAL is reopened (never retry a failed fsync).
     fn poison(&mut self, e: &Error, ops: Vec<Op>) {
-        tracing::error!(error = %e, "wal write failed; refusing further writes until reopened");
-        {
-            let mut st = self.sh.state();
-            st.poisoned = Some(e.to_string());
-            rewind_to_disk(&mut st);
-        }
+        // Batches handed off earlier complete first (they were written before this).
+        self.sh.syncq.drain();
+        poison_state(&self.sh, e);
         self.fail_queued();
         for op in ops {
             done_of(op)(Err(e.clone()));
@@ -480,6 +425,23 @@ impl Writer {
             };
             done_of(op)(Err(err));
         }
+    }
+}
+
+/// Marks the WAL poisoned (keeping the first failure's reason) and drops from the index
+/// whatever was accepted but not written.
+pub(super) fn poison_state(sh: &Shared, e: &Error) {
+    let mut st = sh.state();
+    if st.poisoned.is_none() {
+        tracing::error!(error = %e, "wal write failed; refusing further writes until reopened");
+        st.poisoned = Some(e.to_string());
+    }
+    rewind_to_disk(&mut st);
+}
+
+fn poisoned_error(sh: &Shared) -> Error {
+    Error::Poisoned {
+        reason: sh.state().poisoned.clone().unwrap_or_default(),
     }
 }
 

@@ -71,8 +71,9 @@ fn drive(
 }
 
 /// One case: `ROUNDS` alternating slices of WAL appends and of the baseline (write +
-/// fdatasync of the WAL's mean batch bytes from the slice just before), so that both
-/// see the same disk conditions on a shared machine.
+/// fdatasync of the bytes the WAL's mean fdatasync covered in the slice just before), so
+/// that both see the same disk conditions on a shared machine. Per sync, not per written
+/// batch: the WAL may write several batches while one sync is in flight.
 fn measure(
     dir: &Path,
     size: usize,
@@ -117,7 +118,7 @@ fn measure(
         o.syncs += m1.syncs - m0.syncs;
         o.batches += m1.batches - m0.batches;
         if fsync {
-            let batch = ((m1.bytes - m0.bytes) / (m1.batches - m0.batches).max(1)).max(1);
+            let batch = ((m1.bytes - m0.bytes) / (m1.syncs - m0.syncs).max(1)).max(1);
             let buf = noise(batch as usize, 7);
             let deadline = Instant::now() + Duration::from_secs_f64(slice);
             let started = Instant::now();
@@ -154,7 +155,7 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
         dir.display()
     );
     println!(
-        "{:>6} {:>5} {:>5} {:>10} | {:>11} {:>9} {:>9} {:>8} {:>9} | {:>10} {:>9} {:>6}",
+        "{:>6} {:>5} {:>5} {:>10} | {:>11} {:>9} {:>9} {:>8} {:>9} {:>8} | {:>10} {:>9} {:>6}",
         "size",
         "tasks",
         "fsync",
@@ -164,6 +165,7 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
         "disk MB/s",
         "syncs/s",
         "rec/batch",
+        "rec/sync",
         "base MB/s",
         "base sync",
         "ratio"
@@ -179,7 +181,7 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
                 let o = measure(dir, size, appenders, fsync, prealloc, secs)?;
                 let disk = o.written_bytes as f64 / o.secs;
                 let mut line = format!(
-                    "{:>6} {:>5} {:>5} {:>10} | {:>11.0} {:>9.2} {:>9.2} {:>8.0} {:>9.1} |",
+                    "{:>6} {:>5} {:>5} {:>10} | {:>11.0} {:>9.2} {:>9.2} {:>8.0} {:>9.1} {:>8.1} |",
                     size,
                     appenders,
                     if fsync { "on" } else { "off" },
@@ -189,6 +191,7 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
                     disk / 1e6,
                     o.syncs as f64 / o.secs,
                     o.appends as f64 / o.batches.max(1) as f64,
+                    o.appends as f64 / o.syncs.max(1) as f64,
                 );
                 if fsync {
                     let bb = o.base_bytes as f64 / o.base_secs;
