@@ -71,6 +71,13 @@ impl SyncQueue {
         }
     }
 
+    /// No job is queued or being synced (only the writer queues jobs, so this stays
+    /// true until it does).
+    pub(super) fn idle(&self) -> bool {
+        let q = self.lock();
+        !q.busy && q.jobs.is_empty()
+    }
+
     /// Blocks until every queued job has been synced and completed.
     pub(super) fn drain(&self) {
         let mut q = self.lock();

@@ -281,69 +281,86 @@ fn completions_keep_append_order_while_batches_are_written_during_syncs() {
     assert_eq!(wal.read(..).expect("read").len(), 200);
 }
 
+/// Puts appends of `lsns` (two or more) in flight on the sync thread, each sync taking
+/// `delay_ms`: a lone append (LSN `first - 1`) is synced on the writer thread, and the
+/// appends queued meanwhile then form one batch, which goes to the sync thread.
+fn in_flight_on_the_sync_thread(
+    wal: &Wal,
+    lsns: std::ops::RangeInclusive<u64>,
+    delay_ms: u64,
+    log: &Arc<Mutex<Vec<(u64, bool)>>>,
+) {
+    let faults = &wal.h.shared.faults;
+    faults.sync_delay_ms.store(delay_ms, Ordering::SeqCst);
+    let first = *lsns.start();
+    wal.append_with(vec![rec(first - 1, 1)], |r| assert!(r.is_ok()))
+        .expect("queued");
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms / 4));
+    for l in lsns {
+        fire(wal, l..=l, log);
+    }
+    // The lone sync ends at `delay_ms`; the batch's sync then runs for `delay_ms` more.
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms * 3 / 2));
+    assert!(!wal.h.shared.syncq.idle(), "the batch should be in flight");
+}
+
 #[test]
 fn a_failed_sync_fails_the_batch_written_behind_it_and_is_never_retried() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wal = Wal::open(dir.path(), opts()).expect("open");
     wal.append_blocking(vec![rec(1, 1)]).expect("append");
     let faults = &wal.h.shared.faults;
-    let attempts = faults.sync_attempts.load(Ordering::SeqCst);
-    faults.sync_delay_ms.store(200, Ordering::SeqCst);
-    faults.fail_sync.store(true, Ordering::SeqCst);
     let log = Arc::new(Mutex::new(Vec::new()));
-    fire(&wal, 2..=3, &log);
-    // Let the writer hand the first batch to the sync thread, then queue a second one.
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    fire(&wal, 4..=4, &log);
-    let got = wait_for(&log, 2);
-    assert_eq!(got, vec![(2, false), (4, false)]);
+    in_flight_on_the_sync_thread(&wal, 3..=4, 400, &log);
+    let attempts = faults.sync_attempts.load(Ordering::SeqCst);
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    fire(&wal, 5..=5, &log);
+    let got = wait_for(&log, 3);
+    assert_eq!(got, vec![(3, false), (4, false), (5, false)]);
     assert_eq!(
         wal.metrics().batches,
-        3,
-        "the second batch must have been written during the first one's sync"
+        4,
+        "the last batch must have been written during the failing sync"
     );
     assert!(matches!(
-        wal.append_blocking(vec![rec(5, 1)]),
+        wal.append_blocking(vec![rec(6, 1)]),
         Err(Error::Poisoned { .. })
     ));
     assert!(matches!(wal.close(), Err(Error::Poisoned { .. })));
     assert_eq!(
         faults.sync_attempts.load(Ordering::SeqCst),
-        attempts + 1,
-        "one failed sync, then none: never retry fsync"
+        attempts,
+        "the in-flight sync fails, and no sync is attempted after it"
     );
     drop(wal);
     let wal = Wal::open(dir.path(), opts()).expect("reopen");
-    assert_eq!(wal.read(..2).expect("read"), vec![rec(1, 1)]);
+    assert_eq!(wal.read(..3).expect("read"), vec![rec(1, 1), rec(2, 1)]);
 }
 
 #[test]
 fn truncate_waits_for_the_sync_in_flight_and_completes_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let wal = Wal::open(dir.path(), opts()).expect("open");
-    wal.h
-        .shared
-        .faults
-        .sync_delay_ms
-        .store(100, Ordering::SeqCst);
     let log = Arc::new(Mutex::new(Vec::new()));
-    fire(&wal, 1..=3, &log);
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    in_flight_on_the_sync_thread(&wal, 2..=4, 400, &log);
     let l2 = log.clone();
-    wal.truncate_after_with(1, move |r| {
+    wal.truncate_after_with(2, move |r| {
         l2.lock().expect("log lock").push((0, r.is_ok()));
     })
     .expect("queued");
-    assert_eq!(wal.read(..).expect("read"), vec![rec(1, 1)]);
-    let got = wait_for(&log, 2);
+    assert_eq!(wal.read(..).expect("read"), vec![rec(1, 1), rec(2, 1)]);
+    let got = wait_for(&log, 4);
     assert_eq!(
         got,
-        vec![(1, true), (0, true)],
-        "append first, then truncate"
+        vec![(2, true), (3, true), (4, true), (0, true)],
+        "appends first, then the truncate"
     );
     wal.h.shared.faults.sync_delay_ms.store(0, Ordering::SeqCst);
-    wal.append_blocking(vec![rec(2, 2)]).expect("append");
+    wal.append_blocking(vec![rec(3, 2)]).expect("append");
     wal.close().expect("close");
     let wal = Wal::open(dir.path(), opts()).expect("reopen");
-    assert_eq!(wal.read(..).expect("read"), vec![rec(1, 1), rec(2, 2)]);
+    assert_eq!(
+        wal.read(..).expect("read"),
+        vec![rec(1, 1), rec(2, 1), rec(3, 2)]
+    );
 }

@@ -229,6 +229,14 @@ impl Writer {
             Some(Op::Close { .. }) | None => Ok(()),
         };
         match result {
+            // A lone append with no sync in flight gains nothing from the sync thread
+            // and would pay a thread hop (a wake-up) on its latency: sync it here.
+            Ok(()) if append && self.sh.opts.fsync && ops.len() == 1 && self.sh.syncq.idle() => {
+                match self.sync() {
+                    Ok(()) => ops.into_iter().for_each(|op| done_of(op)(Ok(()))),
+                    Err(e) => self.poison(&e, ops),
+                }
+            }
             Ok(()) if append && self.sh.opts.fsync => {
                 self.sh.syncq.push(Job {
                     file: self
