@@ -123,6 +123,7 @@ fn run(sh: &Shared) {
     loop {
         let mut q = sq.lock();
         q.busy = false;
+        let split = !q.jobs.is_empty();
         while q.jobs.is_empty() {
             if q.stop {
                 return;
@@ -139,12 +140,17 @@ fn run(sh: &Shared) {
         q.appends = 0;
         let mut jobs = std::mem::take(&mut q.jobs);
         // The callers the last sync completed are coming back with their next append.
-        // Syncing before they are written would split the callers into two groups that
-        // alternate, each sync carrying half of them: on a slow disk that halves the
-        // throughput. So wait for them, while they keep coming (gaps under GATHER_GAP),
-        // for at most half the last sync's duration (on a fast disk a second sync soon
-        // is cheaper than the wait) and GATHER_MAX.
-        let target = recent[0] + recent[1];
+        // If batches were already waiting when that sync ended, the callers have split
+        // into two groups that alternate, each sync carrying half of them (on a slow
+        // disk that halves the throughput): then wait for both groups. Otherwise wait
+        // for as many appends as the last sync carried. Either way only while they keep
+        // coming (gaps under GATHER_GAP), for at most half the last sync's duration (on
+        // a fast disk a second sync soon is cheaper than the wait) and GATHER_MAX.
+        let target = if split {
+            recent[0] + recent[1]
+        } else {
+            recent[1]
+        };
         let mut have: usize = jobs.iter().map(|j| j.dones.len()).sum();
         if failed.is_none() && have < target {
             let limit = GATHER_MAX.min(sq.last_sync_took() / 2);

@@ -1,7 +1,7 @@
 //! `wolfscale-bench`: benchmark programs that print numbers (never timed tests).
 //!
-//! - `wolfscale-bench wal [--dir DIR] [--seconds N]`: WAL append throughput against a
-//!   plain write + fdatasync baseline measured in the same run.
+//! - `wolfscale-bench wal [--dir DIR] [--seconds N] [--quick]`: WAL append throughput
+//!   against a plain write + fdatasync baseline measured in the same run.
 //! - `wolfscale-bench wal-probe --dir DIR`: opens a WAL and tries two appends, printing
 //!   each outcome; the fsync fault-injection test runs it under `fiu-run`.
 
@@ -28,6 +28,9 @@ enum Cmd {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
+        /// Only the fsync-on, fallocate cases (for repeated before/after comparisons).
+        #[arg(long)]
+        quick: bool,
     },
     /// Open a WAL and try two appends, printing each outcome (for fault injection).
     #[command(hide = true)]
@@ -41,7 +44,11 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
-        Cmd::Wal { dir, seconds } => wal::run(&dir, seconds),
+        Cmd::Wal {
+            dir,
+            seconds,
+            quick,
+        } => wal::run(&dir, seconds, quick),
         Cmd::WalProbe { dir } => wal::probe(&dir),
     };
     match result {

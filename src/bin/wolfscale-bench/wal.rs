@@ -146,8 +146,9 @@ fn prealloc_name(p: Preallocate) -> &'static str {
     }
 }
 
-/// Runs the whole matrix and prints one line per case.
-pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
+/// Runs the whole matrix (or, when `quick`, only fsync on with fallocate) and prints
+/// one line per case.
+pub fn run(dir: &Path, secs: f64, quick: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     println!(
         "wal benchmark in {} ({secs} s per case in 4 slices alternating with the baseline, \
@@ -178,6 +179,9 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
                 (true, Preallocate::None),
                 (false, Preallocate::Fallocate),
             ] {
+                if quick && !(fsync && prealloc == Preallocate::Fallocate) {
+                    continue;
+                }
                 let o = measure(dir, size, appenders, fsync, prealloc, secs)?;
                 let disk = o.written_bytes as f64 / o.secs;
                 let mut line = format!(
