@@ -8,7 +8,9 @@
 //! next, so syncing the newest job's file covers every job taken. Completions run in
 //! queue order, which is append order. After a failed sync nothing is synced again (a
 //! retried fsync can report success for pages the kernel already dropped): every job
-//! then fails with that error and the WAL is poisoned.
+//! then fails with that error and the WAL is poisoned. The writer never syncs while a
+//! job is queued or in flight here (it drains this queue first), so that a write-back
+//! error cannot be reported to one thread's fsync and missed by the other's.
 
 use super::segment::io_err;
 use super::{Done, Error, Shared};

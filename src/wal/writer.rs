@@ -297,6 +297,10 @@ impl Writer {
                     let rec_bytes = self.buf.split_off(start);
                     bytes += self.flush_chunk(*seq)?;
                     if self.active.is_some() {
+                        // Two concurrent fsyncs of one file may split a write-back
+                        // error between them (one EIO, one success): never overlap ours
+                        // with the sync thread's.
+                        self.sh.syncq.drain();
                         self.sync()?;
                     }
                     self.roll(r.lsn)?;
