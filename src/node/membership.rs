@@ -147,13 +147,14 @@ pub(super) async fn promote_learners(node: Node) {
         if ready.is_empty() {
             continue;
         }
-        match node
-            .raft()
-            .change_membership(ChangeMembers::AddVoterIds(ready.clone()), true)
-            .await
-        {
-            Ok(_) => tracing::info!(voters = ?ready, "promoted learners to voters"),
-            Err(e) => tracing::debug!(error = %e, "promotion deferred"),
+        let raft = node.raft();
+        let change = raft.change_membership(ChangeMembers::AddVoterIds(ready.clone()), true);
+        tokio::select! {
+            _ = token.cancelled() => return,
+            r = change => match r {
+                Ok(_) => tracing::info!(voters = ?ready, "promoted learners to voters"),
+                Err(e) => tracing::debug!(error = %e, "promotion deferred"),
+            },
         }
     }
 }
@@ -211,8 +212,15 @@ pub(super) async fn election_watchdog(node: Node) {
                 term = m.current_term,
                 "no leader for too long; starting an election"
             );
-            if let Err(e) = node.raft().trigger().elect().await {
-                tracing::warn!(error = %e, "watchdog election failed");
+            // Shutdown may stop the engine while we wait on it: never outlive the token.
+            let trigger = node.raft().trigger();
+            tokio::select! {
+                _ = token.cancelled() => return,
+                r = trigger.elect() => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "watchdog election failed");
+                    }
+                }
             }
             last_seen = Instant::now();
             patience = random_patience(cfg.election_timeout_max, cfg.election_timeout_min);
