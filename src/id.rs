@@ -541,10 +541,15 @@ mod tests {
                         s.spawn(move || {
                             let mut ids = Vec::with_capacity(2000);
                             let mut step = t;
+                            // Turn the clock once per 97 IDs issued, not on every retry:
+                            // turning it back while waiting for it to pass the last ID
+                            // would livelock the test (postmortem of a 15-minute hang).
+                            let mut turned_at = usize::MAX;
                             while ids.len() < 2000 {
-                                if ids.len() % 97 == 0 {
+                                if ids.len() % 97 == 0 && turned_at != ids.len() {
                                     clock.set(T0 + offsets[step % offsets.len()]);
                                     step += 1;
+                                    turned_at = ids.len();
                                 }
                                 match generator.try_next().unwrap() {
                                     Attempt::Issued(id) => ids.push(id),
