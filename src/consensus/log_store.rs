@@ -305,10 +305,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         let wal = &self.inner.wal;
         // Nothing visible is held (records at or below the purge point may remain): the
-        // log restarts at the append's index.
+        // log restarts at the append's index. Deleting segments blocks: off the runtime.
         if visible_last.is_none() && wal.next_lsn() != first_id.index {
-            wal.reset_blocking(first_id.index)
-                .map_err(|e| io_err(ErrorSubject::Log(first_id), ErrorVerb::Write, e))?;
+            let w = wal.clone();
+            let at = first_id.index;
+            blocking(move || {
+                w.reset_blocking(at)
+                    .map_err(|e| io_err(ErrorSubject::Log(first_id), ErrorVerb::Write, e))
+            })
+            .await?;
         }
         wal.append_with(records, move |r| {
             callback.log_io_completed(r.map_err(|e| std::io::Error::other(e.to_string())));

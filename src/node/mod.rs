@@ -203,8 +203,13 @@ impl Node {
             (StartMode::Start, None) => return Err(NodeError::NotJoined),
         };
 
+        // Opening reads the WAL's last record from disk: off the runtime.
+        let st = state.clone();
         let log_store =
-            LogStore::open(wal, state.clone()).map_err(|e| NodeError::Raft(e.to_string()))?;
+            tokio::task::spawn_blocking(move || LogStore::open(wal, st).map_err(|e| e.to_string()))
+                .await
+                .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))?
+                .map_err(NodeError::Raft)?;
         let raft_cfg =
             Arc::new(raft_config(&config.cluster).map_err(|e| NodeError::Raft(e.to_string()))?);
         let raft = Raft::new(

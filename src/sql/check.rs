@@ -444,14 +444,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn assert_refused(name: &str, sql: &str) {
-        match check_deterministic(sql) {
-            Err(SqlError::NonDeterministic { construct, .. }) => {
-                assert_eq!(construct, name, "{sql}")
-            }
-            other => panic!("{sql}: expected {name} to be refused, got {other:?}"),
-        }
-    }
+    use crate::sql::rules::tests::assert_refused;
 
     #[test]
     fn error_names_the_construct_and_says_why() {

@@ -132,11 +132,12 @@ pub const NON_DETERMINISTIC: &[Rule] = &[
 ];
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sql::{check_deterministic, SqlError};
 
-    fn assert_refused(name: &str, sql: &str) {
+    /// Asserts that `sql` is refused as non-deterministic, naming `name`.
+    pub(crate) fn assert_refused(name: &str, sql: &str) {
         match check_deterministic(sql) {
             Err(SqlError::NonDeterministic { construct, .. }) => {
                 assert_eq!(construct, name, "{sql}")
