@@ -47,7 +47,7 @@ struct Shared {
     io: RwLock<()>,
     metrics: metrics::Metrics,
     /// The directory lock; released by `close` (or when the last handle goes).
-    lock: Mutex<Option<File>>,
+    lock: Mutex<Option<DirLock>>,
     #[cfg(test)]
     faults: writer::Faults,
 }
@@ -99,7 +99,21 @@ impl std::fmt::Debug for Wal {
     }
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
+/// An exclusive `flock` on `<dir>/LOCK`, released explicitly on drop.
+///
+/// The lock belongs to the open file description, which a child process forked by any
+/// thread of this process shares until it execs; closing our descriptor alone would leave
+/// the directory locked for that moment. `LOCK_UN` releases it for every copy at once.
+struct DirLock(File);
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // SAFETY: flock only reads the fd and flags; the fd is open while `self.0` lives.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<DirLock> {
     let path = dir.join("LOCK");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -114,7 +128,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
             dir: dir.to_path_buf(),
         });
     }
-    Ok(f)
+    Ok(DirLock(f))
 }
 
 impl Wal {
