@@ -8,6 +8,7 @@ mod apply_sql;
 mod apply_support;
 mod cli;
 mod cluster;
+mod cluster_mariadb;
 mod e2e;
 mod mariadb_harness;
 mod partition;
