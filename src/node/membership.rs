@@ -1,6 +1,7 @@
 //! Membership on the leader: admitting a joining node as a learner (with a unique name
-//! and number), promoting learners to voters once they have caught up, removing nodes;
-//! and, on every node, the election watchdog that breaks split votes.
+//! and number) and promoting learners to voters once they have caught up; and, on every
+//! node, the election watchdog that breaks split votes (and notices when this node was
+//! removed while it was away). Removal is in `remove`, leadership transfer in `transfer`.
 
 use super::{Node, ADMIN_TIMEOUT};
 use crate::consensus::network::{
@@ -147,6 +148,10 @@ pub(super) async fn promote_learners(node: Node) {
         if ready.is_empty() {
             continue;
         }
+        // A leadership transfer holds the log still; promote after it.
+        let Ok(_in_flight) = node.inner.write_gate.try_read() else {
+            continue;
+        };
         let raft = node.raft();
         let change = raft.change_membership(ChangeMembers::AddVoterIds(ready.clone()), true);
         tokio::select! {
@@ -159,30 +164,6 @@ pub(super) async fn promote_learners(node: Node) {
     }
 }
 
-/// Removes `number` from the cluster (voter or learner), on the leader.
-///
-/// # Errors
-/// [`ClusterError`] when this node does not lead or the change fails.
-pub(super) async fn remove(node: &Node, number: NodeId) -> Result<(), ClusterError> {
-    let raft = node.raft();
-    let m = raft.metrics().borrow().clone();
-    let membership = m.membership_config.membership().clone();
-    if membership.get_node(&number).is_none() {
-        return Err(ClusterError::Failed(format!(
-            "node {number} is not a member"
-        )));
-    }
-    if membership.voter_ids().any(|v| v == number) {
-        raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([number])), false)
-            .await
-            .map_err(|e| node.not_leader(e.into_forward_to_leader()))?;
-    }
-    raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([number])), false)
-        .await
-        .map_err(|e| node.not_leader(e.into_forward_to_leader()))?;
-    Ok(())
-}
-
 /// openraft 0.9 draws each node's election timeout once, so two survivors whose draws are
 /// close can split the vote again and again. When no leader has been seen for longer
 /// than the longest timeout plus a fresh random delay, this starts an election itself.
@@ -192,10 +173,14 @@ pub(super) async fn election_watchdog(node: Node) {
     let check = Duration::from_millis(cfg.heartbeat_interval.max(50));
     let mut last_seen = Instant::now();
     let mut patience = random_patience(cfg.election_timeout_max, cfg.election_timeout_min);
+    let mut asking: Option<tokio::task::JoinHandle<bool>> = None;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(check) => {}
+        }
+        if node.is_removed() {
+            return;
         }
         let m = node.raft().metrics().borrow().clone();
         let is_voter = m
@@ -208,6 +193,17 @@ pub(super) async fn election_watchdog(node: Node) {
             continue;
         }
         if last_seen.elapsed() >= patience {
+            // Nobody leads for this node: it may have been removed while it was away (the
+            // removal it never received leaves it believing it is a voter). Ask the leader
+            // on the side, so an election is never held up by peers slow to answer.
+            if asking.as_ref().is_none_or(|c| c.is_finished()) {
+                let n = node.clone();
+                asking = Some(
+                    node.inner
+                        .tasks
+                        .spawn(async move { super::remove::check_membership(&n).await }),
+                );
+            }
             tracing::info!(
                 term = m.current_term,
                 "no leader for too long; starting an election"

@@ -9,7 +9,7 @@ use wolfscale::consensus::network::ClusterError;
 use wolfscale::node::{NodeError, Role, StartMode};
 
 /// Writes `payload`, retrying through elections; returns its LSN.
-async fn write_retry(c: &Cluster, via: usize, payload: Vec<u8>) -> u64 {
+pub(crate) async fn write_retry(c: &Cluster, via: usize, payload: Vec<u8>) -> u64 {
     let start = Instant::now();
     loop {
         match c.write(via, payload.clone()).await {
@@ -26,7 +26,8 @@ async fn write_retry(c: &Cluster, via: usize, payload: Vec<u8>) -> u64 {
     }
 }
 
-fn same_history(c: &Cluster) -> Vec<(u64, Vec<u8>)> {
+/// The history every running node applied (asserted identical), with no payload twice.
+pub(crate) fn same_history(c: &Cluster) -> Vec<(u64, Vec<u8>)> {
     let mut histories = c.running().map(|(i, _)| (i, c.slots[i].applier.payloads()));
     let (first_slot, first) = histories.next().expect("a running node");
     for (i, h) in histories {
