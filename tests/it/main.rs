@@ -8,6 +8,8 @@ mod apply_sql;
 mod apply_support;
 mod cli;
 mod cluster;
+mod cluster_admin;
+mod cluster_cli;
 mod cluster_mariadb;
 mod e2e;
 mod mariadb_harness;
