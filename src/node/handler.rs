@@ -66,10 +66,14 @@ impl Handler for PeerHandler {
                 None => return Err("node is starting; no client service yet".into()),
             },
             PeerRequest::PreVote(req) => {
-                let leading = raft.metrics().borrow().state == openraft::ServerState::Leader;
+                let timing = ElectionTiming::new(&self.node.config().cluster);
+                // A node asked to campaign by the leader (a transfer) answers as if a
+                // leader were alive, so nobody else wins the election meant for it.
+                let leading = raft.metrics().borrow().state == openraft::ServerState::Leader
+                    || self.node.campaigned_within(2 * timing.min);
                 let ours = self.node.log_store().pointers().0;
                 PeerResponse::PreVote(pre_vote_answer(
-                    &ElectionTiming::new(&self.node.config().cluster),
+                    &timing,
                     leading,
                     self.node.election_clock().since(),
                     ours,

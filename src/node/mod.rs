@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -150,6 +150,8 @@ struct Inner {
     /// Set while a leadership transfer holds this leader quiet: the election task sends
     /// no heartbeats and does not stand.
     quiet: AtomicBool,
+    /// When a leader last asked this node to campaign (leadership transfer).
+    campaign_asked: std::sync::Mutex<Option<Instant>>,
 }
 
 /// What the node serves to peers on behalf of its client-facing layer (the HTTP API's
@@ -287,6 +289,7 @@ impl Node {
                 state: state.clone(),
                 removed: AtomicBool::new(false),
                 quiet: AtomicBool::new(false),
+                campaign_asked: std::sync::Mutex::new(None),
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
@@ -541,6 +544,25 @@ impl Node {
     /// Holds this node quiet, or lets it speak again.
     pub(crate) fn set_quiet(&self, quiet: bool) {
         self.inner.quiet.store(quiet, Ordering::SeqCst);
+    }
+
+    /// Records that the leader asked this node to campaign for a leadership transfer.
+    pub(crate) fn note_campaign(&self) {
+        if let Ok(mut at) = self.inner.campaign_asked.lock() {
+            *at = Some(Instant::now());
+        }
+    }
+
+    /// Whether the leader asked this node to campaign within `window`: while it does, it
+    /// refuses pre-votes, so a third node timing out under the quiet leader cannot win
+    /// the election meant for this one.
+    pub(crate) fn campaigned_within(&self, window: Duration) -> bool {
+        self.inner
+            .campaign_asked
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < window)
     }
 
     /// Whether this node knows it was removed from the cluster.

@@ -268,6 +268,7 @@ pub(super) async fn campaign(node: &Node, from: NodeId, term: u64) -> Result<(),
         term = m.current_term,
         "campaigning for a leadership transfer"
     );
+    node.note_campaign();
     node.raft()
         .trigger()
         .elect()

@@ -259,16 +259,32 @@ async fn removals_that_would_lose_the_quorum_are_refused() {
         .into_iter()
         .find(|n| *n != node.number() && *n != up_number)
         .expect("the stopped voter");
-    node.remove_member(&number.to_string())
+    remove_retrying_busy(&node, &number.to_string())
         .await
         .unwrap_or_else(|e| panic!("remove {down_name} by number {number}: {e}"));
-    node.remove_member(&up_name).await.expect("both are up now");
+    remove_retrying_busy(&node, &up_name)
+        .await
+        .expect("both are up now");
     match node.remove_member(&c.slots[leader].name).await {
         Err(AdminError::Refused { code, .. }) => assert_eq!(code, "last_voter"),
         other => panic!("expected a last_voter refusal, got {other:?}"),
     }
     let last = write_retry(&c, leader, b"alone".to_vec()).await;
     assert!(last > 0);
+}
+
+/// `remove_member`, retried while the leader answers `Busy` (another membership change,
+/// e.g. the previous removal's second step, is still in flight: "retry shortly").
+async fn remove_retrying_busy(node: &Node, member: &str) -> Result<AdminDone, AdminError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match node.remove_member(member).await {
+            Err(AdminError::Busy(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Writes fresh payloads through `node` until `stop`; returns those acknowledged, in order.
