@@ -13,7 +13,8 @@
 //!
 //! `WOLFSCALE_CHAOS_SEED` (first seed, default from the clock), `WOLFSCALE_CHAOS_PROFILE`
 //! (`full`, the default, or `short`) and `WOLFSCALE_CHAOS_SECS` (workload seconds per run,
-//! default 60) tune it; a failed run prints the exact command that replays its seed.
+//! default 60) tune it; a failed run prints the exact command that replays its seed and
+//! keeps the nodes' logs and data (`WOLFSCALE_CHAOS_KEEP=1` keeps them for clean runs too).
 
 mod checker;
 mod cluster;
@@ -175,6 +176,13 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
         reasons: reasons(&history.ops),
     };
     eprintln!("chaos {} profile: {run}", profile.name());
+    if violations.is_empty() && std::env::var_os("WOLFSCALE_CHAOS_KEEP").is_some() {
+        eprintln!(
+            "{}kept {}",
+            history::timeline(&history, &[], Duration::ZERO),
+            cluster.keep_dir().display()
+        );
+    }
     if !violations.is_empty() {
         let dir = cluster.keep_dir();
         eprintln!(

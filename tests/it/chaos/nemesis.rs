@@ -17,6 +17,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// How long after a fault that allows exits its node may still exit by itself.
+const EXIT_GRACE: Duration = Duration::from_secs(15);
+
 /// One kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
@@ -226,6 +229,9 @@ pub struct Nemesis<'a> {
     report: Report,
     /// Nodes that exited during a fault that allows it, restarted at its heal.
     exited: Vec<usize>,
+    /// A node whose healed fault allowed an exit, until when it may still exit: a node
+    /// that has failed takes a few seconds to shut down.
+    grace: Option<(usize, Instant)>,
 }
 
 impl<'a> Nemesis<'a> {
@@ -236,6 +242,7 @@ impl<'a> Nemesis<'a> {
             t0,
             report: Report::default(),
             exited: Vec::new(),
+            grace: None,
         }
     }
 
@@ -280,6 +287,9 @@ impl<'a> Nemesis<'a> {
             }
             let allow = step.fault.may_exit().then_some(node);
             self.idle(step.hold, allow, &stop).await;
+            if allow.is_some() {
+                self.grace = Some((node, Instant::now() + EXIT_GRACE));
+            }
             let healed = match self.heal(step.fault, node).await {
                 Ok(()) => Some(self.t0.elapsed()),
                 Err(e) => {
@@ -324,19 +334,33 @@ impl<'a> Nemesis<'a> {
     }
 
     /// Notices nodes that exited by themselves: allowed for `allow` (restarted at the
-    /// heal), otherwise reported and restarted now.
+    /// heal) and for a node in its grace period (restarted now), otherwise reported and
+    /// restarted now.
     async fn reap(&mut self, allow: Option<usize>) {
         for i in 0..NODES {
             let Some(status) = self.cluster.reap(i) else {
                 continue;
             };
             let at = self.t0.elapsed();
+            let in_grace = self
+                .grace
+                .is_some_and(|(n, until)| n == i && Instant::now() < until);
             if allow == Some(i) {
                 self.report.events.push(Event {
                     at,
                     what: format!("node-{} exited ({status}) under its fault", i + 1),
                 });
                 self.exited.push(i);
+            } else if in_grace {
+                self.report.events.push(Event {
+                    at,
+                    what: format!("node-{} exited ({status}) after its fault", i + 1),
+                });
+                self.cluster.restart(i).await;
+                self.report.events.push(Event {
+                    at: self.t0.elapsed(),
+                    what: format!("node-{} restarted", i + 1),
+                });
             } else {
                 self.report.problems.push((
                     at,
@@ -459,6 +483,20 @@ impl<'a> Nemesis<'a> {
                 .await;
         }
         self.exited.clear();
+        // A node that failed under the last fault may still be shutting down (its API
+        // is the first thing to stop); one that answers /health did not fail.
+        if let Some((n, until)) = self.grace {
+            let api = wolfscale::api::client::Client::new(&self.cluster.nodes[n].api)
+                .expect("client")
+                .with_timeout(Duration::from_millis(500));
+            while Instant::now() < until && self.cluster.is_running(n) {
+                if api.health().await.is_ok() {
+                    break;
+                }
+                self.reap(None).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         for i in 0..NODES {
             if !self.cluster.is_running(i) {
                 self.cluster.restart(i).await;
