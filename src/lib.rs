@@ -12,7 +12,7 @@
 //! | [`sql`] | all SQL text: quoting, parameterised statements, checks on client SQL, MariaDB error classes |
 //! | [`wal`] | the write-ahead log: segments, CRC, LZ4, group commit, recovery |
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
-//! | [`consensus`] | openraft over the WAL: types, log store, state-machine seam, network |
+//! | [`consensus`] | openraft over the WAL: types, log store, state-machine seam, network, election timing and pre-vote |
 //! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
 //! | [`node`] | one running node: identity, start/join/bootstrap, forwarding, background tasks |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |

@@ -250,11 +250,14 @@ pub(super) fn semantics(c: &Config) -> Vec<Problem> {
         range("node.node_number", n.into(), 0, 1023, "");
     }
 
-    if c.cluster.heartbeat_interval_ms >= c.cluster.election_timeout_ms {
+    // A follower stands for election after half to all of election_timeout_ms without a
+    // heartbeat; a quarter lets two heartbeats go missing before that can happen.
+    if c.cluster.heartbeat_interval_ms.saturating_mul(4) > c.cluster.election_timeout_ms {
         p.push(Problem::new(
             "cluster.heartbeat_interval_ms",
             format!(
-                "must be less than cluster.election_timeout_ms ({} >= {}); a third of it or less is recommended",
+                "must be at most a quarter of cluster.election_timeout_ms ({} > {} / 4): a follower \
+                 starts an election after half to all of election_timeout_ms without a heartbeat",
                 c.cluster.heartbeat_interval_ms, c.cluster.election_timeout_ms
             ),
         ));

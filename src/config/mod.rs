@@ -147,7 +147,8 @@ pub struct Config {
 pub struct NodeConfig {
     /// Human name, unique in the cluster (e.g. "node-1"). Required.
     pub id: String,
-    /// Address the cluster transport listens on. Default: "0.0.0.0:7654".
+    /// Address the cluster transport listens on; when it names an IP (not a wildcard),
+    /// connections to other nodes also leave from that IP. Default: "0.0.0.0:7654".
     #[serde(default = "defaults::node_bind_address")]
     pub bind_address: String,
     /// Address other nodes use to reach this one, when `bind_address` is a wildcard or
@@ -225,10 +226,13 @@ pub struct ClusterConfig {
     /// Cluster addresses ("host:port") of existing members. Default: [].
     #[serde(default)]
     pub peers: Vec<String>,
-    /// Leader heartbeat period, in milliseconds. Default: 500.
+    /// Leader heartbeat period, in milliseconds; at most a quarter of
+    /// `election_timeout_ms`. Default: 500.
     #[serde(default = "defaults::cluster_heartbeat_interval_ms")]
     pub heartbeat_interval_ms: u64,
-    /// Time without a leader before an election starts, in milliseconds. Default: 2000.
+    /// A follower that hears nothing from the leader for a random time between half of
+    /// this and all of it stands for election (if a majority of voters would vote for it),
+    /// in milliseconds. Default: 2000.
     #[serde(default = "defaults::cluster_election_timeout_ms")]
     pub election_timeout_ms: u64,
     /// Shared secret (≥ 16 characters) every node proves at connect. Default: none; one of
@@ -580,6 +584,21 @@ mod tests {
             vec!["cluster.peers[1]", "cluster.peers[2]"],
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn heartbeat_is_at_most_a_quarter_of_the_election_timeout() {
+        let with = |hb: u64, e: u64| {
+            format!(
+                "{}heartbeat_interval_ms = {hb}\nelection_timeout_ms = {e}\n",
+                minimal()
+            )
+        };
+        parse(&with(500, 2000), &EnvOverrides::default()).expect("a quarter is allowed");
+        parse(&with(100, 600), &EnvOverrides::default()).expect("a sixth is allowed");
+        let p = problems(&with(501, 2000));
+        assert_eq!(keys(&p), vec!["cluster.heartbeat_interval_ms"], "{p:?}");
+        assert!(p[0].reason.contains("quarter"), "{p:?}");
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub fn template(node_id: &str, secret: &str) -> String {
 [node]
 # Unique name of this node in the cluster.
 id = {id}
-# Address the cluster transport listens on (other nodes connect here).
+# Address the cluster transport listens on (other nodes connect here). When it names
+# an IP (not 0.0.0.0), connections to other nodes also leave from that IP.
 bind_address = {node_bind}
 # Address other nodes dial, when bind_address is a wildcard. Default: bind_address.
 # advertise_address = "10.0.0.1:7654"
@@ -58,9 +59,11 @@ fsync = {fsync}
 [cluster]
 # Cluster addresses of existing members ("host:port"); empty on the first node.
 peers = []
-# Leader heartbeat period (ms); must be below election_timeout_ms.
+# Leader heartbeat period (ms); at most a quarter of election_timeout_ms.
 heartbeat_interval_ms = {heartbeat}
-# Time without a leader before an election starts (ms).
+# A follower that hears nothing from the leader for a random time between half of
+# this and all of it stands for election, if most voters have lost the leader too (ms).
+# A dead leader is replaced within about this plus one more draw if the vote splits.
 election_timeout_ms = {election}
 # Shared secret (at least 16 characters), the same on every node. It may instead come
 # from secret_file (first line) or WOLFSCALE_CLUSTER_SECRET (which wins).

@@ -7,6 +7,7 @@
 //! bootstrapped; client entries start after the first leader's blank entry.
 
 pub mod codec;
+pub mod election;
 pub mod log_store;
 pub mod network;
 pub mod state_machine;
@@ -99,16 +100,29 @@ pub type StorageError = openraft::StorageError<NodeId>;
 /// The running consensus engine of one node.
 pub type Raft = openraft::Raft<TypeConfig>;
 
-/// Maps `[cluster]` timing onto openraft's:
+/// Maps `[cluster]` timing onto openraft's. With `hb` = `heartbeat_interval_ms` and `E` =
+/// `election_timeout_ms` (validated: `4 × hb ≤ E`):
 ///
-/// - `heartbeat_interval_ms` → `heartbeat_interval`;
-/// - `election_timeout_ms` → `election_timeout_max`, with `election_timeout_min` half
-///   of it. openraft 0.9 draws each node's timeout once from [min, max), so the spread
-///   keeps two survivors from splitting the vote for long (the election watchdog covers
-///   the rest). openraft also uses `election_timeout_max` as the leader lease during which
-///   followers refuse to vote, so it bounds how soon a dead leader is replaced: keeping it
-///   at `election_timeout_ms` (not above) lets a new leader win within about
-///   `election_timeout_ms` plus one more timeout draw.
+/// - `heartbeat_interval` = `hb`. openraft sends heartbeats only on its tick, every
+///   1.5 × `hb`; the node's election task also asks for one every `hb` while it leads, so
+///   followers hear from a live leader at least every `hb`. It is also the time limit of
+///   one append RPC.
+/// - openraft's own election timer is off (`enable_elect = false`). It drew each node's
+///   timeout once, checked it only on ticks, and started only after the leader lease
+///   *plus* that timeout, so a dead leader was replaced after 1.5–2 × `E` and a split vote
+///   could repeat with the same draws; a loaded run once took 2.25 s with `E` = 600 ms.
+///   Instead a follower stands after `E/2`–`E` without word from a leader, drawn afresh
+///   for every wait, and only if a pre-vote shows a majority would elect it
+///   ([`election`], run by the node's election task). A dead leader is thus replaced
+///   within `E` plus two round trips, and a split vote costs one more fresh draw (≤ `E`):
+///   within `E` + 1 s for the timeouts this is meant for. The pre-vote keeps a node that
+///   only lost touch with a live leader from raising the term and deposing it.
+/// - `election_timeout_max` = `(E − hb) / 2` is the leader lease: a follower that heard
+///   from its leader that recently refuses to vote, so a node that merely lost contact
+///   cannot depose a live leader through it. It ends half a heartbeat before the earliest
+///   candidate stands, so a candidate is not refused by a voter that got the same last
+///   heartbeat. `election_timeout_min` is one millisecond less (openraft requires
+///   `min < max`); it only bounds a vote RPC.
 ///
 /// Snapshots are never built on a policy here: until state transfer exists, every entry
 /// stays in the WAL (purging is the operator's retention decision).
@@ -117,12 +131,14 @@ pub type Raft = openraft::Raft<TypeConfig>;
 /// When openraft rejects the combination (validated config makes this unreachable).
 #[allow(clippy::result_large_err)] // openraft's error type
 pub fn raft_config(cluster: &ClusterConfig) -> Result<openraft::Config, openraft::ConfigError> {
-    let election = cluster.election_timeout_ms;
+    let lease = election::ElectionTiming::new(cluster).lease;
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
     let config = openraft::Config {
         cluster_name: "wolfscale".into(),
         heartbeat_interval: cluster.heartbeat_interval_ms,
-        election_timeout_min: election / 2,
-        election_timeout_max: election,
+        election_timeout_min: lease_ms.saturating_sub(1),
+        election_timeout_max: lease_ms,
+        enable_elect: false,
         // Enough entries per append RPC to amortise a round trip, small enough that one
         // batch of large rows stays well under the transport's frame limit.
         max_payload_entries: 512,
@@ -143,9 +159,28 @@ mod tests {
     fn timing_maps_onto_openraft() {
         let c = raft_config(&ClusterConfig::default()).expect("valid");
         assert_eq!(c.heartbeat_interval, 500);
-        assert_eq!(c.election_timeout_min, 1000);
-        assert_eq!(c.election_timeout_max, 2000);
+        // The lease: (2000 - 500) / 2.
+        assert_eq!(c.election_timeout_max, 750);
+        assert_eq!(c.election_timeout_min, 749);
+        assert!(
+            !c.enable_elect,
+            "the node's election task decides when to stand"
+        );
         assert!(matches!(c.snapshot_policy, openraft::SnapshotPolicy::Never));
+    }
+
+    #[test]
+    fn every_valid_timing_is_accepted_by_openraft() {
+        for hb in [10u64, 11, 17, 100, 500, 999, 60_000] {
+            for e in [4 * hb, 4 * hb + 1, 4 * hb + 3, 7 * hb, 600_000.max(4 * hb)] {
+                let cluster = ClusterConfig {
+                    heartbeat_interval_ms: hb,
+                    election_timeout_ms: e,
+                    ..ClusterConfig::default()
+                };
+                raft_config(&cluster).unwrap_or_else(|err| panic!("hb {hb} e {e}: {err}"));
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! openraft's network over the cluster transport, and the messages nodes exchange: the
-//! three Raft RPCs plus the cluster-management requests (join, forwarded writes, status)
-//! that ride the same authenticated connections.
+//! three Raft RPCs plus the pre-vote and the cluster-management requests (join, forwarded
+//! writes, status) that ride the same authenticated connections.
 
+use super::election::{ElectionClock, PreVoteAnswer, PreVoteRequest};
 use super::{NodeId, NodeInfo, Request, Response, TypeConfig};
 use crate::transport::{self, Client};
 use openraft::error::{
@@ -36,6 +37,8 @@ pub enum PeerRequest {
     ClientWrite(Vec<u8>),
     /// Ask a member for its own status (JSON).
     Status,
+    /// Ask a voter whether it would vote for the sender (before the sender stands).
+    PreVote(PreVoteRequest),
 }
 
 /// Answers to [`PeerRequest`], variant for variant.
@@ -57,6 +60,8 @@ pub enum PeerResponse {
     ClientWrite(Vec<u8>),
     /// Answer to [`PeerRequest::Status`]: the member's status, JSON.
     Status(Vec<u8>),
+    /// Answer to [`PeerRequest::PreVote`].
+    PreVote(PreVoteAnswer),
 }
 
 /// A node's request to become a member.
@@ -101,16 +106,17 @@ pub enum ClusterError {
 }
 
 /// Creates one [`Network`] per target; they share the transport client (one persistent
-/// connection per peer).
+/// connection per peer) and the node's [`ElectionClock`].
 #[derive(Clone)]
 pub struct NetworkFactory {
     client: Arc<Client>,
+    clock: Arc<ElectionClock>,
 }
 
 impl NetworkFactory {
-    /// Builds the factory over a transport client.
-    pub fn new(client: Arc<Client>) -> Self {
-        NetworkFactory { client }
+    /// Builds the factory over a transport client; vote answers are reported to `clock`.
+    pub fn new(client: Arc<Client>, clock: Arc<ElectionClock>) -> Self {
+        NetworkFactory { client, clock }
     }
 }
 
@@ -120,6 +126,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> Network {
         Network {
             client: self.client.clone(),
+            clock: self.clock.clone(),
             target,
             node: node.clone(),
         }
@@ -129,6 +136,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 /// openraft's connection to one peer.
 pub struct Network {
     client: Arc<Client>,
+    clock: Arc<ElectionClock>,
     target: NodeId,
     node: NodeInfo,
 }
@@ -196,11 +204,19 @@ impl RaftNetwork<TypeConfig> for Network {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcErr> {
+        let ours = rpc.last_log_id;
         match self
             .call(RPCTypes::Vote, PeerRequest::Vote(rpc), &option)
             .await?
         {
-            PeerResponse::Vote(r) => r.map_err(|e| self.remote(e)),
+            PeerResponse::Vote(r) => {
+                if let Ok(resp) = &r {
+                    if !resp.vote_granted && resp.last_log_id > ours {
+                        self.clock.saw_longer_log();
+                    }
+                }
+                r.map_err(|e| self.remote(e))
+            }
             _ => Err(RPCError::Network(NetworkError::new(&Mismatch("vote")))),
         }
     }

@@ -1,6 +1,5 @@
 //! Membership on the leader: admitting a joining node as a learner (with a unique name
-//! and number), promoting learners to voters once they have caught up, removing nodes;
-//! and, on every node, the election watchdog that breaks split votes.
+//! and number), promoting learners to voters once they have caught up, removing nodes.
 
 use super::{Node, ADMIN_TIMEOUT};
 use crate::consensus::network::{
@@ -8,9 +7,8 @@ use crate::consensus::network::{
 };
 use crate::consensus::{NodeId, NodeInfo};
 use openraft::{ChangeMembers, ServerState};
-use rand::Rng;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A learner this close to the leader's last log index becomes a voter.
 pub const PROMOTE_LAG: u64 = 64;
@@ -181,53 +179,4 @@ pub(super) async fn remove(node: &Node, number: NodeId) -> Result<(), ClusterErr
         .await
         .map_err(|e| node.not_leader(e.into_forward_to_leader()))?;
     Ok(())
-}
-
-/// openraft 0.9 draws each node's election timeout once, so two survivors whose draws are
-/// close can split the vote again and again. When no leader has been seen for longer
-/// than the longest timeout plus a fresh random delay, this starts an election itself.
-pub(super) async fn election_watchdog(node: Node) {
-    let token = node.shutdown_token();
-    let cfg = node.raft().config().clone();
-    let check = Duration::from_millis(cfg.heartbeat_interval.max(50));
-    let mut last_seen = Instant::now();
-    let mut patience = random_patience(cfg.election_timeout_max, cfg.election_timeout_min);
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep(check) => {}
-        }
-        let m = node.raft().metrics().borrow().clone();
-        let is_voter = m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == m.id);
-        if m.current_leader.is_some() || !is_voter {
-            last_seen = Instant::now();
-            continue;
-        }
-        if last_seen.elapsed() >= patience {
-            tracing::info!(
-                term = m.current_term,
-                "no leader for too long; starting an election"
-            );
-            // Shutdown may stop the engine while we wait on it: never outlive the token.
-            let trigger = node.raft().trigger();
-            tokio::select! {
-                _ = token.cancelled() => return,
-                r = trigger.elect() => {
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "watchdog election failed");
-                    }
-                }
-            }
-            last_seen = Instant::now();
-            patience = random_patience(cfg.election_timeout_max, cfg.election_timeout_min);
-        }
-    }
-}
-
-fn random_patience(max_ms: u64, spread_ms: u64) -> Duration {
-    Duration::from_millis(max_ms + rand::thread_rng().gen_range(0..=spread_ms))
 }

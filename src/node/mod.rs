@@ -1,9 +1,11 @@
 //! The composition root of one WolfScale node: opens the WAL and state db, settles the
 //! node's identity (bootstrap, restart or join), starts openraft over the transport, and
 //! owns every background task until shutdown. It adds no consensus rules of its own:
-//! elections, commits and membership changes all go through openraft.
+//! elections, commits and membership changes all go through openraft; only *when* a
+//! follower stands for election is decided here (`election`).
 
 mod backend;
+mod election;
 mod handler;
 mod membership;
 mod run;
@@ -15,6 +17,7 @@ pub use run::run;
 pub use status::{LocalStatus, Role};
 
 use crate::config::{Config, Secrets};
+use crate::consensus::election::ElectionClock;
 use crate::consensus::log_store::LogStore;
 use crate::consensus::network::{
     ClusterError, JoinAccepted, JoinRequest, NetworkFactory, PeerRequest, PeerResponse,
@@ -113,6 +116,8 @@ struct Inner {
     info: NodeInfo,
     client: Client,
     log_store: LogStore,
+    /// Last contact with a leader or voter, for the election task.
+    clock: Arc<ElectionClock>,
     config: Config,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -171,7 +176,9 @@ impl Node {
             cluster: CLUSTER_NAME.into(),
             node: info.name.clone(),
         };
-        let client = Client::new(ClientConfig::new(ident.clone(), key.clone()));
+        let mut client_cfg = ClientConfig::new(ident.clone(), key.clone());
+        client_cfg.local_ip = source_ip(&config);
+        let client = Client::new(client_cfg);
 
         let known: Option<NodeIdentity> = state.get(KEY_IDENTITY)?;
         if let Some(k) = &known {
@@ -212,10 +219,11 @@ impl Node {
                 .map_err(NodeError::Raft)?;
         let raft_cfg =
             Arc::new(raft_config(&config.cluster).map_err(|e| NodeError::Raft(e.to_string()))?);
+        let clock = Arc::new(ElectionClock::new());
         let raft = Raft::new(
             number,
             raft_cfg,
-            NetworkFactory::new(Arc::new(client.clone())),
+            NetworkFactory::new(Arc::new(client.clone()), clock.clone()),
             log_store.clone(),
             StateMachine::new(applier),
         )
@@ -239,6 +247,7 @@ impl Node {
                 info: info.clone(),
                 client,
                 log_store,
+                clock,
                 config,
                 shutdown: shutdown.clone(),
                 tasks: tasks.clone(),
@@ -271,7 +280,7 @@ impl Node {
             .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))??;
 
         tasks.spawn(membership::promote_learners(node.clone()));
-        tasks.spawn(membership::election_watchdog(node.clone()));
+        tasks.spawn(election::run(node.clone()));
         tracing::info!(node_id = %info.name, number, addr = %info.cluster_addr, "node started");
         Ok(node)
     }
@@ -322,6 +331,11 @@ impl Node {
     /// The log store (for status and inspection).
     pub fn log_store(&self) -> &LogStore {
         &self.inner.log_store
+    }
+
+    /// Contact with leaders and voters, which the election task reads.
+    pub(crate) fn election_clock(&self) -> &ElectionClock {
+        &self.inner.clock
     }
 
     /// The transport client shared with consensus.
@@ -461,6 +475,19 @@ impl Node {
 }
 
 /// The cluster address others dial: `advertise_address`, or a non-wildcard bind address.
+/// The source address of this node's outgoing cluster connections: the IP of
+/// `node.bind_address` when it names one (not a wildcard), so that peers and firewalls see
+/// cluster traffic come from the address the node listens on.
+fn source_ip(config: &Config) -> Option<std::net::IpAddr> {
+    config
+        .node
+        .bind_address
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+}
+
 fn advertised(config: &Config) -> Result<String, NodeError> {
     if let Some(a) = &config.node.advertise_address {
         return Ok(a.clone());

@@ -11,9 +11,10 @@ use super::{Connector, Error, PlainTcp};
 use rand::Rng;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +41,10 @@ pub struct ClientConfig {
     pub dead_after: Duration,
     /// Largest request or response payload. Default: [`MAX_PAYLOAD`].
     pub max_payload: usize,
+    /// Source address of outgoing connections, so that peers (and firewalls between
+    /// them) see this node's own address; `None` leaves the choice to the OS. A peer whose
+    /// address is of the other family is dialed without it. Default: `None`.
+    pub local_ip: Option<IpAddr>,
 }
 
 impl ClientConfig {
@@ -54,6 +59,7 @@ impl ClientConfig {
             ping_interval: Duration::from_secs(1),
             dead_after: Duration::from_secs(10),
             max_payload: MAX_PAYLOAD,
+            local_ip: None,
         }
     }
 }
@@ -356,7 +362,7 @@ impl<C: Connector> Client<C> {
             reason,
         };
         let connect = async {
-            let tcp = TcpStream::connect(addr)
+            let tcp = connect_from(cfg.local_ip, addr)
                 .await
                 .map_err(|e| unreachable(format!("connect: {e}")))?;
             tcp.set_nodelay(true)
@@ -399,6 +405,44 @@ impl<C: Connector> Client<C> {
     }
 }
 
+/// Connects to `addr` (`host:port`, resolved), trying each of its addresses in turn; from
+/// `local` when it is given and of the same family as the address tried.
+async fn connect_from(local: Option<IpAddr>, addr: &str) -> std::io::Result<TcpStream> {
+    let Some(local) = local else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last = None;
+    for target in tokio::net::lookup_host(addr).await? {
+        let attempt = if target.is_ipv4() == local.is_ipv4() {
+            connect_bound(local, target).await
+        } else {
+            TcpStream::connect(target).await
+        };
+        match attempt {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{addr} resolves to no address"),
+        )
+    }))
+}
+
+async fn connect_bound(local: IpAddr, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = if local.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket
+        .bind(SocketAddr::new(local, 0))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("bind source address {local}: {e}")))?;
+    socket.connect(target).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +458,37 @@ mod tests {
             let late = backoff(min, max, 1000);
             assert!(late >= max / 2 && late <= max, "{late:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn outgoing_connections_come_from_the_local_ip() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let from = IpAddr::from([127, 0, 0, 3]);
+        let (dialed, accepted) = tokio::join!(connect_from(Some(from), &addr), listener.accept());
+        dialed.expect("connect from 127.0.0.3");
+        let (_, peer) = accepted.expect("accept");
+        assert_eq!(peer.ip(), from);
+        // Without a local address the OS picks one (on loopback, the destination's own).
+        let (dialed, accepted) = tokio::join!(connect_from(None, &addr), listener.accept());
+        dialed.expect("connect");
+        assert_eq!(
+            accepted.expect("accept").1.ip(),
+            IpAddr::from([127, 0, 0, 1])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_local_ip_of_the_other_family_is_not_used() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let from: IpAddr = "::1".parse().expect("ip");
+        let (dialed, accepted) = tokio::join!(connect_from(Some(from), &addr), listener.accept());
+        dialed.expect("connect without binding ::1");
+        assert!(accepted.expect("accept").1.ip().is_ipv4());
     }
 }

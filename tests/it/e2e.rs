@@ -94,31 +94,8 @@ async fn write(client: &Client, kind: WriteKind, json: String) -> Result<u64, Cl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_stay_identical_through_writes_on_every_node() {
-    crate::support::init_tracing();
-    let dbs = MariaDb::start_many(3).await.expect("mariadb");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut procs: Vec<Proc> = (0..3)
-        .map(|i| write_config(dir.path(), i + 1, &dbs[i]))
-        .collect();
-    spawn(&mut procs[0], &["start", "--bootstrap"]);
-    let c0 = Client::new(&procs[0].api).expect("client");
-    let start = Instant::now();
-    while c0.health().await.is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "node-1 never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let seed = procs[0].cluster.clone();
-    for p in procs.iter_mut().skip(1) {
-        spawn(p, &["join", &seed]);
-    }
-    wait_active(&c0, 3).await;
-    let clients: Vec<Client> = procs
-        .iter()
-        .map(|p| Client::new(&p.api).expect("client"))
-        .collect();
+    let (dbs, _dir, mut procs, clients) = form().await;
+    let c0 = clients[0].clone();
 
     // DDL through a follower (forwarded to the leader).
     write(
@@ -200,13 +177,49 @@ async fn three_processes_stay_identical_through_writes_on_every_node() {
     assert_eq!(contents[0].0.len(), 300 - 12);
     assert_eq!(contents[0], contents[1], "node-1 and node-2 differ");
     assert_eq!(contents[0], contents[2], "node-1 and node-3 differ");
-    for p in &mut procs {
+    stop_all(&mut procs).await;
+}
+
+/// Three MariaDB servers and three `wolfscale` processes formed into one cluster with
+/// `start --bootstrap` and `join`, every node ACTIVE; a client per node.
+async fn form() -> (Vec<MariaDb>, tempfile::TempDir, Vec<Proc>, Vec<Client>) {
+    crate::support::init_tracing();
+    let dbs = MariaDb::start_many(3).await.expect("mariadb");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut procs: Vec<Proc> = (0..3)
+        .map(|i| write_config(dir.path(), i + 1, &dbs[i]))
+        .collect();
+    spawn(&mut procs[0], &["start", "--bootstrap"]);
+    let c0 = Client::new(&procs[0].api).expect("client");
+    let start = Instant::now();
+    while c0.health().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "node-1 never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seed = procs[0].cluster.clone();
+    for p in procs.iter_mut().skip(1) {
+        spawn(p, &["join", &seed]);
+    }
+    wait_active(&c0, 3).await;
+    let clients: Vec<Client> = procs
+        .iter()
+        .map(|p| Client::new(&p.api).expect("client"))
+        .collect();
+    (dbs, dir, procs, clients)
+}
+
+/// SIGTERMs every running process and checks each exits cleanly.
+async fn stop_all(procs: &mut [Proc]) {
+    for p in procs.iter_mut() {
         if let Some(child) = p.child.as_mut() {
             // SIGTERM: a clean shutdown.
             unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
         }
     }
-    for p in &mut procs {
+    for p in procs.iter_mut() {
         if let Some(mut child) = p.child.take() {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
@@ -223,4 +236,172 @@ async fn three_processes_stay_identical_through_writes_on_every_node() {
             }
         }
     }
+}
+
+/// `cluster.election_timeout_ms` of the processes (see [`write_config`]).
+const ELECTION_TIMEOUT: Duration = Duration::from_millis(600);
+
+/// Inserts rows `(writer, seq)` through the nodes in turn until `stop`; returns the ids
+/// whose insert was acknowledged. Failed or unanswered writes are not retried: whether
+/// they were applied is unknown, and the test only relies on acknowledged ones.
+async fn insert_until(
+    writer: i64,
+    clients: Vec<Client>,
+    stop: tokio_util::sync::CancellationToken,
+) -> Vec<i64> {
+    let mut acked = Vec::new();
+    let mut seq = 0i64;
+    while !stop.is_cancelled() {
+        let id = writer * 1_000_000 + seq;
+        let via = &clients[(writer + seq) as usize % clients.len()];
+        let json =
+            format!(r#"{{"table": "t", "values": {{"id": {id}, "w": {writer}, "seq": {seq}}}}}"#);
+        match via.write_raw(WriteKind::Insert, json).await {
+            Ok(_) => acked.push(id),
+            // Refused (no leader, node down) or unanswered: back off a little.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+        seq += 1;
+    }
+    acked
+}
+
+/// The leader among `clients`' nodes, if one of them says it leads: (position, term).
+async fn leader_of(clients: &[(usize, Client)]) -> Option<(usize, u64)> {
+    for (i, c) in clients {
+        if let Ok(s) = c.status().await {
+            if s.role == wolfscale::api::Role::Leader {
+                return Some((*i, s.term));
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_with_sigkill_loses_no_acknowledged_write_and_rejoins() {
+    let (dbs, _dir, mut procs, clients) = form().await;
+    write(
+        &clients[1],
+        WriteKind::Ddl,
+        r#"{"ddl": "CREATE TABLE t (id BIGINT PRIMARY KEY, w INT NOT NULL, seq INT NOT NULL)"}"#
+            .into(),
+    )
+    .await
+    .expect("ddl");
+    let all: Vec<(usize, Client)> = clients
+        .iter()
+        .cloned()
+        .map(|c| c.with_timeout(Duration::from_secs(1)))
+        .enumerate()
+        .collect();
+    let (old, old_term) = leader_of(&all).await.expect("a leader");
+
+    // Four writers, each cycling through all three nodes.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let cs = clients
+                .iter()
+                .cloned()
+                .map(|c| c.with_timeout(Duration::from_secs(10)))
+                .collect();
+            tokio::spawn(insert_until(w, cs, stop.clone()))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // SIGKILL the leader mid-stream (dropping the handle kills and reaps it).
+    let killed_at = Instant::now();
+    drop(procs[old].child.take().expect("the leader runs"));
+    let survivors: Vec<(usize, Client)> = all.iter().filter(|(i, _)| *i != old).cloned().collect();
+    let (new, failover) = loop {
+        if let Some((i, term)) = leader_of(&survivors).await {
+            if term > old_term {
+                break (i, killed_at.elapsed());
+            }
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(15),
+            "no new leader after killing node-{}",
+            old + 1
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!(
+        "node-{} leads {failover:?} after node-{} was killed",
+        new + 1,
+        old + 1
+    );
+    assert!(
+        failover < ELECTION_TIMEOUT + Duration::from_secs(1),
+        "a new leader took {failover:?}"
+    );
+
+    // Writes go on through the survivors, then stop.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.cancel();
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer"));
+    }
+    let after_kill = clients[new].status().await.expect("status").commit_lsn;
+    assert!(acked.len() > 20, "only {} writes acknowledged", acked.len());
+
+    // The killed node restarts with plain `start`, rejoins as a follower and catches up.
+    spawn(&mut procs[old], &["start"]);
+    wait_active(&clients[new], 3).await;
+    let target = clients[new].status().await.expect("status").last_log_lsn;
+    assert!(target >= after_kill);
+    let start = Instant::now();
+    loop {
+        let nodes = clients[new].cluster().await.expect("cluster").nodes;
+        if nodes.len() == 3 && nodes.iter().all(|n| n.applied_lsn >= target) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nodes did not apply lsn {target}: {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rejoined = clients[old]
+        .status()
+        .await
+        .expect("status of the restarted node");
+    assert_eq!(
+        rejoined.role,
+        wolfscale::api::Role::Follower,
+        "{rejoined:?}"
+    );
+
+    // Every acknowledged write is on every MariaDB, and the three tables are identical.
+    let mut contents = Vec::new();
+    for db in &dbs {
+        let mut conn = db.conn_to("app").await.expect("conn");
+        let rows: Vec<(i64, i32, i32)> = conn
+            .query("SELECT id, w, seq FROM t ORDER BY id")
+            .await
+            .expect("select");
+        let ids: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.0).collect();
+        let missing: Vec<&i64> = acked.iter().filter(|id| !ids.contains(id)).collect();
+        assert!(
+            missing.is_empty(),
+            "{} lacks acknowledged rows {missing:?}",
+            db.addr()
+        );
+        let sum: Option<(String, Option<i64>)> = conn
+            .query_first("CHECKSUM TABLE t")
+            .await
+            .expect("checksum");
+        contents.push((rows, sum.and_then(|s| s.1)));
+    }
+    eprintln!(
+        "{} writes acknowledged, {} rows applied",
+        acked.len(),
+        contents[0].0.len()
+    );
+    assert_eq!(contents[0], contents[1], "node-1 and node-2 differ");
+    assert_eq!(contents[0], contents[2], "node-1 and node-3 differ");
+    stop_all(&mut procs).await;
 }

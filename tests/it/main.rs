@@ -11,6 +11,7 @@ mod cli;
 mod cluster;
 mod e2e;
 mod mariadb_harness;
+mod partition;
 mod support;
 mod transport;
 mod wal_crash;

@@ -1,10 +1,16 @@
 //! In-process WolfScale clusters for consensus tests: each node has its own data dir,
 //! loopback port and [`SqliteApplier`], and talks to the others over real TCP through the
 //! authenticated transport. Nodes can be stopped, crashed and restarted.
+//!
+//! A *partitionable* cluster ([`Cluster::start_partitionable`]) puts node i on its own
+//! address 127.0.0.(i+2) behind a [`Relay`] that peers dial instead (its advertised
+//! address); since nodes dial from their bind address, links can be cut per pair and per
+//! direction ([`Cluster::cut`], [`Cluster::isolate`], [`Cluster::heal`]).
 
 use super::ports::PortReservation;
+use super::relay::Relay;
 use super::sqlite_applier::SqliteApplier;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use wolfscale::config::{self, EnvOverrides, Loaded};
@@ -13,29 +19,49 @@ use wolfscale::node::{Node, Role, StartMode};
 
 /// The secret every test node shares.
 pub const SECRET: &str = "test-cluster-secret-0123456789";
+/// `cluster.heartbeat_interval_ms` of every test node.
+pub const HEARTBEAT_MS: u64 = 100;
+/// `cluster.election_timeout_ms` of every test node.
+pub const ELECTION_TIMEOUT_MS: u64 = 600;
 
 /// One node slot: its files survive a stop, so it can be restarted.
 pub struct Slot {
     pub name: String,
     pub dir: TempDir,
+    /// The address it binds and dials from.
+    pub ip: Ipv4Addr,
     pub port: PortReservation,
+    /// The relay peers dial instead of the node, in a partitionable cluster.
+    pub relay: Option<Relay>,
     pub node: Option<Node>,
     pub applier: SqliteApplier,
 }
 
 impl Slot {
-    /// `host:port` of its cluster transport.
+    /// `host:port` other nodes dial: its relay's, or its own cluster transport's.
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port.port())
+        match &self.relay {
+            Some(r) => r.addr.to_string(),
+            None => self.bind_addr().to_string(),
+        }
+    }
+
+    fn bind_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, self.port.port()))
     }
 
     fn loaded(&self) -> Loaded {
+        let advertise = match &self.relay {
+            Some(r) => format!("advertise_address = \"{}\"\n", r.addr),
+            None => String::new(),
+        };
         let text = format!(
-            "[node]\nid = \"{name}\"\nbind_address = \"{addr}\"\ndata_dir = \"{dir}\"\n\
-             [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 600\n\
+            "[node]\nid = \"{name}\"\nbind_address = \"{addr}\"\n{advertise}data_dir = \"{dir}\"\n\
+             [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
+             election_timeout_ms = {ELECTION_TIMEOUT_MS}\n\
              [wal]\nsegment_size_mb = 1\n[api]\nenabled = false\n",
             name = self.name,
-            addr = self.addr(),
+            addr = self.bind_addr(),
             dir = self.dir.path().display(),
         );
         config::parse(&text, &EnvOverrides::default()).expect("test config is valid")
@@ -77,27 +103,87 @@ impl Cluster {
     }
 
     fn slot(i: usize) -> Slot {
+        Cluster::slot_on(i, Ipv4Addr::LOCALHOST)
+    }
+
+    fn slot_on(i: usize, ip: Ipv4Addr) -> Slot {
         let dir = tempfile::tempdir().expect("tempdir");
         let applier = SqliteApplier::open(&dir.path().join("sm"));
         Slot {
             name: format!("node-{i}"),
-            port: PortReservation::new(Ipv4Addr::LOCALHOST).expect("free port"),
+            port: PortReservation::new(ip).expect("free port"),
+            ip,
+            relay: None,
             dir,
             node: None,
             applier,
         }
     }
 
-    /// Adds a stopped slot and returns its position.
+    /// Makes `n` stopped slots, node i on 127.0.0.(i+2) behind its own relay.
+    pub async fn new_partitionable(n: usize) -> Cluster {
+        super::init_tracing();
+        let mut slots = Vec::with_capacity(n);
+        for i in 0..n {
+            let ip = Ipv4Addr::new(127, 0, 0, u8::try_from(i + 2).expect("at most 253 nodes"));
+            let mut slot = Cluster::slot_on(i + 1, ip);
+            slot.relay = Some(Relay::start(IpAddr::V4(ip), slot.bind_addr()).await);
+            slots.push(slot);
+        }
+        Cluster { slots }
+    }
+
+    /// A formed partitionable cluster of `n` voters (see [`Cluster::new_partitionable`]).
+    pub async fn start_partitionable(n: usize) -> Cluster {
+        Cluster::new_partitionable(n).await.form().await
+    }
+
+    fn relay(&self, i: usize) -> &Relay {
+        self.slots[i]
+            .relay
+            .as_ref()
+            .expect("links can only be cut in a cluster made by new_partitionable")
+    }
+
+    /// Cuts the link from slot `from` to slot `to`: `from`'s calls to `to` (and their
+    /// answers) are black-holed; `to`'s calls to `from` still pass.
+    pub fn cut(&self, from: usize, to: usize) {
+        self.relay(to).cut(IpAddr::V4(self.slots[from].ip));
+    }
+
+    /// Cuts every link to and from slot `i`.
+    pub fn isolate(&self, i: usize) {
+        for j in 0..self.slots.len() {
+            if j != i {
+                self.cut(i, j);
+                self.cut(j, i);
+            }
+        }
+    }
+
+    /// Restores every link; what was held is delivered.
+    pub fn heal(&self) {
+        for i in 0..self.slots.len() {
+            self.relay(i).restore_all();
+        }
+    }
+
+    /// Adds a stopped slot on 127.0.0.1 (without a relay) and returns its position.
     pub fn add_slot(&mut self) -> usize {
         let i = self.slots.len();
         self.slots.push(Cluster::slot(i + 1));
         i
     }
 
-    /// Bootstraps slot 0 and joins every other slot through it; waits for all voters.
+    /// A formed cluster of `n` voters on 127.0.0.1.
     pub async fn start_all(n: usize) -> Cluster {
-        let mut c = Cluster::new(n);
+        Cluster::new(n).form().await
+    }
+
+    /// Bootstraps slot 0 and joins every other slot through it; waits for all voters.
+    async fn form(mut self) -> Cluster {
+        let n = self.slots.len();
+        let c = &mut self;
         c.slots[0]
             .start(StartMode::Bootstrap)
             .await
@@ -110,7 +196,7 @@ impl Cluster {
                 .expect("join");
         }
         c.wait_voters(n, Duration::from_secs(20)).await;
-        c
+        self
     }
 
     /// Running nodes.

@@ -23,6 +23,7 @@ pub mod mariadb;
 pub mod ports;
 pub mod process;
 pub mod proxy;
+pub mod relay;
 pub mod sqlite_applier;
 pub mod wal;
 
