@@ -1,16 +1,19 @@
 //! Three real `wolfscale` processes for the chaos runs, each with its own private MariaDB
-//! and a loopback HTTP API: forming the cluster, and the process-level levers the nemesis
-//! pulls (kill -9 and restart, SIGSTOP/SIGCONT, a node's MariaDB kill -9 and restart). One
+//! and a loopback HTTP API: forming the cluster, and the levers the nemesis pulls (kill -9
+//! and restart, SIGSTOP/SIGCONT, a node's MariaDB kill -9 and restart, cutting links).
+//! Node i's cluster transport listens on 127.0.0.(i+2) behind a [`Relay`] that peers dial
+//! instead (its advertised address), so links can be black-holed one direction at a time. One
 //! node per run may also carry the wrappers of the heavier faults: libfiu's preload
 //! (fsync failure), libfaketime's preload (clock skew) and a small tmpfs data dir (disk
 //! full). It knows nothing of workloads or checks.
 
 use crate::support::ports::PortReservation;
 use crate::support::process::{signal, spawn_tied, Tied};
+use crate::support::relay::Relay;
 use crate::support::MariaDb;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -26,7 +29,6 @@ pub const ELECTION_TIMEOUT_MS: u64 = 1000;
 /// Size of the tmpfs that holds the disk-full node's data dir.
 pub const TMPFS_SIZE: &str = "48m";
 
-const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 const FIU_LIBS: [&str; 2] = [
     "/usr/lib/fiu/fiu_run_preload.so",
     "/usr/lib/fiu/fiu_posix_preload.so",
@@ -51,8 +53,11 @@ pub struct Node {
     pub name: String,
     /// `127.0.0.1:port` of its HTTP API.
     pub api: String,
-    /// `127.0.0.1:port` of its cluster transport.
+    /// The address peers dial: its relay's.
     pub cluster_addr: String,
+    /// The loopback address its transport listens on and dials from.
+    pub ip: Ipv4Addr,
+    relay: Relay,
     cfg: PathBuf,
     data: PathBuf,
     log: PathBuf,
@@ -131,7 +136,7 @@ impl Cluster {
             if special && wrappers.tmpfs {
                 mounts.push(mount_tmpfs(&data));
             }
-            nodes.push(node_config(dir.path(), i, db, &data, special, wrappers));
+            nodes.push(node_config(dir.path(), i, db, &data, special, wrappers).await);
         }
         let mut cluster = Cluster {
             nodes,
@@ -273,6 +278,19 @@ impl Cluster {
         std::fs::write(file, format!("{offset}\n")).map_err(|e| e.to_string())
     }
 
+    /// Cuts the link from node `from` to node `to`: `from`'s calls to `to` (and their
+    /// answers) are black-holed; `to`'s calls to `from` still pass.
+    pub fn cut(&self, from: usize, to: usize) {
+        self.nodes[to].relay.cut(IpAddr::V4(self.nodes[from].ip));
+    }
+
+    /// Restores every link; held bytes are delivered.
+    pub fn heal_network(&self) {
+        for n in &self.nodes {
+            n.relay.restore_all();
+        }
+    }
+
     /// Appends a marker line to node `i`'s log, to line it up with the run's timeline.
     pub fn mark_log(&self, i: usize, line: &str) {
         if let Ok(mut f) = OpenOptions::new()
@@ -305,8 +323,9 @@ impl Node {
             preload.extend(FIU_LIBS);
             cmd.env("FIU_ENABLE", "").env("FIU_CTRL_FIFO", prefix);
         }
+        let faketime_lib = faketime_lib();
         if let Some(file) = &self.faketime {
-            preload.push(FAKETIME_LIB);
+            preload.push(&faketime_lib);
             cmd.env("FAKETIME_TIMESTAMP_FILE", file)
                 .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
                 .env("FAKETIME_CACHE_DURATION", "1");
@@ -318,7 +337,7 @@ impl Node {
     }
 }
 
-fn node_config(
+async fn node_config(
     dir: &Path,
     i: usize,
     db: &MariaDb,
@@ -326,16 +345,20 @@ fn node_config(
     special: bool,
     wrappers: Wrappers,
 ) -> Node {
-    let p1 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
+    let ip = Ipv4Addr::new(127, 0, 0, u8::try_from(i + 2).expect("few nodes"));
+    let p1 = PortReservation::new(ip).expect("port");
     let p2 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
-    let cluster_addr = format!("127.0.0.1:{}", p1.port());
+    let bind = std::net::SocketAddr::from((ip, p1.port()));
+    let relay = Relay::start(IpAddr::V4(ip), bind).await;
+    let cluster_addr = relay.addr.to_string();
     let api = format!("127.0.0.1:{}", p2.port());
     let name = format!("node-{}", i + 1);
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
         format!(
-            "[node]\nid = \"{name}\"\nbind_address = \"{cluster_addr}\"\ndata_dir = \"{}\"\n\
+            "[node]\nid = \"{name}\"\nbind_address = \"{bind}\"\n\
+             advertise_address = \"{cluster_addr}\"\ndata_dir = \"{}\"\n\
              [database]\nhost = \"{}\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
              [wal]\nsegment_size_mb = 1\n\
              [cluster]\nsecret = \"chaos-secret-0123456789abcdef\"\n\
@@ -347,8 +370,19 @@ fn node_config(
         ),
     )
     .expect("write config");
-    let fiu = (special && wrappers.fiu).then(|| dir.join(format!("fiu-{name}")));
+    let fiu = (special && wrappers.fiu).then(|| {
+        assert!(
+            FIU_LIBS.iter().all(|l| Path::new(l).exists()),
+            "libfiu's preload libraries are missing: apt-get install fiu-utils"
+        );
+        dir.join(format!("fiu-{name}"))
+    });
     let faketime = (special && wrappers.faketime).then(|| {
+        assert!(
+            Path::new(&faketime_lib()).exists(),
+            "{} is missing: apt-get install faketime",
+            faketime_lib()
+        );
         let f = dir.join(format!("faketime-{name}"));
         std::fs::write(&f, "+0\n").expect("write faketime file");
         f
@@ -358,6 +392,8 @@ fn node_config(
         name,
         api,
         cluster_addr,
+        ip,
+        relay,
         cfg,
         data: data.to_path_buf(),
         fiu,
@@ -366,6 +402,14 @@ fn node_config(
         child: None,
         paused: false,
     }
+}
+
+/// libfaketime's multi-threaded preload library, where Debian installs it.
+fn faketime_lib() -> String {
+    format!(
+        "/usr/lib/{}-linux-gnu/faketime/libfaketimeMT.so.1",
+        std::env::consts::ARCH
+    )
 }
 
 fn mount_tmpfs(dir: &Path) -> Tmpfs {

@@ -1,6 +1,7 @@
 //! Fault injection against a real three-process cluster (issue 6): a seeded workload of
-//! unique writes and reads, a seeded nemesis (kill -9, SIGSTOP, mariadbd kill -9, and in
-//! the full profile failed fsyncs, a full disk and clock skew), then a checker that holds
+//! unique writes and reads, a seeded nemesis (kill -9, SIGSTOP, mariadbd kill -9, network
+//! partitions, and in the full profile failed fsyncs, a full disk and clock skew), then a
+//! checker that holds
 //! the result to DESIGN.md's invariants: no acknowledged write lost, nothing applied
 //! twice, replicas identical at the same applied LSN, one leader per term, and the cluster
 //! taking writes again soon after the faults heal.

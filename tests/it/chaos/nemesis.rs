@@ -3,8 +3,7 @@
 //! the end. A node that exits by itself is restarted (as systemd would) and, unless the
 //! fault on it allows an exit (a failed fsync or a full disk), reported.
 //!
-//! New fault kinds (network partitions, once the harness has a relay per node) are one
-//! more [`Fault`] variant with its `inject` and `heal` arms.
+//! A new fault kind is one more [`Fault`] variant with its `inject` and `heal` arms.
 
 use super::cluster::{Cluster, Wrappers, ELECTION_TIMEOUT_MS, NODES};
 use super::history::{secs, Event, FaultRecord};
@@ -35,6 +34,14 @@ pub enum Fault {
     DiskFull,
     /// The node's wall clock jumps by the step's offset during the hold (libfaketime).
     ClockSkew,
+    /// Every link to and from the node is black-holed (aimed at the leader: it is cut
+    /// off from the majority).
+    Isolate,
+    /// Only one direction: the node's calls to the others (or, with `inbound`, theirs to
+    /// it) are black-holed.
+    OneWay,
+    /// Every link to and from a node that does not lead is black-holed.
+    IsolateFollower,
 }
 
 impl Fault {
@@ -47,6 +54,9 @@ impl Fault {
             Fault::FsyncFail => "fsync-fail",
             Fault::DiskFull => "disk-full",
             Fault::ClockSkew => "clock-skew",
+            Fault::Isolate => "partition",
+            Fault::OneWay => "one-way-partition",
+            Fault::IsolateFollower => "isolate-follower",
         }
     }
 
@@ -63,8 +73,9 @@ impl Fault {
     /// Probability that the step aims at the leader rather than any node.
     fn leader_bias(self) -> f64 {
         match self {
-            Fault::Kill => 0.6,
-            Fault::Pause => 0.5,
+            Fault::Kill | Fault::Isolate => 0.6,
+            Fault::Pause | Fault::OneWay => 0.5,
+            Fault::IsolateFollower => 0.0,
             _ => 0.4,
         }
     }
@@ -77,6 +88,9 @@ impl Fault {
             Fault::KillDb => (500, 3000),
             Fault::FsyncFail | Fault::DiskFull => (2000, 6000),
             Fault::ClockSkew => (3000, 8000),
+            Fault::Isolate | Fault::OneWay | Fault::IsolateFollower => {
+                (ELECTION_TIMEOUT_MS * 2, ELECTION_TIMEOUT_MS * 6)
+            }
         }
     }
 }
@@ -84,7 +98,7 @@ impl Fault {
 /// Which faults a run draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
-    /// `cargo test`: kill, pause, mariadbd kill.
+    /// `cargo test`: kill, pause, mariadbd kill, partitions.
     Short,
     /// Soak runs: every fault kind.
     Full,
@@ -111,11 +125,21 @@ impl Profile {
     /// The faults and their relative weights.
     fn faults(self) -> &'static [(Fault, u32)] {
         match self {
-            Profile::Short => &[(Fault::Kill, 4), (Fault::Pause, 3), (Fault::KillDb, 2)],
-            Profile::Full => &[
-                (Fault::Kill, 4),
-                (Fault::Pause, 3),
+            Profile::Short => &[
+                (Fault::Kill, 3),
+                (Fault::Pause, 2),
                 (Fault::KillDb, 2),
+                (Fault::Isolate, 1),
+                (Fault::OneWay, 1),
+                (Fault::IsolateFollower, 1),
+            ],
+            Profile::Full => &[
+                (Fault::Kill, 3),
+                (Fault::Pause, 2),
+                (Fault::KillDb, 2),
+                (Fault::Isolate, 1),
+                (Fault::OneWay, 1),
+                (Fault::IsolateFollower, 1),
                 (Fault::FsyncFail, 2),
                 (Fault::DiskFull, 2),
                 (Fault::ClockSkew, 2),
@@ -150,6 +174,8 @@ pub struct Step {
     pub hold: Duration,
     /// Clock offset in seconds, for [`Fault::ClockSkew`].
     pub skew_s: i64,
+    /// For [`Fault::OneWay`]: cut the others' calls to the node rather than its calls.
+    pub inbound: bool,
 }
 
 /// The schedule for `seed`: enough steps to fill `duration` (the run stops it there).
@@ -191,6 +217,7 @@ pub fn plan(seed: u64, profile: Profile, duration: Duration, wrapped: usize) -> 
                     -s
                 }
             },
+            inbound: rng.gen_bool(0.5),
         };
         t += step.gap + step.hold;
         steps.push(step);
@@ -256,6 +283,8 @@ impl<'a> Nemesis<'a> {
             let leader = self.shared.leader.load(Ordering::Relaxed);
             let node = if step.aim_leader && leader < NODES {
                 leader
+            } else if step.fault == Fault::IsolateFollower && step.pick == leader {
+                (step.pick + 1) % NODES
             } else {
                 step.pick
             };
@@ -416,6 +445,28 @@ impl<'a> Nemesis<'a> {
                     .set_clock_offset(node, &format!("{:+}s", step.skew_s))?;
                 Ok(format!("{hold}, offset {:+}s", step.skew_s))
             }
+            Fault::Isolate | Fault::IsolateFollower => {
+                for other in (0..NODES).filter(|&o| o != node) {
+                    self.cluster.cut(node, other);
+                    self.cluster.cut(other, node);
+                }
+                Ok(hold)
+            }
+            Fault::OneWay => {
+                for other in (0..NODES).filter(|&o| o != node) {
+                    if step.inbound {
+                        self.cluster.cut(other, node);
+                    } else {
+                        self.cluster.cut(node, other);
+                    }
+                }
+                let dir = if step.inbound {
+                    "others' calls to it"
+                } else {
+                    "its calls to others"
+                };
+                Ok(format!("{hold}, {dir} cut"))
+            }
         }
     }
 
@@ -441,6 +492,7 @@ impl<'a> Nemesis<'a> {
                 std::fs::remove_file(ballast(self.cluster, node)).map_err(|e| e.to_string())?;
             }
             Fault::ClockSkew => self.cluster.set_clock_offset(node, "+0")?,
+            Fault::Isolate | Fault::OneWay | Fault::IsolateFollower => self.cluster.heal_network(),
         }
         // A node that exited under the fault comes back now, as a supervisor would.
         self.reap(Some(node)).await;
@@ -458,6 +510,7 @@ impl<'a> Nemesis<'a> {
     /// gone, failpoints off, clocks true.
     async fn heal_all(&mut self) {
         self.shared.heavy.store(false, Ordering::Relaxed);
+        self.cluster.heal_network();
         let w = self.cluster.wrappers;
         for i in 0..NODES {
             self.cluster.resume(i);
