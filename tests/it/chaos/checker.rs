@@ -36,7 +36,11 @@ pub fn check(ops: &[Op], samples: &[Sample], snaps: &[Snapshot]) -> Vec<Violatio
     let top = snaps.iter().map(Snapshot::applied).max().unwrap_or(0);
     let current: Vec<&Snapshot> = snaps.iter().filter(|s| s.applied() == top).collect();
     let Some(first) = current.first().copied() else {
-        v.push(Violation::new("no node could be read at the end", None));
+        v.push(Violation::new(
+            "unreadable",
+            "no node could be read at the end",
+            None,
+        ));
         return v;
     };
     for s in current {
@@ -57,6 +61,7 @@ fn identical(snaps: &[Snapshot], v: &mut Vec<Violation>) {
         let (na, nb) = (a.node + 1, b.node + 1);
         if a.applied() != b.applied() {
             v.push(Violation::new(
+                "not converged",
                 format!(
                     "node-{na} and node-{nb} did not converge after healing: applied LSN {} vs {} \
                      (see the nodes' logs)",
@@ -69,6 +74,7 @@ fn identical(snaps: &[Snapshot], v: &mut Vec<Violation>) {
         }
         if a.position != b.position {
             v.push(Violation::new(
+"replicas differ",
                 format!(
                     "node-{na} and node-{nb} at applied LSN {} have different _wolfscale rows: {:?} vs {:?}",
                     a.applied(),
@@ -83,27 +89,41 @@ fn identical(snaps: &[Snapshot], v: &mut Vec<Violation>) {
             let ib: BTreeSet<_> = b.items.iter().collect();
             let only_a: Vec<_> = ia.difference(&ib).take(5).collect();
             let only_b: Vec<_> = ib.difference(&ia).take(5).collect();
-            let hot: Vec<_> = a
+            let hot: Vec<String> = a
                 .hot
                 .iter()
                 .zip(&b.hot)
                 .filter(|(x, y)| x != y)
-                .map(|(x, y)| format!("hot {}: {:?} vs {:?}", x.0, x.1, y.1))
-                .take(3)
+                .map(|(x, y)| first_difference(x.0, &x.1, &y.1))
                 .collect();
             v.push(Violation::new(
+                "replicas differ",
                 format!(
                     "node-{na} and node-{nb} are both at applied LSN {} but their tables differ \
                      (checksums {:?} vs {:?}); items only on node-{na}: {only_a:?}; only on \
-                     node-{nb}: {only_b:?}; {hot:?}",
+                     node-{nb}: {only_b:?}; {}",
                     a.applied(),
                     a.checksums,
-                    b.checksums
+                    b.checksums,
+                    hot.join("; ")
                 ),
                 None,
             ));
         }
     }
+}
+
+/// Where two values of hot row `row` part, in tokens.
+fn first_difference(row: i64, a: &str, b: &str) -> String {
+    let (ta, tb) = (tokens(a), tokens(b));
+    let at = ta.iter().zip(&tb).take_while(|(x, y)| x == y).count();
+    format!(
+        "hot {row}: {} vs {} appends, first difference at append #{at}: {:?} vs {:?}",
+        ta.len(),
+        tb.len(),
+        ta.get(at),
+        tb.get(at)
+    )
 }
 
 /// Acknowledged inserts present with their value, every row written by a request that
@@ -123,6 +143,7 @@ fn rows(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
                 let got = present.get(id).copied();
                 if op.acked_lsn().is_some() && got != Some(val.as_str()) {
                     v.push(Violation::new(
+                        "acknowledged write lost",
                         format!(
                             "acknowledged write lost on node-{node}: row {id} is {got:?}; {op}"
                         ),
@@ -131,6 +152,7 @@ fn rows(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
                 }
                 if op.failed() && got.is_some() {
                     v.push(Violation::new(
+                        "failed write present",
                         format!("write that failed definitely is present on node-{node}: {op}"),
                         Some(op.end),
                     ));
@@ -139,12 +161,14 @@ fn rows(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
             Kind::Conflict { id, v: val } => {
                 if op.acked_lsn().is_some() {
                     v.push(Violation::new(
+                        "conflict acknowledged",
                         format!("an insert of an existing key was acknowledged: {op}"),
                         Some(op.end),
                     ));
                 }
                 if present.get(id).copied() == Some(val.as_str()) {
                     v.push(Violation::new(
+                        "failed write present",
                         format!("a conflicting insert overwrote row {id} on node-{node}: {op}"),
                         Some(op.end),
                     ));
@@ -156,6 +180,7 @@ fn rows(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
     for (id, val, _) in &s.items {
         match inserts.get(id) {
             None => v.push(Violation::new(
+                "invented value",
                 format!("row {id} = {val:?} on node-{node} was written by no client"),
                 None,
             )),
@@ -164,6 +189,7 @@ fn rows(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
                 if let Kind::Insert { v: want, .. } = &op.kind {
                     if want != val {
                         v.push(Violation::new(
+"invented value",
                             format!("row {id} on node-{node} is {val:?}, but no client wrote that: {op}"),
                             Some(op.end),
                         ));
@@ -181,6 +207,7 @@ fn lsns(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
         let Some(lsn) = op.acked_lsn() else { continue };
         if lsn > s.applied() {
             v.push(Violation::new(
+                "acknowledged beyond applied",
                 format!(
                     "acknowledged LSN {lsn} is beyond the final applied LSN {}: {op}",
                     s.applied()
@@ -190,6 +217,7 @@ fn lsns(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
         }
         if let Some(other) = seen.insert(lsn, op) {
             v.push(Violation::new(
+                "LSN acknowledged twice",
                 format!("two requests were acknowledged at the same LSN {lsn}: {other} / {op}"),
                 Some(op.end),
             ));
@@ -215,6 +243,7 @@ fn appends(ops: &[Op], finals: &BTreeMap<i64, &str>, v: &mut Vec<Violation>) {
     for (&row, value) in finals {
         if !value.is_empty() && !value.starts_with(',') {
             v.push(Violation::new(
+                "damaged value",
                 format!("hot {row} has a damaged value {value:?}"),
                 None,
             ));
@@ -225,22 +254,26 @@ fn appends(ops: &[Op], finals: &BTreeMap<i64, &str>, v: &mut Vec<Violation>) {
             if position.insert(t, i).is_some() {
                 let at = by_token.get(t).map(|o| o.end);
                 v.push(Violation::new(
+                    "applied twice",
                     format!("append {t} applied twice to hot {row}"),
                     at,
                 ));
             }
             match by_token.get(t) {
                 None => v.push(Violation::new(
+                    "invented value",
                     format!("hot {row} holds {t}, which no client appended"),
                     None,
                 )),
                 Some(op) if !matches!(op.kind, Kind::Append { row: r, .. } if r == row) => {
                     v.push(Violation::new(
+                        "invented value",
                         format!("hot {row} holds {t}, appended to another row: {op}"),
                         Some(op.end),
                     ))
                 }
                 Some(op) if op.failed() => v.push(Violation::new(
+                    "failed write present",
                     format!("append that failed definitely is in hot {row}: {op}"),
                     Some(op.end),
                 )),
@@ -259,6 +292,7 @@ fn appends(ops: &[Op], finals: &BTreeMap<i64, &str>, v: &mut Vec<Violation>) {
             match position.get(token.as_str()) {
                 Some(&p) => acked.push((p, op)),
                 None => v.push(Violation::new(
+                    "acknowledged write lost",
                     format!("acknowledged append lost from hot {row}: {op}"),
                     Some(op.end),
                 )),
@@ -269,6 +303,7 @@ fn appends(ops: &[Op], finals: &BTreeMap<i64, &str>, v: &mut Vec<Violation>) {
             let (a, b) = (w[0].1, w[1].1);
             if a.acked_lsn() >= b.acked_lsn() {
                 v.push(Violation::new(
+                    "out of order",
                     format!("hot {row} holds appends out of LSN order: {a} before {b}"),
                     Some(b.end),
                 ));
@@ -280,6 +315,7 @@ fn appends(ops: &[Op], finals: &BTreeMap<i64, &str>, v: &mut Vec<Violation>) {
             if let Some(prev) = latest_start {
                 if op.end < prev.start {
                     v.push(Violation::new(
+"out of order",
                         format!(
                             "hot {row} holds {prev} before {op}, which had finished before it started"
                         ),
@@ -314,6 +350,7 @@ fn reads(ops: &[Op], finals: &BTreeMap<i64, &str>, v: &mut Vec<Violation>) {
         let prefix = fin == value || fin.starts_with(&format!("{value},"));
         if !prefix {
             v.push(Violation::new(
+                "read not a prefix",
                 format!(
                     "a read saw a hot {row} value that is not a prefix of the final one \
                      (lost or reordered appends): {op}; final ends {:?}",
@@ -334,6 +371,7 @@ fn reads(ops: &[Op], finals: &BTreeMap<i64, &str>, v: &mut Vec<Violation>) {
             for (lsn, token, w) in acked {
                 if lsn <= min_lsn && !seen.contains(token) {
                     v.push(Violation::new(
+                        "read missed a write",
                         format!(
                             "a read with min_lsn {min_lsn} missed append {token} acknowledged at \
                              LSN {lsn}: {op}; the append: {w}"
@@ -371,6 +409,7 @@ fn leaders(samples: &[Sample], v: &mut Vec<Violation>) {
                 .map(|s| format!("node-{} at {}", s.node + 1, secs(s.at)))
                 .collect();
             v.push(Violation::new(
+                "two leaders in a term",
                 format!("two leaders in term {term}: {}", who.join(", ")),
                 c.values().map(|s| s.at).min(),
             ));
@@ -383,6 +422,7 @@ fn leaders(samples: &[Sample], v: &mut Vec<Violation>) {
                 .map(|(l, s)| format!("node-{} named {l} at {}", s.node + 1, secs(s.at)))
                 .collect();
             v.push(Violation::new(
+                "two leaders in a term",
                 format!(
                     "nodes named different leaders for term {term}: {}",
                     who.join(", ")

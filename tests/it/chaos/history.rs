@@ -114,6 +114,8 @@ pub struct Sample {
 /// A broken property, with the requests that show it.
 #[derive(Debug, Clone)]
 pub struct Violation {
+    /// Which property (violations are grouped by it when printed).
+    pub kind: &'static str,
     /// What is wrong, in one or two sentences.
     pub what: String,
     /// When it shows on the timeline, if it has a time.
@@ -121,12 +123,40 @@ pub struct Violation {
 }
 
 impl Violation {
-    pub fn new(what: impl Into<String>, at: Option<Duration>) -> Violation {
+    pub fn new(kind: &'static str, what: impl Into<String>, at: Option<Duration>) -> Violation {
         Violation {
+            kind,
             what: what.into(),
             at,
         }
     }
+}
+
+/// The violations grouped by property, at most `per_kind` shown of each, the earliest
+/// first; returns the text and the violations shown.
+pub fn summary(violations: &[Violation], per_kind: usize) -> (String, Vec<Violation>) {
+    let mut kinds: Vec<&str> = Vec::new();
+    for v in violations {
+        if !kinds.contains(&v.kind) {
+            kinds.push(v.kind);
+        }
+    }
+    let mut out = String::new();
+    let mut shown = Vec::new();
+    for k in kinds {
+        let mut of: Vec<&Violation> = violations.iter().filter(|v| v.kind == k).collect();
+        of.sort_by_key(|v| v.at);
+        out.push_str(&format!("  {k} ({}):\n", of.len()));
+        for v in of.iter().take(per_kind) {
+            let at = v.at.map_or(String::new(), |t| format!("[t={}] ", secs(t)));
+            out.push_str(&format!("    - {at}{}\n", v.what));
+            shown.push((*v).clone());
+        }
+        if of.len() > per_kind {
+            out.push_str(&format!("    - … and {} more\n", of.len() - per_kind));
+        }
+    }
+    (out, shown)
 }
 
 /// Everything a run recorded.

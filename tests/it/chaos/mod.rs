@@ -134,13 +134,14 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
     let mut violations: Vec<Violation> = report
         .problems
         .iter()
-        .map(|(at, p)| Violation::new(p.clone(), Some(*at)))
+        .map(|(at, p)| Violation::new("nemesis", p.clone(), Some(*at)))
         .collect();
     let (probe, recovery) = recover(&apis, t0, healed).await;
     let probe_lsn = probe.acked_lsn();
     history.ops.push(probe.clone());
     if probe_lsn.is_none() {
         violations.push(Violation::new(
+            "no recovery",
             format!(
                 "the cluster did not accept a write within {RECOVERY_BOUND:?} of healing: {probe}"
             ),
@@ -173,7 +174,10 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
             .count(),
         faults: report.counts(),
         recovery,
-        violations: violations.iter().map(|v| v.what.clone()).collect(),
+        violations: violations
+            .iter()
+            .map(|v| format!("{}: {}", v.kind, v.what))
+            .collect(),
         reasons: reasons(&history.ops),
     };
     eprintln!("chaos {} profile: {run}", profile.name());
@@ -186,29 +190,18 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
     }
     if !violations.is_empty() {
         let dir = cluster.keep_dir();
+        let (text, shown) = history::summary(&violations, 3);
         eprintln!(
             "\nCHAOS RUN FAILED: seed {seed:#x}, profile {}, {} s of workload\n\
              replay: WOLFSCALE_CHAOS_SEED={seed:#x} WOLFSCALE_CHAOS_PROFILE={} \
              WOLFSCALE_CHAOS_SECS={} cargo test --test it chaos::soak -- --ignored --nocapture\n\
-             {} violations:\n{}\n{}node logs and data: {}\n",
+             {} violations:\n{text}{}node logs and data: {}\n",
             profile.name(),
             duration.as_secs(),
             profile.name(),
             duration.as_secs(),
             violations.len(),
-            violations
-                .iter()
-                .take(20)
-                .enumerate()
-                .map(|(i, v)| format!(
-                    "  {}. {}{}",
-                    i + 1,
-                    v.at.map_or(String::new(), |t| format!("[t={}] ", secs(t))),
-                    v.what
-                ))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            history::timeline(&history, &violations, Duration::from_millis(1500)),
+            history::timeline(&history, &shown, Duration::from_millis(1500)),
             dir.display()
         );
     }
@@ -386,8 +379,10 @@ async fn short_run(seed: u64) {
     assert!(r.acked_writes > 50, "too few writes to check anything: {r}");
     assert!(
         r.violations.is_empty(),
-        "chaos seed {seed:#x} broke invariants (timeline above): {:#?}",
-        r.violations
+        "chaos seed {seed:#x} broke invariants ({} violations, listed with a timeline above); \
+         the first: {}",
+        r.violations.len(),
+        r.violations[0]
     );
 }
 
