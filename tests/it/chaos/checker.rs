@@ -159,13 +159,6 @@ fn rows(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
                 }
             }
             Kind::Conflict { id, v: val } => {
-                if op.acked_lsn().is_some() {
-                    v.push(Violation::new(
-                        "conflict acknowledged",
-                        format!("an insert of an existing key was acknowledged: {op}"),
-                        Some(op.end),
-                    ));
-                }
                 if present.get(id).copied() == Some(val.as_str()) {
                     v.push(Violation::new(
                         "failed write present",
@@ -200,10 +193,18 @@ fn rows(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
     }
 }
 
-/// Each LSN acknowledged to at most one request, and none beyond the applied position.
+/// Each LSN acknowledged to at most one request, none beyond the applied position, and
+/// no insert of an existing key acknowledged.
 fn lsns(ops: &[Op], s: &Snapshot, v: &mut Vec<Violation>) {
     let mut seen: HashMap<u64, &Op> = HashMap::new();
     for op in ops {
+        if matches!(op.kind, Kind::Conflict { .. }) && op.acked_lsn().is_some() {
+            v.push(Violation::new(
+                "conflict acknowledged",
+                format!("an insert of an existing key was acknowledged: {op}"),
+                Some(op.end),
+            ));
+        }
         let Some(lsn) = op.acked_lsn() else { continue };
         if lsn > s.applied() {
             v.push(Violation::new(
@@ -250,15 +251,13 @@ fn appends(ops: &[Op], finals: &BTreeMap<i64, &str>, v: &mut Vec<Violation>) {
             continue;
         }
         let mut position: HashMap<&str, usize> = HashMap::new();
+        let mut copies: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, t) in tokens(value).into_iter().enumerate() {
-            if position.insert(t, i).is_some() {
-                let at = by_token.get(t).map(|o| o.end);
-                v.push(Violation::new(
-                    "applied twice",
-                    format!("append {t} applied twice to hot {row}"),
-                    at,
-                ));
+            *copies.entry(t).or_insert(0) += 1;
+            if position.contains_key(t) {
+                continue;
             }
+            position.insert(t, i);
             match by_token.get(t) {
                 None => v.push(Violation::new(
                     "invented value",
@@ -279,6 +278,17 @@ fn appends(ops: &[Op], finals: &BTreeMap<i64, &str>, v: &mut Vec<Violation>) {
                 )),
                 Some(_) => {}
             }
+        }
+        for (t, n) in copies.into_iter().filter(|(_, n)| *n > 1) {
+            let op = by_token.get(t);
+            v.push(Violation::new(
+                "applied twice",
+                match op {
+                    Some(op) => format!("hot {row} holds {t} {n} times: {op}"),
+                    None => format!("hot {row} holds {t} {n} times"),
+                },
+                op.map(|o| o.end),
+            ));
         }
         // Acknowledged appends of this row, in the order the row holds them.
         let mut acked: Vec<(usize, &Op)> = Vec::new();
