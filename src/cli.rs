@@ -72,11 +72,39 @@ pub enum Command {
         #[arg(long)]
         node: Option<String>,
     },
+    /// Change the cluster's membership or leadership, through any member's HTTP API.
+    Cluster {
+        /// What to change.
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Inspect the write-ahead log (read-only; safe while the node runs).
     Wal {
         /// What to show.
         #[command(subcommand)]
         command: WalCommand,
+    },
+}
+
+/// `wolfscale cluster ...`
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Remove a node (voter or learner, running or down, the leader included); refused
+    /// when the remaining voters could not commit.
+    Remove {
+        /// The node's name (node.id) or number.
+        node: String,
+        /// HTTP API address of the member to ask (default: this node's api.bind_address).
+        #[arg(long)]
+        api: Option<String>,
+    },
+    /// Make a voter the leader; waits until it leads.
+    TransferLeader {
+        /// The node's name (node.id) or number.
+        node: String,
+        /// HTTP API address of the member to ask (default: this node's api.bind_address).
+        #[arg(long)]
+        api: Option<String>,
     },
 }
 
@@ -110,7 +138,10 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
             };
         }
     };
-    let mut out = std::io::stdout().lock();
+    // Not `stdout().lock()`: `start` and `join` run the node on this thread, and a lock
+    // held here for the whole run would block the node's own prints (the join progress
+    // printer) on a runtime worker forever, and its shutdown with them.
+    let mut out = std::io::stdout();
     let result = match cli.command {
         Command::Init {
             node_id,
@@ -139,6 +170,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
             run_node(&cli.config, &env, StartMode::Join(vec![member]), true)
         }
         Command::Status { node } => status(&mut out, &cli.config, &env, node),
+        Command::Cluster { command } => cluster(&mut out, &cli.config, &env, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -290,14 +322,22 @@ fn run_node(path: &Path, env: &EnvOverrides, mode: StartMode, progress: bool) ->
     result.map_err(|e| e.to_string())
 }
 
-fn status(
-    out: &mut impl Write,
+/// A client for the HTTP API at `addr`, or at this node's `api.bind_address`. The bearer
+/// token is `WOLFSCALE_API_TOKEN`, else the config file's (when it can be read).
+fn api_client(
     path: &Path,
     env: &EnvOverrides,
-    node: Option<String>,
-) -> CliResult {
-    let (addr, token) = match node {
-        Some(a) => (a, env.api_token.clone()),
+    addr: Option<String>,
+) -> Result<crate::api::client::Client, String> {
+    let (addr, token) = match addr {
+        Some(a) => {
+            let from_file = || {
+                config::load(path, env)
+                    .ok()
+                    .and_then(|l| l.secrets.api_token.map(|t| t.expose().to_string()))
+            };
+            (a, env.api_token.clone().or_else(from_file))
+        }
         None => {
             let loaded = load(path, env)?;
             let bind = loaded
@@ -315,6 +355,17 @@ fn status(
     if let Some(t) = token {
         client = client.with_token(t);
     }
+    Ok(client)
+}
+
+fn status(
+    out: &mut impl Write,
+    path: &Path,
+    env: &EnvOverrides,
+    node: Option<String>,
+) -> CliResult {
+    let client = api_client(path, env, node)?;
+    let addr = client.address().to_string();
     let cluster = runtime()?
         .block_on(client.cluster())
         .map_err(|e| format!("cannot get the cluster status from {addr}: {e}"))?;
@@ -360,6 +411,68 @@ fn status(
         )?;
     }
     Ok(())
+}
+
+/// How long a cluster operation may take end to end (a transfer drains writes, lets the
+/// target catch up and waits for the election; a follower passes it to the leader).
+const CLUSTER_OP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn cluster(
+    out: &mut impl Write,
+    path: &Path,
+    env: &EnvOverrides,
+    command: ClusterCommand,
+) -> CliResult {
+    let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| e.to_string());
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "(none)".to_string()
+        } else {
+            names.join(", ")
+        }
+    };
+    match command {
+        ClusterCommand::Remove { node, api } => {
+            let client = api_client(path, env, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
+            let addr = client.address().to_string();
+            let r = runtime()?
+                .block_on(client.remove_node(&node))
+                .map_err(|e| format!("cannot remove {node} through {addr}: {e}"))?;
+            w(
+                out,
+                format!(
+                    "removed {} (number {}) from the cluster at lsn {}",
+                    r.removed, r.node_number, r.lsn
+                ),
+            )?;
+            w(out, format!("voters: {}", list(&r.voters)))?;
+            w(out, format!("learners: {}", list(&r.learners)))
+        }
+        ClusterCommand::TransferLeader { node, api } => {
+            let client = api_client(path, env, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
+            let addr = client.address().to_string();
+            let r = runtime()?
+                .block_on(client.transfer_leader(&node))
+                .map_err(|e| format!("cannot transfer leadership to {node} through {addr}: {e}"))?;
+            if r.previous_leader == r.leader_id {
+                w(
+                    out,
+                    format!(
+                        "{} (number {}) already leads, term {}",
+                        r.leader_id, r.node_number, r.term
+                    ),
+                )
+            } else {
+                w(
+                    out,
+                    format!(
+                        "{} (number {}) is now the leader, term {} (was {}, term {})",
+                        r.leader_id, r.node_number, r.term, r.previous_leader, r.previous_term
+                    ),
+                )
+            }
+        }
+    }
 }
 
 fn wal(out: &mut impl Write, path: &Path, env: &EnvOverrides, command: WalCommand) -> CliResult {

@@ -14,7 +14,7 @@
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
 //! | [`consensus`] | openraft over the WAL: types, log store, state-machine seam, network, election timing and pre-vote |
 //! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
-//! | [`node`] | one running node: identity, start/join/bootstrap, forwarding, background tasks |
+//! | [`node`] | one running node: identity, start/join/bootstrap, forwarding, member removal and leadership transfer, background tasks |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`apply`] | the MariaDB applier: committed entries applied exactly once, `_wolfscale` position, client reads |

@@ -35,6 +35,18 @@ pub trait Backend: Send + Sync + 'static {
     fn cluster(&self) -> impl Future<Output = ClusterStatus> + Send;
     /// Whether the node can serve reads and writes now: `/health` answers 200 only then.
     fn ready(&self) -> bool;
+    /// Removes a member (named or numbered by `node`) from the cluster, through the
+    /// leader; answers once the membership without it is committed.
+    fn remove_node(
+        &self,
+        node: String,
+    ) -> impl Future<Output = Result<RemoveResult, BackendError>> + Send;
+    /// Makes the voter named or numbered by `node` the leader, through the current leader;
+    /// answers once it leads.
+    fn transfer_leader(
+        &self,
+        node: String,
+    ) -> impl Future<Output = Result<TransferResult, BackendError>> + Send;
 }
 
 /// Most IDs one `GET /id` may ask for.
@@ -100,6 +112,8 @@ pub enum NodeState {
     Degraded,
     /// Not reachable.
     Offline,
+    /// Removed from the cluster: it no longer votes, campaigns or serves.
+    Removed,
 }
 
 /// `/status`, and one element of `/cluster/nodes`. Field names are the public contract.
@@ -111,7 +125,7 @@ pub struct NodeStatus {
     pub node_number: u64,
     /// Leader, follower or learner.
     pub role: Role,
-    /// JOINING, SYNCING, ACTIVE, LAGGING, DEGRADED or OFFLINE.
+    /// JOINING, SYNCING, ACTIVE, LAGGING, DEGRADED, OFFLINE or REMOVED.
     pub status: NodeState,
     /// The consensus term it is in.
     pub term: u64,
@@ -140,6 +154,64 @@ pub struct ClusterStatus {
     pub term: u64,
     /// Every member, voters and learners.
     pub nodes: Vec<NodeStatus>,
+}
+
+/// `POST /cluster/remove` and `POST /cluster/transfer-leader`: which member, by name
+/// (`"node-2"`) or number (`2` or `"2"`; a name wins when both match).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRequest {
+    /// The member's name or number.
+    pub node: NodeRef,
+}
+
+/// A member as an operator names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NodeRef {
+    /// Its number.
+    Number(u64),
+    /// Its name, or its number as text.
+    Name(String),
+}
+
+impl std::fmt::Display for NodeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeRef::Number(n) => write!(f, "{n}"),
+            NodeRef::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The answer to `POST /cluster/remove`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveResult {
+    /// The removed node's name.
+    pub removed: String,
+    /// Its number.
+    pub node_number: u64,
+    /// Log position of the membership without it.
+    pub lsn: u64,
+    /// Names of the voters left.
+    pub voters: Vec<String>,
+    /// Names of the learners left.
+    pub learners: Vec<String>,
+}
+
+/// The answer to `POST /cluster/transfer-leader`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferResult {
+    /// The new leader's name.
+    pub leader_id: String,
+    /// Its number.
+    pub node_number: u64,
+    /// The term it leads in.
+    pub term: u64,
+    /// The leader before the transfer.
+    pub previous_leader: String,
+    /// The term before the transfer.
+    pub previous_term: u64,
 }
 
 /// How fresh a read must be.

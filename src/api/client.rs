@@ -4,7 +4,8 @@
 //! not pick nodes: callers decide where to send what.
 
 use super::backend::{
-    ClusterStatus, ErrorBody, NodeStatus, QueryRequest, QueryResult, WriteResult,
+    ClusterStatus, ErrorBody, NodeRef, NodeRequest, NodeStatus, QueryRequest, QueryResult,
+    RemoveResult, TransferResult, WriteResult,
 };
 use super::handlers::{Health, Ids, Nodes};
 use crate::command::{DdlRequest, DeleteRequest, InsertRequest, SqlRequest, UpdateRequest};
@@ -202,6 +203,22 @@ impl Client {
     /// `GET /cluster/nodes`: every member.
     pub async fn nodes(&self) -> Result<Vec<NodeStatus>, Error> {
         self.get::<Nodes>("/cluster/nodes").await.map(|n| n.nodes)
+    }
+
+    /// `POST /cluster/remove`: removes the member named or numbered `node`.
+    pub async fn remove_node(&self, node: &str) -> Result<RemoveResult, Error> {
+        let body = NodeRequest {
+            node: NodeRef::Name(node.to_string()),
+        };
+        self.post("/cluster/remove", &body).await
+    }
+
+    /// `POST /cluster/transfer-leader`: makes the voter named or numbered `node` the leader.
+    pub async fn transfer_leader(&self, node: &str) -> Result<TransferResult, Error> {
+        let body = NodeRequest {
+            node: NodeRef::Name(node.to_string()),
+        };
+        self.post("/cluster/transfer-leader", &body).await
     }
 
     /// `GET /id?count=N`: fresh Snowflake IDs from this node.

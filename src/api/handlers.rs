@@ -3,8 +3,8 @@
 //! tracing span per request, and JSON answers for unknown routes and methods.
 
 use super::backend::{
-    Backend, ClusterStatus, NodeStatus, Query, QueryRequest, QueryResult, WriteResult,
-    DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
+    Backend, ClusterStatus, NodeRef, NodeRequest, NodeStatus, Query, QueryRequest, QueryResult,
+    RemoveResult, TransferResult, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };
 use super::{ApiError, ApiOptions};
 use crate::command::{
@@ -61,6 +61,8 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
         .route("/status", get(status::<B>))
         .route("/cluster", get(cluster::<B>))
         .route("/cluster/nodes", get(cluster_nodes::<B>))
+        .route("/cluster/remove", post(cluster_remove::<B>))
+        .route("/cluster/transfer-leader", post(cluster_transfer::<B>))
         .route_layer(middleware::from_fn_with_state(options, auth));
     Router::new()
         .route("/health", get(health::<B>))
@@ -467,4 +469,44 @@ async fn cluster_nodes<B: Backend>(State(s): State<AppState<B>>) -> Json<Nodes> 
     Json(Nodes {
         nodes: s.backend.cluster().await.nodes,
     })
+}
+
+/// Reads `{"node": name or number}`.
+async fn node_request(options: &ApiOptions, request: Request) -> Result<String, ApiError> {
+    let bytes = read_body(options, request).await?;
+    let node = match parse::<NodeRequest>(&bytes)?.node {
+        NodeRef::Number(n) => n.to_string(),
+        NodeRef::Name(name) => name.trim().to_string(),
+    };
+    if node.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_node",
+            "`node` must name a member (its name or number)",
+        ));
+    }
+    if node.chars().count() > MAX_ECHO_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_node",
+            format!("`node` is longer than {MAX_ECHO_CHARS} characters"),
+        ));
+    }
+    Ok(node)
+}
+
+async fn cluster_remove<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<RemoveResult>, ApiError> {
+    let node = node_request(&s.options, r).await?;
+    tracing::info!(node = %node, "cluster remove requested");
+    Ok(Json(s.backend.remove_node(node).await?))
+}
+
+async fn cluster_transfer<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<TransferResult>, ApiError> {
+    let node = node_request(&s.options, r).await?;
+    tracing::info!(node = %node, "leadership transfer requested");
+    Ok(Json(s.backend.transfer_leader(node).await?))
 }

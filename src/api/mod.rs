@@ -16,12 +16,16 @@
 //! | `GET /status` | → [`NodeStatus`] |
 //! | `GET /cluster` | → [`ClusterStatus`] |
 //! | `GET /cluster/nodes` | → `{"nodes": [NodeStatus, ...]}` |
+//! | `POST /cluster/remove` | [`NodeRequest`] → [`RemoveResult`] |
+//! | `POST /cluster/transfer-leader` | [`NodeRequest`] → [`TransferResult`] |
 //!
 //! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
 //! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 404
-//! unknown route or table, 405, 408 body not sent within the deadline, 409 constraint, 413
-//! body or entry too large, 415 not `application/json`, 503 `no_leader` / `not_ready`
-//! (with `retry_after` and `Retry-After`), 504 `timeout` (with `lagging`), 500 `internal`.
+//! unknown route, table or member (`unknown_node`), 405, 408 body not sent within the
+//! deadline, 409 constraint or refused cluster change (`last_voter`, `no_quorum`,
+//! `not_voter`, …), 413 body or entry too large, 415 not `application/json`, 503
+//! `no_leader` / `not_ready` (with `retry_after` and `Retry-After`), 504 `timeout` (with
+//! `lagging`), 500 `internal`.
 
 mod backend;
 pub mod client;
@@ -29,9 +33,9 @@ pub mod forward;
 mod handlers;
 
 pub use backend::{
-    Backend, BackendError, ClusterStatus, Consistency, ErrorBody, NodeState, NodeStatus, Query,
-    QueryRequest, QueryResult, Role, StatementResult, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS,
-    MAX_QUERY_TIMEOUT,
+    Backend, BackendError, ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState,
+    NodeStatus, Query, QueryRequest, QueryResult, RemoveResult, Role, StatementResult,
+    TransferResult, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };
 
 use crate::config::{ApiConfig, Secret};

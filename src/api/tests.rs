@@ -18,6 +18,8 @@ pub(super) struct Fake {
     pub(super) queries: Mutex<Vec<Query>>,
     pub(super) fail: Mutex<Option<BackendError>>,
     pub(super) not_ready: AtomicBool,
+    /// Members named in cluster operations, with the operation.
+    pub(super) cluster_ops: Mutex<Vec<(&'static str, String)>>,
 }
 
 impl Fake {
@@ -101,6 +103,40 @@ impl Backend for Fake {
 
     fn ready(&self) -> bool {
         !self.not_ready.load(Ordering::SeqCst)
+    }
+
+    async fn remove_node(&self, node: String) -> Result<RemoveResult, BackendError> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        self.cluster_ops
+            .lock()
+            .expect("test lock")
+            .push(("remove", node.clone()));
+        Ok(RemoveResult {
+            removed: node,
+            node_number: 2,
+            lsn: 50,
+            voters: vec!["n1".into()],
+            learners: Vec::new(),
+        })
+    }
+
+    async fn transfer_leader(&self, node: String) -> Result<TransferResult, BackendError> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        self.cluster_ops
+            .lock()
+            .expect("test lock")
+            .push(("transfer", node.clone()));
+        Ok(TransferResult {
+            leader_id: node,
+            node_number: 2,
+            term: 4,
+            previous_leader: "n1".into(),
+            previous_term: 3,
+        })
     }
 }
 
@@ -754,6 +790,97 @@ async fn cluster_and_nodes_list_every_member() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(b["nodes"][1]["node_id"], "n2");
     assert_eq!(b["nodes"][1]["role"], "follower");
+}
+
+#[tokio::test]
+async fn cluster_operations_take_a_node_by_name_or_number() {
+    let (fake, r) = setup(None);
+    let (s, b) = post_json(&r, "/cluster/remove", json!({"node": "n2"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b,
+        json!({"removed": "n2", "node_number": 2, "lsn": 50, "voters": ["n1"], "learners": []})
+    );
+    let (s, b) = post_json(&r, "/cluster/transfer-leader", json!({"node": 2})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b,
+        json!({"leader_id": "2", "node_number": 2, "term": 4, "previous_leader": "n1", "previous_term": 3})
+    );
+    let (s, _) = post_json(&r, "/cluster/transfer-leader", json!({"node": " n3 "})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        *fake.cluster_ops.lock().expect("lock"),
+        [
+            ("remove", "n2".to_string()),
+            ("transfer", "2".to_string()),
+            ("transfer", "n3".to_string())
+        ]
+    );
+    // Bad bodies never reach the backend.
+    for (path, body) in [
+        ("/cluster/remove", json!({})),
+        ("/cluster/remove", json!({"node": ""})),
+        ("/cluster/remove", json!({"node": "  "})),
+        ("/cluster/remove", json!({"node": null})),
+        ("/cluster/remove", json!({"node": "n2", "force": true})),
+        ("/cluster/transfer-leader", json!({"node": -1})),
+        ("/cluster/transfer-leader", json!({"node": ["n2"]})),
+        ("/cluster/transfer-leader", json!({"node": "x".repeat(400)})),
+    ] {
+        let (s, b) = post_json(&r, path, body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path} {body}: {b}");
+    }
+    let (s, _, b) = send(&r, get("/cluster/remove")).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{b}");
+    assert_eq!(fake.cluster_ops.lock().expect("lock").len(), 3);
+}
+
+#[tokio::test]
+async fn cluster_operation_errors_keep_their_status_and_code() {
+    let (fake, r) = setup(Some("tok"));
+    // The token guards them like every other route.
+    let (s, _, _) = send(&r, post("/cluster/remove", r#"{"node":"n2"}"#)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let cases = [
+        (
+            BackendError::NotFound {
+                code: "unknown_node".into(),
+                message: "no member is named n9".into(),
+            },
+            StatusCode::NOT_FOUND,
+            "unknown_node",
+        ),
+        (
+            BackendError::Conflict {
+                code: "last_voter".into(),
+                message: "n1 is the last voter".into(),
+            },
+            StatusCode::CONFLICT,
+            "last_voter",
+        ),
+        (
+            BackendError::NoLeader { retry_after: 1 },
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_leader",
+        ),
+    ];
+    for (err, status, code) in cases {
+        fake.fail_with(err);
+        for path in ["/cluster/remove", "/cluster/transfer-leader"] {
+            let req = Request::post(path)
+                .header("content-type", "application/json")
+                .header("authorization", "Bearer tok")
+                .body(Body::from(r#"{"node":"n9"}"#))
+                .expect("request");
+            let (s, h, b) = send(&r, req).await;
+            assert_eq!((s, b["code"].as_str()), (status, Some(code)), "{path}: {b}");
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                assert_eq!(b["retry_after"], 1);
+                assert_eq!(h["retry-after"], "1");
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Running entries on the writer connection: the group transaction, DDL alone with its
 //! in-flight marker, the retry loop around both, and reading `_wolfscale`.
 
-use super::{MariaDbApplier, Position};
+use super::{counters, MariaDbApplier, Position};
 use crate::apply::outcome::{Failure, FailureClass, Outcome, StatementOutcome};
 use crate::command::{self, Command};
 use crate::consensus::state_machine::ApplyError;
@@ -412,12 +412,13 @@ impl MariaDbApplier {
         let mut conn = self.take_conn().await?;
         let read = async {
             conn.query_drop(position::CREATE_POSITION_TABLE).await?;
+            conn.query_drop(position::ADD_AUTOINC_COLUMN).await?;
             conn.query_drop(position::INSERT_POSITION_ROW).await?;
-            conn.query_first::<PositionRow, _>(position::SELECT_POSITION)
+            conn.query_first::<StoredRow, _>(position::SELECT_POSITION)
                 .await
         }
         .await;
-        let row = match read {
+        let (index, term, node, membership, ddl, autoinc) = match read {
             Ok(Some(row)) => row,
             Ok(None) => {
                 return Err(Step::Fatal(ApplyError(
@@ -426,8 +427,15 @@ impl MariaDbApplier {
             }
             Err(e) => return Err(Step::Transient(e)),
         };
+        let p = parse_position((index, term, node, membership, ddl))
+            .map_err(|e| Step::Fatal(ApplyError(e)))?;
+        let stored = counters::parse(autoinc.as_deref()).map_err(|e| Step::Fatal(ApplyError(e)))?;
+        // Whatever ran since the stored position was rolled back; its ids must not stay
+        // consumed on this node only.
+        counters::restore(&mut conn, &stored)
+            .await
+            .map_err(Step::Transient)?;
         self.conn = Some(conn);
-        let p = parse_position(row).map_err(|e| Step::Fatal(ApplyError(e)))?;
         self.status.set_applied(p.applied.map(|l| l.index));
         self.position = Some(p);
         Ok(())
@@ -454,7 +462,17 @@ impl MariaDbApplier {
     }
 }
 
-/// `_wolfscale`'s row: index, term, node, membership JSON, DDL in flight.
+/// `_wolfscale`'s row as stored: the position fields, then the AUTO_INCREMENT counters.
+type StoredRow = (
+    Option<u64>,
+    Option<u64>,
+    Option<u64>,
+    Option<String>,
+    Option<u64>,
+    Option<String>,
+);
+
+/// `_wolfscale`'s position fields: index, term, node, membership JSON, DDL in flight.
 type PositionRow = (
     Option<u64>,
     Option<u64>,

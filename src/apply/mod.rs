@@ -29,6 +29,11 @@
 //! statement on its own and reports one result per statement ([`Outcome::Batch`]).
 //! Replicated tables must be transactional (InnoDB) for these guarantees.
 //!
+//! InnoDB does not give back the AUTO_INCREMENT values a rolled-back attempt took, so
+//! `_wolfscale` also records every counter with each commit, and they are set back to
+//! those values before entries are applied again (see `counters`): ids stay the same on
+//! every node through crashes and retries.
+//!
 //! DDL commits implicitly, so it applies alone: the marker "DDL in flight at index n" is
 //! committed first, the DDL runs, then the position moves to n. If the node or MariaDB
 //! fails in between, the re-apply runs the DDL again and counts the "already exists /
@@ -43,6 +48,7 @@
 //! the error, waits (50 ms doubling to 5 s) and retries the same entries, forever. It
 //! never skips one. The first success turns the status back to OK.
 
+mod counters;
 mod exec;
 mod outcome;
 mod read;

@@ -39,6 +39,30 @@ pub enum PeerRequest {
     Status,
     /// Ask a voter whether it would vote for the sender (before the sender stands).
     PreVote(PreVoteRequest),
+    /// A cluster-management operation an operator asked a member for; followers pass it
+    /// to the leader once.
+    Admin {
+        /// What to do.
+        op: AdminOp,
+        /// Set when a member passed the request on; never passed on twice.
+        forwarded: bool,
+    },
+    /// The leader, transferring leadership, asks the target to start an election now.
+    Campaign {
+        /// The leader asking.
+        from: NodeId,
+        /// Its term; a target already past a later leader ignores the request.
+        term: u64,
+    },
+    /// Ask a member whether node `number` still belongs to the cluster (answered with
+    /// authority only by the leader).
+    MemberCheck {
+        /// The node asking about itself.
+        number: NodeId,
+    },
+    /// The leader tells a node it removed that it is no longer a member; the node checks
+    /// with the leader before acting on it.
+    Removed,
 }
 
 /// Answers to [`PeerRequest`], variant for variant.
@@ -62,6 +86,106 @@ pub enum PeerResponse {
     Status(Vec<u8>),
     /// Answer to [`PeerRequest::PreVote`].
     PreVote(PreVoteAnswer),
+    /// Answer to [`PeerRequest::Admin`].
+    Admin(Result<AdminDone, AdminError>),
+    /// Answer to [`PeerRequest::Campaign`]: whether the target started an election.
+    Campaign(Result<(), ClusterError>),
+    /// Answer to [`PeerRequest::MemberCheck`].
+    MemberCheck(MemberAnswer),
+    /// Answer to [`PeerRequest::Removed`]: received.
+    Removed,
+}
+
+/// A cluster-management operation; `node` is a member's name or number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminOp {
+    /// Take the node out of the cluster (voter or learner, up or down, leader included).
+    Remove {
+        /// Name or number of the member.
+        node: String,
+    },
+    /// Make the node the leader.
+    TransferLeader {
+        /// Name or number of the member.
+        node: String,
+    },
+}
+
+/// What an [`AdminOp`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminDone {
+    /// The node is no longer a member.
+    Removed {
+        /// Its name.
+        name: String,
+        /// Its number.
+        number: NodeId,
+        /// Log index of the membership that no longer holds it.
+        lsn: u64,
+        /// Names of the voters left.
+        voters: Vec<String>,
+        /// Names of the learners left.
+        learners: Vec<String>,
+    },
+    /// The node leads.
+    Transferred {
+        /// The new leader's name.
+        name: String,
+        /// Its number.
+        number: NodeId,
+        /// The term it leads in.
+        term: u64,
+        /// The leader before the transfer.
+        previous: String,
+        /// The term before the transfer.
+        previous_term: u64,
+    },
+}
+
+/// Why an [`AdminOp`] was refused or failed, worded for an operator. Each variant is one
+/// HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AdminError {
+    /// 404: no member has that name or number.
+    #[error("{0}")]
+    UnknownNode(String),
+    /// 409: the change is not allowed (last voter, no quorum left, not a voter, ...).
+    #[error("{message}")]
+    Refused {
+        /// Stable code, e.g. `last_voter`.
+        code: String,
+        /// What is refused and why.
+        message: String,
+    },
+    /// 503: no leader is elected right now; retry shortly.
+    #[error("no leader is elected right now; retry shortly")]
+    NoLeader,
+    /// 503: another membership change or transfer is in progress; retry shortly.
+    #[error("{0}")]
+    Busy(String),
+    /// 504: the operation did not finish in time (it may still complete).
+    #[error("{0}")]
+    Timeout(String),
+    /// 500: an unexpected failure (consensus stopped, a peer answered nonsense).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A member's answer to [`PeerRequest::MemberCheck`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberAnswer {
+    /// The answering node leads: whether the asker is in its membership, and the log id
+    /// of that membership (only a newer membership than the asker's own settles it).
+    Leader {
+        /// The asker is a member (voter or learner).
+        member: bool,
+        /// Log id of the leader's membership in force.
+        membership: Option<super::LogId>,
+        /// The leader's term.
+        term: u64,
+    },
+    /// The answering node does not lead; ask this one instead, if known.
+    Ask(Option<NodeInfo>),
 }
 
 /// A node's request to become a member.

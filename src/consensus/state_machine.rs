@@ -5,8 +5,16 @@
 //! effects, so a crash can neither skip nor repeat an entry).
 //!
 //! Snapshots (state transfer) are not built yet: the snapshot policy is `Never` and logs
-//! are not purged while that holds, so openraft has no reason to ask for one. If it does,
-//! the request fails with an error saying so rather than sending an empty state.
+//! are not purged while that holds, so openraft has no reason to send or install one, and
+//! both are refused with an error saying so rather than sending an empty state.
+//!
+//! One snapshot is built all the same: a *position* snapshot, the applier's last applied
+//! log id and membership without any data ([`PositionSnapshot`]). openraft asks for it at
+//! start-up when the applier is ahead of the log: a node whose MariaDB was restored from a
+//! dump of another member (SPEC's "restore a backup first, then join"). openraft then
+//! purges the node's empty log up to the dump's position and needs a snapshot to describe
+//! that purge point; the data it stands for is already in MariaDB. Replication to that
+//! node starts after the position, so nothing at or below it is applied again.
 
 // openraft's StorageError is large by design; these signatures are openraft's.
 #![allow(clippy::result_large_err)]
@@ -63,17 +71,35 @@ fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError 
 #[error("state transfer (snapshots) is not available in this build; the full log is kept instead")]
 pub struct NoSnapshots;
 
-/// Builds snapshots; until state transfer exists it refuses with [`NoSnapshots`].
-pub struct SnapshotRefuser;
+/// Builds the only snapshot this build can make: the applier's position as read when the
+/// builder was made, with no data. Refuses with [`NoSnapshots`] when nothing is applied.
+pub struct PositionSnapshot {
+    position: Result<(Option<LogId>, StoredMembership), ApplyError>,
+}
 
-impl RaftSnapshotBuilder<TypeConfig> for SnapshotRefuser {
+impl RaftSnapshotBuilder<TypeConfig> for PositionSnapshot {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        Err(sm_err(ErrorVerb::Read, NoSnapshots))
+        let (last, membership) = match &self.position {
+            Ok((Some(last), membership)) => (*last, membership.clone()),
+            Ok((None, _)) => return Err(sm_err(ErrorVerb::Read, NoSnapshots)),
+            Err(e) => return Err(sm_err(ErrorVerb::Read, ApplyError(e.0.clone()))),
+        };
+        Ok(Snapshot {
+            meta: SnapshotMeta {
+                last_log_id: Some(last),
+                last_membership: membership,
+                snapshot_id: format!(
+                    "position-{}-{}-{}",
+                    last.leader_id.term, last.leader_id.node_id, last.index
+                ),
+            },
+            snapshot: Box::new(Cursor::new(Vec::new())),
+        })
     }
 }
 
 impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
-    type SnapshotBuilder = SnapshotRefuser;
+    type SnapshotBuilder = PositionSnapshot;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         self.applier
@@ -116,7 +142,9 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotRefuser
+        PositionSnapshot {
+            position: self.applier.applied_state().await,
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -133,5 +161,54 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Membership};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// An applier that only reports a fixed position, as a restored dump would.
+    struct At(Option<LogId>, StoredMembership);
+
+    impl Applier for At {
+        async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), ApplyError> {
+            Ok((self.0, self.1.clone()))
+        }
+
+        async fn apply(&mut self, _: Vec<Entry>) -> Result<Vec<Response>, ApplyError> {
+            Err(ApplyError("not used".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_position_snapshot_describes_the_applied_state_without_data() {
+        let at = LogId::new(CommittedLeaderId::new(3, 1), 127);
+        let nodes = BTreeMap::from([(1u64, super::super::NodeInfo::default())]);
+        let m = StoredMembership::new(
+            Some(LogId::new(CommittedLeaderId::new(1, 1), 5)),
+            Membership::new(vec![BTreeSet::from([1u64])], nodes),
+        );
+        let mut sm = StateMachine::new(At(Some(at), m.clone()));
+        let snap = sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .expect("built");
+        assert_eq!(snap.meta.last_log_id, Some(at));
+        assert_eq!(snap.meta.last_membership, m);
+        assert!(snap.snapshot.get_ref().is_empty());
+        // Installing one is still refused: the data is not in it.
+        assert!(sm.begin_receiving_snapshot().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn nothing_applied_means_no_snapshot() {
+        let mut sm = StateMachine::new(At(None, StoredMembership::default()));
+        let built = sm.get_snapshot_builder().await.build_snapshot().await;
+        assert!(built.is_err());
     }
 }

@@ -7,11 +7,11 @@
 use super::{Node, Services, ADMIN_TIMEOUT};
 use crate::api::{
     forward, Backend, BackendError, ClusterStatus, Consistency, NodeState, NodeStatus, Query,
-    QueryResult, Role as ApiRole, StatementResult, WriteResult,
+    QueryResult, RemoveResult, Role as ApiRole, StatementResult, TransferResult, WriteResult,
 };
 use crate::apply::{ApplyStatus, Outcome, QueryError, Reader, StatementOutcome};
 use crate::command::{self, Input, Wait, WriteRequest};
-use crate::consensus::network::{PeerRequest, PeerResponse};
+use crate::consensus::network::{AdminDone, AdminError, PeerRequest, PeerResponse};
 use crate::consensus::Request;
 use crate::id::Generator;
 use openraft::ServerState;
@@ -80,17 +80,19 @@ impl NodeBackend {
         let entry = command::prepare(request, now_us, &mut || pool.next().unwrap_or(0))?;
         let resp = self
             .node
-            .raft()
             .client_write(Request {
                 payload: entry.encode(),
             })
             .await
-            .map_err(
-                |e| match e.into_forward_to_leader::<crate::consensus::NodeInfo>() {
-                    Some(_) => Self::no_leader(),
-                    None => BackendError::Internal("consensus stopped".into()),
-                },
-            )?;
+            .map_err(|e| match e {
+                super::Refusal::Paused => Self::no_leader(),
+                super::Refusal::Raft(e) => {
+                    match (*e).into_forward_to_leader::<crate::consensus::NodeInfo>() {
+                        Some(_) => Self::no_leader(),
+                        None => BackendError::Internal("consensus stopped".into()),
+                    }
+                }
+            })?;
         let outcome =
             Outcome::decode(&resp.data).map_err(|e| BackendError::Internal(e.to_string()))?;
         to_result(outcome)
@@ -275,8 +277,48 @@ fn json_to_input(v: serde_json::Value) -> Input {
     }
 }
 
+/// The answer for requests a removed node can no longer serve.
+fn removed_error(node: &Node) -> BackendError {
+    BackendError::NotReady {
+        reason: format!(
+            "{} was removed from the cluster; send requests to a member",
+            node.info().name
+        ),
+        retry_after: 1,
+    }
+}
+
+/// A cluster operation's refusal as the HTTP API answers it.
+fn admin_error(e: AdminError) -> BackendError {
+    match e {
+        AdminError::UnknownNode(message) => BackendError::NotFound {
+            code: "unknown_node".into(),
+            message,
+        },
+        AdminError::Refused { code, message } => BackendError::Conflict { code, message },
+        AdminError::NoLeader => BackendError::NoLeader { retry_after: 1 },
+        AdminError::Busy(reason) => BackendError::NotReady {
+            reason,
+            retry_after: 1,
+        },
+        AdminError::Timeout(message) => BackendError::Timeout {
+            message,
+            lsn: None,
+            lagging: Vec::new(),
+        },
+        AdminError::Failed(m) => BackendError::Internal(m),
+    }
+}
+
+fn unexpected(done: AdminDone) -> BackendError {
+    BackendError::Internal(format!("cluster operation answered {done:?}"))
+}
+
 impl Backend for NodeBackend {
     async fn write(&self, request: WriteRequest) -> Result<WriteResult, BackendError> {
+        if self.node.is_removed() {
+            return Err(removed_error(&self.node));
+        }
         let is_leader = self.node.raft().metrics().borrow().state == ServerState::Leader;
         if !is_leader {
             // The leader prepares, replicates, applies and (for `wait: all`) waits.
@@ -295,6 +337,9 @@ impl Backend for NodeBackend {
     }
 
     async fn query(&self, query: Query) -> Result<QueryResult, BackendError> {
+        if self.node.is_removed() {
+            return Err(removed_error(&self.node));
+        }
         if query.consistency == Consistency::Linearizable {
             self.node
                 .raft()
@@ -375,7 +420,9 @@ impl Backend for NodeBackend {
         let last = m.last_log_index.unwrap_or(0);
         let commit = self.commit.load(Ordering::Relaxed).max(applied);
         let lag = last.saturating_sub(applied);
-        let state = if self.apply.is_degraded() {
+        let state = if self.node.is_removed() {
+            NodeState::Removed
+        } else if self.apply.is_degraded() {
             NodeState::Degraded
         } else if !is_voter {
             NodeState::Joining
@@ -449,7 +496,50 @@ impl Backend for NodeBackend {
 
     fn ready(&self) -> bool {
         let m = self.node.raft().metrics().borrow().clone();
-        m.current_leader.is_some() && !self.apply.is_degraded()
+        m.current_leader.is_some() && !self.apply.is_degraded() && !self.node.is_removed()
+    }
+
+    async fn remove_node(&self, node: String) -> Result<RemoveResult, BackendError> {
+        match self.node.remove_member(&node).await.map_err(admin_error)? {
+            AdminDone::Removed {
+                name,
+                number,
+                lsn,
+                voters,
+                learners,
+            } => Ok(RemoveResult {
+                removed: name,
+                node_number: number,
+                lsn,
+                voters,
+                learners,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn transfer_leader(&self, node: String) -> Result<TransferResult, BackendError> {
+        match self
+            .node
+            .transfer_leader(&node)
+            .await
+            .map_err(admin_error)?
+        {
+            AdminDone::Transferred {
+                name,
+                number,
+                term,
+                previous,
+                previous_term,
+            } => Ok(TransferResult {
+                leader_id: name,
+                node_number: number,
+                term,
+                previous_leader: previous,
+                previous_term,
+            }),
+            other => Err(unexpected(other)),
+        }
     }
 }
 

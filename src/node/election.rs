@@ -115,9 +115,18 @@ pub(super) async fn run(node: Node) {
     // The last pre-vote round that did not let us stand: the next waits a fresh timeout
     // from it. It does not touch the clock, which tells other candidates about leaders.
     let mut last_try: Option<Instant> = None;
+    // A membership check in flight (see below).
+    let mut asking: Option<tokio::task::JoinHandle<bool>> = None;
     loop {
         let v = view(&node);
-        let wait = if v.state == ServerState::Leader {
+        let wait = if node.is_removed() {
+            // Removed from the cluster: never stand again (a plain `start` is refused too).
+            timing.heartbeat
+        } else if node.is_quiet() {
+            // A leadership transfer holds this leader quiet: no heartbeats, no standing.
+            clock.touch();
+            timing.heartbeat
+        } else if v.state == ServerState::Leader {
             // Leading: keep followers' timers quiet; our own restarts when we step down.
             clock.touch();
             if let Err(e) = node.raft().trigger().heartbeat().await {
@@ -140,6 +149,17 @@ pub(super) async fn run(node: Node) {
                 // notice a change of role.
                 (timeout - silent).min(timing.heartbeat)
             } else {
+                // No word from a leader: this node may have been removed while it was
+                // away (it never received the membership without it). Ask the leader on
+                // the side, so standing is never held up by peers slow to answer.
+                if !v.only_voter() && asking.as_ref().is_none_or(|c| c.is_finished()) {
+                    let n = node.clone();
+                    asking = Some(
+                        node.inner
+                            .tasks
+                            .spawn(async move { super::remove::check_membership(&n).await }),
+                    );
+                }
                 let round = if v.only_voter() {
                     PreVote::Majority
                 } else {

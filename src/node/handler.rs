@@ -1,9 +1,11 @@
 //! Serves what other nodes ask over the cluster transport: openraft's RPCs go straight to
 //! the local Raft (and tell the election clock when they come from a leader we accept or
-//! win our vote); pre-votes are answered from the election clock and the log; joins and forwarded writes are handled by the leader (a follower
-//! passes a join on once; a forwarded write is never forwarded again).
+//! win our vote); pre-votes are answered from the election clock and the log; joins,
+//! forwarded writes and cluster operations are handled by the leader (a follower passes a
+//! join or an operation on once; a forwarded write is never forwarded again); campaign and
+//! membership questions are answered locally.
 
-use super::{membership, Node};
+use super::{admin, membership, remove, transfer, Node};
 use crate::consensus::election::{pre_vote_answer, ElectionTiming};
 use crate::consensus::network::{PeerRequest, PeerResponse};
 use crate::transport::{Handler, PeerInfo};
@@ -73,6 +75,29 @@ impl Handler for PeerHandler {
                     ours,
                     req.last_log_id,
                 ))
+            }
+            PeerRequest::Admin { op, forwarded } => {
+                tracing::info!(peer = %peer.node, op = ?op, "cluster operation request");
+                let node = self.node.clone();
+                let answer = self
+                    .node
+                    .owned(async move { admin::serve(&node, op, forwarded).await })
+                    .await;
+                PeerResponse::Admin(answer)
+            }
+            PeerRequest::Campaign { from, term } => {
+                PeerResponse::Campaign(transfer::campaign(&self.node, from, term).await)
+            }
+            PeerRequest::MemberCheck { number } => {
+                PeerResponse::MemberCheck(remove::answer_member_check(&self.node, number).await)
+            }
+            PeerRequest::Removed => {
+                tracing::info!(peer = %peer.node, "the leader says this node was removed; checking");
+                let node = self.node.clone();
+                self.node.spawn(async move {
+                    remove::check_membership(&node).await;
+                });
+                PeerResponse::Removed
             }
             PeerRequest::Leader => {
                 let m = raft.metrics().borrow().clone();

@@ -1,5 +1,6 @@
 //! Membership on the leader: admitting a joining node as a learner (with a unique name
-//! and number), promoting learners to voters once they have caught up, removing nodes.
+//! and number) and promoting learners to voters once they have caught up. Removal is in
+//! `remove`, leadership transfer in `transfer`, elections in `election`.
 
 use super::{Node, ADMIN_TIMEOUT};
 use crate::consensus::network::{
@@ -145,6 +146,10 @@ pub(super) async fn promote_learners(node: Node) {
         if ready.is_empty() {
             continue;
         }
+        // A leadership transfer holds the log still; promote after it.
+        let Ok(_in_flight) = node.inner.write_gate.try_read() else {
+            continue;
+        };
         let raft = node.raft();
         let change = raft.change_membership(ChangeMembers::AddVoterIds(ready.clone()), true);
         tokio::select! {
@@ -155,28 +160,4 @@ pub(super) async fn promote_learners(node: Node) {
             },
         }
     }
-}
-
-/// Removes `number` from the cluster (voter or learner), on the leader.
-///
-/// # Errors
-/// [`ClusterError`] when this node does not lead or the change fails.
-pub(super) async fn remove(node: &Node, number: NodeId) -> Result<(), ClusterError> {
-    let raft = node.raft();
-    let m = raft.metrics().borrow().clone();
-    let membership = m.membership_config.membership().clone();
-    if membership.get_node(&number).is_none() {
-        return Err(ClusterError::Failed(format!(
-            "node {number} is not a member"
-        )));
-    }
-    if membership.voter_ids().any(|v| v == number) {
-        raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([number])), false)
-            .await
-            .map_err(|e| node.not_leader(e.into_forward_to_leader()))?;
-    }
-    raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([number])), false)
-        .await
-        .map_err(|e| node.not_leader(e.into_forward_to_leader()))?;
-    Ok(())
 }

@@ -4,12 +4,16 @@
 //! elections, commits and membership changes all go through openraft; only *when* a
 //! follower stands for election is decided here (`election`).
 
+mod admin;
 mod backend;
 mod election;
 mod handler;
 mod membership;
+mod registry;
+mod remove;
 mod run;
 mod status;
+mod transfer;
 
 pub use backend::NodeBackend;
 pub use run::run;
@@ -20,7 +24,8 @@ use crate::config::{Config, Secrets};
 use crate::consensus::election::ElectionClock;
 use crate::consensus::log_store::LogStore;
 use crate::consensus::network::{
-    ClusterError, JoinAccepted, JoinRequest, NetworkFactory, PeerRequest, PeerResponse,
+    AdminDone, AdminError, AdminOp, ClusterError, JoinAccepted, JoinRequest, NetworkFactory,
+    PeerRequest, PeerResponse,
 };
 use crate::consensus::state_machine::{Applier, StateMachine};
 use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Response};
@@ -29,6 +34,7 @@ use crate::transport::{self, AuthKey, Client, ClientConfig, Identity, ServerConf
 use crate::wal::{Wal, WalOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +44,8 @@ use tokio_util::task::TaskTracker;
 const CLUSTER_NAME: &str = "wolfscale";
 /// State db key of this node's identity once it belongs to a cluster.
 const KEY_IDENTITY: &str = "node.identity";
+/// State db key set once this node learns it was removed from the cluster.
+const KEY_REMOVED: &str = "node.removed";
 /// How long one RPC between nodes for cluster management may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a joining node keeps asking while the cluster is busy (election, another
@@ -80,6 +88,12 @@ pub enum NodeError {
     /// The cluster refused or could not be reached to join.
     #[error("join failed: {0}")]
     Join(String),
+    /// Plain `start` of a node that was removed from its cluster.
+    #[error(
+        "node {0} was removed from its cluster; to add it back, run `wolfscale join HOST:PORT` \
+         through any member"
+    )]
+    Removed(String),
     /// Opening the WAL failed.
     #[error(transparent)]
     Wal(#[from] crate::wal::Error),
@@ -122,9 +136,20 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     services: std::sync::OnceLock<Arc<dyn Services>>,
-    /// Serialises admissions on the leader, so two concurrent joins can never be given
-    /// the same number (each sees the membership the previous one committed).
+    /// Serialises membership changes and leadership transfers on the leader, so two
+    /// concurrent joins can never be given the same number (each sees the membership the
+    /// previous one committed) and a transfer never races a change.
     admit_lock: tokio::sync::Mutex<()>,
+    /// Held shared by every proposal while it is in flight; a leadership transfer holds it
+    /// exclusively, so no entry is appended while the target catches up and campaigns.
+    write_gate: tokio::sync::RwLock<()>,
+    /// The state db (node registry, removal mark).
+    state: StateDb,
+    /// Set once this node knows it is no longer a member: it then never starts elections.
+    removed: AtomicBool,
+    /// Set while a leadership transfer holds this leader quiet: the election task sends
+    /// no heartbeats and does not stand.
+    quiet: AtomicBool,
 }
 
 /// What the node serves to peers on behalf of its client-facing layer (the HTTP API's
@@ -202,7 +227,12 @@ impl Node {
                 join(&client, peers, &info, &config, known.as_ref()).await?,
                 false,
             ),
-            (StartMode::Start, Some(k)) => (k.number, false),
+            (StartMode::Start, Some(k)) => {
+                if state.get::<RemovedMark>(KEY_REMOVED)?.is_some() {
+                    return Err(NodeError::Removed(k.name.clone()));
+                }
+                (k.number, false)
+            }
             (StartMode::Start, None) if !config.cluster.peers.is_empty() => (
                 join(&client, &config.cluster.peers, &info, &config, None).await?,
                 false,
@@ -253,6 +283,10 @@ impl Node {
                 tasks: tasks.clone(),
                 services: std::sync::OnceLock::new(),
                 admit_lock: tokio::sync::Mutex::new(()),
+                write_gate: tokio::sync::RwLock::new(()),
+                state: state.clone(),
+                removed: AtomicBool::new(false),
+                quiet: AtomicBool::new(false),
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
@@ -275,12 +309,21 @@ impl Node {
             number,
         };
         let st = state.clone();
-        tokio::task::spawn_blocking(move || st.put(KEY_IDENTITY, &me))
-            .await
-            .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))??;
+        // A node that joins again after it was removed is a member once more.
+        let rejoined = matches!(mode, StartMode::Join(_));
+        tokio::task::spawn_blocking(move || {
+            st.put(KEY_IDENTITY, &me)?;
+            if rejoined {
+                st.delete(KEY_REMOVED)?;
+            }
+            Ok::<_, crate::state::StateError>(())
+        })
+        .await
+        .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))??;
 
         tasks.spawn(membership::promote_learners(node.clone()));
         tasks.spawn(election::run(node.clone()));
+        tasks.spawn(registry::sync(node.clone()));
         tracing::info!(node_id = %info.name, number, addr = %info.cluster_addr, "node started");
         Ok(node)
     }
@@ -407,10 +450,27 @@ impl Node {
         &self,
         request: Request,
     ) -> Result<(u64, Response), ClusterError> {
-        match self.inner.raft.client_write(request).await {
+        match self.client_write(request).await {
             Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(e) => Err(self.not_leader(e.into_forward_to_leader())),
+            Err(Refusal::Paused) => Err(ClusterError::NoLeader),
+            Err(Refusal::Raft(e)) => Err(self.not_leader((*e).into_forward_to_leader())),
         }
+    }
+
+    /// Hands `request` to consensus, unless a leadership transfer holds proposals back
+    /// (the transfer needs the log to stand still while the target catches up).
+    pub(crate) async fn client_write(
+        &self,
+        request: Request,
+    ) -> Result<openraft::raft::ClientWriteResponse<crate::consensus::TypeConfig>, Refusal> {
+        let Ok(_in_flight) = self.inner.write_gate.try_read() else {
+            return Err(Refusal::Paused);
+        };
+        self.inner
+            .raft
+            .client_write(request)
+            .await
+            .map_err(|e| Refusal::Raft(Box::new(e)))
     }
 
     /// Turns openraft's forward-to-leader answer into ours.
@@ -427,12 +487,97 @@ impl Node {
         }
     }
 
-    /// Removes node `number` from the cluster (run on the leader).
+    /// Removes a member, named or numbered by `node` (a voter or a learner, running or
+    /// down, the leader included), through the leader; answers once the membership without
+    /// it is committed.
     ///
     /// # Errors
-    /// [`ClusterError`] when this node does not lead or the change fails.
-    pub async fn remove_node(&self, number: NodeId) -> Result<(), ClusterError> {
-        membership::remove(self, number).await
+    /// [`AdminError`]: unknown node, a change that would leave no quorum (or no voter), no
+    /// leader, another change in progress, or a timeout.
+    pub async fn remove_member(&self, node: &str) -> Result<AdminDone, AdminError> {
+        let op = AdminOp::Remove {
+            node: node.to_string(),
+        };
+        let me = self.clone();
+        self.owned(async move { admin::run(&me, op).await }).await
+    }
+
+    /// Makes the voter named or numbered by `node` the leader, through the current leader;
+    /// answers once it leads.
+    ///
+    /// # Errors
+    /// [`AdminError`]: unknown node, a learner, no leader, or the target did not win in time.
+    pub async fn transfer_leader(&self, node: &str) -> Result<AdminDone, AdminError> {
+        let op = AdminOp::TransferLeader {
+            node: node.to_string(),
+        };
+        let me = self.clone();
+        self.owned(async move { admin::run(&me, op).await }).await
+    }
+
+    /// Runs a cluster operation as a task the node owns, so it completes even when the
+    /// caller goes away (a membership change must not stop between its two steps); it is
+    /// given up only at shutdown.
+    pub(crate) async fn owned(
+        &self,
+        op: impl std::future::Future<Output = Result<AdminDone, AdminError>> + Send + 'static,
+    ) -> Result<AdminDone, AdminError> {
+        let token = self.shutdown_token();
+        let task = self.inner.tasks.spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => Err(AdminError::Busy("the node is shutting down".into())),
+                r = op => r,
+            }
+        });
+        task.await
+            .map_err(|e| AdminError::Failed(format!("cluster operation task failed: {e}")))?
+    }
+
+    /// Whether a leadership transfer holds this node quiet (no heartbeats, no standing).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.inner.quiet.load(Ordering::SeqCst)
+    }
+
+    /// Holds this node quiet, or lets it speak again.
+    pub(crate) fn set_quiet(&self, quiet: bool) {
+        self.inner.quiet.store(quiet, Ordering::SeqCst);
+    }
+
+    /// Whether this node knows it was removed from the cluster.
+    pub fn is_removed(&self) -> bool {
+        self.inner.removed.load(Ordering::SeqCst)
+    }
+
+    /// Records that this node is no longer a member: it stops starting elections, reports
+    /// itself removed, and refuses a later plain `start`.
+    pub(crate) fn mark_removed(&self, reason: &str) {
+        if self.inner.removed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.inner.raft.runtime_config().elect(false);
+        tracing::warn!(
+            node_id = %self.inner.info.name,
+            reason,
+            "this node was removed from the cluster: it no longer votes or starts elections; \
+             to add it back, run `wolfscale join HOST:PORT`"
+        );
+        let state = self.inner.state.clone();
+        let mark = RemovedMark {
+            reason: reason.to_string(),
+        };
+        self.spawn(async move {
+            let put = tokio::task::spawn_blocking(move || state.put(KEY_REMOVED, &mark)).await;
+            match put {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot record the removal"),
+                Err(e) => tracing::error!(error = %e, "cannot record the removal"),
+            }
+        });
+    }
+
+    /// The state db.
+    pub(crate) fn state(&self) -> &StateDb {
+        &self.inner.state
     }
 
     /// This node's view of itself.
@@ -472,6 +617,29 @@ impl Node {
         tracing::info!(node_id = %self.inner.info.name, "node stopped");
         Ok(())
     }
+}
+
+/// Why a proposal was not handed to consensus.
+pub(crate) enum Refusal {
+    /// A leadership transfer holds proposals back; the caller answers "no leader".
+    Paused,
+    /// openraft refused it (not the leader, or stopped); boxed, as openraft's error is
+    /// large and this is the rare path.
+    Raft(
+        Box<
+            openraft::error::RaftError<
+                NodeId,
+                openraft::error::ClientWriteError<NodeId, crate::consensus::NodeInfo>,
+            >,
+        >,
+    ),
+}
+
+/// What the state db keeps about this node's removal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RemovedMark {
+    /// How the node learnt it (for the operator reading the db).
+    reason: String,
 }
 
 /// The cluster address others dial: `advertise_address`, or a non-wildcard bind address.

@@ -25,21 +25,44 @@ pub const CREATE_POSITION_TABLE: &str = "CREATE TABLE IF NOT EXISTS `_wolfscale`
      `applied_term` BIGINT UNSIGNED NULL, \
      `applied_node` BIGINT UNSIGNED NULL, \
      `membership` LONGTEXT NULL, \
-     `ddl_in_flight` BIGINT UNSIGNED NULL\
+     `ddl_in_flight` BIGINT UNSIGNED NULL, \
+     `autoinc` LONGTEXT NULL\
      ) ENGINE=InnoDB";
+
+/// Adds the AUTO_INCREMENT counters column to a position table made by an older build (or
+/// restored from an older dump); a no-op when it exists.
+pub const ADD_AUTOINC_COLUMN: &str =
+    "ALTER TABLE `_wolfscale` ADD COLUMN IF NOT EXISTS `autoinc` LONGTEXT NULL";
 
 /// Adds the single position row (nothing applied yet) unless it exists.
 pub const INSERT_POSITION_ROW: &str = "INSERT IGNORE INTO `_wolfscale` (`id`) VALUES (1)";
 
-/// Reads the position row: index, term, node, membership JSON, DDL in flight.
+/// Reads the position row: index, term, node, membership JSON, DDL in flight, counters.
 pub const SELECT_POSITION: &str = "SELECT `applied_index`, `applied_term`, `applied_node`, \
-     `membership`, `ddl_in_flight` FROM `_wolfscale` WHERE `id` = 1";
+     `membership`, `ddl_in_flight`, `autoinc` FROM `_wolfscale` WHERE `id` = 1";
 
-/// Records a new applied position and membership, and clears the DDL marker; parameters:
-/// index, term, node, membership JSON.
+/// Records a new applied position and membership, clears the DDL marker and records every
+/// AUTO_INCREMENT counter of the database as of this commit (a JSON object, table name →
+/// next value; NULL when no table has one); parameters: index, term, node, membership
+/// JSON. The applier is the only writer, so the counters are exactly what the committed
+/// entries left behind.
 pub const UPDATE_POSITION: &str = "UPDATE `_wolfscale` SET `applied_index` = ?, \
-     `applied_term` = ?, `applied_node` = ?, `membership` = ?, `ddl_in_flight` = NULL \
+     `applied_term` = ?, `applied_node` = ?, `membership` = ?, `ddl_in_flight` = NULL, \
+     `autoinc` = (SELECT JSON_OBJECTAGG(`TABLE_NAME`, `AUTO_INCREMENT`) \
+     FROM `information_schema`.`TABLES` WHERE `TABLE_SCHEMA` = DATABASE() \
+     AND `AUTO_INCREMENT` IS NOT NULL) \
      WHERE `id` = 1";
+
+/// The AUTO_INCREMENT counters of the database now: table name, next value.
+pub const SELECT_AUTOINC: &str = "SELECT `TABLE_NAME`, `AUTO_INCREMENT` \
+     FROM `information_schema`.`TABLES` WHERE `TABLE_SCHEMA` = DATABASE() \
+     AND `AUTO_INCREMENT` IS NOT NULL";
+
+/// Sets `table`'s AUTO_INCREMENT counter to `next` (InnoDB takes it down to `next` as long
+/// as no row holds a value at or above it).
+pub fn set_autoinc(table: &str, next: u64) -> String {
+    format!("ALTER TABLE {} AUTO_INCREMENT = {next}", quote_ident(table))
+}
 
 /// Marks the DDL entry at the given index as started (committed before the DDL runs).
 pub const MARK_DDL_IN_FLIGHT: &str = "UPDATE `_wolfscale` SET `ddl_in_flight` = ? WHERE `id` = 1";
@@ -78,6 +101,7 @@ mod tests {
             SELECT_POSITION,
             UPDATE_POSITION,
             MARK_DDL_IN_FLIGHT,
+            ADD_AUTOINC_COLUMN,
         ] {
             assert!(s.contains(&quote_ident(POSITION_TABLE)), "{s}");
             assert!(statement_kind(s).is_ok(), "{s}");
@@ -85,5 +109,15 @@ mod tests {
         assert_eq!(statement_kind(SELECT_POSITION), Ok(StatementKind::Read));
         assert_eq!(UPDATE_POSITION.matches('?').count(), 4);
         assert_eq!(MARK_DDL_IN_FLIGHT.matches('?').count(), 1);
+        assert_eq!(statement_kind(SELECT_AUTOINC), Ok(StatementKind::Read));
+    }
+
+    #[test]
+    fn counter_reset_quotes_the_table() {
+        assert_eq!(
+            set_autoinc("a`b", 42),
+            "ALTER TABLE `a``b` AUTO_INCREMENT = 42"
+        );
+        assert!(statement_kind(&set_autoinc("t", 1)).is_ok());
     }
 }

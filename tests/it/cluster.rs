@@ -26,6 +26,7 @@ pub(crate) async fn write_retry(c: &Cluster, via: usize, payload: Vec<u8>) -> u6
     }
 }
 
+/// The history every running node applied (asserted identical), with no payload twice.
 pub(crate) fn same_history(c: &Cluster) -> Vec<(u64, Vec<u8>)> {
     let mut histories = c.running().map(|(i, _)| (i, c.slots[i].applier.payloads()));
     let (first_slot, first) = histories.next().expect("a running node");

@@ -363,6 +363,38 @@ impl MariaDb {
         Ok(())
     }
 
+    /// Runs a MariaDB client program (`mariadb`, `mariadb-dump`) as root against this
+    /// server over TCP, without reading any option file; returns its standard output.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the program cannot be run (not installed), [`Error::Tool`] with
+    /// its standard error when it fails.
+    pub async fn run_tool(&self, program: &str, args: &[&str]) -> Result<Vec<u8>> {
+        let out = tokio::process::Command::new(program)
+            .arg("--no-defaults")
+            .arg(format!("--host={}", self.host()))
+            .arg(format!("--port={}", self.port()))
+            .arg("--user=root")
+            .arg("--protocol=TCP")
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| {
+                Error::io(
+                    format!("run {program} (install it with `apt-get install -y mariadb-client`)"),
+                    e,
+                )
+            })?;
+        if !out.status.success() {
+            return Err(Error::Tool {
+                program: program.into(),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(out.stdout)
+    }
+
     /// Process id of the running server, `None` after `kill9` or `stop`.
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(|p| p.0.id())

@@ -22,9 +22,11 @@ pub mod datadir;
 pub mod mariadb;
 pub mod ports;
 pub mod process;
+pub mod procs;
 pub mod proxy;
 pub mod relay;
 pub mod sqlite_applier;
+pub mod tables;
 pub mod wal;
 
 use std::sync::Once;
@@ -88,6 +90,13 @@ pub enum Error {
     /// A database name the harness refuses to quote.
     #[error("invalid database name {0:?}: use 1-64 characters of [A-Za-z0-9_]")]
     InvalidName(String),
+    /// A MariaDB client program (`mariadb`, `mariadb-dump`) failed.
+    #[error("{program} failed ({status}): {stderr}")]
+    Tool {
+        program: String,
+        status: String,
+        stderr: String,
+    },
     /// A query or connection to a private server failed.
     #[error("mariadb: {0}")]
     Mysql(#[from] mysql_async::Error),
