@@ -3,8 +3,8 @@
 //! tracing span per request, and JSON answers for unknown routes and methods.
 
 use super::backend::{
-    Backend, ClusterStatus, NodeStatus, Query, QueryRequest, QueryResult, WriteResult,
-    DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
+    Backend, ClusterStatus, NodeStatus, Query, QueryRequest, QueryResult, SnapshotCreated,
+    SnapshotList, SnapshotRequest, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };
 use super::{ApiError, ApiOptions};
 use crate::command::{
@@ -61,6 +61,10 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
         .route("/status", get(status::<B>))
         .route("/cluster", get(cluster::<B>))
         .route("/cluster/nodes", get(cluster_nodes::<B>))
+        .route(
+            "/snapshot",
+            post(snapshot_create::<B>).get(snapshot_list::<B>),
+        )
         .route_layer(middleware::from_fn_with_state(options, auth));
     Router::new()
         .route("/health", get(health::<B>))
@@ -467,4 +471,33 @@ async fn cluster_nodes<B: Backend>(State(s): State<AppState<B>>) -> Json<Nodes> 
     Json(Nodes {
         nodes: s.backend.cluster().await.nodes,
     })
+}
+
+/// `POST /snapshot`: an empty body or `{"purge": bool}`.
+async fn snapshot_create<B: Backend>(
+    State(s): State<AppState<B>>,
+    request: Request,
+) -> Result<Json<SnapshotCreated>, ApiError> {
+    let empty = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    let ask = if empty {
+        SnapshotRequest::default()
+    } else {
+        let bytes = read_body(&s.options, request).await?;
+        if bytes.is_empty() {
+            SnapshotRequest::default()
+        } else {
+            parse::<SnapshotRequest>(&bytes)?
+        }
+    };
+    Ok(Json(s.backend.snapshot_create(ask.purge).await?))
+}
+
+/// `GET /snapshot`.
+async fn snapshot_list<B: Backend>(
+    State(s): State<AppState<B>>,
+) -> Result<Json<SnapshotList>, ApiError> {
+    Ok(Json(s.backend.snapshot_list().await?))
 }

@@ -16,6 +16,8 @@
 //! | `GET /status` | → [`NodeStatus`] |
 //! | `GET /cluster` | → [`ClusterStatus`] |
 //! | `GET /cluster/nodes` | → `{"nodes": [NodeStatus, ...]}` |
+//! | `POST /snapshot` | optional [`SnapshotRequest`] → [`SnapshotCreated`] (may take minutes) |
+//! | `GET /snapshot` | → [`SnapshotList`] |
 //!
 //! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
 //! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 404
@@ -30,8 +32,8 @@ mod handlers;
 
 pub use backend::{
     Backend, BackendError, ClusterStatus, Consistency, ErrorBody, NodeState, NodeStatus, Query,
-    QueryRequest, QueryResult, Role, StatementResult, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS,
-    MAX_QUERY_TIMEOUT,
+    QueryRequest, QueryResult, Role, SnapshotCreated, SnapshotInfo, SnapshotList, SnapshotRequest,
+    StatementResult, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };
 
 use crate::config::{ApiConfig, Secret};

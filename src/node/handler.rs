@@ -26,7 +26,19 @@ impl Handler for PeerHandler {
         Ok(match request {
             PeerRequest::Append(rpc) => PeerResponse::Append(raft.append_entries(rpc).await),
             PeerRequest::Vote(rpc) => PeerResponse::Vote(raft.vote(rpc).await),
-            PeerRequest::Snapshot(rpc) => PeerResponse::Snapshot(raft.install_snapshot(rpc).await),
+            PeerRequest::Snapshot(rpc) => {
+                let snapshots = self.node.snapshots();
+                let (id, done) = (rpc.meta.snapshot_id.clone(), rpc.done);
+                if let Some(s) = snapshots {
+                    s.receiving(&id);
+                }
+                let answer = raft.install_snapshot(rpc).await;
+                if let (Some(s), true) = (snapshots, done) {
+                    // Installed (the load ended the transfer) or not needed: not syncing.
+                    s.received(&id);
+                }
+                PeerResponse::Snapshot(answer)
+            }
             PeerRequest::Join(req) => {
                 tracing::info!(peer = %peer.node, name = %req.name, "join request");
                 PeerResponse::Join(membership::admit(&self.node, req).await)

@@ -6,21 +6,26 @@
 mod backend;
 mod handler;
 mod membership;
+pub mod retention;
 mod run;
+mod seed;
 mod status;
 
 pub use backend::NodeBackend;
+pub use retention::{RetentionPolicy, RetentionReport};
 pub use run::run;
+pub use seed::seed;
 
 pub use status::{LocalStatus, Role};
 
 use crate::config::{Config, Secrets};
 use crate::consensus::log_store::LogStore;
 use crate::consensus::network::{
-    ClusterError, JoinAccepted, JoinRequest, NetworkFactory, PeerRequest, PeerResponse,
+    ClusterError, Contacts, JoinAccepted, JoinRequest, NetworkFactory, PeerRequest, PeerResponse,
 };
 use crate::consensus::state_machine::{Applier, StateMachine};
 use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Response};
+use crate::snapshot::{Manifest, Snapshots};
 use crate::state::StateDb;
 use crate::transport::{self, AuthKey, Client, ClientConfig, Identity, ServerConfig};
 use crate::wal::{Wal, WalOptions};
@@ -92,6 +97,9 @@ pub enum NodeError {
     /// The address to advertise cannot be worked out.
     #[error("{0}")]
     Config(String),
+    /// The snapshot directory or a snapshot operation failed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::Error),
 }
 
 /// This node's place in the cluster, kept in the state db.
@@ -120,6 +128,23 @@ struct Inner {
     /// Serialises admissions on the leader, so two concurrent joins can never be given
     /// the same number (each sees the membership the previous one committed).
     admit_lock: tokio::sync::Mutex<()>,
+    /// State transfer, when the applier has a database to copy.
+    snapshots: Option<Snapshots>,
+    /// When each peer last answered (retention's "live member").
+    contacts: Contacts,
+    /// What retention keeps.
+    retention: std::sync::Mutex<RetentionPolicy>,
+}
+
+/// What [`Node::snapshot_now`] did.
+#[derive(Debug, Clone)]
+pub struct SnapshotDone {
+    /// The snapshot now current.
+    pub manifest: Manifest,
+    /// The retention pass run after it, when a purge was asked for.
+    pub retention: Option<RetentionReport>,
+    /// The first log entry still held after that.
+    pub first_lsn: Option<u64>,
 }
 
 /// What the node serves to peers on behalf of its client-facing layer (the HTTP API's
@@ -155,6 +180,7 @@ impl Node {
                 String::new()
             },
         };
+        let snapshot_db = applier.snapshot_db();
         let state_dir = config.state_dir();
         let wal_dir = config.wal_dir();
         let wal_opts = WalOptions::from(&config.wal);
@@ -210,14 +236,27 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))?
                 .map_err(NodeError::Raft)?;
+        let snapshots = match snapshot_db {
+            Some(db) => {
+                let dir = config.snapshot_dir();
+                Some(
+                    tokio::task::spawn_blocking(move || Snapshots::open(&dir, db))
+                        .await
+                        .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))??,
+                )
+            }
+            None => None,
+        };
         let raft_cfg =
             Arc::new(raft_config(&config.cluster).map_err(|e| NodeError::Raft(e.to_string()))?);
+        let network = NetworkFactory::new(Arc::new(client.clone()));
+        let contacts = network.contacts();
         let raft = Raft::new(
             number,
             raft_cfg,
-            NetworkFactory::new(Arc::new(client.clone())),
+            network,
             log_store.clone(),
-            StateMachine::new(applier),
+            StateMachine::with_snapshots(applier, snapshots.clone()),
         )
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -239,11 +278,14 @@ impl Node {
                 info: info.clone(),
                 client,
                 log_store,
-                config,
                 shutdown: shutdown.clone(),
                 tasks: tasks.clone(),
                 services: std::sync::OnceLock::new(),
                 admit_lock: tokio::sync::Mutex::new(()),
+                snapshots,
+                contacts,
+                retention: std::sync::Mutex::new(RetentionPolicy::from_config(&config.wal)),
+                config,
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
@@ -272,6 +314,7 @@ impl Node {
 
         tasks.spawn(membership::promote_learners(node.clone()));
         tasks.spawn(membership::election_watchdog(node.clone()));
+        tasks.spawn(retention::run(node.clone()));
         tracing::info!(node_id = %info.name, number, addr = %info.cluster_addr, "node started");
         Ok(node)
     }
@@ -322,6 +365,113 @@ impl Node {
     /// The log store (for status and inspection).
     pub fn log_store(&self) -> &LogStore {
         &self.inner.log_store
+    }
+
+    /// State transfer, when the applier has a database to copy.
+    pub fn snapshots(&self) -> Option<&Snapshots> {
+        self.inner.snapshots.as_ref()
+    }
+
+    /// When each peer last answered this node's Raft RPCs.
+    pub fn contacts(&self) -> &Contacts {
+        &self.inner.contacts
+    }
+
+    /// The retention policy in force.
+    pub fn retention_policy(&self) -> RetentionPolicy {
+        self.inner
+            .retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the retention policy (from the next pass on).
+    pub fn set_retention_policy(&self, policy: RetentionPolicy) {
+        *self
+            .inner
+            .retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    /// Runs a retention pass now; `force` ignores segment age (everything the snapshot
+    /// covers and no live member needs goes).
+    pub async fn retention_pass(&self, force: bool) -> RetentionReport {
+        let policy = self.retention_policy();
+        // On demand: a snapshot, if needed, may be asked for at once.
+        let mut last = None;
+        retention::pass(self, &policy, force, &mut last).await
+    }
+
+    /// Takes a snapshot now (through openraft, which then knows it) and waits for it;
+    /// with `purge`, then purges every segment it covers that no live member needs.
+    ///
+    /// # Errors
+    /// This node cannot take snapshots, consensus stopped, or the build failed.
+    pub async fn snapshot_now(&self, purge: bool) -> Result<SnapshotDone, NodeError> {
+        let Some(s) = self.snapshots() else {
+            return Err(NodeError::Config(
+                "this node cannot take snapshots (its applier has no database to copy)".into(),
+            ));
+        };
+        let wanted = self.raft().metrics().borrow().last_applied.map(|l| l.index);
+        let token = self.shutdown_token();
+        let mut manifest = None;
+        // A build already running when asked may predate the request: then ask again.
+        for _ in 0..2 {
+            let before = s.builds();
+            self.raft()
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+            while s.builds() == before {
+                tokio::select! {
+                    _ = token.cancelled() => return Err(NodeError::Raft("node is stopping".into())),
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+            if let Some(e) = s.last_build_error() {
+                return Err(NodeError::Snapshot(crate::snapshot::Error::Invalid(e)));
+            }
+            let m = s.latest().await?;
+            let done = m.as_ref().is_some_and(|m| Some(m.index()) >= wanted);
+            manifest = m;
+            if done {
+                break;
+            }
+        }
+        let manifest = manifest.ok_or_else(|| {
+            NodeError::Snapshot(crate::snapshot::Error::Invalid(
+                "the snapshot was built but is not in the snapshot directory".into(),
+            ))
+        })?;
+        // openraft learns of the build asynchronously; purging is clamped to what it knows.
+        let known = |n: &Node| n.raft().metrics().borrow().snapshot >= manifest.last_log_id;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !known(self) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let retention = if purge {
+            let r = self.retention_pass(true).await;
+            if let Some(upto) = r.purge_upto {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while self.raft().metrics().borrow().purged.map(|l| l.index) < Some(upto)
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            Some(r)
+        } else {
+            None
+        };
+        Ok(SnapshotDone {
+            manifest,
+            retention,
+            first_lsn: self.log_store().wal().first().map(|(lsn, _)| lsn),
+        })
     }
 
     /// The transport client shared with consensus.
