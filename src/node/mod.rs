@@ -134,6 +134,8 @@ struct Inner {
     contacts: Contacts,
     /// What retention keeps.
     retention: std::sync::Mutex<RetentionPolicy>,
+    /// Wakes the retention task when the policy changes.
+    retention_changed: tokio::sync::Notify,
 }
 
 /// What [`Node::snapshot_now`] did.
@@ -285,6 +287,7 @@ impl Node {
                 snapshots,
                 contacts,
                 retention: std::sync::Mutex::new(RetentionPolicy::from_config(&config.wal)),
+                retention_changed: tokio::sync::Notify::new(),
                 config,
             }),
         };
@@ -386,13 +389,18 @@ impl Node {
             .clone()
     }
 
-    /// Replaces the retention policy (from the next pass on).
+    /// Replaces the retention policy; the retention task starts its next wait over.
     pub fn set_retention_policy(&self, policy: RetentionPolicy) {
         *self
             .inner
             .retention
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = policy;
+        self.inner.retention_changed.notify_one();
+    }
+
+    pub(crate) async fn retention_changed(&self) {
+        self.inner.retention_changed.notified().await
     }
 
     /// Runs a retention pass now; `force` ignores segment age (everything the snapshot

@@ -174,7 +174,9 @@ pub(super) async fn pass(
         match node.raft().trigger().purge_log(upto).await {
             Ok(()) => {
                 report.purge_upto = Some(upto);
-                tracing::info!(log_index = upto, "retention purges wal segments");
+                // On the leader a purge waits while replication still reads those entries;
+                // the next pass asks again.
+                tracing::debug!(log_index = upto, "retention asks to purge wal segments");
             }
             Err(e) => report.notes.push(format!("purge refused: {e}")),
         }
@@ -215,6 +217,7 @@ pub(super) async fn run(node: Node) {
         let policy = node.retention_policy();
         tokio::select! {
             _ = token.cancelled() => return,
+            _ = node.retention_changed() => continue,
             _ = tokio::time::sleep(policy.interval) => {}
         }
         let report = pass(&node, &policy, false, &mut last_request).await;

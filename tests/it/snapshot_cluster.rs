@@ -125,6 +125,21 @@ pub fn sql_entry(statements: Vec<(String, Vec<Value>)>) -> Request {
     }
 }
 
+/// `len` pseudo-random letters and digits from `seed` (LZ4 cannot shrink them much, so
+/// the WAL grows by whole segments).
+pub fn noise_text(seed: u64, len: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            CHARS[(x % CHARS.len() as u64) as usize] as char
+        })
+        .collect()
+}
+
 /// Inserts rows `from..to` of table `kv` (1 KB each), 50 per entry; returns the last LSN.
 pub async fn write_rows(node: &Node, from: u64, to: u64) -> u64 {
     let mut last = 0;
@@ -136,7 +151,7 @@ pub async fn write_rows(node: &Node, from: u64, to: u64) -> u64 {
         for k in i..i + n {
             params.push(Value::Int(k as i64));
             params.push(Value::Int((k % 7) as i64));
-            params.push(Value::Text(format!("{k:08}").repeat(125)));
+            params.push(Value::Text(noise_text(k, 1000)));
         }
         let (lsn, _) = node
             .propose(sql_entry(vec![(

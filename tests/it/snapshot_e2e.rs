@@ -109,7 +109,7 @@ fn users(from: u64) -> serde_json::Value {
         params.push(json!(id));
         params.push(json!(format!("user {id}")));
         params.push(json!(format!("u{id}@example.com")));
-        params.push(json!(format!("{id:010} ").repeat(90)));
+        params.push(json!(crate::snapshot_cluster::noise_text(id, 1000)));
     }
     json!({"statements": [{"sql": format!("INSERT INTO users (id, name, email, bio) VALUES {marks}"), "params": params}], "transaction": true})
 }
