@@ -337,3 +337,119 @@ pub fn describe(config: &Config, segments: &[(String, u64, u64)]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EnvOverrides;
+    use crate::snapshot::Manifest;
+    use crate::wal::{Record, Wal, WalOptions};
+
+    fn config(dir: &Path) -> Config {
+        let text = format!(
+            "[node]\nid = \"n1\"\nbind_address = \"127.0.0.1:7001\"\ndata_dir = \"{}\"\n\
+             [cluster]\nsecret = \"0123456789abcdef0123\"\n[wal]\nretention_hours = 1\n",
+            dir.display()
+        );
+        crate::config::parse(&text, &EnvOverrides::default())
+            .expect("valid")
+            .config
+    }
+
+    fn age(path: &Path, secs: i64) {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
+        let t = libc::timeval {
+            tv_sec: (crate::snapshot::now_ms() / 1000) as i64 - secs,
+            tv_usec: 0,
+        };
+        // SAFETY: a valid NUL-terminated path and two timevals.
+        let r = unsafe { libc::utimes(c.as_ptr(), [t, t].as_ptr()) };
+        assert_eq!(r, 0, "utimes");
+    }
+
+    #[test]
+    fn describe_says_why_each_segment_stays_or_goes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(dir.path());
+        let opts = WalOptions {
+            segment_size: 4096,
+            compression: false,
+            ..WalOptions::from(&cfg.wal)
+        };
+        let wal = Wal::open(cfg.wal_dir(), opts).expect("wal");
+        let first = wal.next_lsn();
+        let records: Vec<Record> = (0..20)
+            .map(|i| Record::new(first + i, 1, vec![i as u8; 1500]))
+            .collect();
+        wal.append_blocking(records).expect("append");
+        wal.close().expect("close");
+        let report = crate::wal::inspect::inspect(&cfg.wal_dir()).expect("inspect");
+        let segs: Vec<(String, u64, u64)> = report
+            .segments
+            .iter()
+            .map(|s| (s.file.clone(), s.first_lsn, s.records))
+            .collect();
+        assert!(segs.len() >= 4, "{segs:?}");
+        for (file, _, _) in &segs[..segs.len() - 1] {
+            age(&cfg.wal_dir().join(file), 2 * 3600);
+        }
+        // A snapshot covering the first two segments; a live member needing the second.
+        let covered = segs[2].1 - 1;
+        let snaps = cfg.snapshot_dir();
+        std::fs::create_dir_all(&snaps).expect("dir");
+        let m = Manifest {
+            id: "x".into(),
+            format: 1,
+            last_log_id: Some(openraft::LogId::new(
+                openraft::CommittedLeaderId::new(1, 1),
+                covered,
+            )),
+            membership: Default::default(),
+            ddl_in_flight: None,
+            database: "app".into(),
+            created_ms: 0,
+            bytes: 0,
+            sha256: String::new(),
+            rows: 0,
+            tables: Vec::new(),
+            sequences: 0,
+            views: 0,
+            routines: 0,
+            triggers: 0,
+            source: "built".into(),
+        };
+        std::fs::write(snaps.join("x.json"), serde_json::to_vec(&m).expect("json")).expect("w");
+        std::fs::write(snaps.join("x.snap"), b"").expect("w");
+        let text = describe(&cfg, &segs);
+        assert!(text.contains(&format!("lsn {covered}")), "{text}");
+        let line = |i: usize| {
+            text.lines()
+                .find(|l| l.contains(&segs[i].0))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(line(0).contains("may go"), "{text}");
+        assert!(line(1).contains("may go"), "{text}");
+        assert!(line(2).contains("not covered"), "{text}");
+        assert!(line(segs.len() - 1).contains("newest"), "{text}");
+
+        let r = RetentionReport {
+            leader: true,
+            needed_by: vec![MemberNeed {
+                node: "n2".into(),
+                number: 2,
+                next_lsn: segs[1].1 + 1,
+            }],
+            ..RetentionReport::default()
+        };
+        save(&cfg.data_dir().join(REPORT_FILE), &r).expect("save");
+        let text = describe(&cfg, &segs);
+        let line1 = text
+            .lines()
+            .find(|l| l.contains(&segs[1].0))
+            .unwrap_or_default();
+        assert!(line1.contains("live member n2"), "{text}");
+        assert!(line(0).contains("may go"), "{text}");
+    }
+}
