@@ -13,7 +13,10 @@ use crate::sql::{position, snapshot as q};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Value};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// Most rows in one INSERT.
 const MAX_ROWS: usize = 1000;
@@ -39,7 +42,7 @@ pub(super) async fn load(db: &Database, path: &Path, progress: &Progress) -> Res
         Ok(())
     });
     let mut conn = db.connect().await?;
-    let loaded = load_on(&mut conn, &mut rx, progress).await;
+    let loaded = load_on(db, &mut conn, &mut rx, progress).await;
     drop(rx);
     let read = reader
         .await
@@ -53,6 +56,45 @@ pub(super) async fn load(db: &Database, path: &Path, progress: &Progress) -> Res
     Ok(header)
 }
 
+/// Loads the tables and rows handed to it on its own connection.
+async fn worker(
+    db: Database,
+    mut rx: mpsc::Receiver<Work>,
+    rows_done: Arc<AtomicU64>,
+) -> Result<(), Error> {
+    let mut conn = db.connect().await?;
+    conn.query_drop(q::LOAD_SESSION).await?;
+    conn.query_drop(q::PATIENT_SESSION).await?;
+    let mut table: Option<TableLoad> = None;
+    while let Some(work) = rx.recv().await {
+        match work {
+            Work::Table(def) => {
+                if let Some(t) = table.take() {
+                    t.finish(&mut conn).await?;
+                }
+                conn.query_drop(q::BEGIN).await?;
+                table = Some(TableLoad::new(def));
+            }
+            Work::Rows(rows) => {
+                let t = table
+                    .as_mut()
+                    .ok_or_else(|| Error::Invalid("rows before any table".into()))?;
+                let n = rows.len() as u64;
+                for row in rows {
+                    t.push(&mut conn, row).await?;
+                }
+                rows_done.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+    if let Some(t) = table.take() {
+        t.finish(&mut conn).await?;
+    }
+    // A failed goodbye after the commit changes nothing.
+    let _ = conn.disconnect().await;
+    Ok(())
+}
+
 #[derive(Default)]
 struct Deferred {
     sequences: Vec<SequenceDef>,
@@ -61,7 +103,18 @@ struct Deferred {
     triggers: Vec<ObjectDef>,
 }
 
+/// Tables load on this many connections at once; each table's rows go to one of them
+/// (rows of one table never race each other for locks).
+const WORKERS: usize = 3;
+
+/// What the reader hands a loading connection.
+enum Work {
+    Table(TableDef),
+    Rows(Vec<Vec<Cell>>),
+}
+
 async fn load_on(
+    db: &Database,
     conn: &mut Conn,
     rx: &mut mpsc::Receiver<(Item, u64)>,
     progress: &Progress,
@@ -73,40 +126,67 @@ async fn load_on(
     conn.query_drop(q::PATIENT_SESSION).await?;
     drop_everything(conn).await?;
 
+    let rows_done = Arc::new(AtomicU64::new(0));
+    // Dropping the set (on any error) aborts the workers: a retry never races them.
+    let mut workers = JoinSet::new();
+    let mut txs = Vec::with_capacity(WORKERS);
+    for _ in 0..WORKERS {
+        let (tx, rx) = mpsc::channel::<Work>(4);
+        txs.push(tx);
+        workers.spawn(worker(db.clone(), rx, rows_done.clone()));
+    }
     let mut header = None;
     let mut later = Deferred::default();
-    let mut table: Option<TableLoad> = None;
-    let mut rows_done = 0u64;
+    let mut current: Option<usize> = None;
+    let mut tables = 0usize;
+    let mut stopped = false;
     while let Some((item, offset)) = rx.recv().await {
-        match item {
-            Item::Header(h) => header = Some(h),
+        let work = match item {
+            Item::Header(h) => {
+                header = Some(h);
+                None
+            }
             Item::Table(def) => {
-                if let Some(t) = table.take() {
-                    t.finish(conn).await?;
-                }
                 conn.query_drop(def.create.as_str()).await?;
-                conn.query_drop(q::BEGIN).await?;
-                table = Some(TableLoad::new(def));
+                current = Some(tables % WORKERS);
+                tables += 1;
+                Some(Work::Table(def))
             }
-            Item::Rows(rows) => {
-                let t = table
-                    .as_mut()
-                    .ok_or_else(|| Error::Invalid("rows before any table".into()))?;
-                for row in rows {
-                    t.push(conn, row).await?;
-                    rows_done += 1;
-                }
-                progress.loaded(rows_done, offset);
+            Item::Rows(rows) => Some(Work::Rows(rows)),
+            Item::Sequence(s) => {
+                later.sequences.push(s);
+                None
             }
-            Item::Sequence(s) => later.sequences.push(s),
-            Item::View(v) => later.views.push(v),
-            Item::Routine(r) => later.routines.push(r),
-            Item::Trigger(t) => later.triggers.push(t),
-            Item::Footer(_) => {}
+            Item::View(v) => {
+                later.views.push(v);
+                None
+            }
+            Item::Routine(r) => {
+                later.routines.push(r);
+                None
+            }
+            Item::Trigger(t) => {
+                later.triggers.push(t);
+                None
+            }
+            Item::Footer(_) => None,
+        };
+        if let Some(work) = work {
+            let w = current.ok_or_else(|| Error::Invalid("rows before any table".into()))?;
+            if txs[w].send(work).await.is_err() {
+                // The worker stopped: its error is collected below.
+                stopped = true;
+                break;
+            }
+            progress.loaded(rows_done.load(Ordering::Relaxed), offset);
         }
     }
-    if let Some(t) = table.take() {
-        t.finish(conn).await?;
+    drop(txs);
+    while let Some(done) = workers.join_next().await {
+        done.map_err(|e| Error::Io(std::io::Error::other(format!("load task: {e}"))))??;
+    }
+    if stopped {
+        return Err(Error::Invalid("a loading connection stopped early".into()));
     }
     let header = header.ok_or_else(|| Error::Invalid("the snapshot has no header".into()))?;
     for s in &later.sequences {
