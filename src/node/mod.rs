@@ -4,6 +4,7 @@
 //! elections, commits and membership changes all go through openraft.
 
 mod backend;
+mod batch;
 mod handler;
 mod membership;
 mod run;
@@ -120,6 +121,8 @@ struct Inner {
     /// Serialises admissions on the leader, so two concurrent joins can never be given
     /// the same number (each sees the membership the previous one committed).
     admit_lock: tokio::sync::Mutex<()>,
+    /// Puts concurrent client writes into shared log entries.
+    batcher: batch::Batcher,
 }
 
 /// What the node serves to peers on behalf of its client-facing layer (the HTTP API's
@@ -232,6 +235,8 @@ impl Node {
             })?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let (batcher, batching) = batch::Batcher::start(raft.clone(), shutdown.clone());
+        tasks.spawn(batching);
         let node = Node {
             inner: Arc::new(Inner {
                 raft: raft.clone(),
@@ -244,6 +249,7 @@ impl Node {
                 tasks: tasks.clone(),
                 services: std::sync::OnceLock::new(),
                 admit_lock: tokio::sync::Mutex::new(()),
+                batcher,
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
@@ -388,15 +394,22 @@ impl Node {
         Err(last)
     }
 
-    /// Proposes on this node if it leads.
+    /// Proposes on this node if it leads, in a log entry shared with other writes that
+    /// arrive meanwhile (see `batch`).
     pub(crate) async fn propose_local(
         &self,
         request: Request,
     ) -> Result<(u64, Response), ClusterError> {
-        match self.inner.raft.client_write(request).await {
-            Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(e) => Err(self.not_leader(e.into_forward_to_leader())),
-        }
+        self.inner.batcher.propose(request).await
+    }
+
+    /// Proposes on this node if it leads, in a log entry of its own (DDL must apply
+    /// alone).
+    pub(crate) async fn propose_local_alone(
+        &self,
+        request: Request,
+    ) -> Result<(u64, Response), ClusterError> {
+        batch::propose_alone(self, request).await
     }
 
     /// Turns openraft's forward-to-leader answer into ours.

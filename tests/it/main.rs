@@ -4,10 +4,12 @@
 
 mod apply;
 mod apply_crash;
+mod apply_group;
 mod apply_sql;
 mod apply_support;
 mod cli;
 mod cluster;
+mod cluster_batch;
 mod e2e;
 mod mariadb_harness;
 mod support;
