@@ -6,6 +6,7 @@ mod apply;
 mod apply_crash;
 mod apply_sql;
 mod apply_support;
+mod bad_input;
 mod cli;
 mod cluster;
 mod e2e;

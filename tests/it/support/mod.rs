@@ -19,10 +19,12 @@
 
 pub mod cluster;
 pub mod datadir;
+pub mod live_node;
 pub mod mariadb;
 pub mod ports;
 pub mod process;
 pub mod proxy;
+pub mod raw_http;
 pub mod sqlite_applier;
 pub mod wal;
 
