@@ -9,6 +9,8 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_apt+=(m
 command -v mariadb-install-db >/dev/null 2>&1 || need_apt+=(mariadb-server)
 # libfiu's fiu-run injects fdatasync failures into the WAL in tests/it/wal_fiu.rs.
 command -v fiu-run >/dev/null 2>&1 || need_apt+=(fiu-utils)
+# libfaketime skews one node's clock in the chaos soak mode (tests/it/chaos/).
+command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   sudo_cmd=()

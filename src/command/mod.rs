@@ -53,8 +53,10 @@ pub const MAX_NUMBER_CHARS: usize = 100;
 /// no other control character (U+0001–U+001F, U+007F: stricter than MariaDB, so names
 /// stay printable in logs); no character beyond U+FFFF (MariaDB refuses those); no
 /// trailing space (MariaDB refuses that). Table names may not contain `.`: they are never
-/// database-qualified, every node writes to its configured database. Backticks, quotes,
-/// `;` and any other character are allowed and are quoted safely.
+/// database-qualified, every node writes to its configured database. No name may be
+/// `_wolfscale`, in any letter case: that is the applier's position table (client SQL is
+/// held to the same rule by [`crate::sql::check_write`]). Backticks, quotes, `;` and any
+/// other character are allowed and are quoted safely.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Ident(String);
@@ -96,6 +98,8 @@ impl Ident {
             Some("it ends with a space, which MariaDB refuses")
         } else if role == "table" && name.contains('.') {
             Some("it contains `.`: table names are unqualified, the database is the one in the node's config")
+        } else if name.eq_ignore_ascii_case(crate::sql::position::POSITION_TABLE) {
+            Some("it is the name of WolfScale's own position table, reserved in writes")
         } else {
             None
         };
@@ -521,6 +525,19 @@ mod tests {
         );
         assert_eq!(e.timestamp_us, 1_000_000);
         assert!(e.ids.is_empty());
+    }
+
+    #[test]
+    fn the_position_table_name_is_reserved() {
+        for name in ["_wolfscale", "_WOLFSCALE", "_WolfScale"] {
+            for e in [Ident::table(name), Ident::column(name)] {
+                let e = e.expect_err(name);
+                assert_eq!(e.code(), "invalid_identifier");
+                assert!(e.to_string().contains("position table"), "{e}");
+            }
+        }
+        assert!(Ident::table("_wolfscale_x").is_ok());
+        assert!(Ident::column("wolfscale").is_ok());
     }
 
     #[test]

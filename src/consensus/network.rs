@@ -286,6 +286,7 @@ impl Network {
                     timeout: ttl,
                 }),
                 transport::Error::Unreachable { .. }
+                | transport::Error::Lost { .. }
                 | transport::Error::AuthFailed { .. }
                 | transport::Error::Incompatible { .. }
                 | transport::Error::Closed => RPCError::Unreachable(Unreachable::new(&e)),

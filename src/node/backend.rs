@@ -128,6 +128,20 @@ impl NodeBackend {
                 lsn: None,
                 lagging: Vec::new(),
             }),
+            // The leader may have appended it: 503 would tell the client to retry, and a
+            // retry could apply the write twice.
+            Err(crate::transport::Error::Lost { .. }) => Err(BackendError::Timeout {
+                message: "the connection to the leader broke before it answered; the write \
+                          may or may not have been applied"
+                    .into(),
+                lsn: None,
+                lagging: Vec::new(),
+            }),
+            // The leader answered something we cannot read: it may have applied the write.
+            Err(e @ crate::transport::Error::Decode { .. }) => {
+                Err(BackendError::Internal(e.to_string()))
+            }
+            // Nothing reached the leader, or it refused the request before handling it.
             Err(_) => Err(Self::no_leader()),
         }
     }

@@ -79,9 +79,38 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         });
     }
 
-    wait_for_signal().await;
-    tracing::info!("shutting down");
-    node.shutdown().await
+    let failed = tokio::select! {
+        () = wait_for_signal() => None,
+        reason = consensus_failed(&node) => Some(reason),
+    };
+    let Some(reason) = failed else {
+        tracing::info!("shutting down");
+        return node.shutdown().await;
+    };
+    // A node whose engine has quit (e.g. its WAL or state db could not be written) would
+    // otherwise stay up, answer requests and never catch up again: exit non-zero so the
+    // supervisor restarts it, once the cause (a full disk, a failing device) is fixed.
+    tracing::error!(error = %reason, "consensus stopped on a fatal error; shutting the node down");
+    if let Err(e) = node.shutdown().await {
+        tracing::warn!(error = %e, "shutdown after the fatal error was not clean");
+    }
+    Err(NodeError::Raft(format!(
+        "stopped on a fatal error: {reason}; fix the cause and start the node again"
+    )))
+}
+
+/// Resolves when the consensus engine has stopped by itself (a storage error); pending
+/// while it runs.
+async fn consensus_failed(node: &Node) -> String {
+    let mut metrics = node.raft().metrics();
+    loop {
+        if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            return fatal.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "the consensus engine quit".into();
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -1,7 +1,8 @@
 //! Classifying client SQL before it may enter the log: one statement per string, the right
 //! kind for the route (schema change, write, read), placeholders matching the parameters,
-//! and nothing whose result differs between nodes ([`NON_DETERMINISTIC`], the one list).
-//! It does not run SQL and does not decide HTTP routing.
+//! nothing whose result differs between nodes ([`NON_DETERMINISTIC`], the one list), and no
+//! write or schema change naming the applier's position table. It does not run SQL and
+//! does not decide HTTP routing.
 
 use super::lex::{tokenize, Kind, Token};
 use super::rules::{Pattern, Rule, NON_DETERMINISTIC};
@@ -70,6 +71,12 @@ pub enum SqlError {
         /// Parameters supplied.
         params: usize,
     },
+    /// A write or schema change names the applier's position table.
+    #[error("`{name}` is WolfScale's own position table: writes and schema changes may not name it (reading it is fine)")]
+    Reserved {
+        /// The name as written.
+        name: String,
+    },
 }
 
 impl SqlError {
@@ -84,6 +91,7 @@ impl SqlError {
             SqlError::NotRead { .. } => "not_read",
             SqlError::NonDeterministic { .. } => "non_deterministic",
             SqlError::ParamCount { .. } => "param_count",
+            SqlError::Reserved { .. } => "reserved_name",
         }
     }
 }
@@ -104,7 +112,8 @@ pub enum StatementKind {
 /// Checks a `/write/ddl` statement; returns it without a trailing `;`.
 ///
 /// # Errors
-/// Anything but one supported, deterministic schema change without placeholders.
+/// Anything but one supported, deterministic schema change without placeholders that
+/// leaves the position table (`_wolfscale`) alone.
 pub fn check_ddl(sql: &str) -> Result<&str, SqlError> {
     let (text, toks) = single(sql)?;
     let verb = first_word(text, &toks);
@@ -114,6 +123,7 @@ pub fn check_ddl(sql: &str) -> Result<&str, SqlError> {
     if !verb.eq_ignore_ascii_case("TRUNCATE") {
         check_ddl_object(text, &toks, &verb)?;
     }
+    untouchable(text, &toks)?;
     placeholders_match(&toks, 0)?;
     deterministic(text, &toks)?;
     Ok(text)
@@ -122,13 +132,15 @@ pub fn check_ddl(sql: &str) -> Result<&str, SqlError> {
 /// Checks one statement of a `/write/sql` batch; returns it without a trailing `;`.
 ///
 /// # Errors
-/// Anything but one deterministic INSERT/UPDATE/DELETE/REPLACE with `params` placeholders.
+/// Anything but one deterministic INSERT/UPDATE/DELETE/REPLACE with `params` placeholders
+/// that does not name the position table (`_wolfscale`).
 pub fn check_write(sql: &str, params: usize) -> Result<&str, SqlError> {
     let (text, toks) = single(sql)?;
     let verb = first_word(text, &toks);
     if kind_of(&verb) != StatementKind::Write {
         return Err(SqlError::NotWrite { verb });
     }
+    untouchable(text, &toks)?;
     placeholders_match(&toks, params)?;
     deterministic(text, &toks)?;
     Ok(text)
@@ -272,6 +284,27 @@ fn check_ddl_object(sql: &str, toks: &[Token], verb: &str) -> Result<(), SqlErro
         verb: verb.to_ascii_uppercase(),
         object,
     })
+}
+
+/// Refuses a name, bare or quoted, in any letter case, equal to the position table's:
+/// a client that deleted its row or dropped it would make every node re-apply the log or
+/// stall for good. A string literal with that text is data, not a name.
+fn untouchable(sql: &str, toks: &[Token]) -> Result<(), SqlError> {
+    let reserved = super::position::POSITION_TABLE;
+    for t in toks {
+        let text = t.text(sql);
+        let name = match t.kind {
+            Kind::Word => Some(text.to_string()),
+            Kind::QuotedIdent => super::unquote_ident(text),
+            _ => None,
+        };
+        if name.is_some_and(|n| n.eq_ignore_ascii_case(reserved)) {
+            return Err(SqlError::Reserved {
+                name: text.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn placeholders_match(toks: &[Token], params: usize) -> Result<(), SqlError> {
@@ -463,6 +496,36 @@ mod tests {
         let e = check_ddl("CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.r = RAND()")
             .expect_err("refused");
         assert_eq!(e.code(), "non_deterministic");
+    }
+
+    #[test]
+    fn writes_and_ddl_may_not_name_the_position_table() {
+        for sql in [
+            "DELETE FROM _wolfscale",
+            "DELETE FROM `_wolfscale` WHERE id = 1",
+            "UPDATE app._WOLFSCALE SET applied_index = 0",
+            "UPDATE t, `_Wolfscale` SET t.a = 1",
+            "INSERT INTO t (a) SELECT applied_index FROM _wolfscale",
+            "DELETE FROM t WHERE a = 1 /*! OR a IN (SELECT id FROM _wolfscale) */",
+        ] {
+            let e = check_write(sql, 0).expect_err(sql);
+            assert_eq!(e.code(), "reserved_name", "{sql}");
+        }
+        for sql in [
+            "DROP TABLE _wolfscale",
+            "TRUNCATE `_wolfscale`",
+            "RENAME TABLE t TO _wolfscale",
+            "CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW DELETE FROM _wolfscale",
+        ] {
+            let e = check_ddl(sql).expect_err(sql);
+            assert_eq!(e.code(), "reserved_name", "{sql}");
+            assert!(e.to_string().contains("position table"), "{e}");
+        }
+        // As data, or as part of another name, or read: fine.
+        assert!(check_write("INSERT INTO t (a) VALUES ('_wolfscale')", 0).is_ok());
+        assert!(check_write("INSERT INTO `_wolfscale_x` (a) VALUES (1)", 0).is_ok());
+        assert!(check_ddl("CREATE TABLE wolfscale (a INT)").is_ok());
+        assert!(check_read("SELECT applied_index FROM _wolfscale", 0).is_ok());
     }
 
     #[test]

@@ -63,6 +63,7 @@ const CLASSES: &[(u16, ErrorClass)] = &[
     (1176, ErrorClass::NotFound),  // ER_KEY_DOES_NOT_EXISTS: key in USE/FORCE INDEX
     (4091, ErrorClass::NotFound),  // ER_UNKNOWN_SEQUENCES
     (4092, ErrorClass::NotFound),  // ER_UNKNOWN_VIEW
+    (1109, ErrorClass::NotFound),  // ER_UNKNOWN_TABLE: in MULTI DELETE, in information_schema
     // Constraints and existing objects.
     (1007, ErrorClass::Conflict),  // ER_DB_CREATE_EXISTS
     (1022, ErrorClass::Conflict),  // ER_DUP_KEY
@@ -108,6 +109,45 @@ const CLASSES: &[(u16, ErrorClass)] = &[
     (1103, ErrorClass::Invalid),   // ER_WRONG_TABLE_NAME: e.g. trailing space, too long
     (1215, ErrorClass::Invalid),   // ER_CANNOT_ADD_FOREIGN
     (1300, ErrorClass::Invalid),   // ER_INVALID_CHARACTER_STRING
+    // Wrong statement or definition, found by the bad-input suite (tests/it/bad_input): a
+    // property of the statement and the schema, never of the server's state, so every node
+    // gets it. Unknown, these stalled the applier for good and made reads 503.
+    (1074, ErrorClass::Invalid),   // ER_TOO_BIG_FIELDLENGTH: VARCHAR(100000)
+    (1075, ErrorClass::Invalid),   // ER_WRONG_AUTO_KEY: AUTO_INCREMENT not a key
+    (1089, ErrorClass::Invalid),   // ER_WRONG_SUB_KEY: bad prefix key length
+    (1090, ErrorClass::Invalid),   // ER_CANT_REMOVE_ALL_FIELDS
+    (1093, ErrorClass::Invalid),   // ER_UPDATE_TABLE_USED: target also a subquery source
+    (1111, ErrorClass::Invalid),   // ER_INVALID_GROUP_FUNC_USE
+    (1116, ErrorClass::Invalid),   // ER_TOO_MANY_TABLES: more than 61 in a join
+    (1139, ErrorClass::Invalid),   // ER_REGEXP_ERROR
+    (1170, ErrorClass::Invalid),   // ER_BLOB_KEY_WITHOUT_LENGTH
+    (1191, ErrorClass::Invalid),   // ER_FT_MATCHING_KEY_NOT_FOUND: MATCH without FULLTEXT
+    (1210, ErrorClass::Invalid),   // ER_WRONG_ARGUMENTS
+    (1221, ErrorClass::Invalid),   // ER_WRONG_USAGE: e.g. ROLLUP and ORDER BY
+    (1222, ErrorClass::Invalid),   // ER_WRONG_NUMBER_OF_COLUMNS_IN_SELECT: UNION arity
+    (1283, ErrorClass::Invalid),   // ER_BAD_FT_COLUMN
+    (1291, ErrorClass::Invalid),   // ER_DUPLICATED_VALUE_IN_TYPE: ENUM('x', 'x')
+    (1347, ErrorClass::Invalid),   // ER_WRONG_OBJECT: e.g. a table where a view is needed
+    (1426, ErrorClass::Invalid),   // ER_TOO_BIG_PRECISION: DECIMAL(100)
+    (1439, ErrorClass::Invalid),   // ER_TOO_BIG_DISPLAYWIDTH
+    (1493, ErrorClass::Invalid),   // ER_RANGE_NOT_INCREASING_ERROR: partition bounds
+    (1582, ErrorClass::Invalid),   // ER_WRONG_PARAMCOUNT_TO_NATIVE_FCT: CONCAT()
+    (1747, ErrorClass::Invalid),   // ER_PARTITION_CLAUSE_ON_NONPARTITIONED
+    (1791, ErrorClass::Invalid),   // ER_UNKNOWN_EXPLAIN_FORMAT
+    (1901, ErrorClass::Invalid),   // ER_GENERATED_COLUMN_FUNCTION_IS_NOT_ALLOWED
+    (4010, ErrorClass::Invalid),   // ER_DUP_WINDOW_NAME
+    (4015, ErrorClass::Invalid),   // ER_WRONG_PLACEMENT_OF_WINDOW_FUNCTION
+    (4036, ErrorClass::Invalid),   // ER_JSON_NOT_JSON_CHR
+    (4037, ErrorClass::Invalid),   // ER_JSON_EOS
+    (4038, ErrorClass::Invalid),   // ER_JSON_SYNTAX
+    (4039, ErrorClass::Invalid),   // ER_JSON_ESCAPING
+    (4040, ErrorClass::Invalid),   // ER_JSON_DEPTH: a fixed nesting limit
+    (4041, ErrorClass::Invalid),   // ER_JSON_PATH_EOS
+    (4042, ErrorClass::Invalid),   // ER_JSON_PATH_SYNTAX
+    (4085, ErrorClass::Invalid),   // ER_SEQUENCE_INVALID_DATA: bad sequence options
+    (4089, ErrorClass::Invalid),   // ER_NOT_SEQUENCE: NEXTVAL of a table
+    (4099, ErrorClass::Invalid),   // ER_WRONG_NUMBER_OF_VALUES_IN_TVC
+    (4124, ErrorClass::Invalid),   // ER_VERS_NOT_VERSIONED: FOR SYSTEM_TIME on a plain table
     // Transient: the server, the connection, locks, resources, privileges.
     (1021, ErrorClass::Transient), // ER_DISK_FULL
     (1030, ErrorClass::Transient), // ER_GET_ERRNO: storage engine error
@@ -223,6 +263,7 @@ mod tests {
         key_missing_1176: 1176 => NotFound;
         unknown_sequence_4091: 4091 => NotFound;
         unknown_view_4092: 4092 => NotFound;
+        unknown_table_in_1109: 1109 => NotFound;
         db_exists_1007: 1007 => Conflict;
         dup_key_1022: 1022 => Conflict;
         not_null_1048: 1048 => Conflict;
@@ -266,6 +307,42 @@ mod tests {
         wrong_table_name_1103: 1103 => Invalid;
         cannot_add_foreign_1215: 1215 => Invalid;
         invalid_character_string_1300: 1300 => Invalid;
+        too_big_field_length_1074: 1074 => Invalid;
+        wrong_auto_key_1075: 1075 => Invalid;
+        wrong_sub_key_1089: 1089 => Invalid;
+        cant_remove_all_fields_1090: 1090 => Invalid;
+        update_table_used_1093: 1093 => Invalid;
+        invalid_group_func_use_1111: 1111 => Invalid;
+        too_many_tables_1116: 1116 => Invalid;
+        regexp_error_1139: 1139 => Invalid;
+        blob_key_without_length_1170: 1170 => Invalid;
+        ft_matching_key_not_found_1191: 1191 => Invalid;
+        wrong_arguments_1210: 1210 => Invalid;
+        wrong_usage_1221: 1221 => Invalid;
+        union_column_count_1222: 1222 => Invalid;
+        bad_ft_column_1283: 1283 => Invalid;
+        duplicated_value_in_type_1291: 1291 => Invalid;
+        wrong_object_1347: 1347 => Invalid;
+        too_big_precision_1426: 1426 => Invalid;
+        too_big_display_width_1439: 1439 => Invalid;
+        range_not_increasing_1493: 1493 => Invalid;
+        native_function_param_count_1582: 1582 => Invalid;
+        partition_clause_on_plain_table_1747: 1747 => Invalid;
+        unknown_explain_format_1791: 1791 => Invalid;
+        function_not_allowed_in_column_1901: 1901 => Invalid;
+        duplicate_window_name_4010: 4010 => Invalid;
+        window_function_placement_4015: 4015 => Invalid;
+        json_not_json_char_4036: 4036 => Invalid;
+        json_end_of_text_4037: 4037 => Invalid;
+        json_syntax_4038: 4038 => Invalid;
+        json_escaping_4039: 4039 => Invalid;
+        json_depth_4040: 4040 => Invalid;
+        json_path_end_4041: 4041 => Invalid;
+        json_path_syntax_4042: 4042 => Invalid;
+        sequence_invalid_data_4085: 4085 => Invalid;
+        not_a_sequence_4089: 4089 => Invalid;
+        tvc_value_count_4099: 4099 => Invalid;
+        not_system_versioned_4124: 4124 => Invalid;
         disk_full_1021: 1021 => Transient;
         engine_errno_1030: 1030 => Transient;
         out_of_memory_1037: 1037 => Transient;

@@ -217,7 +217,9 @@ impl<C: Connector> Client<C> {
     ///
     /// # Errors
     /// [`Error::Timeout`] when no answer came in time (the connection stays up);
-    /// [`Error::Unreachable`] when there is no connection or it broke mid-call;
+    /// [`Error::Unreachable`] when there is no connection (nothing was sent);
+    /// [`Error::Lost`] when it broke after the request was queued (the peer may have
+    /// handled it);
     /// [`Error::AuthFailed`] / [`Error::Incompatible`] when the peer refused us or failed
     /// to prove the secret; [`Error::Remote`] when its handler failed; [`Error::Encode`] /
     /// [`Error::Decode`] for messages that do not fit the frame or the expected type;
@@ -248,9 +250,13 @@ impl<C: Connector> Client<C> {
                     peer: peer.to_string(),
                     message,
                 }),
-                Reply::Lost(reason) => Err(Error::Unreachable {
+                Reply::NotSent(reason) => Err(Error::Unreachable {
                     peer: peer.to_string(),
                     reason: format!("connection lost: {reason}"),
+                }),
+                Reply::Lost(reason) => Err(Error::Lost {
+                    peer: peer.to_string(),
+                    reason: reason.to_string(),
                 }),
             }
         };

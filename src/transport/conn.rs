@@ -23,7 +23,10 @@ pub(crate) enum Reply {
     Ok(Bytes),
     /// The peer's failure reason.
     Failed(String),
-    /// The connection ended first.
+    /// The connection was already gone: the request was never queued for sending.
+    NotSent(Arc<str>),
+    /// The connection ended after the request was queued and before its answer came:
+    /// the peer may or may not have received and handled it.
     Lost(Arc<str>),
 }
 
@@ -116,11 +119,11 @@ impl Conn {
         frame::set_id(&mut request, id);
         let rx = match self.register(id) {
             Ok(rx) => rx,
-            Err(reason) => return Reply::Lost(reason),
+            Err(reason) => return Reply::NotSent(reason),
         };
         let _unregister = Unregister { conn: self, id };
         if self.tx.send(Bytes::from(request)).await.is_err() {
-            return Reply::Lost("writer stopped".into());
+            return Reply::NotSent("writer stopped".into());
         }
         rx.await
             .unwrap_or_else(|_| Reply::Lost("connection dropped".into()))

@@ -41,6 +41,15 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The connection ended after the request was queued and before the answer came: the
+    /// peer may or may not have received and handled it. Retry later, if that is safe.
+    #[error("connection to {peer} lost mid-call: {reason}")]
+    Lost {
+        /// Address called.
+        peer: String,
+        /// What ended the connection.
+        reason: String,
+    },
     /// The call got no answer in time; the connection stays up for later calls.
     #[error("call to {peer} timed out after {after:?}")]
     Timeout {

@@ -407,6 +407,31 @@ mod tests {
         assert_eq!(d.valid_after, None);
     }
 
+    /// Found by the `wal_record` fuzz target (fuzz/): a record whose CRC is right but
+    /// whose LZ4 block is broken, which only a crafted file holds, passes the scan (framing
+    /// and CRC); decoding it is an error, not a panic, and `read` reports corruption.
+    #[test]
+    fn crc_valid_record_with_a_broken_lz4_block_decodes_to_an_error() {
+        let stored = [0x00, 0x34, 0xff, 0xff, 0xff, 0x02, 0x00, 0x00, 0x00];
+        let mut rec = vec![0u8; RECORD_HEADER_LEN];
+        rec[4..8].copy_from_slice(&(stored.len() as u32).to_le_bytes());
+        rec[8..16].copy_from_slice(&7u64.to_le_bytes());
+        rec[24..28].copy_from_slice(&165u32.to_le_bytes());
+        rec[28] = format::FLAG_LZ4;
+        rec[29] = RECORD_MARKER;
+        rec.extend_from_slice(&stored);
+        let crc = crc32c::crc32c(&rec[4..]);
+        rec[0..4].copy_from_slice(&crc.to_le_bytes());
+        let mut buf = format::encode_segment_header(7).to_vec();
+        buf.extend_from_slice(&rec);
+        let s = scan(Path::new("x"), 7, &buf).expect("scan");
+        assert_eq!((s.records.len(), s.damage), (1, None));
+        assert_eq!(
+            format::decode_record(&rec),
+            Err(DecodeError::Decompress { raw_len: 165 })
+        );
+    }
+
     #[test]
     fn bit_flip_mid_file_finds_later_valid_record() {
         let mut buf = segment(&[b"aaaa", b"bbbbbbbb", b"cccc"], 1, 64);

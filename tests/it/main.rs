@@ -6,6 +6,8 @@ mod apply;
 mod apply_crash;
 mod apply_sql;
 mod apply_support;
+mod bad_input;
+mod chaos;
 mod cli;
 mod cluster;
 mod cluster_admin;

@@ -19,11 +19,13 @@
 
 pub mod cluster;
 pub mod datadir;
+pub mod live_node;
 pub mod mariadb;
 pub mod ports;
 pub mod process;
 pub mod procs;
 pub mod proxy;
+pub mod raw_http;
 pub mod relay;
 pub mod sqlite_applier;
 pub mod tables;
