@@ -25,6 +25,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const LAG_THRESHOLD: u64 = 1000;
 /// How long `wait: all` waits for every voter to apply a write.
 const WAIT_ALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the leader waits for a write to commit and apply before answering 504. It
+/// stays below the forwarding timeout, so a follower that forwarded the write relays this
+/// answer instead of timing out itself.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long a peer may take to report its status.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(800);
 
@@ -78,12 +82,23 @@ impl NodeBackend {
             .map_or(0, |d| d.as_micros() as u64);
         let mut pool = fresh.into_iter();
         let entry = command::prepare(request, now_us, &mut || pool.next().unwrap_or(0))?;
-        let resp = self
-            .node
-            .client_write(Request {
-                payload: entry.encode(),
-            })
+        let write = self.node.client_write(Request {
+            payload: entry.encode(),
+        });
+        // A leader cut off from the majority keeps the entry uncommitted until it hears of a
+        // new term; the client gets an answer meanwhile. The entry may still commit later
+        // (a new leader can adopt it), so the outcome is unknown, never "not applied".
+        let resp = tokio::time::timeout(WRITE_TIMEOUT, write)
             .await
+            .map_err(|_| BackendError::Timeout {
+                message: format!(
+                    "not committed within {} s (is a majority of the cluster reachable?); \
+                     the write may or may not be applied later",
+                    WRITE_TIMEOUT.as_secs()
+                ),
+                lsn: None,
+                lagging: Vec::new(),
+            })?
             .map_err(|e| match e {
                 super::Refusal::Paused => Self::no_leader(),
                 super::Refusal::Raft(e) => {
@@ -583,5 +598,17 @@ impl Services for NodeBackend {
 
     fn status_json(&self) -> Vec<u8> {
         serde_json::to_vec(&Backend::status(self)).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ADMIN_TIMEOUT, WRITE_TIMEOUT};
+
+    #[test]
+    fn the_leader_answers_a_forwarded_write_before_the_forwarder_gives_up() {
+        // A follower forwards with ADMIN_TIMEOUT; the leader's own deadline must be
+        // shorter, or the follower would answer a bare timeout without the leader's word.
+        assert!(WRITE_TIMEOUT + std::time::Duration::from_secs(1) < ADMIN_TIMEOUT);
     }
 }

@@ -15,7 +15,7 @@ mod run;
 mod status;
 mod transfer;
 
-pub use backend::NodeBackend;
+pub use backend::{NodeBackend, WRITE_TIMEOUT};
 pub use run::run;
 
 pub use status::{LocalStatus, Role};

@@ -8,12 +8,14 @@
 //! - `hostile`: hostile names and values through every write route and `/query`.
 //! - `crash`: kill -9 of node processes and of `mariadbd` in the middle of a load.
 //! - `restore`: SPEC's "restore a backup first, then join" flow.
+//! - `stranded`: a leader without a majority answers 504 within the write deadline.
 
 mod crash;
 mod determinism;
 mod hostile;
 mod load;
 mod restore;
+mod stranded;
 
 use crate::support::procs::ProcCluster;
 use crate::support::tables::{assert_identical, db_state, DbState};

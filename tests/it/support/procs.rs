@@ -121,6 +121,12 @@ impl NodeProc {
         tracing::info!(node = %self.name, "node process killed");
     }
 
+    /// Sends `signal` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) to the running node process.
+    pub fn signal(&self, signal: libc::c_int) {
+        let child = self.child.as_ref().expect("node process runs");
+        process::signal(&child.0, signal).expect("signal wolfscale");
+    }
+
     /// The node's log so far, ANSI colours removed.
     pub fn log_text(&self) -> String {
         let raw = std::fs::read(&self.log).unwrap_or_default();
