@@ -24,7 +24,8 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         request: WriteRequest,
     ) -> impl Future<Output = Result<WriteResult, BackendError>> + Send;
-    /// Runs one validated read on this node (or the leader, for `linearizable`).
+    /// Runs one validated read on this node; `linearizable` first asks the leader for its
+    /// read index and waits until this node has applied it.
     fn query(&self, query: Query)
         -> impl Future<Output = Result<QueryResult, BackendError>> + Send;
     /// `count` fresh Snowflake IDs from this node (1 ≤ count ≤ [`MAX_IDS`]).
@@ -223,7 +224,9 @@ pub enum Consistency {
     None,
     /// This node, after it has applied what it knows committed.
     Weak,
-    /// Served after confirming leadership with a quorum: sees every acknowledged write.
+    /// After this node has applied the leader's read index (the leader confirms it still
+    /// leads with a quorum first): sees every write acknowledged before the read started,
+    /// on any node.
     Linearizable,
 }
 

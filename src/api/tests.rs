@@ -596,12 +596,18 @@ fn insert_of_size(size: usize) -> String {
 #[tokio::test]
 async fn body_limit_just_under_just_over_and_far_over() {
     let (fake, r) = setup(None);
-    let (s, _, b) = send(&r, post("/write/insert", insert_of_size(4096))).await;
+    let (s, h, b) = send(&r, post("/write/insert", insert_of_size(4096))).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    let (s, _, b) = send(&r, post("/write/insert", insert_of_size(4097))).await;
+    assert!(h.get("connection").is_none(), "{h:?}");
+    let (s, h, b) = send(&r, post("/write/insert", insert_of_size(4097))).await;
     assert_eq!(
         (s, b["code"].as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large"))
+    );
+    // The body may be partly unread: the client must not reuse the connection.
+    assert_eq!(
+        h.get("connection").and_then(|v| v.to_str().ok()),
+        Some("close")
     );
     // Declared far over: refused on the header alone.
     let req = Request::post("/write/insert")

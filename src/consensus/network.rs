@@ -63,6 +63,9 @@ pub enum PeerRequest {
     /// The leader tells a node it removed that it is no longer a member; the node checks
     /// with the leader before acting on it.
     Removed,
+    /// A follower serving a linearizable read asks the leader for the LSN it must have
+    /// applied first; the leader confirms its leadership with a quorum before answering.
+    ReadIndex,
 }
 
 /// Answers to [`PeerRequest`], variant for variant.
@@ -94,6 +97,8 @@ pub enum PeerResponse {
     MemberCheck(MemberAnswer),
     /// Answer to [`PeerRequest::Removed`]: received.
     Removed,
+    /// Answer to [`PeerRequest::ReadIndex`]: the LSN a linearizable read must wait for.
+    ReadIndex(Result<u64, ClusterError>),
 }
 
 /// A cluster-management operation; `node` is a member's name or number.

@@ -11,7 +11,7 @@ use crate::api::{
 };
 use crate::apply::{ApplyStatus, Outcome, QueryError, Reader, StatementOutcome};
 use crate::command::{self, Input, Wait, WriteRequest};
-use crate::consensus::network::{AdminDone, AdminError, PeerRequest, PeerResponse};
+use crate::consensus::network::{AdminDone, AdminError, ClusterError, PeerRequest, PeerResponse};
 use crate::consensus::Request;
 use crate::id::Generator;
 use openraft::ServerState;
@@ -159,6 +159,51 @@ impl NodeBackend {
             // Nothing reached the leader, or it refused the request before handling it.
             Err(_) => Err(Self::no_leader()),
         }
+    }
+
+    /// The leader's read index: asked of consensus here when this node leads, else of the
+    /// leader over the cluster transport; within `timeout`.
+    async fn read_index(&self, timeout: Duration) -> Result<u64, BackendError> {
+        let timed_out = || BackendError::Timeout {
+            message: format!(
+                "the leader did not confirm its leadership within {} ms",
+                timeout.as_millis()
+            ),
+            lsn: None,
+            lagging: Vec::new(),
+        };
+        let m = self.node.raft().metrics().borrow().clone();
+        let answer = if m.state == ServerState::Leader {
+            tokio::time::timeout(timeout, self.node.read_index())
+                .await
+                .map_err(|_| timed_out())?
+        } else {
+            let leader = m
+                .current_leader
+                .and_then(|id| m.membership_config.membership().get_node(&id).cloned())
+                .ok_or_else(Self::no_leader)?;
+            match self
+                .node
+                .client()
+                .call::<_, PeerResponse>(&leader.cluster_addr, &PeerRequest::ReadIndex, timeout)
+                .await
+            {
+                Ok(PeerResponse::ReadIndex(r)) => r,
+                Ok(_) => {
+                    return Err(BackendError::Internal(
+                        "leader answered with the wrong message".into(),
+                    ))
+                }
+                Err(crate::transport::Error::Timeout { .. }) => return Err(timed_out()),
+                // Reads change nothing: any other transport failure is worth a retry.
+                Err(_) => return Err(Self::no_leader()),
+            }
+        };
+        answer.map_err(|e| match e {
+            // Leadership moved while we asked: the client retries and finds the new one.
+            ClusterError::NoLeader | ClusterError::NotLeader(..) => Self::no_leader(),
+            other => BackendError::Internal(other.to_string()),
+        })
     }
 
     /// Waits until every voter has applied `lsn`.
@@ -355,20 +400,21 @@ impl Backend for NodeBackend {
         if self.node.is_removed() {
             return Err(removed_error(&self.node));
         }
+        let started = Instant::now();
+        let mut min_lsn = query.min_lsn;
         if query.consistency == Consistency::Linearizable {
-            self.node
-                .raft()
-                .ensure_linearizable()
-                .await
-                .map_err(|_| BackendError::Invalid {
-                    code: "not_leader".into(),
-                    message: "linearizable reads must be sent to the leader (see GET /cluster)"
-                        .into(),
-                })?;
+            // Everything committed before this read started is applied here before it runs.
+            let index = self.read_index(query.timeout).await?;
+            min_lsn = Some(min_lsn.map_or(index, |m| m.max(index)));
+        } else if query.consistency == Consistency::Weak {
+            // What this node already knows is committed, without asking anyone.
+            let known = self.commit.load(Ordering::Acquire);
+            min_lsn = Some(min_lsn.map_or(known, |m| m.max(known)));
         }
-        if let Some(lsn) = query.min_lsn {
+        if let Some(lsn) = min_lsn {
+            let left = query.timeout.saturating_sub(started.elapsed());
             self.apply
-                .wait_applied(lsn, query.timeout)
+                .wait_applied(lsn, left)
                 .await
                 .map_err(|e| BackendError::Timeout {
                     message: e.to_string(),

@@ -103,6 +103,7 @@ impl Handler for PeerHandler {
                 });
                 PeerResponse::Removed
             }
+            PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.node.read_index().await),
             PeerRequest::Leader => {
                 let m = raft.metrics().borrow().clone();
                 PeerResponse::Leader(m.current_leader.and_then(|id| {

@@ -460,6 +460,19 @@ impl Node {
         }
     }
 
+    /// On the leader: confirms with a quorum that it still leads and returns the LSN a
+    /// linearizable read must see applied (openraft's read index). A leader that cannot
+    /// reach a majority answers [`ClusterError::NoLeader`]; another node, who leads.
+    pub(crate) async fn read_index(&self) -> Result<u64, ClusterError> {
+        match self.inner.raft.get_read_log_id().await {
+            Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::CheckIsLeaderError::QuorumNotEnough(_),
+            )) => Err(ClusterError::NoLeader),
+            Err(e) => Err(self.not_leader(e.into_forward_to_leader())),
+        }
+    }
+
     /// Hands `request` to consensus, unless a leadership transfer holds proposals back
     /// (the transfer needs the log to stand still while the target catches up).
     pub(crate) async fn client_write(

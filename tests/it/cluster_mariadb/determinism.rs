@@ -2,7 +2,8 @@
 //! the entry's result (409) and the LSN moves on; NOW() / CURRENT_TIMESTAMP give the
 //! leader's time everywhere; non-deterministic SQL is refused with a 400 naming the
 //! function and never reaches the log; AUTO_INCREMENT values agree under concurrent
-//! inserts through different nodes; `min_lsn` gives read-your-writes on a follower.
+//! inserts through different nodes; `min_lsn` gives read-your-writes on a follower, and a
+//! linearizable read on a follower sees every write acknowledged before it started.
 
 use super::assert_converged;
 use crate::support::procs::{write, ProcCluster, DATABASE};
@@ -90,6 +91,7 @@ async fn results_time_and_auto_increment_agree_on_every_node_and_refusals_append
     non_deterministic_sql_is_refused_before_the_log(&c, &lc, &fc).await;
     auto_increment_agrees_under_concurrent_inserts(&c).await;
     min_lsn_reads_your_writes_on_a_follower(&lc, &fc).await;
+    linearizable_reads_on_a_follower_see_every_acknowledged_write(&lc, &fc).await;
     assert_converged(&c).await;
 }
 
@@ -344,4 +346,33 @@ async fn min_lsn_reads_your_writes_on_a_follower(lc: &Client, fc: &Client) {
         waited >= Duration::from_millis(450) && waited < Duration::from_secs(5),
         "waited {waited:?} for a 500 ms timeout"
     );
+}
+
+async fn linearizable_reads_on_a_follower_see_every_acknowledged_write(lc: &Client, fc: &Client) {
+    // The reader is not told the write's LSN: the follower asks the leader for its read
+    // index and waits until it has applied that far.
+    for i in 100..120 {
+        let v = format!("lin{i}");
+        ok(
+            lc,
+            WriteKind::Insert,
+            json!({"table": "ryw", "values": {"id": i, "v": v}}),
+        )
+        .await;
+        let q = QueryRequest {
+            consistency: Consistency::Linearizable,
+            ..read(
+                "SELECT v FROM ryw WHERE id = ?",
+                vec![Input::from(i as i64)],
+                None,
+                Some(10_000),
+            )
+        };
+        let rows = fc
+            .query(&q)
+            .await
+            .expect("linearizable read on the follower")
+            .rows;
+        assert_eq!(rows, vec![vec![Input::from(v.as_str())]], "write {i}");
+    }
 }

@@ -1,7 +1,9 @@
 //! A leader cut off from its majority (both followers SIGSTOPped) cannot commit: a write
 //! sent to it gets a 504 "may or may not be applied" within the node's write deadline
 //! instead of hanging until the partition heals. When the followers resume, the write is
-//! either on every node or on none, and the cluster takes writes again.
+//! either on every node or on none, and the cluster takes writes again. A linearizable
+//! read on that leader is refused (503, retry) rather than answered from a state it cannot
+//! vouch for.
 
 use super::assert_converged;
 use crate::support::procs::{write, ProcCluster, DATABASE};
@@ -9,6 +11,7 @@ use mysql_async::prelude::Queryable;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use wolfscale::api::client::WriteKind;
+use wolfscale::api::{Consistency, QueryRequest};
 use wolfscale::node::WRITE_TIMEOUT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,6 +32,26 @@ async fn a_leader_without_a_majority_answers_504_within_the_write_deadline() {
         c.nodes[f].signal(libc::SIGSTOP);
     }
     let client = c.client(leader).with_timeout(Duration::from_secs(30));
+    // A linearizable read cannot be served either: the leader cannot confirm it leads.
+    let lin = QueryRequest {
+        sql: "SELECT COUNT(*) FROM t".into(),
+        params: vec![],
+        consistency: Consistency::Linearizable,
+        min_lsn: None,
+        timeout_ms: Some(1000),
+    };
+    let read_started = Instant::now();
+    let e = client
+        .query(&lin)
+        .await
+        .expect_err("a leader without a majority served a linearizable read");
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(503), "{e}");
+    assert_eq!(e.code(), Some("no_leader"), "{e}");
+    assert!(
+        read_started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        read_started.elapsed()
+    );
     let start = Instant::now();
     let answer = client
         .write_raw(
