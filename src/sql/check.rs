@@ -77,6 +77,12 @@ pub enum SqlError {
         /// The name as written.
         name: String,
     },
+    /// A statement reaches into one of MariaDB's system schemas (`mysql.user`, …).
+    #[error("`{name}` is a MariaDB system schema: statements sent through WolfScale work on the replicated database only")]
+    SystemSchema {
+        /// The schema name as written.
+        name: String,
+    },
 }
 
 impl SqlError {
@@ -92,6 +98,7 @@ impl SqlError {
             SqlError::NonDeterministic { .. } => "non_deterministic",
             SqlError::ParamCount { .. } => "param_count",
             SqlError::Reserved { .. } => "reserved_name",
+            SqlError::SystemSchema { .. } => "system_schema",
         }
     }
 }
@@ -124,6 +131,7 @@ pub fn check_ddl(sql: &str) -> Result<&str, SqlError> {
         check_ddl_object(text, &toks, &verb)?;
     }
     untouchable(text, &toks)?;
+    outside_system_schemas(text, &toks, SYSTEM_SCHEMAS)?;
     placeholders_match(&toks, 0)?;
     deterministic(text, &toks)?;
     Ok(text)
@@ -141,6 +149,7 @@ pub fn check_write(sql: &str, params: usize) -> Result<&str, SqlError> {
         return Err(SqlError::NotWrite { verb });
     }
     untouchable(text, &toks)?;
+    outside_system_schemas(text, &toks, SYSTEM_SCHEMAS)?;
     placeholders_match(&toks, params)?;
     deterministic(text, &toks)?;
     Ok(text)
@@ -163,8 +172,37 @@ pub fn check_read(sql: &str, params: usize) -> Result<&str, SqlError> {
             verb: format!("{verb} … {}", t.text(text)),
         });
     }
+    // information_schema is fine to read (table lists, column types); the others hold
+    // accounts, password hashes and server internals.
+    outside_system_schemas(text, &toks, &SYSTEM_SCHEMAS[1..])?;
     placeholders_match(&toks, params)?;
     Ok(text)
+}
+
+/// MariaDB's own schemas; `information_schema` first (reads may use it).
+const SYSTEM_SCHEMAS: &[&str] = &["information_schema", "mysql", "performance_schema", "sys"];
+
+/// Refuses a qualified name (`schema.table`, bare or quoted, any case, spaces or comments
+/// around the dot) whose qualifier is one of `schemas`: writes through the API must not
+/// create accounts or change grants on every node, and reads must not reveal them.
+fn outside_system_schemas(sql: &str, toks: &[Token], schemas: &[&str]) -> Result<(), SqlError> {
+    for pair in toks.windows(2) {
+        if pair[1].kind != Kind::Punct(b'.') {
+            continue;
+        }
+        let text = pair[0].text(sql);
+        let name = match pair[0].kind {
+            Kind::Word => Some(text.to_string()),
+            Kind::QuotedIdent => super::unquote_ident(text),
+            _ => None,
+        };
+        if name.is_some_and(|n| schemas.iter().any(|s| n.eq_ignore_ascii_case(s))) {
+            return Err(SqlError::SystemSchema {
+                name: text.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The kind of one statement, by its first word (after comments and opening parentheses).
@@ -526,6 +564,43 @@ mod tests {
         assert!(check_write("INSERT INTO `_wolfscale_x` (a) VALUES (1)", 0).is_ok());
         assert!(check_ddl("CREATE TABLE wolfscale (a INT)").is_ok());
         assert!(check_read("SELECT applied_index FROM _wolfscale", 0).is_ok());
+    }
+
+    #[test]
+    fn system_schemas_are_out_of_reach() {
+        for sql in [
+            "INSERT INTO mysql.user (User) VALUES ('x')",
+            "UPDATE `mysql`.`global_priv` SET Priv = '{}' WHERE User = 'root'",
+            "DELETE FROM MySQL . db WHERE 1 = 1 ORDER BY Db",
+            "INSERT INTO t SELECT * FROM performance_schema.threads",
+            "REPLACE INTO t (a) SELECT User FROM mysql /* c */ .user",
+            "INSERT INTO t SELECT 1 FROM information_schema.tables",
+        ] {
+            let e = check_write(sql, 0).expect_err(sql);
+            assert_eq!(e.code(), "system_schema", "{sql}");
+        }
+        for sql in [
+            "CREATE TABLE mysql.evil (a INT)",
+            "DROP TABLE sys.x",
+            "CREATE VIEW v AS SELECT * FROM mysql.user",
+        ] {
+            let e = check_ddl(sql).expect_err(sql);
+            assert_eq!(e.code(), "system_schema", "{sql}");
+        }
+        for sql in [
+            "SELECT authentication_string FROM mysql.user",
+            "SELECT * FROM `performance_schema`.`accounts`",
+            "SELECT * FROM sys.session",
+        ] {
+            let e = check_read(sql, 0).expect_err(sql);
+            assert_eq!(e.code(), "system_schema", "{sql}");
+        }
+        // Reading information_schema is allowed; names and strings that merely contain
+        // the words are not qualified names.
+        check_read("SELECT table_name FROM information_schema.tables", 0).expect("is");
+        check_write("INSERT INTO t (mysql, sys) VALUES ('mysql.user', ?)", 1).expect("data");
+        check_write("UPDATE t SET t.v = ? WHERE t.id = ?", 2).expect("t.col");
+        check_read("SELECT mysql FROM t", 0).expect("a column called mysql");
     }
 
     #[test]
