@@ -225,6 +225,7 @@ pub(super) fn semantics(c: &Config) -> Vec<Problem> {
         87_600,
         " hours",
     );
+    range("wal.max_size_mb", c.wal.max_size_mb, 0, 100_000_000, " MiB");
     range(
         "cluster.heartbeat_interval_ms",
         c.cluster.heartbeat_interval_ms,

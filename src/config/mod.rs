@@ -211,9 +211,14 @@ pub struct WalConfig {
     /// Size at which a segment file is closed and a new one started, in MiB. Default: 64.
     #[serde(default = "defaults::wal_segment_size_mb")]
     pub segment_size_mb: u64,
-    /// Age after which whole segments may be purged, in hours. Default: 168 (7 days).
+    /// Age after which whole segments may be purged, in hours, once a snapshot covers
+    /// them and no live member still needs them. Default: 168 (7 days).
     #[serde(default = "defaults::wal_retention_hours")]
     pub retention_hours: u64,
+    /// Size above which the oldest segments a snapshot covers are purged even before
+    /// `retention_hours`, in MiB; 0 turns the cap off. Default: 0.
+    #[serde(default)]
+    pub max_size_mb: u64,
     /// fdatasync each group commit before acknowledging it. Default: true.
     #[serde(default = "defaults::yes")]
     pub fsync: bool,
@@ -330,6 +335,11 @@ impl Config {
         self.data_dir().join("wal")
     }
 
+    /// Where snapshots of the replicated database live: `<data_dir>/snapshots`.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.data_dir().join("snapshots")
+    }
+
     /// Where the SQLite state database lives: `<data_dir>/state`.
     pub fn state_dir(&self) -> PathBuf {
         self.data_dir().join("state")
@@ -364,6 +374,7 @@ impl Config {
                 compression: true,
                 segment_size_mb: U64,
                 retention_hours: U64,
+                max_size_mb: U64,
                 fsync: true,
             },
             cluster: ClusterConfig {
@@ -417,6 +428,7 @@ impl Default for WalConfig {
             compression: true,
             segment_size_mb: defaults::wal_segment_size_mb(),
             retention_hours: defaults::wal_retention_hours(),
+            max_size_mb: 0,
             fsync: true,
         }
     }
@@ -434,6 +446,10 @@ impl WalConfig {
     /// Age after which segments may be purged.
     pub fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_hours * 3600)
+    }
+    /// The size cap in bytes, if one is set.
+    pub fn max_size_bytes(&self) -> Option<u64> {
+        (self.max_size_mb > 0).then(|| self.max_size_mb.saturating_mul(1024 * 1024))
     }
 }
 

@@ -51,8 +51,11 @@ flush_interval_ms = {flush_interval_ms}
 compression = {compression}
 # Segment file size before a new one is started (MiB, 1-4096).
 segment_size_mb = {segment_size_mb}
-# Age after which whole segments may be purged (hours).
+# Age after which whole segments may be purged, once a snapshot covers them and no
+# live member still needs them (hours).
 retention_hours = {retention_hours}
+# Purge covered segments sooner when the WAL grows past this size (MiB; 0 turns this off).
+max_size_mb = {max_size_mb}
 # fdatasync every group commit before acknowledging it.
 fsync = {fsync}
 
@@ -96,6 +99,7 @@ max_body_bytes = {max_body_bytes}
         compression = wal.compression,
         segment_size_mb = wal.segment_size_mb,
         retention_hours = wal.retention_hours,
+        max_size_mb = wal.max_size_mb,
         fsync = wal.fsync,
         heartbeat = cl.heartbeat_interval_ms,
         election = cl.election_timeout_ms,

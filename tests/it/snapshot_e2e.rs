@@ -1,0 +1,331 @@
+//! State transfer end to end (issue 7) with real `wolfscale` processes and private
+//! MariaDB servers: 20,000 rows in three tables (secondary indexes, a view, a trigger),
+//! a snapshot taken and the WAL purged through `POST /snapshot`, then empty nodes join
+//! while writes continue. One joiner is killed (SIGKILL) in the middle of loading the
+//! snapshot and restarted: it loads it again and every node ends identical.
+
+use crate::support::ports::PortReservation;
+use crate::support::process::{spawn_tied, Tied};
+use crate::support::MariaDb;
+use mysql_async::prelude::Queryable;
+use serde_json::json;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wolfscale::api::client::{Client, Error as ClientError, WriteKind};
+use wolfscale::api::NodeState;
+use wolfscale::snapshot::Phase;
+
+struct Proc {
+    cfg: PathBuf,
+    api: String,
+    cluster: String,
+    _ports: (PortReservation, PortReservation),
+    child: Option<Tied>,
+}
+
+fn write_config(dir: &Path, i: usize, db: &MariaDb) -> Proc {
+    let p1 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
+    let p2 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
+    let cluster = format!("127.0.0.1:{}", p1.port());
+    let api = format!("127.0.0.1:{}", p2.port());
+    let cfg = dir.join(format!("node-{i}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[node]\nid = \"node-{i}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{}\"\n\
+             [database]\nhost = \"{}\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
+             [wal]\nsegment_size_mb = 1\n\
+             [cluster]\nsecret = \"snapshot-e2e-secret-0123456789\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 1000\n\
+             [api]\nbind_address = \"{api}\"\n",
+            dir.join(format!("data-{i}")).display(),
+            db.host(),
+            db.port(),
+        ),
+    )
+    .expect("write config");
+    Proc {
+        cfg,
+        api,
+        cluster,
+        _ports: (p1, p2),
+        child: None,
+    }
+}
+
+fn spawn(p: &mut Proc, args: &[&str]) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wolfscale"));
+    cmd.args(args)
+        .arg("-c")
+        .arg(&p.cfg)
+        .env("WOLFSCALE_LOG", "info,openraft=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    p.child = Some(spawn_tied(cmd).expect("spawn wolfscale"));
+}
+
+async fn write(
+    client: &Client,
+    kind: WriteKind,
+    body: serde_json::Value,
+) -> Result<u64, ClientError> {
+    let start = Instant::now();
+    loop {
+        match client.write_raw(kind, body.to_string()).await {
+            Ok(r) => return Ok(r.lsn),
+            Err(ClientError::Api { status, .. })
+                if status.as_u16() == 503 && start.elapsed() < Duration::from_secs(30) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn wait_active(client: &Client, n: usize, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        let c = client.cluster().await;
+        if let Ok(c) = &c {
+            if c.nodes.len() == n && c.nodes.iter().all(|s| s.status == NodeState::Active) {
+                return;
+            }
+        }
+        assert!(start.elapsed() < limit, "cluster not ACTIVE in time: {c:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// 100 users (with a ~1 KB bio) per request.
+fn users(from: u64) -> serde_json::Value {
+    let n = 100;
+    let marks = vec!["(?, ?, ?, ?)"; n].join(",");
+    let mut params = Vec::new();
+    for id in from..from + n as u64 {
+        params.push(json!(id));
+        params.push(json!(format!("user {id}")));
+        params.push(json!(format!("u{id}@example.com")));
+        params.push(json!(crate::snapshot_cluster::noise_text(id, 1000)));
+    }
+    json!({"statements": [{"sql": format!("INSERT INTO users (id, name, email, bio) VALUES {marks}"), "params": params}], "transaction": true})
+}
+
+/// 100 orders per request.
+fn orders(from: u64) -> serde_json::Value {
+    let n = 100;
+    let marks = vec!["(?, ?, ?, NOW(6))"; n].join(",");
+    let mut params = Vec::new();
+    for id in from..from + n as u64 {
+        params.push(json!(id));
+        params.push(json!(id % 997));
+        params.push(json!(format!("{}.{:02}", id % 1000, id % 100)));
+    }
+    json!({"statements": [{"sql": format!("INSERT INTO orders (id, user_id, total, at) VALUES {marks}"), "params": params}], "transaction": true})
+}
+
+async fn table_sums(db: &MariaDb) -> Vec<(String, i64, Option<i64>)> {
+    let mut conn = db.conn_to("app").await.expect("conn");
+    let mut out = Vec::new();
+    for t in ["users", "orders", "stats"] {
+        let n: Option<i64> = conn
+            .query_first(format!("SELECT COUNT(*) FROM {t}"))
+            .await
+            .expect("count");
+        let s: Option<(String, Option<i64>)> = conn
+            .query_first(format!("CHECKSUM TABLE {t}"))
+            .await
+            .expect("checksum");
+        out.push((t.to_string(), n.unwrap_or(0), s.and_then(|s| s.1)));
+    }
+    let view: Vec<(i64, String)> = conn
+        .query("SELECT user_id, CAST(spent AS CHAR) FROM big_spenders ORDER BY user_id")
+        .await
+        .expect("view");
+    out.push(("big_spenders".into(), view.len() as i64, None));
+    let triggers: Option<i64> = conn
+        .query_first(
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = 'app'",
+        )
+        .await
+        .expect("triggers");
+    out.push(("triggers".into(), triggers.unwrap_or(0), None));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_nodes_join_through_a_snapshot_while_writes_continue_even_when_killed_mid_install() {
+    crate::support::init_tracing();
+    let dbs = MariaDb::start_many(3).await.expect("mariadb");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut procs: Vec<Proc> = (0..3)
+        .map(|i| write_config(dir.path(), i + 1, &dbs[i]))
+        .collect();
+    spawn(&mut procs[0], &["start", "--bootstrap"]);
+    let c0 = Client::new(&procs[0].api).expect("client");
+    let start = Instant::now();
+    while c0.health().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "node-1 never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for ddl in [
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, name VARCHAR(100), email VARCHAR(200), bio TEXT, UNIQUE KEY by_email (email))",
+        "CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT, total DECIMAL(12,2), at DATETIME(6), INDEX by_user (user_id))",
+        "CREATE TABLE stats (user_id BIGINT PRIMARY KEY, orders INT NOT NULL)",
+        "CREATE TRIGGER count_orders AFTER INSERT ON orders FOR EACH ROW INSERT INTO stats (user_id, orders) VALUES (NEW.user_id, 1) ON DUPLICATE KEY UPDATE orders = orders + 1",
+        "CREATE VIEW big_spenders AS SELECT user_id, SUM(total) AS spent FROM orders GROUP BY user_id",
+    ] {
+        write(&c0, WriteKind::Ddl, json!({ "ddl": ddl })).await.expect(ddl);
+    }
+    for i in 0..100 {
+        write(&c0, WriteKind::Sql, users(i * 100))
+            .await
+            .expect("users");
+        write(&c0, WriteKind::Sql, orders(i * 100))
+            .await
+            .expect("orders");
+    }
+
+    // A snapshot, and every WAL segment it covers purged: joiners cannot replay the log.
+    let created = c0
+        .clone()
+        .with_timeout(Duration::from_secs(300))
+        .snapshot_create(true)
+        .await
+        .expect("snapshot");
+    assert_eq!(created.snapshot.rows, 10_000 + 10_000 + 997, "{created:?}");
+    assert!(created.purged_up_to.is_some(), "{created:?}");
+    assert!(
+        created.wal_first_lsn.is_some_and(|f| f > 10),
+        "the early log is gone: {created:?}"
+    );
+
+    // Writes continue during the transfers.
+    let stop = Arc::new(AtomicBool::new(false));
+    let last = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let (c, stop, last) = (c0.clone(), stop.clone(), last.clone());
+        tokio::spawn(async move {
+            let mut id = 1_000_000u64;
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let lsn = write(&c, WriteKind::Sql, orders(id))
+                    .await
+                    .expect("write during sync");
+                last.store(lsn, Ordering::SeqCst);
+                id += 100;
+                n += 100;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            n
+        })
+    };
+
+    // node-2 joins with an empty MariaDB.
+    let seed = procs[0].cluster.clone();
+    spawn(&mut procs[1], &["join", &seed]);
+    wait_active(&c0, 2, Duration::from_secs(180)).await;
+
+    // node-3 joins and is killed while it loads the snapshot, then restarted.
+    spawn(&mut procs[2], &["join", &seed]);
+    let c2 = Client::new(&procs[2].api).expect("client");
+    let start = Instant::now();
+    let seen = loop {
+        if let Ok(s) = c2.status().await {
+            if let Some(p) = &s.sync {
+                if p.phase == Phase::Loading && p.rows_done > 0 {
+                    break p.clone();
+                }
+            }
+            assert_ne!(
+                s.status,
+                NodeState::Active,
+                "node-3 finished installing before it could be interrupted"
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "node-3 never started loading a snapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    if let Some(mut child) = procs[2].child.take() {
+        child.0.kill().expect("SIGKILL");
+        let _ = child.0.wait();
+    }
+    assert!(
+        seen.rows_total.is_some_and(|t| t > seen.rows_done),
+        "{seen:?}"
+    );
+    spawn(&mut procs[2], &["start"]);
+    wait_active(&c0, 3, Duration::from_secs(180)).await;
+
+    stop.store(true, Ordering::SeqCst);
+    let written = writer.await.expect("writer");
+    assert!(written > 0);
+    let last = last.load(Ordering::SeqCst);
+    let start = Instant::now();
+    loop {
+        let nodes = c0.cluster().await.expect("cluster").nodes;
+        if nodes.iter().all(|n| n.applied_lsn >= last) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "nodes did not apply lsn {last}: {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sums = [
+        table_sums(&dbs[0]).await,
+        table_sums(&dbs[1]).await,
+        table_sums(&dbs[2]).await,
+    ];
+    assert_eq!(sums[0][0].1, 10_000);
+    assert_eq!(sums[0][1].1, 10_000 + written as i64);
+    assert_eq!(sums[0][4].1, 1, "the trigger exists");
+    assert_eq!(sums[0], sums[1], "node-1 and node-2 differ");
+    assert_eq!(sums[0], sums[2], "node-1 and node-3 differ");
+    for p in &procs[1..] {
+        let list = Client::new(&p.api)
+            .expect("client")
+            .snapshot_list()
+            .await
+            .expect("list");
+        assert!(
+            list.installs >= 1,
+            "{} installed no snapshot: {list:?}",
+            p.api
+        );
+        assert_eq!(
+            list.snapshots.last().map(|s| s.source.as_str()),
+            Some("received"),
+            "{list:?}"
+        );
+    }
+    for p in &mut procs {
+        if let Some(child) = p.child.as_mut() {
+            // SIGTERM: a clean shutdown.
+            unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+        }
+    }
+    for p in &mut procs {
+        if let Some(mut child) = p.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !matches!(child.0.try_wait(), Ok(Some(_))) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} did not stop",
+                    p.cfg.display()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
