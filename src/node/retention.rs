@@ -107,7 +107,14 @@ pub(super) async fn pass(
         .await
         .unwrap_or_default();
     let now = SystemTime::now();
-    let snapshot = m.snapshot.map(|l| l.index);
+    // What openraft calls its snapshot may be a position-only one (see
+    // `consensus::state_machine`) that no member could be sent: only a snapshot file here
+    // covers anything.
+    let stored = match node.snapshots() {
+        Some(s) => s.latest().await.ok().flatten().map(|m| m.index()),
+        None => None,
+    };
+    let snapshot = m.snapshot.map(|l| l.index).min(stored);
     let purged = m.purged.map(|l| l.index);
     let covered = snapshot.map_or(0, |s| s + 1);
     let mut report = RetentionReport {

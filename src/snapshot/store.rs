@@ -6,8 +6,9 @@
 //! - `build-*.part` is a snapshot being taken (removed at start: a crash left it);
 //! - `recv-*.part` is a snapshot being received from the leader;
 //! - `INSTALLING` names the snapshot being loaded into MariaDB. It is written before the
-//!   load starts and removed after the position is recorded, so a node that stops
-//!   mid-load redoes the whole load from the file when it starts again, before it serves.
+//!   received file moves into place (and so before the load starts) and removed after the
+//!   position is recorded, so a node that stops mid-install redoes the whole load from the
+//!   file when it starts again, before it serves. Installs and builds take turns.
 //!
 //! A snapshot id is `<index>-<term>-<created_ms>-<bytes>`: the log position it reflects,
 //! when it was taken, and its size (a receiver shows a percentage from it).
@@ -503,10 +504,28 @@ impl Snapshots {
             )));
         }
         m.membership = meta.last_membership.clone();
-        self.commit(path, &m).await?;
-        self.load_marked(&m).await?;
-        self.prune(&m.id).await?;
+        self.place_and_load(path, &m).await?;
         Ok(m)
+    }
+
+    /// Writes the `INSTALLING` marker naming `id` (durably).
+    async fn mark(&self, id: &str) -> Result<(), Error> {
+        let marker = self.inner.dir.join(MARKER);
+        let id = id.to_string();
+        blocking(move || Ok(write_atomic(&marker, id.as_bytes())?)).await
+    }
+
+    /// Marks `m` as installing, moves its verified file `from` into place, loads it and
+    /// removes every other snapshot; one at a time with builds, so a build can neither
+    /// copy a half-loaded database nor prune the file being loaded. The marker is written
+    /// *before* the file moves: a stop anywhere after it makes [`Snapshots::resume`]
+    /// finish the install (from the part file if it had not moved yet).
+    async fn place_and_load(&self, from: PathBuf, m: &Manifest) -> Result<(), Error> {
+        let _one = self.inner.build.lock().await;
+        self.mark(&m.id).await?;
+        self.commit(from, m).await?;
+        self.load_marked(m).await?;
+        self.prune(&m.id).await
     }
 
     async fn verify(&self, path: &Path) -> Result<Verified, Error> {
@@ -521,16 +540,14 @@ impl Snapshots {
         .await
     }
 
-    /// Loads snapshot `m` into MariaDB under the `INSTALLING` marker, retrying transient
-    /// MariaDB failures from scratch (the node is SYNCING meanwhile).
+    /// Loads snapshot `m` (already marked as installing) into MariaDB, retrying transient
+    /// MariaDB failures from scratch (the node is SYNCING meanwhile), then removes the
+    /// marker.
     ///
     /// # Errors
     /// A failure that retrying cannot fix (an unsupported definition, a damaged file).
-    pub async fn load_marked(&self, m: &Manifest) -> Result<(), Error> {
+    async fn load_marked(&self, m: &Manifest) -> Result<(), Error> {
         let marker = self.inner.dir.join(MARKER);
-        let id = m.id.clone();
-        let mk = marker.clone();
-        blocking(move || Ok(write_atomic(&mk, id.as_bytes())?)).await?;
         let path = self.file_path(&m.id);
         let progress = &self.inner.progress;
         let mut delay = Duration::from_millis(100);
@@ -589,15 +606,45 @@ impl Snapshots {
             })
             .await?
         };
+        let d2 = dir.clone();
+        let parts: Vec<PathBuf> = blocking(move || {
+            let mut v = Vec::new();
+            for entry in std::fs::read_dir(&d2)? {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if name.starts_with("recv-") && name.ends_with(PART) {
+                    v.push(d2.join(name));
+                }
+            }
+            Ok(v)
+        })
+        .await?;
+        let _one = self.inner.build.lock().await;
         if let Some(id) = marked {
             let id = checked_id(&id)?.to_string();
             let path = self.file_path(&id);
             if !path.is_file() {
-                return Err(Error::Invalid(format!(
-                    "loading snapshot {id} into MariaDB was interrupted and its file {} is gone; \
-                     empty this node's data dir and database and join it again",
-                    path.display()
-                )));
+                // Stopped between marking and moving the file into place: the load had not
+                // begun, and the file is still a part.
+                let mut placed = false;
+                for part in &parts {
+                    let Ok(v) = self.verify(part).await else {
+                        continue;
+                    };
+                    if make_id(&v) == id {
+                        let m = Manifest::from_verified(&v, &id, "received")?;
+                        self.commit(part.clone(), &m).await?;
+                        placed = true;
+                        break;
+                    }
+                }
+                self.inner.progress.end(None);
+                if !placed {
+                    return Err(Error::Invalid(format!(
+                        "loading snapshot {id} into MariaDB was interrupted and its file {} is \
+                         gone; empty this node's data dir and database and join it again",
+                        path.display()
+                    )));
+                }
             }
             tracing::warn!(snapshot = %id, "a snapshot load was interrupted; loading it again");
             self.inner.progress.begin(Phase::Verifying, &id, None);
@@ -611,20 +658,16 @@ impl Snapshots {
                 None => Manifest::from_verified(&v, &id, "received")?,
             };
             self.load_marked(&m).await?;
-            return Ok(true);
-        }
-        let d2 = dir.clone();
-        let parts: Vec<PathBuf> = blocking(move || {
-            let mut v = Vec::new();
-            for entry in std::fs::read_dir(&d2)? {
-                let name = entry?.file_name().to_string_lossy().into_owned();
-                if name.starts_with("recv-") && name.ends_with(PART) {
-                    v.push(d2.join(name));
+            self.prune(&m.id).await?;
+            for part in &parts {
+                if let Err(e) = tokio::fs::remove_file(part).await {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(e.into());
+                    }
                 }
             }
-            Ok(v)
-        })
-        .await?;
+            return Ok(true);
+        }
         let mut loaded = false;
         for part in parts {
             let usable = match self.verify(&part).await {
@@ -640,6 +683,7 @@ impl Snapshots {
                     let id = make_id(&v);
                     let m = Manifest::from_verified(&v, &id, "received")?;
                     tracing::warn!(snapshot = %id, "installing a snapshot received before a stop");
+                    self.mark(&id).await?;
                     self.commit(part, &m).await?;
                     self.load_marked(&m).await?;
                     self.prune(&id).await?;
@@ -670,7 +714,9 @@ impl Snapshots {
         }
         let id = make_id(&v);
         let m = Manifest::from_verified(&v, &id, "restored")?;
-        let tmp = self.temp("build");
+        // Copied as a received part: a stop before it moves into place leaves it where
+        // `resume` looks.
+        let tmp = self.temp("recv");
         let (src, t2) = (file.to_path_buf(), tmp.clone());
         blocking(move || {
             std::fs::copy(&src, &t2)?;
@@ -678,9 +724,7 @@ impl Snapshots {
             Ok(())
         })
         .await?;
-        self.commit(tmp, &m).await?;
-        self.load_marked(&m).await?;
-        self.prune(&id).await?;
+        self.place_and_load(tmp, &m).await?;
         Ok(m)
     }
 }
