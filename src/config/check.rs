@@ -234,6 +234,13 @@ pub(super) fn semantics(c: &Config) -> Vec<Problem> {
         " ms",
     );
     range(
+        "cluster.snapshot_chunk_kb",
+        c.cluster.snapshot_chunk_kb,
+        64,
+        32_768,
+        " KiB",
+    );
+    range(
         "cluster.election_timeout_ms",
         c.cluster.election_timeout_ms,
         50,

@@ -240,6 +240,10 @@ pub struct ClusterConfig {
     /// in milliseconds. Default: 2000.
     #[serde(default = "defaults::cluster_election_timeout_ms")]
     pub election_timeout_ms: u64,
+    /// Size of one chunk of a snapshot sent to a member, in KiB (64–32768); each chunk is
+    /// one RPC, so a slow link wants smaller ones. Default: 4096.
+    #[serde(default = "defaults::cluster_snapshot_chunk_kb")]
+    pub snapshot_chunk_kb: u64,
     /// Shared secret (≥ 16 characters) every node proves at connect. Default: none; one of
     /// `secret`, `secret_file` or `WOLFSCALE_CLUSTER_SECRET` is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -313,6 +317,9 @@ mod defaults {
     pub fn cluster_election_timeout_ms() -> u64 {
         2000
     }
+    pub fn cluster_snapshot_chunk_kb() -> u64 {
+        4096
+    }
     pub fn api_bind_address() -> String {
         "0.0.0.0:8080".into()
     }
@@ -381,6 +388,7 @@ impl Config {
                 peers: vec![String::new()],
                 heartbeat_interval_ms: U64,
                 election_timeout_ms: U64,
+                snapshot_chunk_kb: U64,
                 secret: Some(String::new()),
                 secret_file: Some(PathBuf::new()),
             },
@@ -459,6 +467,7 @@ impl Default for ClusterConfig {
             peers: Vec::new(),
             heartbeat_interval_ms: defaults::cluster_heartbeat_interval_ms(),
             election_timeout_ms: defaults::cluster_election_timeout_ms(),
+            snapshot_chunk_kb: defaults::cluster_snapshot_chunk_kb(),
             secret: None,
             secret_file: None,
         }

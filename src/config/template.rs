@@ -68,6 +68,9 @@ heartbeat_interval_ms = {heartbeat}
 # this and all of it stands for election, if most voters have lost the leader too (ms).
 # A dead leader is replaced within about this plus one more draw if the vote splits.
 election_timeout_ms = {election}
+# Size of one snapshot chunk sent to a member that needs the whole database (KiB,
+# 64-32768); each chunk is one RPC, so a slow link wants smaller ones.
+snapshot_chunk_kb = {snapshot_chunk_kb}
 # Shared secret (at least 16 characters), the same on every node. It may instead come
 # from secret_file (first line) or WOLFSCALE_CLUSTER_SECRET (which wins).
 secret = {secret}
@@ -102,6 +105,7 @@ max_body_bytes = {max_body_bytes}
         max_size_mb = wal.max_size_mb,
         fsync = wal.fsync,
         heartbeat = cl.heartbeat_interval_ms,
+        snapshot_chunk_kb = cl.snapshot_chunk_kb,
         election = cl.election_timeout_ms,
         secret = q(secret),
         api_enabled = api.enabled,

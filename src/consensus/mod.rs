@@ -100,9 +100,6 @@ pub type StorageError = openraft::StorageError<NodeId>;
 /// The running consensus engine of one node.
 pub type Raft = openraft::Raft<TypeConfig>;
 
-/// Bytes of one snapshot chunk on the wire (far below the transport's frame limit).
-pub const SNAPSHOT_CHUNK_BYTES: u64 = 4 << 20;
-
 /// How long one snapshot chunk may take to be answered. The last chunk is answered once
 /// the receiver has loaded the whole snapshot into MariaDB, so this bounds a load; a dead
 /// peer is noticed far sooner by the transport's pings.
@@ -139,7 +136,8 @@ pub const INSTALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// [`crate::node::RetentionPolicy::min_snapshot_interval`], and purges what a snapshot
 /// covers; operators build one on demand (`wolfscale snapshot create`). In the common
 /// case (a WAL younger than its retention) no snapshot is ever taken. A snapshot travels
-/// in chunks of [`SNAPSHOT_CHUNK_BYTES`]; the last chunk's answer waits until the
+/// in chunks of `cluster.snapshot_chunk_kb` (4 MiB by default, far below the transport's
+/// frame limit); the last chunk's answer waits until the
 /// receiver has loaded it into MariaDB, which may take [`INSTALL_TIMEOUT`].
 ///
 /// # Errors
@@ -160,7 +158,7 @@ pub fn raft_config(cluster: &ClusterConfig) -> Result<openraft::Config, openraft
         replication_lag_threshold: 5000,
         snapshot_policy: openraft::SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: u64::MAX,
-        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        snapshot_max_chunk_size: cluster.snapshot_chunk_kb.saturating_mul(1024),
         install_snapshot_timeout: INSTALL_TIMEOUT.as_millis() as u64,
         purge_batch_size: 1,
         ..Default::default()

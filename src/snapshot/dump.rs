@@ -136,6 +136,7 @@ type PositionRow = (
     Option<u64>,
     Option<String>,
     Option<u64>,
+    Option<String>,
 );
 
 async fn produce_on(
@@ -153,7 +154,7 @@ async fn produce_on(
         let cat = catalogue(conn).await?;
         (version, pos, cat)
     };
-    let (index, term, node, membership, ddl) = pos.ok_or_else(|| {
+    let (index, term, node, membership, ddl, autoinc) = pos.ok_or_else(|| {
         Error::Invalid("`_wolfscale` has no position row; has the applier started?".into())
     })?;
     let applied = match (index, term, node) {
@@ -171,6 +172,7 @@ async fn produce_on(
         applied,
         membership_json: membership.unwrap_or_default(),
         ddl_in_flight: ddl,
+        autoinc_json: autoinc,
         created_ms: super::now_ms(),
         server_version: version.unwrap_or_default(),
     };

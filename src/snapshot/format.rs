@@ -27,7 +27,7 @@ pub const MAGIC: [u8; 8] = *b"WSSNAP\x00\x01";
 /// Last bytes of every complete snapshot file.
 pub const END: [u8; 8] = *b"WSSNAPND";
 /// The format version written in [`Header::version`].
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes of a frame header.
 const FRAME_HEADER: usize = 13;
 /// Bytes of the tail.
@@ -142,6 +142,10 @@ pub struct Header {
     pub membership_json: String,
     /// A DDL entry that was marked in flight (started, not recorded) in the copy.
     pub ddl_in_flight: Option<u64>,
+    /// The AUTO_INCREMENT counters recorded with `applied` (`_wolfscale.autoinc`: a JSON
+    /// object, table name → next value). `SHOW CREATE TABLE` reads counters outside the
+    /// read view, so the load sets them back to these.
+    pub autoinc_json: Option<String>,
     /// When the copy was taken, milliseconds since the Unix epoch.
     pub created_ms: u64,
     /// `SELECT VERSION()` of the server it was taken from.
@@ -599,6 +603,7 @@ mod tests {
             }),
             membership_json: "{}".into(),
             ddl_in_flight: None,
+            autoinc_json: Some("{\"t\": 7}".into()),
             created_ms: 1,
             server_version: "10.11".into(),
         }

@@ -205,13 +205,41 @@ async fn load_on(
         Some(p) => (Some(p.index), Some(p.term), Some(p.node)),
         None => (None, None, None),
     };
+    set_counters(conn, header.autoinc_json.as_deref()).await?;
     let membership = (!header.membership_json.is_empty()).then(|| header.membership_json.clone());
     conn.exec_drop(
         q::RESTORE_POSITION,
-        (index, term, node, membership, header.ddl_in_flight),
+        (
+            index,
+            term,
+            node,
+            membership,
+            header.ddl_in_flight,
+            header.autoinc_json.clone(),
+        ),
     )
     .await?;
     Ok(header)
+}
+
+/// Sets every AUTO_INCREMENT counter to the value recorded with the copy's position: the
+/// tables were created with the counters `SHOW CREATE TABLE` saw, which may be ahead of
+/// the read view (entries applied on the source during the copy).
+async fn set_counters(conn: &mut Conn, json: Option<&str>) -> Result<(), Error> {
+    let Some(text) = json else {
+        return Ok(());
+    };
+    let counters: std::collections::BTreeMap<String, u64> = serde_json::from_str(text)
+        .map_err(|e| Error::Invalid(format!("the snapshot's AUTO_INCREMENT counters: {e}")))?;
+    let now: Vec<(String, u64)> = conn.query(position::SELECT_AUTOINC).await?;
+    for (table, current) in now {
+        if let Some(&want) = counters.get(&table) {
+            if want != current {
+                conn.query_drop(position::set_autoinc(&table, want)).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn create_with_mode(conn: &mut Conn, sql_mode: &str, create: &str) -> Result<(), Error> {

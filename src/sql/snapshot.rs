@@ -71,10 +71,10 @@ pub const CLEAR_POSITION: &str = "UPDATE `_wolfscale` SET `applied_index` = NULL
      `applied_term` = NULL, `applied_node` = NULL, `ddl_in_flight` = NULL WHERE `id` = 1";
 
 /// Records the position of a loaded copy; parameters: index, term, node, membership JSON,
-/// DDL in flight.
+/// DDL in flight, AUTO_INCREMENT counters JSON.
 pub const RESTORE_POSITION: &str = "UPDATE `_wolfscale` SET `applied_index` = ?, \
-     `applied_term` = ?, `applied_node` = ?, `membership` = ?, `ddl_in_flight` = ? \
-     WHERE `id` = 1";
+     `applied_term` = ?, `applied_node` = ?, `membership` = ?, `ddl_in_flight` = ?, \
+     `autoinc` = ? WHERE `id` = 1";
 
 /// Whether `name` is the applier's own table, which a snapshot carries in its header
 /// rather than as rows.
@@ -305,7 +305,7 @@ mod tests {
         ] {
             assert_eq!(statement_kind(s), Ok(StatementKind::Read), "{s}");
         }
-        assert_eq!(RESTORE_POSITION.matches('?').count(), 5);
+        assert_eq!(RESTORE_POSITION.matches('?').count(), 6);
         assert!(is_position_table("_wolfscale"));
     }
 }
