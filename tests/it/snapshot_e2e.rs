@@ -2,7 +2,9 @@
 //! MariaDB servers: 20,000 rows in three tables (secondary indexes, a view, a trigger),
 //! a snapshot taken and the WAL purged through `POST /snapshot`, then empty nodes join
 //! while writes continue. One joiner is killed (SIGKILL) in the middle of loading the
-//! snapshot and restarted: it loads it again and every node ends identical.
+//! snapshot and restarted: it loads it again and every node ends identical. In a second
+//! cluster the leader is killed while it streams a snapshot to a joiner (small chunks keep
+//! the stream going long enough): the joiner gets the new leader's snapshot instead.
 
 use crate::support::ports::PortReservation;
 use crate::support::process::{spawn_tied, Tied};
@@ -28,6 +30,11 @@ struct Proc {
 }
 
 fn write_config(dir: &Path, i: usize, db: &MariaDb) -> Proc {
+    write_config_with(dir, i, db, "")
+}
+
+/// A node's config with `cluster_extra` added to its `[cluster]` section.
+fn write_config_with(dir: &Path, i: usize, db: &MariaDb, cluster_extra: &str) -> Proc {
     let p1 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
     let p2 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
     let cluster = format!("127.0.0.1:{}", p1.port());
@@ -39,7 +46,7 @@ fn write_config(dir: &Path, i: usize, db: &MariaDb) -> Proc {
             "[node]\nid = \"node-{i}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{}\"\n\
              [database]\nhost = \"{}\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
              [wal]\nsegment_size_mb = 1\n\
-             [cluster]\nsecret = \"snapshot-e2e-secret-0123456789\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 1000\n\
+             [cluster]\nsecret = \"snapshot-e2e-secret-0123456789\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 1000\n{cluster_extra}\
              [api]\nbind_address = \"{api}\"\n",
             dir.join(format!("data-{i}")).display(),
             db.host(),
@@ -328,4 +335,189 @@ async fn empty_nodes_join_through_a_snapshot_while_writes_continue_even_when_kil
             }
         }
     }
+}
+
+/// Tables with secondary indexes, a trigger and a view.
+const SCHEMA: [&str; 5] = [
+    "CREATE TABLE users (id BIGINT PRIMARY KEY, name VARCHAR(100), email VARCHAR(200), bio TEXT, UNIQUE KEY by_email (email))",
+    "CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT, total DECIMAL(12,2), at DATETIME(6), INDEX by_user (user_id))",
+    "CREATE TABLE stats (user_id BIGINT PRIMARY KEY, orders INT NOT NULL)",
+    "CREATE TRIGGER count_orders AFTER INSERT ON orders FOR EACH ROW INSERT INTO stats (user_id, orders) VALUES (NEW.user_id, 1) ON DUPLICATE KEY UPDATE orders = orders + 1",
+    "CREATE VIEW big_spenders AS SELECT user_id, SUM(total) AS spent FROM orders GROUP BY user_id",
+];
+
+async fn wait_healthy(client: &Client, what: &str) {
+    let start = Instant::now();
+    while client.health().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what} never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn stop_all(procs: &mut [Proc]) {
+    for p in procs.iter_mut() {
+        if let Some(child) = p.child.as_mut() {
+            // SIGTERM: a clean shutdown.
+            unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+        }
+    }
+    for p in procs.iter_mut() {
+        if let Some(mut child) = p.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !matches!(child.0.try_wait(), Ok(Some(_))) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} did not stop",
+                    p.cfg.display()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_gets_the_snapshot_from_the_new_leader_when_the_sender_is_killed_mid_transfer() {
+    crate::support::init_tracing();
+    let dbs = MariaDb::start_many(4).await.expect("mariadb");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 64 KiB chunks: the ~10 MB snapshot takes well over a hundred RPCs to send.
+    let mut procs: Vec<Proc> = (0..4)
+        .map(|i| write_config_with(dir.path(), i + 1, &dbs[i], "snapshot_chunk_kb = 64\n"))
+        .collect();
+    spawn(&mut procs[0], &["start", "--bootstrap"]);
+    let c0 = Client::new(&procs[0].api).expect("client");
+    wait_healthy(&c0, "node-1").await;
+    let seed = procs[0].cluster.clone();
+    spawn(&mut procs[1], &["join", &seed]);
+    spawn(&mut procs[2], &["join", &seed]);
+    wait_active(&c0, 3, Duration::from_secs(120)).await;
+    for ddl in SCHEMA {
+        write(&c0, WriteKind::Ddl, json!({ "ddl": ddl }))
+            .await
+            .expect(ddl);
+    }
+    for i in 0..100 {
+        write(&c0, WriteKind::Sql, users(i * 100))
+            .await
+            .expect("users");
+        write(&c0, WriteKind::Sql, orders(i * 100))
+            .await
+            .expect("orders");
+    }
+    // Every voter snapshots and purges, so whoever leads next must send a snapshot too.
+    let mut first_lsns = Vec::new();
+    for p in &procs[..3] {
+        let created = Client::new(&p.api)
+            .expect("client")
+            .with_timeout(Duration::from_secs(300))
+            .snapshot_create(true)
+            .await
+            .expect("snapshot");
+        assert_eq!(created.snapshot.rows, 10_000 + 10_000 + 997, "{created:?}");
+        first_lsns.push(created.wal_first_lsn);
+    }
+    assert!(
+        first_lsns.iter().all(|f| f.is_some_and(|f| f > 10)),
+        "the early log is gone everywhere: {first_lsns:?}"
+    );
+    let leader_before = c0.status().await.expect("status");
+    assert_eq!(leader_before.leader_id.as_deref(), Some("node-1"));
+
+    // node-4 joins with an empty MariaDB; node-1 is killed while it streams the snapshot.
+    spawn(&mut procs[3], &["join", &seed]);
+    let c3 = Client::new(&procs[3].api).expect("client");
+    let start = Instant::now();
+    let seen = loop {
+        if let Ok(s) = c3.status().await {
+            if let Some(p) = &s.sync {
+                if p.phase == Phase::Receiving && p.bytes_done > 0 {
+                    break p.clone();
+                }
+            }
+            assert_ne!(
+                s.status,
+                NodeState::Active,
+                "node-4 finished before the sender could be killed"
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "node-4 never started receiving a snapshot"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    if let Some(mut child) = procs[0].child.take() {
+        child.0.kill().expect("SIGKILL");
+        let _ = child.0.wait();
+    }
+    assert!(
+        seen.bytes_total.is_some_and(|t| t > seen.bytes_done),
+        "the kill came mid-transfer: {seen:?}"
+    );
+
+    // A new leader among node-2 and node-3 takes writes and finishes node-4's transfer.
+    let c1 = Client::new(&procs[1].api).expect("client");
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = c1.status().await {
+            if s.leader_id.as_deref().is_some_and(|l| l != "node-1") {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no new leader after node-1 was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut last = 0;
+    for i in 0..10 {
+        last = write(&c1, WriteKind::Sql, orders(2_000_000 + i * 100))
+            .await
+            .expect("write after failover");
+    }
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = c3.status().await {
+            if s.status == NodeState::Active && s.applied_lsn >= last {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "node-4 never caught up: {:?}",
+            c3.status().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let list = c3.snapshot_list().await.expect("list");
+    assert!(list.installs >= 1, "{list:?}");
+    let installed = list.snapshots.last().expect("a snapshot on node-4");
+    assert_eq!(installed.source, "received", "{list:?}");
+    assert_ne!(
+        installed.id, seen.snapshot_id,
+        "node-4 holds the dead leader's snapshot, not the new leader's"
+    );
+    for p in &procs[1..3] {
+        let applied = Client::new(&p.api).expect("client").status().await;
+        assert!(
+            applied.as_ref().is_ok_and(|s| s.applied_lsn >= last),
+            "{applied:?}"
+        );
+    }
+    let sums = [
+        table_sums(&dbs[1]).await,
+        table_sums(&dbs[2]).await,
+        table_sums(&dbs[3]).await,
+    ];
+    assert_eq!(sums[0][0].1, 10_000);
+    assert_eq!(sums[0][1].1, 10_000 + 1_000);
+    assert_eq!(sums[0][4].1, 1, "the trigger exists");
+    assert_eq!(sums[0], sums[1], "node-2 and node-3 differ");
+    assert_eq!(sums[0], sums[2], "node-2 and node-4 differ");
+    stop_all(&mut procs).await;
 }
