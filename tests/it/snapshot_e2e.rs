@@ -521,3 +521,107 @@ async fn a_joiner_gets_the_snapshot_from_the_new_leader_when_the_sender_is_kille
     assert_eq!(sums[0], sums[2], "node-2 and node-4 differ");
     stop_all(&mut procs).await;
 }
+
+/// Runs `wolfscale ARGS -c CFG` to completion; returns its stdout, or panics with stderr.
+fn run_cli(p: &Proc, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_wolfscale"))
+        .args(args)
+        .arg("-c")
+        .arg(&p.cfg)
+        .env("WOLFSCALE_LOG", "warn")
+        .output()
+        .expect("run wolfscale");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "wolfscale {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_seeded_from_a_snapshot_file_joins_without_a_transfer() {
+    crate::support::init_tracing();
+    let dbs = MariaDb::start_many(2).await.expect("mariadb");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut procs: Vec<Proc> = (0..2)
+        .map(|i| write_config(dir.path(), i + 1, &dbs[i]))
+        .collect();
+    spawn(&mut procs[0], &["start", "--bootstrap"]);
+    let c0 = Client::new(&procs[0].api).expect("client");
+    wait_healthy(&c0, "node-1").await;
+    for ddl in SCHEMA {
+        write(&c0, WriteKind::Ddl, json!({ "ddl": ddl }))
+            .await
+            .expect(ddl);
+    }
+    for i in 0..10 {
+        write(&c0, WriteKind::Sql, users(i * 100))
+            .await
+            .expect("users");
+        write(&c0, WriteKind::Sql, orders(i * 100))
+            .await
+            .expect("orders");
+    }
+
+    // `snapshot create` and `snapshot list` through the CLI.
+    let api = procs[0].api.clone();
+    let created = run_cli(&procs[0], &["snapshot", "create", "--node", &api]);
+    let listed = run_cli(&procs[0], &["snapshot", "list", "--node", &api]);
+    let list = c0.snapshot_list().await.expect("list");
+    let snap = list.snapshots.last().expect("a snapshot on node-1").clone();
+    assert_eq!(snap.source, "built");
+    assert_eq!(snap.rows, 1_000 + 1_000 + 997, "{snap:?}");
+    assert!(created.contains(&snap.id), "create printed {created}");
+    assert!(
+        listed.contains(&snap.id) && listed.contains(&snap.path),
+        "list printed {listed}"
+    );
+
+    // Writes go on; the file is copied and seeds node-2, which then joins.
+    let mut last = 0;
+    for i in 0..5 {
+        last = write(&c0, WriteKind::Sql, orders(3_000_000 + i * 100))
+            .await
+            .expect("orders");
+    }
+    let copy = dir.path().join("copied.snap");
+    std::fs::copy(&snap.path, &copy).expect("copy the snapshot file");
+    let copy_arg = copy.display().to_string();
+    let restored = run_cli(&procs[1], &["snapshot", "restore", &copy_arg]);
+    assert!(
+        restored.contains(&format!("lsn {}", snap.lsn)),
+        "restore printed {restored}"
+    );
+    let seed = procs[0].cluster.clone();
+    spawn(&mut procs[1], &["join", &seed]);
+    wait_active(&c0, 2, Duration::from_secs(120)).await;
+    let c1 = Client::new(&procs[1].api).expect("client");
+    let start = Instant::now();
+    while c1.status().await.map_or(true, |s| s.applied_lsn < last) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "node-2 did not apply lsn {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let l1 = c1.snapshot_list().await.expect("list");
+    assert_eq!(l1.installs, 0, "node-2 was sent a snapshot: {l1:?}");
+    assert_eq!(
+        l1.snapshots.last().map(|s| s.source.as_str()),
+        Some("restored"),
+        "{l1:?}"
+    );
+    let (a, b) = (table_sums(&dbs[0]).await, table_sums(&dbs[1]).await);
+    assert_eq!(a[1].1, 1_000 + 500);
+    assert_eq!(a, b, "node-1 and node-2 differ");
+    stop_all(&mut procs).await;
+    // A member cannot be seeded again.
+    let again = Command::new(env!("CARGO_BIN_EXE_wolfscale"))
+        .args(["snapshot", "restore", &copy_arg, "-c"])
+        .arg(&procs[1].cfg)
+        .output()
+        .expect("run wolfscale");
+    assert!(!again.status.success(), "seeding a member must be refused");
+}
