@@ -64,12 +64,21 @@ fn write_config_with(dir: &Path, i: usize, db: &MariaDb, cluster_extra: &str) ->
 }
 
 fn spawn(p: &mut Proc, args: &[&str]) {
+    spawn_to(p, args, None);
+}
+
+/// Spawns `wolfscale ARGS`, its standard output going to `stdout` (else nowhere).
+fn spawn_to(p: &mut Proc, args: &[&str], stdout: Option<&Path>) {
+    let out = match stdout {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("stdout file")),
+        None => Stdio::null(),
+    };
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wolfscale"));
     cmd.args(args)
         .arg("-c")
         .arg(&p.cfg)
         .env("WOLFSCALE_LOG", "info,openraft=warn")
-        .stdout(Stdio::null())
+        .stdout(out)
         .stderr(Stdio::inherit());
     p.child = Some(spawn_tied(cmd).expect("spawn wolfscale"));
 }
@@ -428,7 +437,8 @@ async fn a_joiner_gets_the_snapshot_from_the_new_leader_when_the_sender_is_kille
     assert_eq!(leader_before.leader_id.as_deref(), Some("node-1"));
 
     // node-4 joins with an empty MariaDB; node-1 is killed while it streams the snapshot.
-    spawn(&mut procs[3], &["join", &seed]);
+    let join_out = dir.path().join("join-4.out");
+    spawn_to(&mut procs[3], &["join", &seed], Some(&join_out));
     let c3 = Client::new(&procs[3].api).expect("client");
     let start = Instant::now();
     let seen = loop {
@@ -494,6 +504,21 @@ async fn a_joiner_gets_the_snapshot_from_the_new_leader_when_the_sender_is_kille
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // `join` showed the transfer as a progress bar, then ACTIVE (it prints every second).
+    let start = Instant::now();
+    let printed = loop {
+        let printed = std::fs::read_to_string(&join_out).expect("join output");
+        if printed.contains("node-4 is ACTIVE") || start.elapsed() > Duration::from_secs(10) {
+            break printed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let bar = printed
+        .lines()
+        .find(|l| l.starts_with("node-4: SYNCING [") && l.contains("% receiving snapshot"))
+        .unwrap_or_else(|| panic!("no progress bar in join's output:\n{printed}"));
+    assert!(bar.contains(" MB, ") && bar.contains("ETA"), "{bar}");
+    assert!(printed.contains("node-4 is ACTIVE"), "{printed}");
     let list = c3.snapshot_list().await.expect("list");
     assert!(list.installs >= 1, "{list:?}");
     let installed = list.snapshots.last().expect("a snapshot on node-4");
