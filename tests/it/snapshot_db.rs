@@ -110,6 +110,9 @@ async fn count(conn: &mut Conn, sql: &str) -> i64 {
     n.expect("one row")
 }
 
+const COUNTERS: &str = "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = 'app' AND AUTO_INCREMENT IS NOT NULL ORDER BY 1";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_copies_every_value_and_object_exactly_and_replaces_the_target() {
     crate::support::init_tracing();
@@ -119,6 +122,16 @@ async fn a_snapshot_copies_every_value_and_object_exactly_and_replaces_the_targe
     fill(&mut src).await;
     // The applied position the copy must carry.
     source.apply_entries(vec![blank(7)]).await.expect("blank");
+    // A counter that moves after the position was recorded (an apply attempt that did
+    // not commit does that).
+    let recorded: Vec<(String, u64)> = src.query(COUNTERS).await.expect("counters");
+    assert!(
+        recorded.iter().any(|(t, _)| t == "zero_ai"),
+        "the fixture has AUTO_INCREMENT tables: {recorded:?}"
+    );
+    src.query_drop("ALTER TABLE zero_ai AUTO_INCREMENT = 1000")
+        .await
+        .expect("bump the counter");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let snaps = Snapshots::open(
@@ -216,6 +229,25 @@ async fn a_snapshot_copies_every_value_and_object_exactly_and_replaces_the_targe
     assert_eq!(checksums(&mut src).await, checksums(&mut dst).await);
     // Nothing to redo the second time.
     assert!(!into.resume(applied).await.expect("resume"));
+
+    // A stop after the marker was written but before the received file moved into place:
+    // the part is found, moved and loaded.
+    dst.query_drop("DROP TABLE audit").await.expect("damage");
+    std::fs::rename(into.file_path(&m.id), into.dir().join("recv-1-0.part")).expect("unmove");
+    std::fs::write(into.dir().join("INSTALLING"), &m.id).expect("marker");
+    assert!(
+        into.resume(None).await.expect("resume"),
+        "the install is finished"
+    );
+    assert!(into.file_path(&m.id).is_file());
+    assert!(!into.dir().join("recv-1-0.part").exists());
+    assert!(!into.dir().join("INSTALLING").exists());
+    assert_eq!(checksums(&mut src).await, checksums(&mut dst).await);
+
+    // AUTO_INCREMENT counters are those recorded with the copy's position, not the ones
+    // `SHOW CREATE TABLE` saw.
+    let b: Vec<(String, u64)> = dst.query(COUNTERS).await.expect("counters");
+    assert_eq!(recorded, b);
 
     // Damaged files are refused before anything is loaded.
     let bad = dir.path().join("bad.snap");
