@@ -51,9 +51,6 @@ impl Handler for PeerHandler {
                 if let Some(s) = snapshots {
                     s.receiving(&id);
                 }
-                // A snapshot chunk from the leader counts as hearing from it: a long transfer
-                // must not make this node campaign.
-                self.node.election_clock().touch();
                 let r = raft.install_snapshot(rpc).await;
                 if matches!(&r, Ok(s) if s.vote == vote) {
                     self.node.election_clock().touch();
