@@ -84,6 +84,38 @@ pub enum Command {
         #[command(subcommand)]
         command: WalCommand,
     },
+    /// Snapshots of the replicated database (state transfer).
+    Snapshot {
+        /// What to do.
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+/// `wolfscale snapshot ...`
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot on a running node now, through its HTTP API.
+    Create {
+        /// HTTP API address of the node (default: this node's api.bind_address).
+        #[arg(long)]
+        node: Option<String>,
+        /// Then purge the WAL segments the snapshot covers that no live member needs.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// List a running node's snapshots and any transfer into it.
+    List {
+        /// HTTP API address of the node (default: this node's api.bind_address).
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Seed this (stopped, never joined) node's MariaDB from a snapshot file of the same
+    /// cluster; then `wolfscale join` continues from the snapshot's position.
+    Restore {
+        /// A `.snap` file copied from a member's snapshot directory.
+        file: PathBuf,
+    },
 }
 
 /// `wolfscale cluster ...`
@@ -171,6 +203,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
         }
         Command::Status { node } => status(&mut out, &cli.config, &env, node),
         Command::Cluster { command } => cluster(&mut out, &cli.config, &env, command),
+        Command::Snapshot { command } => snapshot(&mut out, &cli.config, &env, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -485,7 +518,17 @@ fn wal(out: &mut impl Write, path: &Path, env: &EnvOverrides, command: WalComman
         ));
     }
     let text = match command {
-        WalCommand::Inspect => crate::wal::inspect::inspect(&dir).map(|r| r.to_string()),
+        WalCommand::Inspect => crate::wal::inspect::inspect(&dir).map(|r| {
+            let segs: Vec<(String, u64, u64)> = r
+                .segments
+                .iter()
+                .map(|s| (s.file.clone(), s.first_lsn, s.records))
+                .collect();
+            format!(
+                "{r}\n{}",
+                crate::node::retention::describe(&loaded.config, &segs)
+            )
+        }),
         WalCommand::Dump { from, to } => {
             crate::wal::inspect::dump(&dir, from, to, Some(&crate::consensus::codec::describe))
                 .map(|r| r.to_string())
@@ -493,6 +536,118 @@ fn wal(out: &mut impl Write, path: &Path, env: &EnvOverrides, command: WalComman
     }
     .map_err(|e| e.to_string())?;
     write!(out, "{text}").map_err(|e| e.to_string())
+}
+
+/// A client for the HTTP API at `node`, or this node's own.
+fn node_client(
+    path: &Path,
+    env: &EnvOverrides,
+    node: Option<String>,
+) -> Result<crate::api::client::Client, String> {
+    let (addr, token) = match node {
+        Some(a) => (a, env.api_token.clone()),
+        None => {
+            let loaded = load(path, env)?;
+            let bind = loaded
+                .config
+                .api
+                .bind_address
+                .replace("0.0.0.0", "127.0.0.1");
+            (
+                bind,
+                loaded.secrets.api_token.map(|t| t.expose().to_string()),
+            )
+        }
+    };
+    let mut client = crate::api::client::Client::new(&addr).map_err(|e| e.to_string())?;
+    if let Some(t) = token {
+        client = client.with_token(t);
+    }
+    Ok(client)
+}
+
+fn snapshot(
+    out: &mut impl Write,
+    path: &Path,
+    env: &EnvOverrides,
+    command: SnapshotCommand,
+) -> CliResult {
+    let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| e.to_string());
+    match command {
+        SnapshotCommand::Create { node, purge } => {
+            // A large database takes a while to copy.
+            let client =
+                node_client(path, env, node)?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
+            let done = runtime()?
+                .block_on(client.snapshot_create(purge))
+                .map_err(|e| format!("snapshot failed on {}: {e}", client.address()))?;
+            let s = &done.snapshot;
+            w(
+                out,
+                format!(
+                    "snapshot {} at lsn {}: {} rows in {} tables, {} bytes\n  file: {}",
+                    s.id, s.lsn, s.rows, s.tables, s.bytes, s.path
+                ),
+            )?;
+            if purge {
+                w(
+                    out,
+                    format!(
+                        "wal: purged up to {}; first entry kept: {}",
+                        done.purged_up_to
+                            .map_or_else(|| "nothing".to_string(), |p| p.to_string()),
+                        done.wal_first_lsn
+                            .map_or_else(|| "-".to_string(), |p| p.to_string())
+                    ),
+                )?;
+            }
+            Ok(())
+        }
+        SnapshotCommand::List { node } => {
+            let client = node_client(path, env, node)?;
+            let list = runtime()?
+                .block_on(client.snapshot_list())
+                .map_err(|e| format!("cannot list snapshots on {}: {e}", client.address()))?;
+            w(
+                out,
+                format!(
+                    "{:<40} {:>10} {:>12} {:>10} {:>7} {:<9} FILE",
+                    "ID", "LSN", "BYTES", "ROWS", "TABLES", "SOURCE"
+                ),
+            )?;
+            for s in &list.snapshots {
+                w(
+                    out,
+                    format!(
+                        "{:<40} {:>10} {:>12} {:>10} {:>7} {:<9} {}",
+                        s.id, s.lsn, s.bytes, s.rows, s.tables, s.source, s.path
+                    ),
+                )?;
+            }
+            if let Some(p) = &list.sync {
+                w(out, format!("syncing: {}", p.line()))?;
+            }
+            w(out, format!("installed since start: {}", list.installs))
+        }
+        SnapshotCommand::Restore { file } => {
+            let loaded = load(path, env)?;
+            let m = runtime()?
+                .block_on(crate::node::seed(loaded, &file))
+                .map_err(|e| e.to_string())?;
+            w(
+                out,
+                format!(
+                    "loaded snapshot {} (lsn {}, {} rows in {} tables) into the local MariaDB;\n\
+                     now run `wolfscale join HOST:PORT`: the node continues from lsn {}",
+                    m.id,
+                    m.index(),
+                    m.rows,
+                    m.tables.len(),
+                    m.index()
+                ),
+            )
+        }
+    }
 }
 
 fn info(out: &mut impl Write, path: &Path, env: &EnvOverrides) -> CliResult {

@@ -18,6 +18,7 @@
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`apply`] | the MariaDB applier: committed entries applied exactly once, `_wolfscale` position, client reads |
+//! | [`snapshot`] | state transfer: consistent copies of the replicated database (build, store, send, load) and the sync progress |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod consensus;
 pub mod db;
 pub mod id;
 pub mod node;
+pub mod snapshot;
 pub mod sql;
 pub mod state;
 pub mod transport;

@@ -48,6 +48,85 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         node: String,
     ) -> impl Future<Output = Result<TransferResult, BackendError>> + Send;
+    /// Takes a snapshot of the replicated database on this node now (`POST /snapshot`);
+    /// with `purge`, then purges the WAL segments it covers that no live member needs.
+    /// The default answers that this node cannot.
+    fn snapshot_create(
+        &self,
+        purge: bool,
+    ) -> impl Future<Output = Result<SnapshotCreated, BackendError>> + Send {
+        let _ = purge;
+        async { Err(BackendError::snapshots_unsupported()) }
+    }
+    /// The snapshots this node holds and any transfer under way (`GET /snapshot`).
+    fn snapshot_list(&self) -> impl Future<Output = Result<SnapshotList, BackendError>> + Send {
+        async { Err(BackendError::snapshots_unsupported()) }
+    }
+}
+
+/// One snapshot a node holds, as `GET /snapshot` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotInfo {
+    /// Its id (`<lsn>-<term>-<created_ms>-<bytes>`), also its file name.
+    pub id: String,
+    /// The last log index it holds.
+    pub lsn: u64,
+    /// The term of that entry.
+    pub term: u64,
+    /// When it was taken, ms since the Unix epoch.
+    pub created_ms: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Rows in all tables.
+    pub rows: u64,
+    /// Tables it holds.
+    pub tables: u64,
+    /// Views, routines, triggers and sequences it holds.
+    pub views: u64,
+    /// Stored procedures and functions.
+    pub routines: u64,
+    /// Triggers.
+    pub triggers: u64,
+    /// Sequences.
+    pub sequences: u64,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// `built`, `received` or `restored`.
+    pub source: String,
+    /// The file on that node (to copy it for seeding another node).
+    pub path: String,
+}
+
+/// `GET /snapshot`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotList {
+    /// Oldest first (normally one).
+    pub snapshots: Vec<SnapshotInfo>,
+    /// A transfer into this node under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::snapshot::SyncProgress>,
+    /// Snapshots installed on this node since it started.
+    pub installs: u64,
+}
+
+/// `POST /snapshot` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRequest {
+    /// Also purge the WAL segments the snapshot covers (that no live member needs).
+    #[serde(default)]
+    pub purge: bool,
+}
+
+/// `POST /snapshot` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotCreated {
+    /// The snapshot now current.
+    pub snapshot: SnapshotInfo,
+    /// The last log index the purge removed, when one ran and removed anything.
+    pub purged_up_to: Option<u64>,
+    /// The first log index still in the WAL.
+    pub wal_first_lsn: Option<u64>,
 }
 
 /// Most IDs one `GET /id` may ask for.
@@ -144,6 +223,9 @@ pub struct NodeStatus {
     pub api_address: String,
     /// Committed entries it has not applied yet.
     pub lag: u64,
+    /// A snapshot transfer into this node (it is SYNCING meanwhile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<crate::snapshot::SyncProgress>,
 }
 
 /// `/cluster`: who leads and every member.
@@ -340,6 +422,14 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// 400 `not_supported`: this node has no snapshots.
+    pub fn snapshots_unsupported() -> BackendError {
+        BackendError::Invalid {
+            code: "not_supported".into(),
+            message: "this node cannot take snapshots".into(),
+        }
+    }
+
     /// The deterministic result of a statement MariaDB refused, as the client must see it.
     /// A transient class is a node problem, not a result: it becomes [`BackendError::NotReady`].
     pub fn from_mariadb(class: ErrorClass, code: u16, message: &str) -> BackendError {

@@ -5,7 +5,7 @@
 
 use super::backend::{
     ClusterStatus, ErrorBody, NodeRef, NodeRequest, NodeStatus, QueryRequest, QueryResult,
-    RemoveResult, TransferResult, WriteResult,
+    RemoveResult, SnapshotCreated, SnapshotList, SnapshotRequest, TransferResult, WriteResult,
 };
 use super::handlers::{Health, Ids, Nodes};
 use crate::command::{DdlRequest, DeleteRequest, InsertRequest, SqlRequest, UpdateRequest};
@@ -226,6 +226,17 @@ impl Client {
         self.get::<Ids>(&format!("/id?count={count}"))
             .await
             .map(|i| i.ids)
+    }
+
+    /// `POST /snapshot`: takes a snapshot on this node (give the client a timeout long
+    /// enough for the database's size).
+    pub async fn snapshot_create(&self, purge: bool) -> Result<SnapshotCreated, Error> {
+        self.post("/snapshot", &SnapshotRequest { purge }).await
+    }
+
+    /// `GET /snapshot`: this node's snapshots and any transfer under way.
+    pub async fn snapshot_list(&self) -> Result<SnapshotList, Error> {
+        self.get("/snapshot").await
     }
 
     /// `POST /write/insert`.

@@ -4,7 +4,8 @@
 
 use super::backend::{
     Backend, ClusterStatus, NodeRef, NodeRequest, NodeStatus, Query, QueryRequest, QueryResult,
-    RemoveResult, TransferResult, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
+    RemoveResult, SnapshotCreated, SnapshotList, SnapshotRequest, TransferResult, WriteResult,
+    DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };
 use super::{ApiError, ApiOptions};
 use crate::command::{
@@ -63,6 +64,10 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
         .route("/cluster/nodes", get(cluster_nodes::<B>))
         .route("/cluster/remove", post(cluster_remove::<B>))
         .route("/cluster/transfer-leader", post(cluster_transfer::<B>))
+        .route(
+            "/snapshot",
+            post(snapshot_create::<B>).get(snapshot_list::<B>),
+        )
         .route_layer(middleware::from_fn_with_state(options, auth));
     Router::new()
         .route("/health", get(health::<B>))
@@ -509,4 +514,33 @@ async fn cluster_transfer<B: Backend>(
     let node = node_request(&s.options, r).await?;
     tracing::info!(node = %node, "leadership transfer requested");
     Ok(Json(s.backend.transfer_leader(node).await?))
+}
+
+/// `POST /snapshot`: an empty body or `{"purge": bool}`.
+async fn snapshot_create<B: Backend>(
+    State(s): State<AppState<B>>,
+    request: Request,
+) -> Result<Json<SnapshotCreated>, ApiError> {
+    let empty = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    let ask = if empty {
+        SnapshotRequest::default()
+    } else {
+        let bytes = read_body(&s.options, request).await?;
+        if bytes.is_empty() {
+            SnapshotRequest::default()
+        } else {
+            parse::<SnapshotRequest>(&bytes)?
+        }
+    };
+    Ok(Json(s.backend.snapshot_create(ask.purge).await?))
+}
+
+/// `GET /snapshot`.
+async fn snapshot_list<B: Backend>(
+    State(s): State<AppState<B>>,
+) -> Result<Json<SnapshotList>, ApiError> {
+    Ok(Json(s.backend.snapshot_list().await?))
 }

@@ -18,6 +18,8 @@
 //! | `GET /cluster/nodes` | → `{"nodes": [NodeStatus, ...]}` |
 //! | `POST /cluster/remove` | [`NodeRequest`] → [`RemoveResult`] |
 //! | `POST /cluster/transfer-leader` | [`NodeRequest`] → [`TransferResult`] |
+//! | `POST /snapshot` | optional [`SnapshotRequest`] → [`SnapshotCreated`] (may take minutes) |
+//! | `GET /snapshot` | → [`SnapshotList`] |
 //!
 //! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
 //! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 404
@@ -34,8 +36,9 @@ mod handlers;
 
 pub use backend::{
     Backend, BackendError, ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState,
-    NodeStatus, Query, QueryRequest, QueryResult, RemoveResult, Role, StatementResult,
-    TransferResult, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
+    NodeStatus, Query, QueryRequest, QueryResult, RemoveResult, Role, SnapshotCreated,
+    SnapshotInfo, SnapshotList, SnapshotRequest, StatementResult, TransferResult, WriteResult,
+    DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };
 
 use crate::config::{ApiConfig, Secret};

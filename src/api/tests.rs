@@ -46,6 +46,7 @@ pub(super) fn node(name: &str, number: u64, role: Role) -> NodeStatus {
         address: format!("127.0.0.1:{}", 7000 + number),
         api_address: format!("127.0.0.1:{}", 8000 + number),
         lag: 1,
+        sync: None,
     }
 }
 

@@ -316,6 +316,8 @@ impl MariaDbApplier {
         if current.applied.is_some_and(|a| lsn <= a.index) {
             return Ok(vec![Outcome::AlreadyApplied { lsn }]);
         }
+        // No snapshot opens its read view while a DDL entry runs (see `snapshot::dump`).
+        let _gate = self.ddl_gate.clone().write_owned().await;
         let re_apply = current.ddl_in_flight == Some(lsn);
         if !re_apply {
             conn.exec_drop(position::MARK_DDL_IN_FLIGHT, (lsn,))

@@ -140,6 +140,10 @@ pub struct MariaDbApplier {
     database: String,
     addr: String,
     connect_timeout: Duration,
+    /// The pool's options (database selected, session setup), for snapshot connections.
+    opts: mysql_async::Opts,
+    /// Held for writing while a DDL entry runs (see [`crate::snapshot::Database`]).
+    ddl_gate: std::sync::Arc<tokio::sync::RwLock<()>>,
 }
 
 impl MariaDbApplier {
@@ -173,11 +177,14 @@ impl MariaDbApplier {
         let _ = first.disconnect().await;
         // mysql_async runs setup commands last to first.
         let setup: Vec<&str> = sql::SESSION_SETUP.iter().rev().copied().collect();
-        let opts = OptsBuilder::from_opts(base)
+        let opts: mysql_async::Opts = OptsBuilder::from_opts(base)
             .db_name(Some(cfg.database.clone()))
-            .setup(setup);
+            .setup(setup)
+            .into();
         let mut applier = MariaDbApplier {
-            pool: Pool::new(opts),
+            pool: Pool::new(opts.clone()),
+            opts,
+            ddl_gate: std::sync::Arc::default(),
             conn: None,
             session_ts: None,
             position: None,
@@ -269,6 +276,15 @@ impl Applier for MariaDbApplier {
     async fn apply(&mut self, entries: Vec<Entry>) -> Result<Vec<Response>, ApplyError> {
         let outcomes = self.apply_entries(entries).await?;
         Ok(outcomes.iter().map(Outcome::encode).collect())
+    }
+
+    fn snapshot_db(&self) -> Option<crate::snapshot::Database> {
+        Some(crate::snapshot::Database::new(
+            self.opts.clone(),
+            &self.database,
+            self.connect_timeout,
+            self.ddl_gate.clone(),
+        ))
     }
 }
 

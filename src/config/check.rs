@@ -225,12 +225,20 @@ pub(super) fn semantics(c: &Config) -> Vec<Problem> {
         87_600,
         " hours",
     );
+    range("wal.max_size_mb", c.wal.max_size_mb, 0, 100_000_000, " MiB");
     range(
         "cluster.heartbeat_interval_ms",
         c.cluster.heartbeat_interval_ms,
         10,
         60_000,
         " ms",
+    );
+    range(
+        "cluster.snapshot_chunk_kb",
+        c.cluster.snapshot_chunk_kb,
+        64,
+        32_768,
+        " KiB",
     );
     range(
         "cluster.election_timeout_ms",

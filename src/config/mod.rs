@@ -211,9 +211,14 @@ pub struct WalConfig {
     /// Size at which a segment file is closed and a new one started, in MiB. Default: 64.
     #[serde(default = "defaults::wal_segment_size_mb")]
     pub segment_size_mb: u64,
-    /// Age after which whole segments may be purged, in hours. Default: 168 (7 days).
+    /// Age after which whole segments may be purged, in hours, once a snapshot covers
+    /// them and no live member still needs them. Default: 168 (7 days).
     #[serde(default = "defaults::wal_retention_hours")]
     pub retention_hours: u64,
+    /// Size above which the oldest segments a snapshot covers are purged even before
+    /// `retention_hours`, in MiB; 0 turns the cap off. Default: 0.
+    #[serde(default)]
+    pub max_size_mb: u64,
     /// fdatasync each group commit before acknowledging it. Default: true.
     #[serde(default = "defaults::yes")]
     pub fsync: bool,
@@ -235,6 +240,10 @@ pub struct ClusterConfig {
     /// in milliseconds. Default: 2000.
     #[serde(default = "defaults::cluster_election_timeout_ms")]
     pub election_timeout_ms: u64,
+    /// Size of one chunk of a snapshot sent to a member, in KiB (64–32768); each chunk is
+    /// one RPC, so a slow link wants smaller ones. Default: 4096.
+    #[serde(default = "defaults::cluster_snapshot_chunk_kb")]
+    pub snapshot_chunk_kb: u64,
     /// Shared secret (≥ 16 characters) every node proves at connect. Default: none; one of
     /// `secret`, `secret_file` or `WOLFSCALE_CLUSTER_SECRET` is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,6 +317,9 @@ mod defaults {
     pub fn cluster_election_timeout_ms() -> u64 {
         2000
     }
+    pub fn cluster_snapshot_chunk_kb() -> u64 {
+        4096
+    }
     pub fn api_bind_address() -> String {
         "0.0.0.0:8080".into()
     }
@@ -328,6 +340,11 @@ impl Config {
     /// Where the write-ahead log lives: `<data_dir>/wal`.
     pub fn wal_dir(&self) -> PathBuf {
         self.data_dir().join("wal")
+    }
+
+    /// Where snapshots of the replicated database live: `<data_dir>/snapshots`.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.data_dir().join("snapshots")
     }
 
     /// Where the SQLite state database lives: `<data_dir>/state`.
@@ -364,12 +381,14 @@ impl Config {
                 compression: true,
                 segment_size_mb: U64,
                 retention_hours: U64,
+                max_size_mb: U64,
                 fsync: true,
             },
             cluster: ClusterConfig {
                 peers: vec![String::new()],
                 heartbeat_interval_ms: U64,
                 election_timeout_ms: U64,
+                snapshot_chunk_kb: U64,
                 secret: Some(String::new()),
                 secret_file: Some(PathBuf::new()),
             },
@@ -417,6 +436,7 @@ impl Default for WalConfig {
             compression: true,
             segment_size_mb: defaults::wal_segment_size_mb(),
             retention_hours: defaults::wal_retention_hours(),
+            max_size_mb: 0,
             fsync: true,
         }
     }
@@ -435,6 +455,10 @@ impl WalConfig {
     pub fn retention(&self) -> Duration {
         Duration::from_secs(self.retention_hours * 3600)
     }
+    /// The size cap in bytes, if one is set.
+    pub fn max_size_bytes(&self) -> Option<u64> {
+        (self.max_size_mb > 0).then(|| self.max_size_mb.saturating_mul(1024 * 1024))
+    }
 }
 
 impl Default for ClusterConfig {
@@ -443,6 +467,7 @@ impl Default for ClusterConfig {
             peers: Vec::new(),
             heartbeat_interval_ms: defaults::cluster_heartbeat_interval_ms(),
             election_timeout_ms: defaults::cluster_election_timeout_ms(),
+            snapshot_chunk_kb: defaults::cluster_snapshot_chunk_kb(),
             secret: None,
             secret_file: None,
         }

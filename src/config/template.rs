@@ -51,8 +51,11 @@ flush_interval_ms = {flush_interval_ms}
 compression = {compression}
 # Segment file size before a new one is started (MiB, 1-4096).
 segment_size_mb = {segment_size_mb}
-# Age after which whole segments may be purged (hours).
+# Age after which whole segments may be purged, once a snapshot covers them and no
+# live member still needs them (hours).
 retention_hours = {retention_hours}
+# Purge covered segments sooner when the WAL grows past this size (MiB; 0 turns this off).
+max_size_mb = {max_size_mb}
 # fdatasync every group commit before acknowledging it.
 fsync = {fsync}
 
@@ -65,6 +68,9 @@ heartbeat_interval_ms = {heartbeat}
 # this and all of it stands for election, if most voters have lost the leader too (ms).
 # A dead leader is replaced within about this plus one more draw if the vote splits.
 election_timeout_ms = {election}
+# Size of one snapshot chunk sent to a member that needs the whole database (KiB,
+# 64-32768); each chunk is one RPC, so a slow link wants smaller ones.
+snapshot_chunk_kb = {snapshot_chunk_kb}
 # Shared secret (at least 16 characters), the same on every node. It may instead come
 # from secret_file (first line) or WOLFSCALE_CLUSTER_SECRET (which wins).
 secret = {secret}
@@ -96,8 +102,10 @@ max_body_bytes = {max_body_bytes}
         compression = wal.compression,
         segment_size_mb = wal.segment_size_mb,
         retention_hours = wal.retention_hours,
+        max_size_mb = wal.max_size_mb,
         fsync = wal.fsync,
         heartbeat = cl.heartbeat_interval_ms,
+        snapshot_chunk_kb = cl.snapshot_chunk_kb,
         election = cl.election_timeout_ms,
         secret = q(secret),
         api_enabled = api.enabled,

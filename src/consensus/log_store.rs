@@ -377,6 +377,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             wal.purge_before_blocking(log_id.index + 1)
                 .map_err(|e| logs_err(ErrorVerb::Delete, e))
         })
-        .await
+        .await?;
+        tracing::info!(log_index = log_id.index, "log purged up to this entry");
+        Ok(())
     }
 }

@@ -6,13 +6,14 @@
 
 use super::log_store::LogStore;
 use super::{Entry, LogId, NodeId, NodeInfo, Response, StorageError, StoredMembership, TypeConfig};
+use crate::snapshot::SnapshotFile;
 use crate::state::StateDb;
 use crate::wal::{Wal, WalOptions};
 use openraft::storage::{RaftLogStorage, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader, RaftSnapshotBuilder};
-use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use tempfile::TempDir;
 
 fn wal_opts() -> WalOptions {
@@ -20,6 +21,24 @@ fn wal_opts() -> WalOptions {
         segment_size: 4096,
         ..WalOptions::from(&crate::config::WalConfig::default())
     }
+}
+
+fn scratch_path() -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "wolfscale-memsm-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// An unlinked file holding `data`, as the suite's snapshot data.
+async fn file_with(data: &[u8]) -> Box<SnapshotFile> {
+    let p = scratch_path();
+    tokio::fs::write(&p, data).await.expect("write scratch");
+    let f = SnapshotFile::open(&p).await.expect("open scratch");
+    tokio::fs::remove_file(&p).await.expect("unlink scratch");
+    Box::new(f)
 }
 
 fn open_store(dir: &Path) -> LogStore {
@@ -50,7 +69,7 @@ impl RaftSnapshotBuilder<TypeConfig> for MemSm {
         self.snapshot = Some((meta.clone(), data.clone()));
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: file_with(&data).await,
         })
     }
 }
@@ -87,26 +106,41 @@ impl RaftStateMachine<TypeConfig> for MemSm {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        let p = scratch_path();
+        let f = SnapshotFile::create(&p, None)
+            .await
+            .expect("create scratch");
+        tokio::fs::remove_file(&p).await.expect("unlink scratch");
+        Ok(Box::new(f))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, NodeInfo>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        mut snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut data = Vec::new();
+        snapshot
+            .seek(std::io::SeekFrom::Start(0))
+            .await
+            .expect("seek");
+        snapshot.read_to_end(&mut data).await.expect("read");
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.snapshot = Some((meta.clone(), snapshot.into_inner()));
+        self.snapshot = Some((meta.clone(), data));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.snapshot.clone().map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
+        match self.snapshot.clone() {
+            Some((meta, data)) => Ok(Some(Snapshot {
+                meta,
+                snapshot: file_with(&data).await,
+            })),
+            None => Ok(None),
+        }
     }
 }
 
@@ -154,14 +188,14 @@ impl RaftStateMachine<TypeConfig> for SharedSm {
         SharedBuilder(self.clone())
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
         self.0.lock().await.begin_receiving_snapshot().await
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, NodeInfo>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
         self.0.lock().await.install_snapshot(meta, snapshot).await
     }

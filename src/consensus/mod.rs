@@ -83,7 +83,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = std::io::Cursor<Vec<u8>>,
+        SnapshotData = crate::snapshot::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
@@ -99,6 +99,11 @@ pub type StoredMembership = openraft::StoredMembership<NodeId, NodeInfo>;
 pub type StorageError = openraft::StorageError<NodeId>;
 /// The running consensus engine of one node.
 pub type Raft = openraft::Raft<TypeConfig>;
+
+/// How long one snapshot chunk may take to be answered. The last chunk is answered once
+/// the receiver has loaded the whole snapshot into MariaDB, so this bounds a load; a dead
+/// peer is noticed far sooner by the transport's pings.
+pub const INSTALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 /// Maps `[cluster]` timing onto openraft's. With `hb` = `heartbeat_interval_ms` and `E` =
 /// `election_timeout_ms` (validated: `4 × hb ≤ E`):
@@ -124,8 +129,16 @@ pub type Raft = openraft::Raft<TypeConfig>;
 ///   heartbeat. `election_timeout_min` is one millisecond less (openraft requires
 ///   `min < max`); it only bounds a vote RPC.
 ///
-/// Snapshots are never built on a policy here: until state transfer exists, every entry
-/// stays in the WAL (purging is the operator's retention decision).
+/// Snapshots: openraft never builds one on its own policy (`SnapshotPolicy::Never`) and
+/// never purges after a build (`max_in_snapshot_log_to_keep` = all). The node's retention
+/// task asks for a build only when WAL segments have outlived `wal.retention_hours` (or
+/// the WAL is over `wal.max_size_mb`) and are not covered yet, at most once per
+/// [`crate::node::RetentionPolicy::min_snapshot_interval`], and purges what a snapshot
+/// covers; operators build one on demand (`wolfscale snapshot create`). In the common
+/// case (a WAL younger than its retention) no snapshot is ever taken. A snapshot travels
+/// in chunks of `cluster.snapshot_chunk_kb` (4 MiB by default, far below the transport's
+/// frame limit); the last chunk's answer waits until the
+/// receiver has loaded it into MariaDB, which may take [`INSTALL_TIMEOUT`].
 ///
 /// # Errors
 /// When openraft rejects the combination (validated config makes this unreachable).
@@ -145,6 +158,8 @@ pub fn raft_config(cluster: &ClusterConfig) -> Result<openraft::Config, openraft
         replication_lag_threshold: 5000,
         snapshot_policy: openraft::SnapshotPolicy::Never,
         max_in_snapshot_log_to_keep: u64::MAX,
+        snapshot_max_chunk_size: cluster.snapshot_chunk_kb.saturating_mul(1024),
+        install_snapshot_timeout: INSTALL_TIMEOUT.as_millis() as u64,
         purge_batch_size: 1,
         ..Default::default()
     };

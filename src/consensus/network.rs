@@ -15,7 +15,9 @@ use openraft::raft::{
 };
 use openraft::RPCTypes;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Everything one node asks another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -234,18 +236,52 @@ pub enum ClusterError {
     Failed(String),
 }
 
+/// When each peer last answered a Raft RPC: retention counts a member as live (its
+/// needs protected) while it keeps answering.
+#[derive(Debug, Clone, Default)]
+pub struct Contacts {
+    seen: Arc<Mutex<HashMap<NodeId, Instant>>>,
+}
+
+impl Contacts {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Instant>> {
+        // Plain timestamps: a panic while holding the lock cannot break them.
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an answer from `peer` now.
+    pub fn seen(&self, peer: NodeId) {
+        self.map().insert(peer, Instant::now());
+    }
+
+    /// How long ago `peer` last answered, if it ever did.
+    pub fn since(&self, peer: NodeId) -> Option<Duration> {
+        self.map().get(&peer).map(Instant::elapsed)
+    }
+}
+
 /// Creates one [`Network`] per target; they share the transport client (one persistent
 /// connection per peer) and the node's [`ElectionClock`].
 #[derive(Clone)]
 pub struct NetworkFactory {
     client: Arc<Client>,
     clock: Arc<ElectionClock>,
+    contacts: Contacts,
 }
 
 impl NetworkFactory {
     /// Builds the factory over a transport client; vote answers are reported to `clock`.
     pub fn new(client: Arc<Client>, clock: Arc<ElectionClock>) -> Self {
-        NetworkFactory { client, clock }
+        NetworkFactory {
+            client,
+            clock,
+            contacts: Contacts::default(),
+        }
+    }
+
+    /// When each peer last answered.
+    pub fn contacts(&self) -> Contacts {
+        self.contacts.clone()
     }
 }
 
@@ -258,6 +294,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             clock: self.clock.clone(),
             target,
             node: node.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -268,6 +305,7 @@ pub struct Network {
     clock: Arc<ElectionClock>,
     target: NodeId,
     node: NodeInfo,
+    contacts: Contacts,
 }
 
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>;
@@ -280,23 +318,27 @@ impl Network {
         option: &RPCOption,
     ) -> Result<PeerResponse, RpcErr<E>> {
         let ttl = option.hard_ttl();
-        self.client
+        let answer = self
+            .client
             .call::<PeerRequest, PeerResponse>(&self.node.cluster_addr, &req, ttl)
-            .await
-            .map_err(|e| match e {
-                transport::Error::Timeout { .. } => RPCError::Timeout(Timeout {
-                    action: kind,
-                    id: 0,
-                    target: self.target,
-                    timeout: ttl,
-                }),
-                transport::Error::Unreachable { .. }
-                | transport::Error::Lost { .. }
-                | transport::Error::AuthFailed { .. }
-                | transport::Error::Incompatible { .. }
-                | transport::Error::Closed => RPCError::Unreachable(Unreachable::new(&e)),
-                _ => RPCError::Network(NetworkError::new(&e)),
-            })
+            .await;
+        if answer.is_ok() {
+            self.contacts.seen(self.target);
+        }
+        answer.map_err(|e| match e {
+            transport::Error::Timeout { .. } => RPCError::Timeout(Timeout {
+                action: kind,
+                id: 0,
+                target: self.target,
+                timeout: ttl,
+            }),
+            transport::Error::Unreachable { .. }
+            | transport::Error::Lost { .. }
+            | transport::Error::AuthFailed { .. }
+            | transport::Error::Incompatible { .. }
+            | transport::Error::Closed => RPCError::Unreachable(Unreachable::new(&e)),
+            _ => RPCError::Network(NetworkError::new(&e)),
+        })
     }
 
     fn remote<E: std::error::Error>(&self, e: RaftError<NodeId, E>) -> RpcErr<E> {

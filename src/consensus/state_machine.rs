@@ -4,27 +4,38 @@
 //! position (it must store the last applied log id and membership together with the
 //! effects, so a crash can neither skip nor repeat an entry).
 //!
-//! Snapshots (state transfer) are not built yet: the snapshot policy is `Never` and logs
-//! are not purged while that holds, so openraft has no reason to send or install one, and
-//! both are refused with an error saying so rather than sending an empty state.
+//! Snapshots (state transfer) are delegated to [`crate::snapshot::Snapshots`] when the
+//! applier offers a database to copy ([`Applier::snapshot_db`]); without one, installing
+//! is refused with [`NoSnapshots`] (and the log is never purged by policy, so openraft
+//! never needs to send one).
 //!
-//! One snapshot is built all the same: a *position* snapshot, the applier's last applied
-//! log id and membership without any data ([`PositionSnapshot`]). openraft asks for it at
-//! start-up when the applier is ahead of the log: a node whose MariaDB was restored from a
-//! dump of another member (SPEC's "restore a backup first, then join"). openraft then
-//! purges the node's empty log up to the dump's position and needs a snapshot to describe
-//! that purge point; the data it stands for is already in MariaDB. Replication to that
-//! node starts after the position, so nothing at or below it is applied again.
+//! - **build** runs on openraft's builder task, beside applying: a consistent copy from
+//!   one read view. A build that fails is logged and answered with the previous snapshot
+//!   (openraft ignores a snapshot that is not newer), never with an error that would stop
+//!   the node.
+//! - **install** runs in openraft's state-machine worker (nothing is applied meanwhile):
+//!   verify the received file, load it into MariaDB under an "installing" marker, then
+//!   re-read the applied position.
+//! - **start**: before the first applied position is reported, an interrupted install is
+//!   redone ([`crate::snapshot::Snapshots::resume`]), so a node never serves half-loaded.
+//!
+//! An applier without a database still gets a *position* snapshot: the applier's last
+//! applied log id and membership without any data. openraft asks for a build at start-up
+//! when the applier is ahead of the log (a node whose MariaDB was restored from a dump of
+//! another member: SPEC's "restore a backup first, then join"); it then purges the node's
+//! empty log up to the dump's position and needs a snapshot to describe that purge point.
+//! With snapshots available the same start-up build is a real copy, which the node can
+//! later send on; if that build fails, the position snapshot stands in for it.
 
 // openraft's StorageError is large by design; these signatures are openraft's.
 #![allow(clippy::result_large_err)]
 
 use super::{Entry, LogId, NodeId, Response, StorageError, StoredMembership, TypeConfig};
+use crate::snapshot::{SnapshotFile, Snapshots};
 use anyerror::AnyError;
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use std::future::Future;
-use std::io::Cursor;
 
 /// A fatal apply failure: the node must stop rather than skip the entry. (Transient
 /// failures are retried inside the applier and never surface here.)
@@ -46,17 +57,35 @@ pub trait Applier: Send + Sync + 'static {
         &mut self,
         entries: Vec<Entry>,
     ) -> impl Future<Output = Result<Vec<Response>, ApplyError>> + Send;
+
+    /// The database snapshots copy and load, when this applier has one; `None` (the
+    /// default) means this applier cannot take part in state transfer.
+    fn snapshot_db(&self) -> Option<crate::snapshot::Database> {
+        None
+    }
 }
 
 /// openraft's state machine over an [`Applier`].
 pub struct StateMachine<A: Applier> {
     applier: A,
+    snapshots: Option<Snapshots>,
+    /// Whether an interrupted install was looked for (once, at start).
+    resumed: bool,
 }
 
 impl<A: Applier> StateMachine<A> {
-    /// Wraps an applier.
+    /// Wraps an applier, without snapshots.
     pub fn new(applier: A) -> Self {
-        StateMachine { applier }
+        Self::with_snapshots(applier, None)
+    }
+
+    /// Wraps an applier whose state is copied and loaded through `snapshots`.
+    pub fn with_snapshots(applier: A, snapshots: Option<Snapshots>) -> Self {
+        StateMachine {
+            applier,
+            snapshots,
+            resumed: false,
+        }
     }
 }
 
@@ -66,24 +95,38 @@ fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError 
     }
 }
 
-/// Why a snapshot cannot be produced or installed yet.
+/// Why a snapshot cannot be produced or installed: this applier has no database to copy.
 #[derive(Debug, thiserror::Error)]
-#[error("state transfer (snapshots) is not available in this build; the full log is kept instead")]
+#[error(
+    "state transfer (snapshots) is not available with this applier; the full log is kept instead"
+)]
 pub struct NoSnapshots;
 
-/// Builds the only snapshot this build can make: the applier's position as read when the
-/// builder was made, with no data. Refuses with [`NoSnapshots`] when nothing is applied.
-pub struct PositionSnapshot {
+/// Builds snapshots on openraft's builder task.
+pub struct Builder {
+    snapshots: Option<Snapshots>,
+    /// The applier's position when the builder was made: what a position snapshot holds.
     position: Result<(Option<LogId>, StoredMembership), ApplyError>,
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for PositionSnapshot {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+fn snap_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+    StorageError::IO {
+        source: StorageIOError::new(ErrorSubject::Snapshot(None), verb, AnyError::new(&e)),
+    }
+}
+
+impl Builder {
+    /// The applier's position as a snapshot without data. Refuses with [`NoSnapshots`]
+    /// when nothing is applied.
+    async fn position_snapshot(&self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (last, membership) = match &self.position {
             Ok((Some(last), membership)) => (*last, membership.clone()),
             Ok((None, _)) => return Err(sm_err(ErrorVerb::Read, NoSnapshots)),
             Err(e) => return Err(sm_err(ErrorVerb::Read, ApplyError(e.0.clone()))),
         };
+        let file = SnapshotFile::empty()
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
         Ok(Snapshot {
             meta: SnapshotMeta {
                 last_log_id: Some(last),
@@ -93,15 +136,82 @@ impl RaftSnapshotBuilder<TypeConfig> for PositionSnapshot {
                     last.leader_id.term, last.leader_id.node_id, last.index
                 ),
             },
-            snapshot: Box::new(Cursor::new(Vec::new())),
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for Builder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let Some(s) = &self.snapshots else {
+            return self.position_snapshot().await;
+        };
+        match s.build().await {
+            Ok(m) => {
+                let file = SnapshotFile::open(&s.file_path(&m.id))
+                    .await
+                    .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+                Ok(Snapshot {
+                    meta: m.meta(),
+                    snapshot: Box::new(file),
+                })
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "building a snapshot failed; keeping the previous one");
+                self.stale(s).await
+            }
+        }
+    }
+}
+
+impl Builder {
+    /// What a failed build answers: the previous snapshot, else the position snapshot,
+    /// else an empty one at no position. openraft keeps its current snapshot when handed
+    /// one that is not newer.
+    async fn stale(&self, s: &Snapshots) -> Result<Snapshot<TypeConfig>, StorageError> {
+        if let Ok(Some((m, file))) = s.open_latest().await {
+            return Ok(Snapshot {
+                meta: m.meta(),
+                snapshot: Box::new(file),
+            });
+        }
+        if let Ok(snapshot) = self.position_snapshot().await {
+            return Ok(snapshot);
+        }
+        let file = s
+            .placeholder()
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Snapshot {
+            meta: SnapshotMeta::default(),
+            snapshot: Box::new(file),
         })
     }
 }
 
 impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
-    type SnapshotBuilder = PositionSnapshot;
+    type SnapshotBuilder = Builder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let state = self
+            .applier
+            .applied_state()
+            .await
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        if self.resumed {
+            return Ok(state);
+        }
+        self.resumed = true;
+        let Some(s) = &self.snapshots else {
+            return Ok(state);
+        };
+        let loaded = s
+            .resume(state.0)
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        if !loaded {
+            return Ok(state);
+        }
         self.applier
             .applied_state()
             .await
@@ -142,25 +252,69 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        PositionSnapshot {
+        Builder {
+            snapshots: self.snapshots.clone(),
             position: self.applier.applied_state().await,
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Err(sm_err(ErrorVerb::Write, NoSnapshots))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError> {
+        let Some(s) = &self.snapshots else {
+            return Err(sm_err(ErrorVerb::Write, NoSnapshots));
+        };
+        let file = s
+            .receive()
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
-        _meta: &SnapshotMeta<NodeId, super::NodeInfo>,
-        _snapshot: Box<Cursor<Vec<u8>>>,
+        meta: &SnapshotMeta<NodeId, super::NodeInfo>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError> {
-        Err(sm_err(ErrorVerb::Write, NoSnapshots))
+        let Some(s) = &self.snapshots else {
+            return Err(sm_err(ErrorVerb::Write, NoSnapshots));
+        };
+        let sig = Some(meta.signature());
+        let io = |e: crate::snapshot::Error| StorageError::IO {
+            source: StorageIOError::new(
+                ErrorSubject::Snapshot(sig.clone()),
+                ErrorVerb::Write,
+                AnyError::new(&e),
+            ),
+        };
+        s.install(*snapshot, meta).await.map_err(io)?;
+        let (applied, _) = self
+            .applier
+            .applied_state()
+            .await
+            .map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        if applied != meta.last_log_id {
+            return Err(sm_err(
+                ErrorVerb::Write,
+                ApplyError(format!(
+                    "after installing snapshot {} the applier reports position {applied:?}, not {:?}",
+                    meta.snapshot_id, meta.last_log_id
+                )),
+            ));
+        }
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(None)
+        let Some(s) = &self.snapshots else {
+            return Ok(None);
+        };
+        let latest = s
+            .open_latest()
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(latest.map(|(m, file)| Snapshot {
+            meta: m.meta(),
+            snapshot: Box::new(file),
+        }))
     }
 }
 
@@ -200,7 +354,12 @@ mod tests {
             .expect("built");
         assert_eq!(snap.meta.last_log_id, Some(at));
         assert_eq!(snap.meta.last_membership, m);
-        assert!(snap.snapshot.get_ref().is_empty());
+        let mut data = Vec::new();
+        let mut file = snap.snapshot;
+        tokio::io::AsyncReadExt::read_to_end(&mut file, &mut data)
+            .await
+            .expect("read");
+        assert!(data.is_empty(), "a position snapshot carries no data");
         // Installing one is still refused: the data is not in it.
         assert!(sm.begin_receiving_snapshot().await.is_err());
     }

@@ -7,7 +7,8 @@
 use super::{Node, Services, ADMIN_TIMEOUT};
 use crate::api::{
     forward, Backend, BackendError, ClusterStatus, Consistency, NodeState, NodeStatus, Query,
-    QueryResult, RemoveResult, Role as ApiRole, StatementResult, TransferResult, WriteResult,
+    QueryResult, RemoveResult, Role as ApiRole, SnapshotCreated, SnapshotInfo, SnapshotList,
+    StatementResult, TransferResult, WriteResult,
 };
 use crate::apply::{ApplyStatus, Outcome, QueryError, Reader, StatementOutcome};
 use crate::command::{self, Input, Wait, WriteRequest};
@@ -400,6 +401,12 @@ impl Backend for NodeBackend {
         if self.node.is_removed() {
             return Err(removed_error(&self.node));
         }
+        if self.loading_snapshot() {
+            return Err(BackendError::NotReady {
+                reason: "this node is loading a snapshot; read from another node".into(),
+                retry_after: 5,
+            });
+        }
         let started = Instant::now();
         let mut min_lsn = query.min_lsn;
         if query.consistency == Consistency::Linearizable {
@@ -481,8 +488,11 @@ impl Backend for NodeBackend {
         let last = m.last_log_index.unwrap_or(0);
         let commit = self.commit.load(Ordering::Relaxed).max(applied);
         let lag = last.saturating_sub(applied);
+        let sync = self.node.snapshots().and_then(|s| s.progress().report());
         let state = if self.node.is_removed() {
             NodeState::Removed
+        } else if sync.is_some() {
+            NodeState::Syncing
         } else if self.apply.is_degraded() {
             NodeState::Degraded
         } else if !is_voter {
@@ -510,6 +520,7 @@ impl Backend for NodeBackend {
             address: self.node.info().cluster_addr.clone(),
             api_address: self.node.info().api_addr.clone(),
             lag,
+            sync,
         }
     }
 
@@ -557,7 +568,10 @@ impl Backend for NodeBackend {
 
     fn ready(&self) -> bool {
         let m = self.node.raft().metrics().borrow().clone();
-        m.current_leader.is_some() && !self.apply.is_degraded() && !self.node.is_removed()
+        m.current_leader.is_some()
+            && !self.apply.is_degraded()
+            && !self.node.is_removed()
+            && !self.loading_snapshot()
     }
 
     async fn remove_node(&self, node: String) -> Result<RemoveResult, BackendError> {
@@ -602,6 +616,73 @@ impl Backend for NodeBackend {
             other => Err(unexpected(other)),
         }
     }
+
+    async fn snapshot_create(&self, purge: bool) -> Result<SnapshotCreated, BackendError> {
+        let done = self
+            .node
+            .snapshot_now(purge)
+            .await
+            .map_err(|e| BackendError::Internal(format!("snapshot failed: {e}")))?;
+        let path = self.snapshot_path(&done.manifest.id);
+        Ok(SnapshotCreated {
+            snapshot: snapshot_info(&done.manifest, path),
+            purged_up_to: done.retention.and_then(|r| r.purge_upto),
+            wal_first_lsn: done.first_lsn,
+        })
+    }
+
+    async fn snapshot_list(&self) -> Result<SnapshotList, BackendError> {
+        let Some(s) = self.node.snapshots() else {
+            return Err(BackendError::snapshots_unsupported());
+        };
+        let list = s
+            .list()
+            .await
+            .map_err(|e| BackendError::Internal(format!("listing snapshots: {e}")))?;
+        Ok(SnapshotList {
+            snapshots: list
+                .iter()
+                .map(|m| snapshot_info(m, self.snapshot_path(&m.id)))
+                .collect(),
+            sync: s.progress().report(),
+            installs: s.progress().installs(),
+        })
+    }
+}
+
+impl NodeBackend {
+    /// Whether a snapshot is being loaded here (the database is incomplete meanwhile).
+    fn loading_snapshot(&self) -> bool {
+        self.node
+            .snapshots()
+            .is_some_and(|s| s.progress().is_loading())
+    }
+
+    fn snapshot_path(&self, id: &str) -> String {
+        self.node
+            .snapshots()
+            .map(|s| s.file_path(id).display().to_string())
+            .unwrap_or_default()
+    }
+}
+
+fn snapshot_info(m: &crate::snapshot::Manifest, path: String) -> SnapshotInfo {
+    SnapshotInfo {
+        id: m.id.clone(),
+        lsn: m.index(),
+        term: m.last_log_id.map_or(0, |l| l.leader_id.term),
+        created_ms: m.created_ms,
+        bytes: m.bytes,
+        rows: m.rows,
+        tables: m.tables.len() as u64,
+        views: m.views,
+        routines: m.routines,
+        triggers: m.triggers,
+        sequences: m.sequences,
+        sha256: m.sha256.clone(),
+        source: m.source.clone(),
+        path,
+    }
 }
 
 fn offline(id: u64, info: &crate::consensus::NodeInfo) -> NodeStatus {
@@ -618,6 +699,7 @@ fn offline(id: u64, info: &crate::consensus::NodeInfo) -> NodeStatus {
         address: info.cluster_addr.clone(),
         api_address: info.api_addr.clone(),
         lag: 0,
+        sync: None,
     }
 }
 

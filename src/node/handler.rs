@@ -46,9 +46,18 @@ impl Handler for PeerHandler {
             }
             PeerRequest::Snapshot(rpc) => {
                 let vote = rpc.vote;
+                let snapshots = self.node.snapshots();
+                let (id, done) = (rpc.meta.snapshot_id.clone(), rpc.done);
+                if let Some(s) = snapshots {
+                    s.receiving(&id);
+                }
                 let r = raft.install_snapshot(rpc).await;
                 if matches!(&r, Ok(s) if s.vote == vote) {
                     self.node.election_clock().touch();
+                }
+                if let (Some(s), true) = (snapshots, done) {
+                    // Installed (the load ended the transfer) or not needed: not syncing.
+                    s.received(&id);
                 }
                 PeerResponse::Snapshot(r)
             }

@@ -11,12 +11,16 @@ mod handler;
 mod membership;
 mod registry;
 mod remove;
+pub mod retention;
 mod run;
+mod seed;
 mod status;
 mod transfer;
 
 pub use backend::{NodeBackend, WRITE_TIMEOUT};
+pub use retention::{RetentionPolicy, RetentionReport};
 pub use run::run;
+pub use seed::seed;
 
 pub use status::{LocalStatus, Role};
 
@@ -24,11 +28,12 @@ use crate::config::{Config, Secrets};
 use crate::consensus::election::ElectionClock;
 use crate::consensus::log_store::LogStore;
 use crate::consensus::network::{
-    AdminDone, AdminError, AdminOp, ClusterError, JoinAccepted, JoinRequest, NetworkFactory,
-    PeerRequest, PeerResponse,
+    AdminDone, AdminError, AdminOp, ClusterError, Contacts, JoinAccepted, JoinRequest,
+    NetworkFactory, PeerRequest, PeerResponse,
 };
 use crate::consensus::state_machine::{Applier, StateMachine};
 use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Response};
+use crate::snapshot::{Manifest, Snapshots};
 use crate::state::StateDb;
 use crate::transport::{self, AuthKey, Client, ClientConfig, Identity, ServerConfig};
 use crate::wal::{Wal, WalOptions};
@@ -109,6 +114,9 @@ pub enum NodeError {
     /// The address to advertise cannot be worked out.
     #[error("{0}")]
     Config(String),
+    /// The snapshot directory or a snapshot operation failed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::Error),
 }
 
 /// This node's place in the cluster, kept in the state db.
@@ -152,6 +160,25 @@ struct Inner {
     quiet: AtomicBool,
     /// When a leader last asked this node to campaign (leadership transfer).
     campaign_asked: std::sync::Mutex<Option<Instant>>,
+    /// State transfer, when the applier has a database to copy.
+    snapshots: Option<Snapshots>,
+    /// When each peer last answered (retention's "live member").
+    contacts: Contacts,
+    /// What retention keeps.
+    retention: std::sync::Mutex<RetentionPolicy>,
+    /// Wakes the retention task when the policy changes.
+    retention_changed: tokio::sync::Notify,
+}
+
+/// What [`Node::snapshot_now`] did.
+#[derive(Debug, Clone)]
+pub struct SnapshotDone {
+    /// The snapshot now current.
+    pub manifest: Manifest,
+    /// The retention pass run after it, when a purge was asked for.
+    pub retention: Option<RetentionReport>,
+    /// The first log entry still held after that.
+    pub first_lsn: Option<u64>,
 }
 
 /// What the node serves to peers on behalf of its client-facing layer (the HTTP API's
@@ -187,6 +214,7 @@ impl Node {
                 String::new()
             },
         };
+        let snapshot_db = applier.snapshot_db();
         let state_dir = config.state_dir();
         let wal_dir = config.wal_dir();
         let wal_opts = WalOptions::from(&config.wal);
@@ -249,15 +277,28 @@ impl Node {
                 .await
                 .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))?
                 .map_err(NodeError::Raft)?;
+        let snapshots = match snapshot_db {
+            Some(db) => {
+                let dir = config.snapshot_dir();
+                Some(
+                    tokio::task::spawn_blocking(move || Snapshots::open(&dir, db))
+                        .await
+                        .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))??,
+                )
+            }
+            None => None,
+        };
         let raft_cfg =
             Arc::new(raft_config(&config.cluster).map_err(|e| NodeError::Raft(e.to_string()))?);
         let clock = Arc::new(ElectionClock::new());
+        let network = NetworkFactory::new(Arc::new(client.clone()), clock.clone());
+        let contacts = network.contacts();
         let raft = Raft::new(
             number,
             raft_cfg,
-            NetworkFactory::new(Arc::new(client.clone()), clock.clone()),
+            network,
             log_store.clone(),
-            StateMachine::new(applier),
+            StateMachine::with_snapshots(applier, snapshots.clone()),
         )
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
@@ -280,7 +321,6 @@ impl Node {
                 client,
                 log_store,
                 clock,
-                config,
                 shutdown: shutdown.clone(),
                 tasks: tasks.clone(),
                 services: std::sync::OnceLock::new(),
@@ -290,6 +330,11 @@ impl Node {
                 removed: AtomicBool::new(false),
                 quiet: AtomicBool::new(false),
                 campaign_asked: std::sync::Mutex::new(None),
+                snapshots,
+                contacts,
+                retention: std::sync::Mutex::new(RetentionPolicy::from_config(&config.wal)),
+                retention_changed: tokio::sync::Notify::new(),
+                config,
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
@@ -327,6 +372,7 @@ impl Node {
         tasks.spawn(membership::promote_learners(node.clone()));
         tasks.spawn(election::run(node.clone()));
         tasks.spawn(registry::sync(node.clone()));
+        tasks.spawn(retention::run(node.clone()));
         tracing::info!(node_id = %info.name, number, addr = %info.cluster_addr, "node started");
         Ok(node)
     }
@@ -382,6 +428,118 @@ impl Node {
     /// Contact with leaders and voters, which the election task reads.
     pub(crate) fn election_clock(&self) -> &ElectionClock {
         &self.inner.clock
+    }
+
+    /// State transfer, when the applier has a database to copy.
+    pub fn snapshots(&self) -> Option<&Snapshots> {
+        self.inner.snapshots.as_ref()
+    }
+
+    /// When each peer last answered this node's Raft RPCs.
+    pub fn contacts(&self) -> &Contacts {
+        &self.inner.contacts
+    }
+
+    /// The retention policy in force.
+    pub fn retention_policy(&self) -> RetentionPolicy {
+        self.inner
+            .retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the retention policy; the retention task starts its next wait over.
+    pub fn set_retention_policy(&self, policy: RetentionPolicy) {
+        *self
+            .inner
+            .retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = policy;
+        self.inner.retention_changed.notify_one();
+    }
+
+    pub(crate) async fn retention_changed(&self) {
+        self.inner.retention_changed.notified().await
+    }
+
+    /// Runs a retention pass now; `force` ignores segment age (everything the snapshot
+    /// covers and no live member needs goes).
+    pub async fn retention_pass(&self, force: bool) -> RetentionReport {
+        let policy = self.retention_policy();
+        // On demand: a snapshot, if needed, may be asked for at once.
+        let mut last = None;
+        retention::pass(self, &policy, force, &mut last).await
+    }
+
+    /// Takes a snapshot now (through openraft, which then knows it) and waits for it;
+    /// with `purge`, then purges every segment it covers that no live member needs.
+    ///
+    /// # Errors
+    /// This node cannot take snapshots, consensus stopped, or the build failed.
+    pub async fn snapshot_now(&self, purge: bool) -> Result<SnapshotDone, NodeError> {
+        let Some(s) = self.snapshots() else {
+            return Err(NodeError::Config(
+                "this node cannot take snapshots (its applier has no database to copy)".into(),
+            ));
+        };
+        let wanted = self.raft().metrics().borrow().last_applied.map(|l| l.index);
+        let token = self.shutdown_token();
+        let mut manifest = None;
+        // A build already running when asked may predate the request: then ask again.
+        for _ in 0..2 {
+            let before = s.builds();
+            self.raft()
+                .trigger()
+                .snapshot()
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+            while s.builds() == before {
+                tokio::select! {
+                    _ = token.cancelled() => return Err(NodeError::Raft("node is stopping".into())),
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+            if let Some(e) = s.last_build_error() {
+                return Err(NodeError::Snapshot(crate::snapshot::Error::Invalid(e)));
+            }
+            let m = s.latest().await?;
+            let done = m.as_ref().is_some_and(|m| Some(m.index()) >= wanted);
+            manifest = m;
+            if done {
+                break;
+            }
+        }
+        let manifest = manifest.ok_or_else(|| {
+            NodeError::Snapshot(crate::snapshot::Error::Invalid(
+                "the snapshot was built but is not in the snapshot directory".into(),
+            ))
+        })?;
+        // openraft learns of the build asynchronously; purging is clamped to what it knows.
+        let known = |n: &Node| n.raft().metrics().borrow().snapshot >= manifest.last_log_id;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !known(self) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let retention = if purge {
+            let r = self.retention_pass(true).await;
+            if let Some(upto) = r.purge_upto {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while self.raft().metrics().borrow().purged.map(|l| l.index) < Some(upto)
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            Some(r)
+        } else {
+            None
+        };
+        Ok(SnapshotDone {
+            manifest,
+            retention,
+            first_lsn: self.log_store().wal().first().map(|(lsn, _)| lsn),
+        })
     }
 
     /// The transport client shared with consensus.

@@ -60,10 +60,14 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         node.spawn(async move {
             loop {
                 let s = b.status();
-                println!(
-                    "{}: {:?} role={:?} applied={} last_log={} lag={}",
-                    s.node_id, s.status, s.role, s.applied_lsn, s.last_log_lsn, s.lag
-                );
+                match &s.sync {
+                    // State transfer: a progress bar with sizes, rows and the ETA.
+                    Some(p) => println!("{}: SYNCING {}", s.node_id, p.line()),
+                    None => println!(
+                        "{}: {:?} role={:?} applied={} last_log={} lag={}",
+                        s.node_id, s.status, s.role, s.applied_lsn, s.last_log_lsn, s.lag
+                    ),
+                }
                 if s.status == NodeState::Active {
                     println!(
                         "{} is ACTIVE; it keeps running (restart it later with `wolfscale start`)",

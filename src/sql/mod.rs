@@ -12,6 +12,7 @@ mod errors;
 mod lex;
 pub mod position;
 mod rules;
+pub mod snapshot;
 
 pub use check::{
     check_ddl, check_deterministic, check_read, check_write, statement_kind, SqlError,

@@ -491,6 +491,7 @@ impl Wal {
                 first_lsn: s.first_lsn,
                 records: s.offsets.len() as u64,
                 path: s.path.clone(),
+                bytes: s.file.metadata().map_or(0, |m| m.len()),
                 modified: s.file.metadata().and_then(|m| m.modified()).ok(),
             })
             .collect()
