@@ -11,7 +11,7 @@ use crate::api::{
 };
 use crate::apply::{ApplyStatus, Outcome, QueryError, Reader, StatementOutcome};
 use crate::command::{self, Input, Wait, WriteRequest};
-use crate::consensus::network::{AdminDone, AdminError, PeerRequest, PeerResponse};
+use crate::consensus::network::{AdminDone, AdminError, ClusterError, PeerRequest, PeerResponse};
 use crate::consensus::Request;
 use crate::id::Generator;
 use openraft::ServerState;
@@ -78,23 +78,20 @@ impl NodeBackend {
             .map_or(0, |d| d.as_micros() as u64);
         let mut pool = fresh.into_iter();
         let entry = command::prepare(request, now_us, &mut || pool.next().unwrap_or(0))?;
-        let resp = self
-            .node
-            .client_write(Request {
-                payload: entry.encode(),
-            })
-            .await
-            .map_err(|e| match e {
-                super::Refusal::Paused => Self::no_leader(),
-                super::Refusal::Raft(e) => {
-                    match (*e).into_forward_to_leader::<crate::consensus::NodeInfo>() {
-                        Some(_) => Self::no_leader(),
-                        None => BackendError::Internal("consensus stopped".into()),
-                    }
-                }
-            })?;
-        let outcome =
-            Outcome::decode(&resp.data).map_err(|e| BackendError::Internal(e.to_string()))?;
+        let request = Request {
+            payload: entry.encode(),
+        };
+        // DDL applies alone; other writes share entries with concurrent ones.
+        let proposed = if entry.command.is_ddl() {
+            self.node.propose_local_alone(request).await
+        } else {
+            self.node.propose_local(request).await
+        };
+        let (_, resp) = proposed.map_err(|e| match e {
+            ClusterError::NotLeader(..) | ClusterError::NoLeader => Self::no_leader(),
+            other => BackendError::Internal(other.to_string()),
+        })?;
+        let outcome = Outcome::decode(&resp).map_err(|e| BackendError::Internal(e.to_string()))?;
         to_result(outcome)
     }
 

@@ -6,6 +6,7 @@
 
 mod admin;
 mod backend;
+mod batch;
 mod election;
 mod handler;
 mod membership;
@@ -28,7 +29,7 @@ use crate::consensus::network::{
     PeerRequest, PeerResponse,
 };
 use crate::consensus::state_machine::{Applier, StateMachine};
-use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Response};
+use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Requests, Response};
 use crate::state::StateDb;
 use crate::transport::{self, AuthKey, Client, ClientConfig, Identity, ServerConfig};
 use crate::wal::{Wal, WalOptions};
@@ -140,9 +141,10 @@ struct Inner {
     /// concurrent joins can never be given the same number (each sees the membership the
     /// previous one committed) and a transfer never races a change.
     admit_lock: tokio::sync::Mutex<()>,
-    /// Held shared by every proposal while it is in flight; a leadership transfer holds it
-    /// exclusively, so no entry is appended while the target catches up and campaigns.
-    write_gate: tokio::sync::RwLock<()>,
+    /// Held shared by every proposal while it is in flight (by the batcher for each batch
+    /// entry); a leadership transfer holds it exclusively, so no entry is appended while
+    /// the target catches up and campaigns.
+    write_gate: Arc<tokio::sync::RwLock<()>>,
     /// The state db (node registry, removal mark).
     state: StateDb,
     /// Set once this node knows it is no longer a member: it then never starts elections.
@@ -152,6 +154,8 @@ struct Inner {
     quiet: AtomicBool,
     /// When a leader last asked this node to campaign (leadership transfer).
     campaign_asked: std::sync::Mutex<Option<Instant>>,
+    /// Puts concurrent client writes into shared log entries.
+    batcher: batch::Batcher,
 }
 
 /// What the node serves to peers on behalf of its client-facing layer (the HTTP API's
@@ -272,6 +276,10 @@ impl Node {
             })?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let write_gate = Arc::new(tokio::sync::RwLock::new(()));
+        let (batcher, batching) =
+            batch::Batcher::start(raft.clone(), write_gate.clone(), shutdown.clone());
+        tasks.spawn(batching);
         let node = Node {
             inner: Arc::new(Inner {
                 raft: raft.clone(),
@@ -285,11 +293,12 @@ impl Node {
                 tasks: tasks.clone(),
                 services: std::sync::OnceLock::new(),
                 admit_lock: tokio::sync::Mutex::new(()),
-                write_gate: tokio::sync::RwLock::new(()),
+                write_gate,
                 state: state.clone(),
                 removed: AtomicBool::new(false),
                 quiet: AtomicBool::new(false),
                 campaign_asked: std::sync::Mutex::new(None),
+                batcher,
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
@@ -448,13 +457,33 @@ impl Node {
         Err(last)
     }
 
-    /// Proposes on this node if it leads.
+    /// Proposes on this node if it leads, in a log entry shared with other writes that
+    /// arrive meanwhile (see `batch`).
     pub(crate) async fn propose_local(
         &self,
         request: Request,
     ) -> Result<(u64, Response), ClusterError> {
-        match self.client_write(request).await {
-            Ok(resp) => Ok((resp.log_id.index, resp.data)),
+        self.inner.batcher.propose(request).await
+    }
+
+    /// Proposes on this node if it leads, in a log entry of its own (DDL must apply
+    /// alone).
+    pub(crate) async fn propose_local_alone(
+        &self,
+        request: Request,
+    ) -> Result<(u64, Response), ClusterError> {
+        match self.client_write(Requests::one(request)).await {
+            Ok(resp) => {
+                let lsn = resp.log_id.index;
+                resp.data
+                    .0
+                    .into_iter()
+                    .next()
+                    .map(|r| (lsn, r))
+                    .ok_or_else(|| {
+                        ClusterError::Failed(format!("the entry at lsn {lsn} has no answer"))
+                    })
+            }
             Err(Refusal::Paused) => Err(ClusterError::NoLeader),
             Err(Refusal::Raft(e)) => Err(self.not_leader((*e).into_forward_to_leader())),
         }
@@ -464,14 +493,14 @@ impl Node {
     /// (the transfer needs the log to stand still while the target catches up).
     pub(crate) async fn client_write(
         &self,
-        request: Request,
+        requests: Requests,
     ) -> Result<openraft::raft::ClientWriteResponse<crate::consensus::TypeConfig>, Refusal> {
         let Ok(_in_flight) = self.inner.write_gate.try_read() else {
             return Err(Refusal::Paused);
         };
         self.inner
             .raft
-            .client_write(request)
+            .client_write(requests)
             .await
             .map_err(|e| Refusal::Raft(Box::new(e)))
     }
