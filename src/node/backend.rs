@@ -85,7 +85,7 @@ impl NodeBackend {
         let proposed = if entry.command.is_ddl() {
             self.node.propose_local_alone(request).await
         } else {
-            self.node.propose_local(request).await
+            self.node.propose_local_batched(request).await
         };
         let (_, resp) = proposed.map_err(|e| match e {
             ClusterError::NotLeader(..) | ClusterError::NoLeader => Self::no_leader(),

@@ -457,9 +457,24 @@ impl Node {
         Err(last)
     }
 
-    /// Proposes on this node if it leads, in a log entry shared with other writes that
-    /// arrive meanwhile (see `batch`).
+    /// Proposes a raw request on this node if it leads: DDL in a log entry of its own,
+    /// anything else batched (see `batch`).
     pub(crate) async fn propose_local(
+        &self,
+        request: Request,
+    ) -> Result<(u64, Response), ClusterError> {
+        let ddl = crate::command::Entry::decode(&request.payload)
+            .is_ok_and(|entry| entry.command.is_ddl());
+        if !ddl {
+            self.propose_local_batched(request).await
+        } else {
+            self.propose_local_alone(request).await
+        }
+    }
+
+    /// Proposes a non-DDL command on this node if it leads, in a log entry shared with
+    /// other writes that arrive meanwhile (see `batch`).
+    pub(crate) async fn propose_local_batched(
         &self,
         request: Request,
     ) -> Result<(u64, Response), ClusterError> {
