@@ -52,27 +52,45 @@ enum Kind {
 }
 
 impl Item {
-    /// Decodes the command an entry carries.
+    /// Decodes what an entry carries: one item per request of a client entry (an entry
+    /// without requests moves the position like a blank one), one for any other entry.
     ///
     /// # Errors
     /// An undecodable payload is fatal: skipping it would diverge from the other nodes.
-    pub(super) fn decode(entry: Entry) -> Result<Item, ApplyError> {
-        let kind = match entry.payload {
-            EntryPayload::Blank => Kind::Blank,
-            EntryPayload::Membership(m) => Kind::Membership(m),
-            EntryPayload::Normal(req) => {
-                Kind::Command(command::Entry::decode(&req.payload).map_err(|e| {
-                    ApplyError(format!(
-                        "log entry {} cannot be applied: {e}",
-                        entry.log_id.index
-                    ))
-                })?)
+    /// So is DDL among other requests of one entry: the leader never batches DDL, which
+    /// must apply alone.
+    pub(super) fn decode(entry: Entry) -> Result<Vec<Item>, ApplyError> {
+        let log_id = entry.log_id;
+        let kinds = match entry.payload {
+            EntryPayload::Blank => vec![Kind::Blank],
+            EntryPayload::Membership(m) => vec![Kind::Membership(m)],
+            EntryPayload::Normal(requests) if requests.0.is_empty() => vec![Kind::Blank],
+            EntryPayload::Normal(requests) => {
+                let mut kinds = Vec::with_capacity(requests.0.len());
+                for req in &requests.0 {
+                    kinds.push(Kind::Command(
+                        command::Entry::decode(&req.payload).map_err(|e| {
+                            ApplyError(format!("log entry {} cannot be applied: {e}", log_id.index))
+                        })?,
+                    ));
+                }
+                let ddl = kinds
+                    .iter()
+                    .any(|k| matches!(k, Kind::Command(e) if e.command.is_ddl()));
+                if ddl && kinds.len() > 1 {
+                    return Err(ApplyError(format!(
+                        "log entry {} holds DDL among {} requests; DDL must be alone in its entry",
+                        log_id.index,
+                        kinds.len()
+                    )));
+                }
+                kinds
             }
         };
-        Ok(Item {
-            log_id: entry.log_id,
-            kind,
-        })
+        Ok(kinds
+            .into_iter()
+            .map(|kind| Item { log_id, kind })
+            .collect())
     }
 
     pub(super) fn is_ddl(&self) -> bool {
@@ -119,9 +137,13 @@ fn timed_out(what: &str, after: Duration) -> mysql_async::Error {
     mysql_async::Error::Other(format!("{what} timed out after {after:?}").into())
 }
 
-/// Runs the statements of a non-DDL command inside the open group transaction.
-async fn run_command(conn: &mut Conn, entry: &command::Entry, lsn: u64) -> Result<Outcome, Step> {
-    let stmts = sql::statements(&entry.command);
+/// Runs `stmts`, the statements of a non-DDL command, inside the open group transaction.
+async fn run_command(
+    conn: &mut Conn,
+    entry: &command::Entry,
+    stmts: &[sql::Statement],
+    lsn: u64,
+) -> Result<Outcome, Step> {
     let ids = entry.ids.clone();
     if let Command::Sql {
         transaction: false, ..
@@ -282,9 +304,17 @@ impl MariaDbApplier {
                     outcomes.push(Outcome::Internal { lsn });
                 }
                 Kind::Command(entry) => {
-                    self.set_timestamp(conn, entry.timestamp_us).await?;
                     tracing::debug!(log_index = lsn, op = %entry.describe(), "applying entry");
-                    outcomes.push(run_command(conn, entry, lsn).await?);
+                    // Insert, update and delete carry the timestamp in their one statement;
+                    // client SQL runs after a session `SET timestamp` (sent when it changes).
+                    let stmts = match sql::stamped_statements(&entry.command, entry.timestamp_us) {
+                        Some(stmts) => stmts,
+                        None => {
+                            self.set_timestamp(conn, entry.timestamp_us).await?;
+                            sql::statements(&entry.command)
+                        }
+                    };
+                    outcomes.push(run_command(conn, entry, &stmts, lsn).await?);
                 }
             }
         }

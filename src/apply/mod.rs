@@ -20,14 +20,23 @@
 //!
 //! # Group apply
 //!
-//! Consecutive non-DDL entries of one `apply` call (at most [`MAX_GROUP`]) run in one
-//! transaction that ends with the position update. Each entry first sets the leader's
-//! timestamp (`SET timestamp`, so NOW() agrees everywhere). A single statement that fails
-//! deterministically is undone by InnoDB's statement rollback and becomes that entry's
-//! [`Outcome::Failed`]; an all-or-nothing batch (`Command::Sql { transaction: true }`) runs
-//! under a savepoint and is rolled back to it; a `transaction: false` batch runs each
-//! statement on its own and reports one result per statement ([`Outcome::Batch`]).
-//! Replicated tables must be transactional (InnoDB) for these guarantees.
+//! A client entry carries one or more requests (the leader batches concurrent writes; they
+//! share the entry's LSN), applied in order. Consecutive non-DDL entries of one `apply`
+//! call (at most [`MAX_GROUP`] requests, never splitting an entry) run in one transaction
+//! that ends with the position update. Every request runs with its leader timestamp, so
+//! NOW() and column defaults agree everywhere: an insert, update or delete is one prepared
+//! `SET STATEMENT timestamp = ? FOR …` (one round trip per request); client SQL batches
+//! and DDL run after a session `SET timestamp`, sent only when the value changes.
+//!
+//! A single statement that fails deterministically (duplicate key, constraint, no such
+//! table) is undone by InnoDB's statement rollback, which keeps the rest of the group, and
+//! becomes that entry's [`Outcome::Failed`]: no savepoint is needed for it. An
+//! all-or-nothing batch (`Command::Sql { transaction: true }`) runs under a savepoint and
+//! is rolled back to it; a `transaction: false` batch runs each statement on its own and
+//! reports one result per statement ([`Outcome::Batch`]). Errors that may have undone more
+//! than one statement (a deadlock rolls back the whole transaction) are transient: the
+//! whole group is rolled back and retried (below). Replicated tables must be
+//! transactional (InnoDB) for these guarantees.
 //!
 //! InnoDB does not give back the AUTO_INCREMENT values a rolled-back attempt took, so
 //! `_wolfscale` also records every counter with each commit, and they are set back to
@@ -60,13 +69,14 @@ pub use status::{ApplyStatus, StatusSnapshot, WaitTimeout};
 
 use crate::config::{DatabaseConfig, Secret};
 use crate::consensus::state_machine::{Applier, ApplyError};
-use crate::consensus::{Entry, LogId, Response, StoredMembership};
+use crate::consensus::{Entry, LogId, Responses, StoredMembership};
 use crate::sql::{self, position};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool};
 use std::time::Duration;
 
-/// Most entries applied in one MariaDB transaction; longer runs are split.
+/// Most requests applied in one MariaDB transaction; longer runs are split between
+/// entries (an entry with more requests than this still applies in one transaction).
 pub const MAX_GROUP: usize = 1024;
 
 /// Why the applier could not start.
@@ -273,9 +283,28 @@ impl Applier for MariaDbApplier {
         Ok((p.applied, p.membership))
     }
 
-    async fn apply(&mut self, entries: Vec<Entry>) -> Result<Vec<Response>, ApplyError> {
+    async fn apply(&mut self, entries: Vec<Entry>) -> Result<Vec<Responses>, ApplyError> {
+        // A client entry answers each of its requests; others answer nothing, though they
+        // have one (internal) outcome.
+        let shapes: Vec<Option<usize>> = entries
+            .iter()
+            .map(|e| match &e.payload {
+                openraft::EntryPayload::Normal(rs) if !rs.0.is_empty() => Some(rs.0.len()),
+                _ => None,
+            })
+            .collect();
         let outcomes = self.apply_entries(entries).await?;
-        Ok(outcomes.iter().map(Outcome::encode).collect())
+        let mut outcomes = outcomes.iter();
+        Ok(shapes
+            .into_iter()
+            .map(|shape| match shape {
+                Some(n) => Responses(outcomes.by_ref().take(n).map(Outcome::encode).collect()),
+                None => {
+                    outcomes.next();
+                    Responses::default()
+                }
+            })
+            .collect())
     }
 
     fn snapshot_db(&self) -> Option<crate::snapshot::Database> {
@@ -289,7 +318,8 @@ impl Applier for MariaDbApplier {
 }
 
 impl MariaDbApplier {
-    /// Like [`Applier::apply`], returning the outcomes undecoded (for tests and tools).
+    /// Like [`Applier::apply`], returning the outcomes undecoded, one per request of a
+    /// client entry and one per other entry, in order (for tests and tools).
     ///
     /// # Errors
     /// [`ApplyError`] when an entry cannot be decoded or `_wolfscale` is damaged: the
@@ -298,28 +328,41 @@ impl MariaDbApplier {
         let applied = self.position().await?.applied.map(|l| l.index);
         let mut out = Vec::with_capacity(entries.len());
         let mut todo = Vec::with_capacity(entries.len());
+        // Each entry's items, as a range of `todo`: groups never split an entry.
+        let mut units = Vec::with_capacity(entries.len());
         for entry in entries {
-            if applied.is_some_and(|a| entry.log_id.index <= a) {
-                out.push(Outcome::AlreadyApplied {
-                    lsn: entry.log_id.index,
-                });
+            let index = entry.log_id.index;
+            if applied.is_some_and(|a| index <= a) {
+                // Not decoded: an entry applied before is never run again.
+                let n = match &entry.payload {
+                    openraft::EntryPayload::Normal(rs) => rs.0.len().max(1),
+                    _ => 1,
+                };
+                out.extend((0..n).map(|_| Outcome::AlreadyApplied { lsn: index }));
             } else {
-                todo.push(exec::Item::decode(entry)?);
+                let start = todo.len();
+                todo.extend(exec::Item::decode(entry)?);
+                units.push(start..todo.len());
             }
         }
-        let mut rest = todo.as_slice();
-        while !rest.is_empty() {
-            let n = if rest[0].is_ddl() {
-                1
-            } else {
-                rest.iter()
-                    .take(MAX_GROUP)
-                    .take_while(|i| !i.is_ddl())
-                    .count()
-            };
-            let (now, later) = rest.split_at(n);
-            out.extend(self.run_with_retry(now).await?);
-            rest = later;
+        let mut u = 0;
+        while u < units.len() {
+            let start = units[u].start;
+            let is_ddl = |r: &std::ops::Range<usize>| todo[r.start].is_ddl();
+            let mut end = u + 1;
+            if !is_ddl(&units[u]) {
+                while end < units.len()
+                    && !is_ddl(&units[end])
+                    && units[end].end - start <= MAX_GROUP
+                {
+                    end += 1;
+                }
+            }
+            out.extend(
+                self.run_with_retry(&todo[start..units[end - 1].end])
+                    .await?,
+            );
+            u = end;
         }
         Ok(out)
     }

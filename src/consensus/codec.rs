@@ -1,7 +1,7 @@
 //! How a consensus log entry is laid out inside a WAL record payload:
 //!
 //! ```text
-//! byte 0     format version (1)
+//! byte 0     format version (2)
 //! bytes 1..  postcard of openraft::Entry<TypeConfig> (log id, then Blank | Normal | Membership)
 //! ```
 //!
@@ -10,8 +10,9 @@
 
 use super::{Entry, LogId};
 
-/// The only entry encoding so far.
-pub const ENTRY_FORMAT_V1: u8 = 1;
+/// The entry encoding: version 2, where a client entry carries a list of requests
+/// (version 1, one request per entry, was never released).
+pub const ENTRY_FORMAT_V2: u8 = 2;
 
 /// Why a WAL payload is not a consensus entry.
 #[derive(Debug, thiserror::Error)]
@@ -43,16 +44,16 @@ pub enum CodecError {
 /// # Errors
 /// Only if postcard cannot serialise (it can for every entry our types produce).
 pub fn encode(entry: &Entry) -> Result<Vec<u8>, CodecError> {
-    Ok(postcard::to_extend(entry, vec![ENTRY_FORMAT_V1])?)
+    Ok(postcard::to_extend(entry, vec![ENTRY_FORMAT_V2])?)
 }
 
 /// Decodes the entry stored at `lsn`, checking that it really belongs there.
 ///
 /// # Errors
-/// [`CodecError`] when the payload is not a version-1 entry for `lsn`.
+/// [`CodecError`] when the payload is not a version-2 entry for `lsn`.
 pub fn decode(lsn: u64, payload: &[u8]) -> Result<Entry, CodecError> {
     let (&version, body) = payload.split_first().ok_or(CodecError::Empty)?;
-    if version != ENTRY_FORMAT_V1 {
+    if version != ENTRY_FORMAT_V2 {
         return Err(CodecError::Version(version));
     }
     let (entry, rest): (Entry, &[u8]) = postcard::take_from_bytes(body)?;
@@ -72,7 +73,7 @@ pub fn decode(lsn: u64, payload: &[u8]) -> Result<Entry, CodecError> {
 /// requests the command's own description (names and counts, never row values).
 pub fn describe(payload: &[u8]) -> Option<String> {
     let (&version, body) = payload.split_first()?;
-    if version != ENTRY_FORMAT_V1 {
+    if version != ENTRY_FORMAT_V2 {
         return None;
     }
     let (e, rest): (Entry, &[u8]) = postcard::take_from_bytes(body).ok()?;
@@ -82,13 +83,22 @@ pub fn describe(payload: &[u8]) -> Option<String> {
     let LogId { leader_id, index } = e.log_id;
     let kind = match &e.payload {
         openraft::EntryPayload::Blank => "blank".to_string(),
-        openraft::EntryPayload::Normal(r) => match crate::command::Entry::decode(&r.payload) {
-            Ok(cmd) => cmd.describe(),
-            Err(err) => format!(
-                "request of {} bytes that does not decode: {err}",
-                r.payload.len()
-            ),
-        },
+        openraft::EntryPayload::Normal(rs) => {
+            let each: Vec<String> =
+                rs.0.iter()
+                    .map(|r| match crate::command::Entry::decode(&r.payload) {
+                        Ok(cmd) => cmd.describe(),
+                        Err(err) => format!(
+                            "request of {} bytes that does not decode: {err}",
+                            r.payload.len()
+                        ),
+                    })
+                    .collect();
+            match each.len() {
+                1 => each.concat(),
+                n => format!("batch of {n}: {}", each.join("; ")),
+            }
+        }
         openraft::EntryPayload::Membership(m) => format!("membership {m}"),
     };
     Some(format!(
@@ -100,7 +110,7 @@ pub fn describe(payload: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consensus::Request;
+    use crate::consensus::{Request, Requests};
     use openraft::{CommittedLeaderId, EntryPayload};
 
     fn entry(index: u64, payload: EntryPayload<crate::consensus::TypeConfig>) -> Entry {
@@ -118,11 +128,18 @@ mod tests {
             entry(5, EntryPayload::Blank),
             entry(
                 6,
-                EntryPayload::Normal(Request {
+                EntryPayload::Normal(Requests::one(Request {
                     payload: vec![0, 1, 255],
-                }),
+                })),
             ),
-            entry(7, EntryPayload::Membership(m)),
+            entry(
+                7,
+                EntryPayload::Normal(Requests(vec![
+                    Request { payload: vec![1] },
+                    Request { payload: vec![] },
+                ])),
+            ),
+            entry(8, EntryPayload::Membership(m)),
         ] {
             let bytes = encode(&e).expect("encode");
             let back = decode(e.log_id.index, &bytes).expect("decode");
@@ -136,8 +153,9 @@ mod tests {
     fn rejects_foreign_payloads() {
         assert!(matches!(decode(1, &[]), Err(CodecError::Empty)));
         assert!(matches!(decode(1, &[9, 0]), Err(CodecError::Version(9))));
+        assert!(matches!(decode(1, &[1, 0]), Err(CodecError::Version(1))));
         assert!(matches!(
-            decode(1, &[1, 0xff]),
+            decode(1, &[2, 0xff]),
             Err(CodecError::Postcard(_))
         ));
         let mut long = encode(&entry(1, EntryPayload::Blank)).expect("encode");

@@ -5,7 +5,9 @@
 #![allow(clippy::result_large_err)]
 
 use super::log_store::LogStore;
-use super::{Entry, LogId, NodeId, NodeInfo, Response, StorageError, StoredMembership, TypeConfig};
+use super::{
+    Entry, LogId, NodeId, NodeInfo, Responses, StorageError, StoredMembership, TypeConfig,
+};
 use crate::snapshot::SnapshotFile;
 use crate::state::StateDb;
 use crate::wal::{Wal, WalOptions};
@@ -81,7 +83,7 @@ impl RaftStateMachine<TypeConfig> for MemSm {
         Ok((self.applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Responses>, StorageError>
     where
         I: IntoIterator<Item = Entry> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
@@ -92,7 +94,7 @@ impl RaftStateMachine<TypeConfig> for MemSm {
             if let EntryPayload::Membership(m) = e.payload {
                 self.membership = StoredMembership::new(Some(e.log_id), m);
             }
-            out.push(Response::default());
+            out.push(Responses::default());
         }
         Ok(out)
     }
@@ -175,7 +177,7 @@ impl RaftStateMachine<TypeConfig> for SharedSm {
         self.0.lock().await.applied_state().await
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Responses>, StorageError>
     where
         I: IntoIterator<Item = Entry> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,

@@ -60,8 +60,42 @@ impl fmt::Display for Request {
     }
 }
 
-/// The applier's result for one entry, encoded by the applier; returned to the client by
-/// the leader. Blank and membership entries yield an empty payload.
+/// What one client log entry carries: one or more client requests, applied in order and
+/// in one transaction under the entry's index. The leader puts writes that arrive while
+/// the previous entries are being made durable into one entry (see `node`), so one fsync
+/// and one replication round trip serve them all: openraft 0.9 waits for each entry's
+/// fsync before it takes the next client write, which would otherwise cap the cluster at
+/// one write per fsync. Every request of an entry shares its LSN.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requests(pub Vec<Request>);
+
+impl Requests {
+    /// One request alone in its entry.
+    pub fn one(request: Request) -> Self {
+        Requests(vec![request])
+    }
+}
+
+impl fmt::Debug for Requests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes: usize = self.0.iter().map(|r| r.payload.len()).sum();
+        write!(f, "Requests({} of {bytes} bytes)", self.0.len())
+    }
+}
+
+impl fmt::Display for Requests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// The applier's results for one entry: one [`Response`] per request of a client entry,
+/// in order; none for blank and membership entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Responses(pub Vec<Response>);
+
+/// The applier's result for one request, encoded by the applier; returned to the client by
+/// the leader.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Response {
     /// Encoded apply result.
@@ -78,8 +112,8 @@ impl fmt::Debug for Response {
 openraft::declare_raft_types!(
     /// WolfScale's openraft type configuration.
     pub TypeConfig:
-        D = Request,
-        R = Response,
+        D = Requests,
+        R = Responses,
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
@@ -204,5 +238,7 @@ mod tests {
             payload: b"secret row".to_vec(),
         };
         assert_eq!(format!("{r:?}"), "Request(10 bytes)");
+        let rs = Requests(vec![r.clone(), r]);
+        assert_eq!(format!("{rs}"), "Requests(2 of 20 bytes)");
     }
 }

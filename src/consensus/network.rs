@@ -350,6 +350,32 @@ impl Network {
     }
 }
 
+/// Most request bytes one append message may carry: half a transport frame, leaving room
+/// for the encoding's own overhead. Batched entries can be large (many requests each), and
+/// a message over the frame limit would fail on every retry.
+const APPEND_BYTES: usize = transport::frame::MAX_PAYLOAD / 2;
+
+/// `None` when `entries` fit in `limit` request bytes (or are a single entry, which is sent
+/// whole); otherwise how many leading entries do (at least one), as openraft's hint for a
+/// smaller message.
+fn entries_that_fit(entries: &[super::Entry], limit: usize) -> Option<u64> {
+    if entries.len() < 2 {
+        return None;
+    }
+    let mut bytes = 0usize;
+    for (i, e) in entries.iter().enumerate() {
+        if let openraft::EntryPayload::Normal(rs) = &e.payload {
+            bytes =
+                rs.0.iter()
+                    .fold(bytes, |b, r| b.saturating_add(r.payload.len()));
+        }
+        if bytes > limit {
+            return Some(u64::try_from(i.max(1)).unwrap_or(1));
+        }
+    }
+    None
+}
+
 /// A peer answered with the wrong variant: a protocol bug, reported as a network error.
 #[derive(Debug, thiserror::Error)]
 #[error("peer answered a {0} request with another kind of response")]
@@ -361,6 +387,11 @@ impl RaftNetwork<TypeConfig> for Network {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
+        if let Some(fit) = entries_that_fit(&rpc.entries, APPEND_BYTES) {
+            return Err(RPCError::PayloadTooLarge(
+                openraft::error::PayloadTooLarge::new_entries_hint(fit),
+            ));
+        }
         match self
             .call(RPCTypes::AppendEntries, PeerRequest::Append(rpc), &option)
             .await?
@@ -417,5 +448,51 @@ impl RaftNetwork<TypeConfig> for Network {
             .into_iter()
             .chain(std::iter::repeat(2000));
         openraft::network::Backoff::new(steps.map(std::time::Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod append_size_tests {
+    use super::entries_that_fit;
+    use crate::consensus::{Entry, Request, Requests};
+    use openraft::{CommittedLeaderId, EntryPayload, LogId};
+
+    fn entry(index: u64, sizes: &[usize]) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Requests(
+                sizes
+                    .iter()
+                    .map(|&n| Request {
+                        payload: vec![0; n],
+                    })
+                    .collect(),
+            )),
+        }
+    }
+
+    #[test]
+    fn append_messages_are_cut_where_the_request_bytes_pass_the_limit() {
+        let small = vec![entry(1, &[10, 10]), entry(2, &[10])];
+        assert_eq!(entries_that_fit(&small, 100), None);
+        let big = vec![
+            entry(1, &[40, 40]),
+            entry(2, &[10]),
+            entry(3, &[30]),
+            entry(4, &[1]),
+        ];
+        // 80, 90, 120 > 100: the first two fit.
+        assert_eq!(entries_that_fit(&big, 100), Some(2));
+        // A first entry over the limit alone still goes, one at a time.
+        assert_eq!(
+            entries_that_fit(&[entry(1, &[500]), entry(2, &[1])], 100),
+            Some(1)
+        );
+        assert_eq!(entries_that_fit(&[entry(1, &[500])], 100), None);
+        let blank = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), 9),
+            payload: EntryPayload::Blank,
+        };
+        assert_eq!(entries_that_fit(&[blank.clone(), blank], 0), None);
     }
 }

@@ -30,7 +30,7 @@
 // openraft's StorageError is large by design; these signatures are openraft's.
 #![allow(clippy::result_large_err)]
 
-use super::{Entry, LogId, NodeId, Response, StorageError, StoredMembership, TypeConfig};
+use super::{Entry, LogId, NodeId, Responses, StorageError, StoredMembership, TypeConfig};
 use crate::snapshot::{SnapshotFile, Snapshots};
 use anyerror::AnyError;
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
@@ -51,12 +51,14 @@ pub trait Applier: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(Option<LogId>, StoredMembership), ApplyError>> + Send;
 
     /// Applies `entries` (consecutive, all committed) and stores the new applied position
-    /// durably with their effects; one response per entry, in order. Blank and
-    /// membership entries only move the position (and record the membership).
+    /// durably with their effects; one [`Responses`] per entry, in order, holding one
+    /// response per request of a client entry (an entry's requests apply together, never
+    /// split by the position). Blank and membership entries only move the position (and
+    /// record the membership).
     fn apply(
         &mut self,
         entries: Vec<Entry>,
-    ) -> impl Future<Output = Result<Vec<Response>, ApplyError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Responses>, ApplyError>> + Send;
 
     /// The database snapshots copy and load, when this applier has one; `None` (the
     /// default) means this applier cannot take part in state transfer.
@@ -218,7 +220,7 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
             .map_err(|e| sm_err(ErrorVerb::Read, e))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Responses>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -228,6 +230,13 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
             return Ok(Vec::new());
         };
         let n = entries.len();
+        let wanted: Vec<Option<usize>> = entries
+            .iter()
+            .map(|e| match &e.payload {
+                openraft::EntryPayload::Normal(rs) => Some(rs.0.len()),
+                _ => None,
+            })
+            .collect();
         let out = self
             .applier
             .apply(entries)
@@ -247,6 +256,20 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
                     out.len()
                 )),
             ));
+        }
+        // The leader hands each request's response to its writer by position.
+        for (rs, want) in out.iter().zip(&wanted) {
+            if let Some(want) = want {
+                if rs.0.len() != *want {
+                    return Err(sm_err(
+                        ErrorVerb::Write,
+                        ApplyError(format!(
+                            "applier returned {} responses for an entry of {want} requests",
+                            rs.0.len()
+                        )),
+                    ));
+                }
+            }
         }
         Ok(out)
     }
@@ -332,7 +355,7 @@ mod tests {
             Ok((self.0, self.1.clone()))
         }
 
-        async fn apply(&mut self, _: Vec<Entry>) -> Result<Vec<Response>, ApplyError> {
+        async fn apply(&mut self, _: Vec<Entry>) -> Result<Vec<Responses>, ApplyError> {
             Err(ApplyError("not used".into()))
         }
     }

@@ -83,13 +83,22 @@ impl NodeBackend {
             .map_or(0, |d| d.as_micros() as u64);
         let mut pool = fresh.into_iter();
         let entry = command::prepare(request, now_us, &mut || pool.next().unwrap_or(0))?;
-        let write = self.node.client_write(Request {
+        let request = Request {
             payload: entry.encode(),
-        });
+        };
+        // DDL applies alone; other writes share entries with concurrent ones.
+        let node = self.node.clone();
+        let write = async move {
+            if entry.command.is_ddl() {
+                node.propose_local_alone(request).await
+            } else {
+                node.propose_local_batched(request).await
+            }
+        };
         // A leader cut off from the majority keeps the entry uncommitted until it hears of a
         // new term; the client gets an answer meanwhile. The entry may still commit later
         // (a new leader can adopt it), so the outcome is unknown, never "not applied".
-        let resp = tokio::time::timeout(WRITE_TIMEOUT, write)
+        let (_, resp) = tokio::time::timeout(WRITE_TIMEOUT, write)
             .await
             .map_err(|_| BackendError::Timeout {
                 message: format!(
@@ -101,16 +110,10 @@ impl NodeBackend {
                 lagging: Vec::new(),
             })?
             .map_err(|e| match e {
-                super::Refusal::Paused => Self::no_leader(),
-                super::Refusal::Raft(e) => {
-                    match (*e).into_forward_to_leader::<crate::consensus::NodeInfo>() {
-                        Some(_) => Self::no_leader(),
-                        None => BackendError::Internal("consensus stopped".into()),
-                    }
-                }
+                ClusterError::NotLeader(..) | ClusterError::NoLeader => Self::no_leader(),
+                other => BackendError::Internal(other.to_string()),
             })?;
-        let outcome =
-            Outcome::decode(&resp.data).map_err(|e| BackendError::Internal(e.to_string()))?;
+        let outcome = Outcome::decode(&resp).map_err(|e| BackendError::Internal(e.to_string()))?;
         to_result(outcome)
     }
 

@@ -6,6 +6,7 @@
 
 mod admin;
 mod backend;
+mod batch;
 mod election;
 mod handler;
 mod membership;
@@ -32,7 +33,7 @@ use crate::consensus::network::{
     NetworkFactory, PeerRequest, PeerResponse,
 };
 use crate::consensus::state_machine::{Applier, StateMachine};
-use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Response};
+use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Requests, Response};
 use crate::snapshot::{Manifest, Snapshots};
 use crate::state::StateDb;
 use crate::transport::{self, AuthKey, Client, ClientConfig, Identity, ServerConfig};
@@ -148,9 +149,10 @@ struct Inner {
     /// concurrent joins can never be given the same number (each sees the membership the
     /// previous one committed) and a transfer never races a change.
     admit_lock: tokio::sync::Mutex<()>,
-    /// Held shared by every proposal while it is in flight; a leadership transfer holds it
-    /// exclusively, so no entry is appended while the target catches up and campaigns.
-    write_gate: tokio::sync::RwLock<()>,
+    /// Held shared by every proposal while it is in flight (by the batcher for each batch
+    /// entry); a leadership transfer holds it exclusively, so no entry is appended while
+    /// the target catches up and campaigns.
+    write_gate: Arc<tokio::sync::RwLock<()>>,
     /// The state db (node registry, removal mark).
     state: StateDb,
     /// Set once this node knows it is no longer a member: it then never starts elections.
@@ -168,6 +170,8 @@ struct Inner {
     retention: std::sync::Mutex<RetentionPolicy>,
     /// Wakes the retention task when the policy changes.
     retention_changed: tokio::sync::Notify,
+    /// Puts concurrent client writes into shared log entries.
+    batcher: batch::Batcher,
 }
 
 /// What [`Node::snapshot_now`] did.
@@ -313,6 +317,10 @@ impl Node {
             })?;
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let write_gate = Arc::new(tokio::sync::RwLock::new(()));
+        let (batcher, batching) =
+            batch::Batcher::start(raft.clone(), write_gate.clone(), shutdown.clone());
+        tasks.spawn(batching);
         let node = Node {
             inner: Arc::new(Inner {
                 raft: raft.clone(),
@@ -325,7 +333,7 @@ impl Node {
                 tasks: tasks.clone(),
                 services: std::sync::OnceLock::new(),
                 admit_lock: tokio::sync::Mutex::new(()),
-                write_gate: tokio::sync::RwLock::new(()),
+                write_gate,
                 state: state.clone(),
                 removed: AtomicBool::new(false),
                 quiet: AtomicBool::new(false),
@@ -334,6 +342,7 @@ impl Node {
                 contacts,
                 retention: std::sync::Mutex::new(RetentionPolicy::from_config(&config.wal)),
                 retention_changed: tokio::sync::Notify::new(),
+                batcher,
                 config,
             }),
         };
@@ -606,13 +615,48 @@ impl Node {
         Err(last)
     }
 
-    /// Proposes on this node if it leads.
+    /// Proposes a raw request on this node if it leads: DDL in a log entry of its own,
+    /// anything else batched (see `batch`).
     pub(crate) async fn propose_local(
         &self,
         request: Request,
     ) -> Result<(u64, Response), ClusterError> {
-        match self.client_write(request).await {
-            Ok(resp) => Ok((resp.log_id.index, resp.data)),
+        let ddl = crate::command::Entry::decode(&request.payload)
+            .is_ok_and(|entry| entry.command.is_ddl());
+        if !ddl {
+            self.propose_local_batched(request).await
+        } else {
+            self.propose_local_alone(request).await
+        }
+    }
+
+    /// Proposes a non-DDL command on this node if it leads, in a log entry shared with
+    /// other writes that arrive meanwhile (see `batch`).
+    pub(crate) async fn propose_local_batched(
+        &self,
+        request: Request,
+    ) -> Result<(u64, Response), ClusterError> {
+        self.inner.batcher.propose(request).await
+    }
+
+    /// Proposes on this node if it leads, in a log entry of its own (DDL must apply
+    /// alone).
+    pub(crate) async fn propose_local_alone(
+        &self,
+        request: Request,
+    ) -> Result<(u64, Response), ClusterError> {
+        match self.client_write(Requests::one(request)).await {
+            Ok(resp) => {
+                let lsn = resp.log_id.index;
+                resp.data
+                    .0
+                    .into_iter()
+                    .next()
+                    .map(|r| (lsn, r))
+                    .ok_or_else(|| {
+                        ClusterError::Failed(format!("the entry at lsn {lsn} has no answer"))
+                    })
+            }
             Err(Refusal::Paused) => Err(ClusterError::NoLeader),
             Err(Refusal::Raft(e)) => Err(self.not_leader((*e).into_forward_to_leader())),
         }
@@ -635,14 +679,14 @@ impl Node {
     /// (the transfer needs the log to stand still while the target catches up).
     pub(crate) async fn client_write(
         &self,
-        request: Request,
+        requests: Requests,
     ) -> Result<openraft::raft::ClientWriteResponse<crate::consensus::TypeConfig>, Refusal> {
         let Ok(_in_flight) = self.inner.write_gate.try_read() else {
             return Err(Refusal::Paused);
         };
         self.inner
             .raft
-            .client_write(request)
+            .client_write(requests)
             .await
             .map_err(|e| Refusal::Raft(Box::new(e)))
     }

@@ -101,8 +101,51 @@ pub fn to_mysql(value: &Value) -> mysql_async::Value {
 /// timestamp (microseconds since the Unix epoch) on this connection. Zero would make
 /// MariaDB fall back to its own clock, so it is raised to one microsecond.
 pub fn set_timestamp(timestamp_us: u64) -> String {
+    format!("SET timestamp = {}", timestamp_text(timestamp_us))
+}
+
+/// The leader's timestamp as MariaDB's `timestamp` variable takes it: seconds with six
+/// decimals, at least one microsecond (zero would mean "the server's own clock").
+fn timestamp_text(timestamp_us: u64) -> String {
     let us = timestamp_us.max(1);
-    format!("SET timestamp = {}.{:06}", us / 1_000_000, us % 1_000_000)
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+/// Prefixes `statement` with `SET STATEMENT timestamp = … FOR`, the leader's timestamp bound
+/// as its first parameter: NOW() and column defaults read that timestamp while this one
+/// statement runs, without a `SET timestamp` round trip of its own. The text stays the same
+/// for every timestamp, so the server-side prepared statement is reused. (MariaDB accepts a
+/// parameter there only inside `CAST`; DECIMAL keeps the value exactly as `SET timestamp`
+/// with a decimal literal would.)
+pub fn stamped(statement: Statement, timestamp_us: u64) -> Statement {
+    let mut params = Vec::with_capacity(statement.params.len() + 1);
+    params.push(mysql_async::Value::Bytes(
+        timestamp_text(timestamp_us).into_bytes(),
+    ));
+    params.extend(statement.params);
+    Statement {
+        sql: format!(
+            "SET STATEMENT timestamp = CAST(? AS DECIMAL(20,6)) FOR {}",
+            statement.sql
+        ),
+        params,
+    }
+}
+
+/// The statements of a command that binds the leader's timestamp into each statement
+/// ([`stamped`]): the single statement of `Insert`, `Update` or `Delete`. `None` for DDL
+/// and client SQL batches, which run after a session [`set_timestamp`] instead (client
+/// SQL is run as written, and DDL is not prepared).
+pub fn stamped_statements(command: &Command, timestamp_us: u64) -> Option<Vec<Statement>> {
+    match command {
+        Command::Insert { .. } | Command::Update { .. } | Command::Delete { .. } => Some(
+            statements(command)
+                .into_iter()
+                .map(|s| stamped(s, timestamp_us))
+                .collect(),
+        ),
+        Command::Ddl { .. } | Command::Sql { .. } => None,
+    }
 }
 
 /// The statements every node runs for `command`, in order.
@@ -391,6 +434,73 @@ mod tests {
             "SET timestamp = 0.000001",
             "zero would mean the server's clock"
         );
+    }
+
+    #[test]
+    fn stamped_statements_bind_the_timestamp_first() {
+        let table = Ident::table("t").expect("valid");
+        let insert = Command::Insert {
+            table: table.clone(),
+            values: vec![(Ident::column("a").expect("valid"), Value::Int(7))],
+        };
+        let st = stamped_statements(&insert, 1_732_596_266_123_456).expect("insert is stamped");
+        assert_eq!(st.len(), 1);
+        assert_eq!(
+            st[0].sql,
+            "SET STATEMENT timestamp = CAST(? AS DECIMAL(20,6)) FOR INSERT INTO `t` (`a`) VALUES (?)"
+        );
+        assert_eq!(
+            st[0].params,
+            vec![
+                mysql_async::Value::Bytes(b"1732596266.123456".to_vec()),
+                mysql_async::Value::Int(7)
+            ]
+        );
+        // The text does not depend on the timestamp: one prepared statement serves all.
+        let later = stamped_statements(&insert, 1_732_596_299_000_001).expect("stamped");
+        assert_eq!(later[0].sql, st[0].sql);
+        assert_eq!(
+            later[0].sql.matches('?').count(),
+            later[0].params.len(),
+            "one parameter per marker"
+        );
+        assert_eq!(
+            stamped_statements(&insert, 0).expect("stamped")[0].params[0],
+            mysql_async::Value::Bytes(b"0.000001".to_vec())
+        );
+        let key = vec![(Ident::column("id").expect("valid"), Value::Int(1))];
+        for c in [
+            Command::Update {
+                table: table.clone(),
+                set: vec![(Ident::column("a").expect("valid"), Value::Null)],
+                where_key: key.clone(),
+            },
+            Command::Delete {
+                table: table.clone(),
+                where_key: key,
+            },
+        ] {
+            let st = stamped_statements(&c, 9).expect("stamped");
+            assert!(st[0]
+                .sql
+                .starts_with("SET STATEMENT timestamp = CAST(? AS DECIMAL(20,6)) FOR "));
+            assert_eq!(st[0].sql.matches('?').count(), st[0].params.len());
+        }
+        assert!(stamped_statements(
+            &Command::Ddl {
+                statement: "CREATE TABLE x (a INT)".into()
+            },
+            1
+        )
+        .is_none());
+        assert!(stamped_statements(
+            &Command::Sql {
+                statements: vec![],
+                transaction: true
+            },
+            1
+        )
+        .is_none());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use wolfscale::apply::{Backoff, MariaDbApplier, Outcome};
 use wolfscale::command::{self, Command, Ident, SqlStatement, Value};
 use wolfscale::config::DatabaseConfig;
-use wolfscale::consensus::{Entry, Request};
+use wolfscale::consensus::{Entry, Request, Requests};
 
 use crate::support::MariaDb;
 
@@ -41,9 +41,9 @@ pub async fn applier(db: &MariaDb, database: &str) -> anyhow::Result<MariaDbAppl
 pub fn entry(index: u64, e: &command::Entry) -> Entry {
     Entry {
         log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
-        payload: openraft::EntryPayload::Normal(Request {
+        payload: openraft::EntryPayload::Normal(Requests::one(Request {
             payload: e.encode(),
-        }),
+        })),
     }
 }
 

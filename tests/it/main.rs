@@ -4,6 +4,7 @@
 
 mod apply;
 mod apply_crash;
+mod apply_group;
 mod apply_sql;
 mod apply_support;
 mod bad_input;
@@ -11,6 +12,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod cluster_admin;
+mod cluster_batch;
 mod cluster_cli;
 mod cluster_mariadb;
 mod e2e;

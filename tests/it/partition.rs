@@ -105,14 +105,20 @@ async fn a_partitioned_leader_commits_nothing_and_the_majority_moves_on() {
         );
     }
     let suffix = log(&old_node, during.last_log_lsn).await;
-    let stranded_in_log = suffix
+    // Counted by request. The leader batches writes and keeps at most two entries in
+    // flight, so while nothing commits some stranded writes wait in its queue, unappended
+    // (and unanswered, checked above); at least one was appended.
+    let stranded_in_log: usize = suffix
         .iter()
         .filter(|e| e.log_id.index > before.last_log_lsn)
-        .count();
-    assert_eq!(
-        stranded_in_log,
-        stranded.len(),
-        "the isolated leader should hold the stranded writes uncommitted"
+        .map(|e| match &e.payload {
+            openraft::EntryPayload::Normal(rs) => rs.0.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(
+        (1..=stranded.len()).contains(&stranded_in_log),
+        "the isolated leader should hold some stranded writes uncommitted: {stranded_in_log}"
     );
     assert!(suffix
         .iter()

@@ -2,13 +2,29 @@
 //!
 //! - `wolfscale-bench wal [--dir DIR] [--seconds N]`: WAL append throughput against a
 //!   plain write + fdatasync baseline measured in the same run.
+//! - `wolfscale-bench cluster [--dir DIR] [--seconds N]`: commits/s and commit latency
+//!   through a 3-node cluster in this process, beside the same fdatasync baseline.
+//! - `wolfscale-bench http [--dir DIR] [--seconds N]`: single-row inserts through the
+//!   HTTP API of a 3-process cluster, each node with its own private MariaDB, against
+//!   the same inserts straight into a bare private MariaDB.
+//! - `wolfscale-bench apply [--dir DIR] [--entries N]`: entries/s one MariaDB applier
+//!   re-applies, as a lagging follower does.
 //! - `wolfscale-bench wal-probe --dir DIR`: opens a WAL and tries two appends, printing
 //!   each outcome; the fsync fault-injection test runs it under `fiu-run`.
 //! - `wolfscale-bench snapshot --source H:P --target H:P [--mb N]`: state transfer (snapshot
 //!   build, then verify and load on another server) beside `mariadb-dump | mariadb` of the
 //!   same generated database.
+//!
+//! Every figure depends on the machine and its load: each run prints the load average
+//! and the baseline it measured alongside.
 
+mod apply;
+mod cluster;
+mod http;
+mod mariadb;
+mod scratch;
 mod snapshot;
+mod stats;
 mod wal;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +67,45 @@ enum Cmd {
         #[arg(long, default_value = "snapshot-bench-data")]
         dir: PathBuf,
     },
+    /// Commits/s and commit latency through a 3-node cluster in this process.
+    Cluster {
+        /// Directory for the nodes' data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Concurrent writers, one case each.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 256])]
+        writers: Vec<usize>,
+        /// Entry payload bytes.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+    },
+    /// Inserts through the HTTP API of a 3-process cluster versus a bare MariaDB.
+    Http {
+        /// Directory for the nodes' and servers' data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Concurrent clients, one case each.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
+        clients: Vec<usize>,
+        /// The `wolfscale` binary (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
+    },
+    /// Entries/s one MariaDB applier re-applies (a lagging follower catching up).
+    Apply {
+        /// Directory for the server's data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Entries per measurement.
+        #[arg(long, default_value_t = 40_000)]
+        entries: u64,
+    },
     /// Open a WAL and try two appends, printing each outcome (for fault injection).
     #[command(hide = true)]
     WalProbe {
@@ -64,6 +119,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Wal { dir, seconds } => wal::run(&dir, seconds),
+        Cmd::Cluster {
+            dir,
+            seconds,
+            writers,
+            size,
+        } => cluster::run(&dir, seconds, &writers, size),
+        Cmd::Http {
+            dir,
+            seconds,
+            clients,
+            wolfscale,
+        } => http::run(&dir, seconds, &clients, wolfscale),
+        Cmd::Apply { dir, entries } => apply::run(&dir, entries),
         Cmd::WalProbe { dir } => wal::probe(&dir),
         Cmd::Snapshot {
             source,

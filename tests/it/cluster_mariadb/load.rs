@@ -219,7 +219,9 @@ async fn thousand_mixed_writes_through_random_nodes_leave_every_node_identical()
         "items rows vs the clients' model"
     );
     assert_eq!(state.tables["ledger"].rows as u64, ledger, "ledger rows");
-    // 2 DDL + 1,000 writes, plus blank and membership entries.
-    assert!(lsn >= 2 + writes as u64, "lsn {lsn}");
+    // The leader batches concurrent writes into shared entries, so the LSN no longer
+    // counts writes (the row counts above show each applied once); it still covers the two
+    // DDL entries, which are never batched, and at least one entry per client wave.
+    assert!(lsn >= 2 + (writes / CLIENTS) as u64, "lsn {lsn}");
     tracing::info!(lsn, "nodes identical");
 }

@@ -1,5 +1,5 @@
 //! A small, durable state machine for consensus tests that do not need MariaDB: it stores
-//! every applied entry in SQLite, with the applied position in the same transaction, so
+//! every applied entry (each request of a batched entry as its own row) in SQLite, with the applied position in the same transaction, so
 //! tests can compare what each node applied, in what order, and that nothing applied
 //! twice across restarts.
 
@@ -7,9 +7,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use wolfscale::consensus::state_machine::{Applier, ApplyError};
-use wolfscale::consensus::{Entry, LogId, Response, StoredMembership};
+use wolfscale::consensus::{Entry, LogId, Response, Responses, StoredMembership};
 
-/// Applies entries into `applied(idx, term, kind, payload)` in `<dir>/applied.db`.
+/// Applies entries into `applied(idx, sub, term, kind, payload)` in `<dir>/applied.db`.
 #[derive(Clone)]
 pub struct SqliteApplier {
     conn: Arc<Mutex<Connection>>,
@@ -27,8 +27,9 @@ impl SqliteApplier {
         let conn = Connection::open(&path).expect("open applier db");
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS applied (idx INTEGER PRIMARY KEY, term INTEGER NOT NULL,
-                 kind TEXT NOT NULL, payload BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS applied (idx INTEGER NOT NULL, sub INTEGER NOT NULL,
+                 term INTEGER NOT NULL, kind TEXT NOT NULL, payload BLOB NOT NULL,
+                 PRIMARY KEY (idx, sub));
              CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS applies (first_idx INTEGER NOT NULL, last_idx INTEGER NOT NULL);",
         )
@@ -38,11 +39,11 @@ impl SqliteApplier {
         }
     }
 
-    /// Every applied client payload, in index order.
+    /// Every applied client payload with its index, in log order.
     pub fn payloads(&self) -> Vec<(u64, Vec<u8>)> {
         let c = self.conn.lock().expect("applier lock");
         let mut st = c
-            .prepare("SELECT idx, payload FROM applied WHERE kind = 'normal' ORDER BY idx")
+            .prepare("SELECT idx, payload FROM applied WHERE kind = 'normal' ORDER BY idx, sub")
             .expect("prepare");
         let rows = st
             .query_map([], |r| Ok((r.get::<_, u64>(0)?, r.get::<_, Vec<u8>>(1)?)))
@@ -85,7 +86,7 @@ impl Applier for SqliteApplier {
         .map_err(err)?
     }
 
-    async fn apply(&mut self, entries: Vec<Entry>) -> Result<Vec<Response>, ApplyError> {
+    async fn apply(&mut self, entries: Vec<Entry>) -> Result<Vec<Responses>, ApplyError> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut c = conn.lock().map_err(err)?;
@@ -100,9 +101,13 @@ impl Applier for SqliteApplier {
             )
             .map_err(err)?;
             for e in &entries {
-                let (kind, payload) = match &e.payload {
-                    openraft::EntryPayload::Blank => ("blank", Vec::new()),
-                    openraft::EntryPayload::Normal(r) => ("normal", r.payload.clone()),
+                let rows: Vec<(&str, Vec<u8>)> = match &e.payload {
+                    openraft::EntryPayload::Blank => vec![("blank", Vec::new())],
+                    openraft::EntryPayload::Normal(rs) => rs
+                        .0
+                        .iter()
+                        .map(|r| ("normal", r.payload.clone()))
+                        .collect(),
                     openraft::EntryPayload::Membership(m) => {
                         let sm = StoredMembership::new(Some(e.log_id), m.clone());
                         tx.execute(
@@ -110,18 +115,24 @@ impl Applier for SqliteApplier {
                             [serde_json::to_string(&sm).map_err(err)?],
                         )
                         .map_err(err)?;
-                        ("membership", Vec::new())
+                        vec![("membership", Vec::new())]
                     }
                 };
-                // INSERT (not OR REPLACE): applying an index twice is a test failure.
-                tx.execute(
-                    "INSERT INTO applied (idx, term, kind, payload) VALUES (?1, ?2, ?3, ?4)",
-                    params![e.log_id.index, e.log_id.leader_id.term, kind, payload],
-                )
-                .map_err(|x| err(format!("index {} applied twice? {x}", e.log_id.index)))?;
-                out.push(Response {
-                    payload: e.log_id.index.to_le_bytes().to_vec(),
-                });
+                let mut responses = Vec::new();
+                for (sub, (kind, payload)) in rows.into_iter().enumerate() {
+                    // INSERT (not OR REPLACE): applying an index twice is a test failure.
+                    tx.execute(
+                        "INSERT INTO applied (idx, sub, term, kind, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![e.log_id.index, sub, e.log_id.leader_id.term, kind, payload],
+                    )
+                    .map_err(|x| err(format!("index {} applied twice? {x}", e.log_id.index)))?;
+                    if kind == "normal" {
+                        responses.push(Response {
+                            payload: e.log_id.index.to_le_bytes().to_vec(),
+                        });
+                    }
+                }
+                out.push(Responses(responses));
             }
             tx.execute(
                 "INSERT OR REPLACE INTO meta (k, v) VALUES ('applied', ?1)",

@@ -1,0 +1,175 @@
+//! Write batching on the leader: client requests that arrive while earlier entries are
+//! still being made durable go into one log entry together ([`Requests`]).
+//!
+//! openraft 0.9 appends one client write per log entry and waits for that entry's fsync
+//! before it looks at the next write, so without batching the cluster commits at most one
+//! write per fsync of the leader's disk. Here at most [`IN_FLIGHT`] entries are
+//! outstanding; while they are, new requests queue, and the next entry takes everything
+//! queued (up to [`MAX_REQUESTS`] requests or [`MAX_BYTES`]). A lone writer never waits:
+//! with nothing outstanding its request goes out at once, alone. The applier applies an
+//! entry's requests in order in one transaction and answers each; all share the entry's
+//! LSN. DDL is never batched (it must apply alone) — callers send it with
+//! `Node::propose_local_alone`.
+//!
+//! Each entry holds the node's write gate (shared) from before it is handed to openraft
+//! until it is answered, as a lone proposal does: a leadership transfer, which takes the
+//! gate exclusively, therefore waits for batches in flight, and while it holds the gate
+//! batches are refused with "no leader" before anything is appended.
+
+use crate::consensus::network::ClusterError;
+use crate::consensus::{Raft, Request, Requests, Response};
+use openraft::error::ClientWriteError;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, RwLock, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Entries proposed and not yet answered, at most: one being appended, one replicating.
+pub const IN_FLIGHT: usize = 2;
+/// Most requests in one entry.
+pub const MAX_REQUESTS: usize = 256;
+/// Most request bytes in one entry (a single larger request still goes, alone).
+pub const MAX_BYTES: usize = 1 << 20;
+/// Requests that may wait for a batch before senders wait too.
+const QUEUE: usize = 16 * 1024;
+
+type Reply = oneshot::Sender<Result<(u64, Response), ClusterError>>;
+
+/// The sending side: one per node.
+#[derive(Clone)]
+pub(super) struct Batcher {
+    tx: mpsc::Sender<(Request, Reply)>,
+}
+
+impl Batcher {
+    /// Starts the batching task on `raft`; it stops with `shutdown`.
+    /// Starts the batching task on `raft`, proposing only while `gate` can be held
+    /// shared; it stops with `shutdown`.
+    pub(super) fn start(
+        raft: Raft,
+        gate: Arc<RwLock<()>>,
+        shutdown: CancellationToken,
+    ) -> (Batcher, impl std::future::Future<Output = ()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (Batcher { tx }, run(raft, gate, rx, shutdown))
+    }
+
+    /// Proposes `request` in the next entry; its LSN and the applier's response.
+    pub(super) async fn propose(&self, request: Request) -> Result<(u64, Response), ClusterError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((request, reply))
+            .await
+            .map_err(|_| stopping())?;
+        answer.await.map_err(|_| stopping())?
+    }
+}
+
+fn stopping() -> ClusterError {
+    ClusterError::Failed("the node is shutting down".into())
+}
+
+async fn run(
+    raft: Raft,
+    gate: Arc<RwLock<()>>,
+    mut rx: mpsc::Receiver<(Request, Reply)>,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => return,
+            },
+        };
+        let mut bytes = first.0.payload.len();
+        let mut batch = vec![first];
+        while batch.len() < MAX_REQUESTS && bytes < MAX_BYTES {
+            match rx.try_recv() {
+                Ok(r) => {
+                    bytes += r.0.payload.len();
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let (requests, replies): (Vec<Request>, Vec<Reply>) = batch.into_iter().unzip();
+        // A leadership transfer holds the log still: refuse before appending anything.
+        let Ok(in_flight) = gate.clone().try_read_owned() else {
+            for r in replies {
+                let _ = r.send(Err(ClusterError::NoLeader));
+            }
+            continue;
+        };
+        // Handing the entry to openraft here, in order, keeps entries in the order their
+        // batches were formed; the answer is awaited on its own task.
+        match raft.client_write_ff(Requests(requests)).await {
+            Ok(answer) => {
+                tokio::spawn(async move {
+                    let result = answer.await;
+                    drop(in_flight);
+                    drop(slot);
+                    deliver(result, replies);
+                });
+            }
+            Err(_) => {
+                for r in replies {
+                    let _ = r.send(Err(stopping()));
+                }
+                return;
+            }
+        }
+    }
+}
+
+type Answer = Result<
+    Result<
+        openraft::raft::ClientWriteResponse<crate::consensus::TypeConfig>,
+        ClientWriteError<crate::consensus::NodeId, crate::consensus::NodeInfo>,
+    >,
+    oneshot::error::RecvError,
+>;
+
+fn deliver(answer: Answer, replies: Vec<Reply>) {
+    match answer {
+        Ok(Ok(resp)) => {
+            let lsn = resp.log_id.index;
+            let n = replies.len();
+            let mut responses = resp.data.0.into_iter();
+            for reply in replies {
+                let r = match responses.next() {
+                    Some(r) => Ok((lsn, r)),
+                    None => Err(ClusterError::Failed(format!(
+                        "the entry at lsn {lsn} was answered for fewer than its {n} requests"
+                    ))),
+                };
+                let _ = reply.send(r);
+            }
+        }
+        Ok(Err(e)) => {
+            let err = match e {
+                ClientWriteError::ForwardToLeader(f) => match (f.leader_id, f.leader_node) {
+                    (Some(id), Some(node)) => ClusterError::NotLeader(id, node),
+                    _ => ClusterError::NoLeader,
+                },
+                ClientWriteError::ChangeMembershipError(e) => ClusterError::Failed(e.to_string()),
+            };
+            for reply in replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+        Err(_) => {
+            for reply in replies {
+                let _ = reply.send(Err(stopping()));
+            }
+        }
+    }
+}
