@@ -151,7 +151,13 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
     let snaps = converge(&cluster, &apis, probe_lsn.unwrap_or(0)).await;
     stop_monitor.cancel();
     history.samples = monitor.await.expect("monitor");
-    violations.extend(checker::check(&history.ops, &history.samples, &snaps));
+    let logs = read_logs(&cluster).await;
+    violations.extend(checker::check(
+        &history.ops,
+        &history.samples,
+        &snaps,
+        &logs,
+    ));
 
     let writes = || {
         history
@@ -322,6 +328,50 @@ async fn snapshot_all(cluster: &Cluster) -> Vec<Snapshot> {
         }
     }
     out
+}
+
+/// Every node's retained WAL records as `(lsn, term, leader)`; a node whose WAL cannot be
+/// read is left out (and said so).
+async fn read_logs(cluster: &Cluster) -> Vec<checker::Log> {
+    let dirs: Vec<_> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.data_dir().join("wal"))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let decoder =
+            |payload: &[u8]| -> Option<String> { wolfscale::consensus::codec::describe(payload) };
+        let mut logs = Vec::new();
+        for (node, dir) in dirs.iter().enumerate() {
+            match wolfscale::wal::inspect::dump(dir, 0, u64::MAX, Some(&decoder)) {
+                Ok(d) => logs.push(checker::Log {
+                    node,
+                    entries: d
+                        .lines
+                        .iter()
+                        .filter_map(|l| {
+                            let (term, leader) = log_id(&l.text)?;
+                            Some((l.lsn, term, leader))
+                        })
+                        .collect(),
+                }),
+                Err(e) => eprintln!("reading node-{}'s WAL failed: {e}", node + 1),
+            }
+        }
+        logs
+    })
+    .await
+    .expect("read logs")
+}
+
+/// `term` and `leader` of a `wal dump` line (`index=… term=… leader=… …`).
+fn log_id(text: &str) -> Option<(u64, u64)> {
+    let field = |name: &str| {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("term=")?, field("leader=")?))
 }
 
 /// `_wolfscale` row: applied index, term, node and membership.
