@@ -61,6 +61,20 @@ pub fn check(ops: &[Op], samples: &[Sample], snaps: &[Snapshot], logs: &[Log]) -
     lsns(ops, first, &mut v);
     let finals: BTreeMap<i64, &str> = first.hot.iter().map(|(id, s)| (*id, s.as_str())).collect();
     appends(ops, &finals, &mut v);
+    // A node whose hot rows differ from the first one's gets its own append checks, so a
+    // duplicate or a lost append there is named, not only "replicas differ".
+    for s in snaps
+        .iter()
+        .filter(|s| s.node != first.node && s.hot != first.hot)
+    {
+        let mine: BTreeMap<i64, &str> = s.hot.iter().map(|(id, x)| (*id, x.as_str())).collect();
+        let mut found = Vec::new();
+        appends(ops, &mine, &mut found);
+        v.extend(found.into_iter().map(|mut x| {
+            x.what = format!("on node-{}: {}", s.node + 1, x.what);
+            x
+        }));
+    }
     reads(ops, &finals, &mut v);
     leaders(samples, &mut v);
     v

@@ -55,6 +55,9 @@ pub struct RunReport {
     pub reads: usize,
     pub faults: BTreeMap<&'static str, usize>,
     pub recovery: Duration,
+    /// Per fault kind: from each heal to the answer of the first write sent after it and
+    /// acknowledged.
+    pub heal_to_write: BTreeMap<&'static str, Vec<Duration>>,
     pub violations: Vec<String>,
     /// Outcomes other than acknowledged, by reason.
     pub reasons: BTreeMap<String, usize>,
@@ -65,8 +68,8 @@ impl std::fmt::Display for RunReport {
         write!(
             f,
             "seed {:#x}: {} requests, {} acknowledged writes checked, {} unknown, {} failed \
-             definitely, {} reads; faults {:?}; writes accepted {} after healing; {} violations; \
-             not acknowledged: {:?}",
+             definitely, {} reads; faults {:?}; writes accepted {} after healing; slowest first \
+             write after a fault healed, by kind: {}; {} violations; not acknowledged: {:?}",
             self.seed,
             self.requests,
             self.acked_writes,
@@ -75,6 +78,7 @@ impl std::fmt::Display for RunReport {
             self.reads,
             self.faults,
             secs(self.recovery),
+            slowest(&self.heal_to_write),
             self.violations.len(),
             self.reasons
         )
@@ -180,6 +184,7 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
             .count(),
         faults: report.counts(),
         recovery,
+        heal_to_write: heal_to_write(&history),
         violations: violations
             .iter()
             .map(|v| format!("{}: {}", v.kind, v.what))
@@ -212,6 +217,38 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
         );
     }
     run
+}
+
+/// `kind max` pairs of [`RunReport::heal_to_write`].
+pub fn slowest(m: &BTreeMap<&'static str, Vec<Duration>>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} {}", secs(v.iter().max().copied().unwrap_or_default())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// For every healed fault, the time from its heal to the end of the first acknowledged
+/// write that was sent after it.
+fn heal_to_write(h: &History) -> BTreeMap<&'static str, Vec<Duration>> {
+    let mut acks: Vec<(Duration, Duration)> = h
+        .ops
+        .iter()
+        .filter(|o| o.acked_lsn().is_some())
+        .map(|o| (o.start, o.end))
+        .collect();
+    acks.sort();
+    let mut m: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
+    for f in &h.faults {
+        let Some(healed) = f.healed else { continue };
+        let first = acks[acks.partition_point(|(start, _)| *start < healed)..]
+            .iter()
+            .map(|(_, end)| *end)
+            .min();
+        if let Some(end) = first {
+            m.entry(f.kind).or_default().push(end - healed);
+        }
+    }
+    m
 }
 
 fn reasons(ops: &[Op]) -> BTreeMap<String, usize> {
@@ -492,17 +529,36 @@ async fn soak() {
         .filter(|r| !r.violations.is_empty())
         .map(|r| format!("{:#x}", r.seed))
         .collect();
-    let slowest = reports.iter().map(|r| r.recovery).max().unwrap_or_default();
+    let slowest_final = reports.iter().map(|r| r.recovery).max().unwrap_or_default();
+    let mut heals: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
+    for r in &reports {
+        for (k, v) in &r.heal_to_write {
+            heals.entry(k).or_default().extend(v);
+        }
+    }
+    let heal_figures: Vec<String> = heals
+        .iter_mut()
+        .map(|(k, v)| {
+            v.sort();
+            format!(
+                "{k} median {} max {}",
+                secs(v[v.len() / 2]),
+                secs(v[v.len() - 1])
+            )
+        })
+        .collect();
     eprintln!(
         "chaos soak: {} runs ({} profile, {} s each), faults {faults:?}, {} acknowledged writes \
-         checked, {} unknown, {} violations; slowest recovery {}; failed seeds {failed:?}",
+         checked, {} unknown, {} violations; slowest first write after the final heal {}; \
+         first acknowledged write after each heal: {}; failed seeds {failed:?}",
         reports.len(),
         profile.name(),
         duration.as_secs(),
         reports.iter().map(|r| r.acked_writes).sum::<usize>(),
         reports.iter().map(|r| r.unknown_writes).sum::<usize>(),
         reports.iter().map(|r| r.violations.len()).sum::<usize>(),
-        secs(slowest),
+        secs(slowest_final),
+        heal_figures.join(", "),
     );
     assert!(failed.is_empty(), "chaos seeds failed: {failed:?}");
 }
