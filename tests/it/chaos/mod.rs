@@ -9,12 +9,12 @@
 //! `cargo test` runs three fixed seeds of the short profile. Soak runs:
 //!
 //! ```text
-//! WOLFSCALE_CHAOS_RUNS=50 cargo test --test it chaos::soak -- --ignored --nocapture
+//! WOLFSCALE_CHAOS_RUNS=50 WOLFSCALE_CHAOS_SECS=90 cargo test --test it chaos::soak -- --ignored --nocapture
 //! ```
 //!
 //! `WOLFSCALE_CHAOS_SEED` (first seed, default from the clock), `WOLFSCALE_CHAOS_PROFILE`
 //! (`full`, the default, or `short`) and `WOLFSCALE_CHAOS_SECS` (workload seconds per run,
-//! default 60) tune it; a failed run prints the exact command that replays its seed and
+//! default 60; the full profile needs about 90 to schedule all nine fault kinds) tune it; a failed run prints the exact command that replays its seed and
 //! keeps the nodes' logs and data (`WOLFSCALE_CHAOS_KEEP=1` keeps them for clean runs too).
 
 mod checker;
