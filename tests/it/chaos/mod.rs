@@ -58,6 +58,8 @@ pub struct RunReport {
     /// Per fault kind: from each heal to the answer of the first write sent after it and
     /// acknowledged.
     pub heal_to_write: BTreeMap<&'static str, Vec<Duration>>,
+    /// Longest stretch of the run with no write acknowledged (elections, partitions).
+    pub longest_gap: Duration,
     pub violations: Vec<String>,
     /// Outcomes other than acknowledged, by reason.
     pub reasons: BTreeMap<String, usize>,
@@ -69,7 +71,8 @@ impl std::fmt::Display for RunReport {
             f,
             "seed {:#x}: {} requests, {} acknowledged writes checked, {} unknown, {} failed \
              definitely, {} reads; faults {:?}; writes accepted {} after healing; slowest first \
-             write after a fault healed, by kind: {}; {} violations; not acknowledged: {:?}",
+             write after a fault healed, by kind: {}; longest time without an acknowledged \
+             write {}; {} violations; not acknowledged: {:?}",
             self.seed,
             self.requests,
             self.acked_writes,
@@ -79,6 +82,7 @@ impl std::fmt::Display for RunReport {
             self.faults,
             secs(self.recovery),
             slowest(&self.heal_to_write),
+            secs(self.longest_gap),
             self.violations.len(),
             self.reasons
         )
@@ -185,6 +189,7 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
         faults: report.counts(),
         recovery,
         heal_to_write: heal_to_write(&history),
+        longest_gap: longest_gap(&history.ops),
         violations: violations
             .iter()
             .map(|v| format!("{}: {}", v.kind, v.what))
@@ -249,6 +254,20 @@ fn heal_to_write(h: &History) -> BTreeMap<&'static str, Vec<Duration>> {
         }
     }
     m
+}
+
+/// The longest time between two consecutive acknowledgements of writes.
+fn longest_gap(ops: &[Op]) -> Duration {
+    let mut ends: Vec<Duration> = ops
+        .iter()
+        .filter(|o| o.acked_lsn().is_some())
+        .map(|o| o.end)
+        .collect();
+    ends.sort();
+    ends.windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default()
 }
 
 fn reasons(ops: &[Op]) -> BTreeMap<String, usize> {
@@ -530,6 +549,11 @@ async fn soak() {
         .map(|r| format!("{:#x}", r.seed))
         .collect();
     let slowest_final = reports.iter().map(|r| r.recovery).max().unwrap_or_default();
+    let longest_gap = reports
+        .iter()
+        .map(|r| r.longest_gap)
+        .max()
+        .unwrap_or_default();
     let mut heals: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
     for r in &reports {
         for (k, v) in &r.heal_to_write {
@@ -550,7 +574,8 @@ async fn soak() {
     eprintln!(
         "chaos soak: {} runs ({} profile, {} s each), faults {faults:?}, {} acknowledged writes \
          checked, {} unknown, {} violations; slowest first write after the final heal {}; \
-         first acknowledged write after each heal: {}; failed seeds {failed:?}",
+         first acknowledged write after each heal: {}; longest time without an acknowledged \
+         write {}; failed seeds {failed:?}",
         reports.len(),
         profile.name(),
         duration.as_secs(),
@@ -559,6 +584,7 @@ async fn soak() {
         reports.iter().map(|r| r.violations.len()).sum::<usize>(),
         secs(slowest_final),
         heal_figures.join(", "),
+        secs(longest_gap),
     );
     assert!(failed.is_empty(), "chaos seeds failed: {failed:?}");
 }
