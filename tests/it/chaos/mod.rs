@@ -483,7 +483,12 @@ fn parse_seed(s: &str) -> Option<u64> {
     }
 }
 
+/// One chaos run at a time in this test binary: `cargo test` runs tests two at a time, and
+/// two clusters of three nodes on a small machine would be testing the machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn short_run(seed: u64) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let r = run(seed, Profile::Short, duration_from_env()).await;
     assert!(r.acked_writes > 50, "too few writes to check anything: {r}");
     assert!(
@@ -532,6 +537,7 @@ async fn soak() {
         .map(|p| Profile::parse(&p).expect("WOLFSCALE_CHAOS_PROFILE: short or full"))
         .unwrap_or(Profile::Full);
     let duration = duration_from_env();
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut reports = Vec::new();
     for i in 0..runs {
         let r = run(first.wrapping_add(i), profile, duration).await;
