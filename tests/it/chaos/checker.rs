@@ -26,13 +26,25 @@ impl Snapshot {
     }
 }
 
+/// One node's WAL as the checker reads it: `(lsn, term, leader node id)` of every record
+/// still retained, in LSN order.
+#[derive(Debug, Clone, Default)]
+pub struct Log {
+    /// Node index.
+    pub node: usize,
+    /// The records' log ids.
+    pub entries: Vec<(u64, u64, u64)>,
+}
+
 /// Runs every check; returns what is broken (empty: the run is clean).
 ///
 /// A node that did not converge is reported once; the row checks then look only at the
 /// nodes that reached the highest applied LSN.
-pub fn check(ops: &[Op], samples: &[Sample], snaps: &[Snapshot]) -> Vec<Violation> {
+pub fn check(ops: &[Op], samples: &[Sample], snaps: &[Snapshot], logs: &[Log]) -> Vec<Violation> {
     let mut v = Vec::new();
     identical(snaps, &mut v);
+    let common = snaps.iter().map(Snapshot::applied).min().unwrap_or(0);
+    log_leaders(logs, common, &mut v);
     let top = snaps.iter().map(Snapshot::applied).max().unwrap_or(0);
     let current: Vec<&Snapshot> = snaps.iter().filter(|s| s.applied() == top).collect();
     let Some(first) = current.first().copied() else {
@@ -49,6 +61,20 @@ pub fn check(ops: &[Op], samples: &[Sample], snaps: &[Snapshot]) -> Vec<Violatio
     lsns(ops, first, &mut v);
     let finals: BTreeMap<i64, &str> = first.hot.iter().map(|(id, s)| (*id, s.as_str())).collect();
     appends(ops, &finals, &mut v);
+    // A node whose hot rows differ from the first one's gets its own append checks, so a
+    // duplicate or a lost append there is named, not only "replicas differ".
+    for s in snaps
+        .iter()
+        .filter(|s| s.node != first.node && s.hot != first.hot)
+    {
+        let mine: BTreeMap<i64, &str> = s.hot.iter().map(|(id, x)| (*id, x.as_str())).collect();
+        let mut found = Vec::new();
+        appends(ops, &mine, &mut found);
+        v.extend(found.into_iter().map(|mut x| {
+            x.what = format!("on node-{}: {}", s.node + 1, x.what);
+            x
+        }));
+    }
     reads(ops, &finals, &mut v);
     leaders(samples, &mut v);
     v
@@ -437,6 +463,54 @@ fn leaders(samples: &[Sample], v: &mut Vec<Violation>) {
                 ),
                 n.values().map(|s| s.at).min(),
             ));
+        }
+    }
+}
+
+/// From the logs themselves, which see every leader that appended anything (each new
+/// leader appends a blank entry in its term), unlike the status samples: no two entries of
+/// one term name different leaders, on any node; and every entry up to the LSN all nodes
+/// applied (`common`) has the same log id on every node that still holds it.
+fn log_leaders(logs: &[Log], common: u64, v: &mut Vec<Violation>) {
+    let mut by_term: BTreeMap<u64, (u64, usize, u64)> = BTreeMap::new();
+    let mut by_lsn: HashMap<u64, (u64, u64, usize)> = HashMap::new();
+    let mut reported_terms = BTreeSet::new();
+    let mut mismatches = 0usize;
+    for log in logs {
+        for &(lsn, term, leader) in &log.entries {
+            let (first_leader, first_node, first_lsn) =
+                *by_term.entry(term).or_insert((leader, log.node, lsn));
+            if first_leader != leader && reported_terms.insert(term) {
+                v.push(Violation::new(
+                    "two leaders in a term",
+                    format!(
+                        "term {term} has entries from two leaders: node id {first_leader} \
+                         (LSN {first_lsn} on node-{}) and node id {leader} (LSN {lsn} on node-{})",
+                        first_node + 1,
+                        log.node + 1
+                    ),
+                    None,
+                ));
+            }
+            if lsn > common {
+                continue;
+            }
+            let (t, l, n) = *by_lsn.entry(lsn).or_insert((term, leader, log.node));
+            if (t, l) != (term, leader) {
+                mismatches += 1;
+                if mismatches <= 3 {
+                    v.push(Violation::new(
+                        "logs differ",
+                        format!(
+                            "applied LSN {lsn} is (term {t}, leader {l}) on node-{} but (term \
+                             {term}, leader {leader}) on node-{}",
+                            n + 1,
+                            log.node + 1
+                        ),
+                        None,
+                    ));
+                }
+            }
         }
     }
 }

@@ -235,8 +235,14 @@ pub fn timeline(h: &History, violations: &[Violation], window: Duration) -> Stri
             out.push_str(&format!("  {} {}\n", secs(e.at), e.what));
         }
     }
-    for (n, v) in violations.iter().enumerate().take(5) {
+    // Violations close in time share one excerpt rather than repeating it.
+    let mut shown: Vec<Duration> = Vec::new();
+    for v in violations {
         let Some(at) = v.at else { continue };
+        if shown.len() == 5 || shown.iter().any(|s| s.abs_diff(at) <= window) {
+            continue;
+        }
+        shown.push(at);
         let mut near: Vec<&Op> = h
             .ops
             .iter()
@@ -249,11 +255,7 @@ pub fn timeline(h: &History, violations: &[Violation], window: Duration) -> Stri
             near.truncate(per_violation);
             near.sort_by_key(|o| o.start);
         }
-        out.push_str(&format!(
-            "requests around violation {} (t={}):\n",
-            n + 1,
-            secs(at)
-        ));
+        out.push_str(&format!("requests around t={} ({}):\n", secs(at), v.kind));
         for o in near {
             out.push_str(&format!("  {o}\n"));
         }

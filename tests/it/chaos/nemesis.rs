@@ -178,26 +178,34 @@ pub struct Step {
     pub inbound: bool,
 }
 
-/// The schedule for `seed`: enough steps to fill `duration` (the run stops it there).
+/// The schedule for `seed`: enough steps to fill `duration` (the run stops it there),
+/// each of the profile's kinds first once, then weighted draws.
 pub fn plan(seed: u64, profile: Profile, duration: Duration, wrapped: usize) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xFA17);
     let kinds = profile.faults();
     let total: u32 = kinds.iter().map(|(_, w)| w).sum();
     let mut steps = Vec::new();
     let mut t = Duration::ZERO;
+    // Every kind of the profile comes once, in a seeded order, before the weighted draws:
+    // a run long enough for them never misses one.
+    let mut unused: Vec<Fault> = kinds.iter().map(|(f, _)| *f).collect();
     while t < duration {
-        let mut roll = rng.gen_range(0..total);
-        let fault = kinds
-            .iter()
-            .find(|(_, w)| {
-                if roll < *w {
-                    true
-                } else {
-                    roll -= w;
-                    false
-                }
-            })
-            .map_or(Fault::Kill, |(f, _)| *f);
+        let fault = if unused.is_empty() {
+            let mut roll = rng.gen_range(0..total);
+            kinds
+                .iter()
+                .find(|(_, w)| {
+                    if roll < *w {
+                        true
+                    } else {
+                        roll -= w;
+                        false
+                    }
+                })
+                .map_or(Fault::Kill, |(f, _)| *f)
+        } else {
+            unused.swap_remove(rng.gen_range(0..unused.len()))
+        };
         let (lo, hi) = fault.hold_ms();
         let step = Step {
             gap: Duration::from_millis(rng.gen_range(1500..5000)),
@@ -594,4 +602,28 @@ fn fill(path: &std::path::Path) -> Result<u64, String> {
         size = size.saturating_sub(64 * 1024);
     }
     Err("no space to allocate a ballast".into())
+}
+
+#[test]
+fn every_plan_has_every_kind_of_its_profile() {
+    // The short profile's six kinds fit in `cargo test`'s minute; the full profile's nine
+    // need about a minute and a half.
+    for (profile, secs) in [(Profile::Short, 60), (Profile::Full, 90)] {
+        let run = Duration::from_secs(secs);
+        for seed in 0..200u64 {
+            let steps = plan(seed, profile, run, 1);
+            let mut t = Duration::ZERO;
+            let mut seen = std::collections::BTreeSet::new();
+            for s in &steps {
+                t += s.gap;
+                if t < run {
+                    seen.insert(s.fault);
+                }
+                t += s.hold;
+            }
+            let want: std::collections::BTreeSet<Fault> =
+                profile.faults().iter().map(|(f, _)| *f).collect();
+            assert_eq!(seen, want, "seed {seed} {}", profile.name());
+        }
+    }
 }
