@@ -234,6 +234,12 @@ pub enum ClusterError {
     /// Something else failed on the peer.
     #[error("{0}")]
     Failed(String),
+    /// The write was appended to the leader's log, then leadership changed before the
+    /// leader saw it commit: another member holding the entry may still commit it, so it
+    /// may or may not be applied. Never answered as "not applied" (a retry could apply it
+    /// twice).
+    #[error("leadership changed while the write was in flight; it may or may not be applied")]
+    Unknown,
 }
 
 /// When each peer last answered a Raft RPC: retention counts a member as live (its

@@ -111,6 +111,11 @@ impl NodeBackend {
             })?
             .map_err(|e| match e {
                 ClusterError::NotLeader(..) | ClusterError::NoLeader => Self::no_leader(),
+                e @ ClusterError::Unknown => BackendError::Timeout {
+                    message: e.to_string(),
+                    lsn: None,
+                    lagging: Vec::new(),
+                },
                 other => BackendError::Internal(other.to_string()),
             })?;
         let outcome = Outcome::decode(&resp).map_err(|e| BackendError::Internal(e.to_string()))?;

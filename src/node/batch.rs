@@ -32,7 +32,9 @@ pub const MAX_BYTES: usize = 1 << 20;
 /// Requests that may wait for a batch before senders wait too.
 const QUEUE: usize = 16 * 1024;
 
-type Reply = oneshot::Sender<Result<(u64, Response), ClusterError>>;
+/// What a proposer is told: the entry's LSN and its response, or why not.
+type Answered = Result<(u64, Response), ClusterError>;
+type Reply = oneshot::Sender<Answered>;
 
 /// The sending side: one per node.
 #[derive(Clone)]
@@ -109,6 +111,14 @@ async fn run(
             }
             continue;
         };
+        // Not leading: refuse before anything is appended, so the answer is a definite
+        // "not applied" and the caller may send it to the leader.
+        if let Some(refusal) = not_leading(&raft) {
+            for r in replies {
+                let _ = r.send(Err(refusal.clone()));
+            }
+            continue;
+        }
         // Handing the entry to openraft here, in order, keeps entries in the order their
         // batches were formed; the answer is awaited on its own task.
         match raft.client_write_ff(Requests(requests)).await {
@@ -128,6 +138,25 @@ async fn run(
             }
         }
     }
+}
+
+/// `Some(refusal)` when this node does not lead (by its latest metrics), naming the
+/// leader when it knows one.
+pub(super) fn not_leading(raft: &Raft) -> Option<ClusterError> {
+    let m = raft.metrics().borrow().clone();
+    if m.state == openraft::ServerState::Leader {
+        return None;
+    }
+    let leader = m.current_leader.and_then(|id| {
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| (id, n.clone()))
+    });
+    Some(match leader {
+        Some((id, node)) if id != m.id => ClusterError::NotLeader(id, node),
+        _ => ClusterError::NoLeader,
+    })
 }
 
 type Answer = Result<
@@ -156,10 +185,10 @@ fn deliver(answer: Answer, replies: Vec<Reply>) {
         }
         Ok(Err(e)) => {
             let err = match e {
-                ClientWriteError::ForwardToLeader(f) => match (f.leader_id, f.leader_node) {
-                    (Some(id), Some(node)) => ClusterError::NotLeader(id, node),
-                    _ => ClusterError::NoLeader,
-                },
+                // Proposed while this node led (the loop checks first), so the entry was
+                // appended; openraft answers this when a new leader cut it from this log,
+                // but with five or more voters another member may still hold and commit it.
+                ClientWriteError::ForwardToLeader(_) => ClusterError::Unknown,
                 ClientWriteError::ChangeMembershipError(e) => ClusterError::Failed(e.to_string()),
             };
             for reply in replies {
@@ -169,6 +198,44 @@ fn deliver(answer: Answer, replies: Vec<Reply>) {
         Err(_) => {
             for reply in replies {
                 let _ = reply.send(Err(stopping()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{deliver, Reply};
+    use crate::consensus::network::ClusterError;
+    use crate::consensus::NodeInfo;
+    use openraft::error::{ClientWriteError, ForwardToLeader};
+    use tokio::sync::oneshot;
+
+    fn replies(n: usize) -> (Vec<Reply>, Vec<oneshot::Receiver<super::Answered>>) {
+        (0..n).map(|_| oneshot::channel()).unzip()
+    }
+
+    #[test]
+    fn a_batch_cut_by_a_new_leader_is_unknown_never_refused() {
+        // openraft answers ForwardToLeader for an appended entry a new leader overwrote;
+        // with five or more voters another member may still commit it, so a retry through
+        // the new leader could apply it twice.
+        for fwd in [
+            ForwardToLeader::empty(),
+            ForwardToLeader::new(
+                3,
+                NodeInfo {
+                    name: "node-3".into(),
+                    cluster_addr: "127.0.0.1:1".into(),
+                    api_addr: String::new(),
+                },
+            ),
+        ] {
+            let (tx, mut rx) = replies(3);
+            deliver(Ok(Err(ClientWriteError::ForwardToLeader(fwd))), tx);
+            for r in &mut rx {
+                let answer = r.try_recv().expect("answered");
+                assert!(matches!(answer, Err(ClusterError::Unknown)), "{answer:?}");
             }
         }
     }

@@ -645,6 +645,9 @@ impl Node {
         &self,
         request: Request,
     ) -> Result<(u64, Response), ClusterError> {
+        if let Some(refusal) = batch::not_leading(&self.inner.raft) {
+            return Err(refusal);
+        }
         match self.client_write(Requests::one(request)).await {
             Ok(resp) => {
                 let lsn = resp.log_id.index;
@@ -658,7 +661,11 @@ impl Node {
                     })
             }
             Err(Refusal::Paused) => Err(ClusterError::NoLeader),
-            Err(Refusal::Raft(e)) => Err(self.not_leader((*e).into_forward_to_leader())),
+            // Proposed while leading: appended, so the outcome is unknown (see batch.rs).
+            Err(Refusal::Raft(e)) => match (*e).into_forward_to_leader::<NodeInfo>() {
+                Some(_) => Err(ClusterError::Unknown),
+                None => Err(ClusterError::Failed("consensus stopped".into())),
+            },
         }
     }
 

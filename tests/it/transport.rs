@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use wolfscale::transport::frame::{self, Kind, MAX_PAYLOAD};
 use wolfscale::transport::{
     serve, serve_with, Acceptor, AuthKey, Client, ClientConfig, Connector, Error, Handler,
-    Identity, PeerInfo, ServerConfig,
+    Identity, PeerInfo, ServerConfig, PROTOCOL_VERSION,
 };
 
 const SECRET: &str = "test-cluster-secret-0123456789";
@@ -239,7 +239,7 @@ async fn server_that_cannot_prove_the_secret_is_refused_by_the_client() {
         let mut r = frame::FrameReader::new(rd, frame::MAX_PREAUTH_PAYLOAD);
         let hello = r.next().await.unwrap().unwrap();
         assert_eq!(hello.kind, Kind::Hello);
-        let challenge = postcard::to_allocvec(&(1u16, "impostor", [7u8; 32])).unwrap();
+        let challenge = postcard::to_allocvec(&(PROTOCOL_VERSION, "impostor", [7u8; 32])).unwrap();
         let c = frame::encode(Kind::Challenge, 0, &challenge, 4096).unwrap();
         wr.write_all(&c).await.unwrap();
         let proof = r.next().await.unwrap().unwrap();
@@ -279,7 +279,7 @@ async fn unauthenticated_input_is_closed_and_never_handled() {
     assert_closed_by_server(s).await;
     // A Hello followed by a request instead of a proof.
     let mut s = TcpStream::connect(server.addr).await.unwrap();
-    let hello = postcard::to_allocvec(&(1u16, "test", "mallory", [1u8; 32])).unwrap();
+    let hello = postcard::to_allocvec(&(PROTOCOL_VERSION, "test", "mallory", [1u8; 32])).unwrap();
     s.write_all(&frame::encode(Kind::Hello, 0, &hello, 4096).unwrap())
         .await
         .unwrap();
