@@ -205,8 +205,17 @@ async fn read_body(options: &ApiOptions, request: Request) -> Result<bytes::Byte
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        // A client that sent a somewhat-too-large body usually reads the answer only once
+        // it has sent everything: read the rest and drop it, so it gets a clean 413 and
+        // may keep the connection. Far over the limit, answer at once and close.
+        if n - limit as u64 <= OVER_LIMIT_DRAIN_BYTES {
+            let drained = tokio::time::timeout(options.body_timeout, drain(body, n)).await;
+            if matches!(drained, Ok(true)) {
+                return Err(too_large());
+            }
+        }
+        return Err(too_large().closing());
     }
     let read = tokio::time::timeout(options.body_timeout, Limited::new(body, limit).collect());
     match read.await {
@@ -217,14 +226,37 @@ async fn read_body(options: &ApiOptions, request: Request) -> Result<bytes::Byte
                 "the request body did not arrive within {} s",
                 options.body_timeout.as_secs()
             ),
-        )),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(_)) => Err(ApiError::bad_request(
-            "bad_body",
-            "the request body could not be read",
-        )),
+        )
+        .closing()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large().closing()),
+        Ok(Err(_)) => {
+            Err(ApiError::bad_request("bad_body", "the request body could not be read").closing())
+        }
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
+}
+
+/// How far over `api.max_body_bytes` a declared body is still read (and dropped) before
+/// the 413, rather than answered at once with the connection closed.
+const OVER_LIMIT_DRAIN_BYTES: u64 = 16 << 20;
+
+/// Reads and drops `body`; whether it ended cleanly within `declared` bytes.
+async fn drain(mut body: axum::body::Body, declared: u64) -> bool {
+    let mut seen = 0u64;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Some(data) = f.data_ref() {
+                    seen += data.len() as u64;
+                    if seen > declared {
+                        return false;
+                    }
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Parses `bytes` as `T`, with serde's reason in a 400.

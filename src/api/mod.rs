@@ -86,6 +86,8 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The body.
     pub body: ErrorBody,
+    /// Close the connection after answering (the request body was not read to its end).
+    pub close: bool,
 }
 
 impl ApiError {
@@ -94,7 +96,14 @@ impl ApiError {
         ApiError {
             status,
             body: ErrorBody::new(code, message),
+            close: false,
         }
+    }
+
+    /// The same error, answered with `Connection: close`.
+    pub fn closing(mut self) -> ApiError {
+        self.close = true;
+        self
     }
 
     /// 400 with `code`.
@@ -113,6 +122,7 @@ impl From<BackendError> for ApiError {
             status: StatusCode::from_u16(e.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body: e.body(),
+            close: false,
         }
     }
 }
@@ -132,12 +142,9 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        // The request body may be partly unread (over the limit, or too slow): the client
-        // must not send another request on this connection, which is about to close.
-        if matches!(
-            self.status,
-            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
-        ) {
+        // The request body is partly unread: the client must not send another request on
+        // this connection, which is about to close.
+        if self.close {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -116,6 +116,13 @@ impl NodeBackend {
                     lsn: None,
                     lagging: Vec::new(),
                 },
+                // The node is stopping (e.g. fail-stop on a WAL or state error) with the
+                // write possibly appended: not a bug, and not a definite refusal either.
+                ClusterError::Failed(reason) => BackendError::Timeout {
+                    message: format!("{reason}; the write may or may not be applied"),
+                    lsn: None,
+                    lagging: Vec::new(),
+                },
                 other => BackendError::Internal(other.to_string()),
             })?;
         let outcome = Outcome::decode(&resp).map_err(|e| BackendError::Internal(e.to_string()))?;
