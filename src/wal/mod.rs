@@ -174,6 +174,7 @@ impl Wal {
             closed: false,
             seq: 0,
             queue: VecDeque::new(),
+            waiter: None,
         };
         let shared = Arc::new(Shared {
             dir,
@@ -267,7 +268,11 @@ impl Wal {
             ends,
             done: Box::new(done),
         });
-        sh.wake.notify_one();
+        // A wake-up costs a syscall and, while the writer gathers a batch, a context
+        // switch: only when the writer waits and now has what it waits for.
+        if st.waiter.is_some_and(|n| st.queue.len() >= n) {
+            sh.wake.notify_one();
+        }
         Ok(())
     }
 

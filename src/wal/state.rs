@@ -56,6 +56,9 @@ pub(super) struct State {
     pub(super) closed: bool,
     pub(super) seq: u64,
     pub(super) queue: VecDeque<Op>,
+    /// While the writer thread waits: how many queued operations it wants before being
+    /// woken (1 when idle). `None` while it works, so appenders skip the futex wake-up.
+    pub(super) waiter: Option<usize>,
 }
 
 impl State {

@@ -129,17 +129,20 @@ impl Writer {
                 if wait.is_zero() {
                     return Work::BackgroundSync;
                 }
+                st.waiter = Some(1);
                 st = sh
                     .wake
                     .wait_timeout(st, wait)
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .0;
             } else {
+                st.waiter = Some(1);
                 st = sh
                     .wake
                     .wait(st)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
+            st.waiter = None;
         }
         // Callers woken by the previous batch need a moment to come back: gather until as
         // many appends are queued as the last batch had, while they keep arriving (gaps
@@ -153,17 +156,23 @@ impl Writer {
                 .min(GATHER_MAX)
                 .min(self.last_sync_took / 2);
             let deadline = Instant::now() + limit;
+            let target = self.last_batch_ops.min(sh.opts.batch_size);
             loop {
                 let queued = st.queue.len();
                 let now = Instant::now();
-                if queued >= self.last_batch_ops.min(sh.opts.batch_size) || now >= deadline {
+                if queued >= target || now >= deadline {
                     break;
                 }
+                // Woken early only once `target` operations are queued (or by a
+                // non-append operation); otherwise every GATHER_GAP to see whether
+                // appends still arrive.
+                st.waiter = Some(target);
                 let (g, timeout) = sh
                     .wake
                     .wait_timeout(st, GATHER_GAP.min(deadline - now))
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 st = g;
+                st.waiter = None;
                 if timeout.timed_out() && st.queue.len() == queued {
                     break;
                 }
