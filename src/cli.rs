@@ -538,34 +538,6 @@ fn wal(out: &mut impl Write, path: &Path, env: &EnvOverrides, command: WalComman
     write!(out, "{text}").map_err(|e| e.to_string())
 }
 
-/// A client for the HTTP API at `node`, or this node's own.
-fn node_client(
-    path: &Path,
-    env: &EnvOverrides,
-    node: Option<String>,
-) -> Result<crate::api::client::Client, String> {
-    let (addr, token) = match node {
-        Some(a) => (a, env.api_token.clone()),
-        None => {
-            let loaded = load(path, env)?;
-            let bind = loaded
-                .config
-                .api
-                .bind_address
-                .replace("0.0.0.0", "127.0.0.1");
-            (
-                bind,
-                loaded.secrets.api_token.map(|t| t.expose().to_string()),
-            )
-        }
-    };
-    let mut client = crate::api::client::Client::new(&addr).map_err(|e| e.to_string())?;
-    if let Some(t) = token {
-        client = client.with_token(t);
-    }
-    Ok(client)
-}
-
 fn snapshot(
     out: &mut impl Write,
     path: &Path,
@@ -577,7 +549,7 @@ fn snapshot(
         SnapshotCommand::Create { node, purge } => {
             // A large database takes a while to copy.
             let client =
-                node_client(path, env, node)?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
+                api_client(path, env, node)?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
             let done = runtime()?
                 .block_on(client.snapshot_create(purge))
                 .map_err(|e| format!("snapshot failed on {}: {e}", client.address()))?;
@@ -604,7 +576,7 @@ fn snapshot(
             Ok(())
         }
         SnapshotCommand::List { node } => {
-            let client = node_client(path, env, node)?;
+            let client = api_client(path, env, node)?;
             let list = runtime()?
                 .block_on(client.snapshot_list())
                 .map_err(|e| format!("cannot list snapshots on {}: {e}", client.address()))?;
