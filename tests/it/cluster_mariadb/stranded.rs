@@ -73,13 +73,30 @@ async fn a_leader_without_a_majority_answers_504_within_the_write_deadline() {
     );
 
     // Healed: writes are taken again, and the stranded insert is everywhere or nowhere.
-    write(
-        &c.client(followers[0]),
-        WriteKind::Insert,
-        &json!({"table": "t", "values": {"id": 2}}).to_string(),
-    )
-    .await
-    .expect("write after the followers resumed");
+    // The resumed followers may elect a new leader (they were frozen past the election
+    // timeout) and cut a write in flight from the old leader's log: that answer is 504
+    // "may or may not be applied", so the retry treats 409 (an earlier try applied) as done.
+    let retry_until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = write(
+            &c.client(followers[0]),
+            WriteKind::Insert,
+            &json!({"table": "t", "values": {"id": 2}}).to_string(),
+        )
+        .await;
+        match r {
+            Ok(_) => break,
+            Err(e) if e.status().is_some_and(|s| s.as_u16() == 409) => break,
+            Err(e)
+                if e.status().is_some_and(|s| s.as_u16() == 504)
+                    && Instant::now() < retry_until =>
+            {
+                eprintln!("write after resuming: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("write after the followers resumed: {e}"),
+        }
+    }
     assert_converged(&c).await;
     let mut seen = Vec::new();
     for node in &c.nodes {
