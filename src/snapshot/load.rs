@@ -30,7 +30,8 @@ const COMMIT_BYTES: usize = 32 << 20;
 /// Loads the (verified) snapshot at `path` into `db`; returns its header.
 pub(super) async fn load(db: &Database, path: &Path, progress: &Progress) -> Result<Header, Error> {
     let (tx, mut rx) = mpsc::channel::<(Item, u64)>(16);
-    let file = std::fs::File::open(path)?;
+    // Opened off the runtime (tokio's open runs on the blocking pool).
+    let file = tokio::fs::File::open(path).await?.into_std().await;
     let reader = tokio::task::spawn_blocking(move || -> Result<(), FormatError> {
         let mut r = Reader::open(std::io::BufReader::with_capacity(1 << 20, file))?;
         while let Some(item) = r.next_item()? {
