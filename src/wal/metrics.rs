@@ -16,6 +16,7 @@ pub struct Metrics {
     bytes: AtomicU64,
     payload_bytes: AtomicU64,
     syncs: AtomicU64,
+    sync_nanos: AtomicU64,
     batches: AtomicU64,
     batch_max: AtomicU64,
     segments_created: AtomicU64,
@@ -36,6 +37,8 @@ pub struct MetricsSnapshot {
     pub payload_bytes: u64,
     /// Data syncs (fdatasync) issued.
     pub syncs: u64,
+    /// Time spent in those syncs, in nanoseconds.
+    pub sync_nanos: u64,
     /// Group-commit batches written.
     pub batches: u64,
     /// Most records in one batch.
@@ -60,9 +63,11 @@ impl Metrics {
         let bucket = (63 - records.max(1).leading_zeros() as usize).min(BATCH_BUCKETS - 1);
         self.buckets[bucket].fetch_add(1, Relaxed);
     }
-    /// Records one data sync.
-    pub fn sync(&self) {
+    /// Records one data sync that took `took`.
+    pub fn sync(&self, took: std::time::Duration) {
         self.syncs.fetch_add(1, Relaxed);
+        self.sync_nanos
+            .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
     /// Records a created segment.
     pub fn segment_created(&self) {
@@ -80,6 +85,7 @@ impl Metrics {
             bytes: self.bytes.load(Relaxed),
             payload_bytes: self.payload_bytes.load(Relaxed),
             syncs: self.syncs.load(Relaxed),
+            sync_nanos: self.sync_nanos.load(Relaxed),
             batches: self.batches.load(Relaxed),
             batch_max: self.batch_max.load(Relaxed),
             segments_created: self.segments_created.load(Relaxed),

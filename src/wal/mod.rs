@@ -16,6 +16,7 @@ pub mod recovery;
 pub mod retention;
 pub mod segment;
 mod state;
+mod syncer;
 mod types;
 mod writer;
 
@@ -46,6 +47,8 @@ struct Shared {
     /// Held shared by readers during pread, exclusively while files shrink or vanish.
     io: RwLock<()>,
     metrics: metrics::Metrics,
+    /// Hand-over of written appends to the sync thread (fsync on).
+    syncer: syncer::Syncer,
     /// The directory lock; released by `close` (or when the last handle goes).
     lock: Mutex<Option<DirLock>>,
     #[cfg(test)]
@@ -174,7 +177,7 @@ impl Wal {
             closed: false,
             seq: 0,
             queue: VecDeque::new(),
-            waiter: None,
+            writer_waits: false,
         };
         let shared = Arc::new(Shared {
             dir,
@@ -183,6 +186,7 @@ impl Wal {
             wake: Condvar::new(),
             io: RwLock::new(()),
             metrics: metrics::Metrics::default(),
+            syncer: syncer::Syncer::default(),
             lock: Mutex::new(Some(lock)),
             #[cfg(test)]
             faults: writer::Faults::default(),
@@ -268,9 +272,9 @@ impl Wal {
             ends,
             done: Box::new(done),
         });
-        // A wake-up costs a syscall and, while the writer gathers a batch, a context
-        // switch: only when the writer waits and now has what it waits for.
-        if st.waiter.is_some_and(|n| st.queue.len() >= n) {
+        // A wake-up costs a syscall: only the first append queued while the writer waits.
+        if st.writer_waits {
+            st.writer_waits = false;
             sh.wake.notify_one();
         }
         Ok(())

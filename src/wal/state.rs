@@ -56,9 +56,9 @@ pub(super) struct State {
     pub(super) closed: bool,
     pub(super) seq: u64,
     pub(super) queue: VecDeque<Op>,
-    /// While the writer thread waits: how many queued operations it wants before being
-    /// woken (1 when idle). `None` while it works, so appenders skip the futex wake-up.
-    pub(super) waiter: Option<usize>,
+    /// The writer thread waits for work and nobody has woken it yet: the first append
+    /// queued after it began waiting wakes it, later ones skip the futex wake-up.
+    pub(super) writer_waits: bool,
 }
 
 impl State {

@@ -226,3 +226,162 @@ fn async_truncate_and_purge() {
     assert_eq!(wal.first(), Some((100, 3)));
     assert_eq!(wal.read(..).expect("read"), vec![rec(100, 3)]);
 }
+
+/// Queues appends without waiting for them, with completions recorded in arrival order.
+struct Queued {
+    done: std::sync::mpsc::Receiver<(u64, Result<()>)>,
+    tx: std::sync::mpsc::Sender<(u64, Result<()>)>,
+    submitted: u64,
+}
+
+impl Queued {
+    fn new() -> Self {
+        let (tx, done) = std::sync::mpsc::channel();
+        Self {
+            done,
+            tx,
+            submitted: 0,
+        }
+    }
+
+    /// Submits `records` as one append; its completion is tagged with a submission number.
+    fn append(&mut self, wal: &Wal, records: Vec<Record>) -> Result<()> {
+        let (tx, n) = (self.tx.clone(), self.submitted);
+        wal.append_with(records, move |r| {
+            let _ = tx.send((n, r));
+        })?;
+        self.submitted += 1;
+        Ok(())
+    }
+
+    /// Every completion, in the order they ran.
+    fn wait_all(self) -> Vec<(u64, Result<()>)> {
+        drop(self.tx);
+        let got: Vec<_> = self.done.iter().collect();
+        assert_eq!(
+            got.len() as u64,
+            self.submitted,
+            "every append completes once"
+        );
+        got
+    }
+}
+
+fn payload(lsn: u64) -> Vec<u8> {
+    noise(lsn, (lsn as usize * 37) % 700)
+}
+
+#[test]
+fn pipelined_appends_across_rolls_truncation_and_purge_stay_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = WalOptions {
+        segment_size: 4096,
+        ..WalOptions::default()
+    };
+    let wal = Wal::open(dir.path(), opts.clone()).expect("open");
+    let mut q = Queued::new();
+    // Queued back to back: the writer writes while earlier batches sync, and rolls
+    // segments (every few records) in the middle of that.
+    for lsn in 1..=1500 {
+        q.append(&wal, vec![Record::new(lsn, 1, payload(lsn))])
+            .expect("queue");
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    wal.truncate_after_with(900, move |r| {
+        let _ = tx.send(r);
+    })
+    .expect("queue truncation");
+    for lsn in 901..=2000 {
+        q.append(&wal, vec![Record::new(lsn, 2, payload(lsn))])
+            .expect("queue");
+    }
+    let (ptx, prx) = std::sync::mpsc::channel();
+    wal.purge_before_with(700, move |r| {
+        let _ = ptx.send(r);
+    })
+    .expect("queue purge");
+    for lsn in 2001..=2100 {
+        q.append(&wal, vec![Record::new(lsn, 2, payload(lsn))])
+            .expect("queue");
+    }
+    let got = q.wait_all();
+    rx.recv().expect("truncation completes").expect("truncated");
+    prx.recv().expect("purge completes").expect("purged");
+    let order: Vec<u64> = got.iter().map(|g| g.0).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "completions out of submission order"
+    );
+    assert!(got.iter().all(|g| g.1.is_ok()), "every append acknowledged");
+    let expect = |first: u64| -> Vec<Record> {
+        (first..=2100)
+            .map(|lsn| Record::new(lsn, if lsn <= 900 { 1 } else { 2 }, payload(lsn)))
+            .collect()
+    };
+    let first = wal.first().expect("not empty").0;
+    assert!(
+        first <= 700,
+        "purge kept the segment holding 700 (first {first})"
+    );
+    assert_eq!(wal.read(..).expect("read"), expect(first));
+    assert!(wal.metrics().segments_created > 20, "{:?}", wal.metrics());
+    wal.close().expect("close");
+    let wal = Wal::open(dir.path(), opts).expect("reopen");
+    assert_eq!(wal.read(..).expect("read after reopen"), expect(first));
+    wal.close().expect("close");
+}
+
+#[test]
+fn a_failed_sync_with_appends_in_flight_fails_every_later_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), opts()).expect("open");
+    let mut q = Queued::new();
+    let mut lsn = 1;
+    while lsn <= 5000 {
+        if lsn == 400 {
+            wal.h.shared.faults.fail_sync.store(true, Ordering::SeqCst);
+        }
+        if q.append(&wal, vec![Record::new(lsn, 1, payload(lsn))])
+            .is_err()
+        {
+            break;
+        }
+        lsn += 1;
+        if lsn % 50 == 0 {
+            // Let some batches sync between bursts.
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let submitted = lsn - 1;
+    let got = q.wait_all();
+    // The acknowledged appends are a prefix of the submitted ones, acknowledged in order;
+    // everything after them failed (failures may be reported in any order).
+    let oks: Vec<u64> = got.iter().filter(|g| g.1.is_ok()).map(|g| g.0).collect();
+    let acked = oks.len() as u64;
+    assert!(
+        oks.iter().copied().eq(0..acked),
+        "acknowledged out of order"
+    );
+    assert!(acked < submitted, "the failed sync failed something");
+    let mut failed: Vec<u64> = got.iter().filter(|g| g.1.is_err()).map(|g| g.0).collect();
+    failed.sort_unstable();
+    assert!(failed.into_iter().eq(acked..submitted));
+    assert!(acked <= 399, "acknowledged after the sync began to fail");
+    assert!(matches!(
+        wal.append_blocking(vec![rec(wal.next_lsn(), 1)]),
+        Err(Error::Poisoned { .. })
+    ));
+    wal.h.shared.faults.fail_sync.store(false, Ordering::SeqCst);
+    drop(wal);
+    let wal = Wal::open(dir.path(), opts()).expect("reopen");
+    let held = wal.read(..).expect("read");
+    assert!(
+        held.len() as u64 >= acked,
+        "an acknowledged append was lost"
+    );
+    for (i, r) in held.iter().enumerate() {
+        let lsn = i as u64 + 1;
+        assert_eq!(r, &Record::new(lsn, 1, payload(lsn)));
+    }
+    wal.close().expect("close");
+}

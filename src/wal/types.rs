@@ -30,11 +30,11 @@ impl Record {
 /// WAL settings at byte granularity (tests need tiny segments); built from [`WalConfig`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalOptions {
-    /// Most records in one group commit.
+    /// Most records in one write (with `fsync` on, a sync covers every write made while
+    /// the previous sync ran).
     pub batch_size: usize,
-    /// Upper bound on how long the writer gathers a batch (it never waits for a lone
-    /// writer, and at most 2 ms); with `fsync` off, the longest written data stays
-    /// unsynced (a background fdatasync runs then).
+    /// With `fsync` off, the longest written data stays unsynced (a background fdatasync
+    /// runs then). With `fsync` on no append waits: each sync starts when the last ends.
     pub flush_interval: Duration,
     /// LZ4-compress payloads where that makes them smaller.
     pub compression: bool,

@@ -3,9 +3,11 @@
 //! public handle in `mod.rs` only validates and queues.
 //!
 //! Group commit: the thread takes everything queued (up to `batch_size` records) as soon
-//! as it is idle, encodes it into one buffer, issues one write and one fdatasync, then
-//! wakes every caller of the batch. While a sync is in progress new appends queue up and
-//! form the next batch, so a lone writer is never delayed and many writers share syncs.
+//! as it is idle and issues one write for it. With `fsync` on it then hands the batch's
+//! completions to the sync thread (`syncer`), which syncs while this thread already
+//! writes what arrived meanwhile: a lone writer is never delayed, and every append
+//! written during a sync shares the next one. With `fsync` off the batch completes once
+//! written, and a background sync runs every `flush_interval`.
 
 use super::format::SEGMENT_HEADER_LEN;
 use super::segment::{self, io_err};
@@ -15,7 +17,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Test-only fault injection: make the next data sync fail.
 #[cfg(test)]
@@ -33,11 +35,6 @@ pub(super) fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>> 
         .map_err(|e| io_err("spawn writer thread", &dir, e))
 }
 
-/// Longest pause between two arriving appends while a batch gathers.
-const GATHER_GAP: Duration = Duration::from_micros(50);
-/// Longest a batch gathers in total.
-const GATHER_MAX: Duration = Duration::from_millis(2);
-
 struct Active {
     first_lsn: u64,
     path: PathBuf,
@@ -53,10 +50,6 @@ struct Writer {
     offsets: Vec<u32>,
     dirty: bool,
     last_sync: Instant,
-    /// Append ops in the last batch written (the gathering target).
-    last_batch_ops: usize,
-    /// How long the last data sync took.
-    last_sync_took: Duration,
 }
 
 enum Work {
@@ -74,12 +67,21 @@ impl Writer {
             offsets: Vec::new(),
             dirty: false,
             last_sync: Instant::now(),
-            last_batch_ops: 0,
-            last_sync_took: Duration::ZERO,
         }
     }
 
     fn run(mut self) {
+        let syncer = if self.sh.opts.fsync {
+            match super::syncer::spawn(self.sh.clone()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    poison_shared(&self.sh, &e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         loop {
             let ops = match self.next_work() {
                 Work::Ops(ops) => ops,
@@ -94,10 +96,16 @@ impl Writer {
                 let Some(Op::Close { done }) = ops.into_iter().next() else {
                     unreachable!("checked just above")
                 };
+                let drained = self.sh.syncer.drain();
+                self.sh.syncer.stop();
+                if let Some(t) = syncer {
+                    let _ = t.join();
+                }
                 let poisoned = self.sh.state().poisoned.clone();
-                let r = match poisoned {
-                    Some(reason) => Err(Error::Poisoned { reason }),
-                    None => self.sync(),
+                let r = match (poisoned, drained) {
+                    (Some(reason), _) => Err(Error::Poisoned { reason }),
+                    (None, Err(e)) => Err(e),
+                    (None, Ok(())) => self.sync(),
                 };
                 self.fail_queued();
                 done(r);
@@ -116,68 +124,35 @@ impl Writer {
         }
     }
 
-    /// Waits for work; appends are merged up to `batch_size` records.
+    /// Waits for work; appends are merged up to `batch_size` records. Never waits for
+    /// more appends to arrive: while a sync runs they queue up by themselves.
     fn next_work(&mut self) -> Work {
         let sh = self.sh.clone();
         let mut st = sh.state();
         while st.queue.is_empty() {
+            st.writer_waits = true;
             if self.dirty && !sh.opts.fsync {
                 let wait = sh
                     .opts
                     .flush_interval
                     .saturating_sub(self.last_sync.elapsed());
                 if wait.is_zero() {
+                    st.writer_waits = false;
                     return Work::BackgroundSync;
                 }
-                st.waiter = Some(1);
                 st = sh
                     .wake
                     .wait_timeout(st, wait)
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .0;
             } else {
-                st.waiter = Some(1);
                 st = sh
                     .wake
                     .wait(st)
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
-            st.waiter = None;
         }
-        // Callers woken by the previous batch need a moment to come back: gather until as
-        // many appends are queued as the last batch had, while they keep arriving (gaps
-        // under GATHER_GAP), for at most half the last sync's duration (gathering longer
-        // than a sync costs more than a smaller batch), GATHER_MAX and flush_interval.
-        // A lone writer (last batch of one) never waits.
-        if self.last_batch_ops > 1 {
-            let limit = sh
-                .opts
-                .flush_interval
-                .min(GATHER_MAX)
-                .min(self.last_sync_took / 2);
-            let deadline = Instant::now() + limit;
-            let target = self.last_batch_ops.min(sh.opts.batch_size);
-            loop {
-                let queued = st.queue.len();
-                let now = Instant::now();
-                if queued >= target || now >= deadline {
-                    break;
-                }
-                // Woken early only once `target` operations are queued (or by a
-                // non-append operation); otherwise every GATHER_GAP to see whether
-                // appends still arrive.
-                st.waiter = Some(target);
-                let (g, timeout) = sh
-                    .wake
-                    .wait_timeout(st, GATHER_GAP.min(deadline - now))
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                st = g;
-                st.waiter = None;
-                if timeout.timed_out() && st.queue.len() == queued {
-                    break;
-                }
-            }
-        }
+        st.writer_waits = false;
         let mut ops = Vec::new();
         let mut records = 0usize;
         while let Some(op) = st.queue.front() {
@@ -199,6 +174,13 @@ impl Writer {
     }
 
     fn process(&mut self, ops: Vec<Op>) {
+        if !matches!(ops.first(), Some(Op::Append { .. })) {
+            // Truncation, purge and reset change or remove files: no sync may run on them.
+            if let Err(e) = self.sh.syncer.drain() {
+                self.poison(&e, ops);
+                return;
+            }
+        }
         let result = match ops.first() {
             Some(Op::Append { .. }) => self.write_batch(&ops),
             Some(Op::Truncate { lsn, .. }) => self.truncate(*lsn),
@@ -206,37 +188,30 @@ impl Writer {
             Some(Op::Reset { lsn, .. }) => self.reset(*lsn),
             Some(Op::Close { .. }) | None => Ok(()),
         };
+        let appends = matches!(ops.first(), Some(Op::Append { .. }));
         match result {
-            Ok(()) => ops.into_iter().for_each(|op| done_of(op)(Ok(()))),
+            Ok(()) => {
+                let dones: Vec<Done> = ops.into_iter().map(done_of).collect();
+                match &self.active {
+                    // Durable once the sync thread's next sync has finished.
+                    Some(a) if appends && self.sh.opts.fsync => {
+                        self.sh.syncer.hand_over(&a.file, &a.path, dones);
+                    }
+                    _ => dones.into_iter().for_each(|d| d(Ok(()))),
+                }
+            }
             Err(e) => self.poison(&e, ops),
         }
     }
 
+    /// A data sync of the active segment on this thread (fsync off, a roll, close).
     fn sync(&mut self) -> Result<()> {
         let Some(a) = &self.active else {
             return Ok(());
         };
-        #[cfg(test)]
-        if self
-            .sh
-            .faults
-            .fail_sync
-            .load(std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(io_err(
-                "fdatasync segment",
-                &a.path,
-                std::io::Error::from_raw_os_error(libc::EIO),
-            ));
-        }
-        let started = Instant::now();
-        a.file
-            .sync_data()
-            .map_err(|e| io_err("fdatasync segment", &a.path, e))?;
-        self.sh.metrics.sync();
+        data_sync(&self.sh, &a.file, &a.path)?;
         self.dirty = false;
         self.last_sync = Instant::now();
-        self.last_sync_took = self.last_sync - started;
         Ok(())
     }
 
@@ -267,10 +242,12 @@ impl Writer {
                         && a.end + self.buf.len() as u64 > opts.segment_size
                 });
                 if full {
-                    // The record does not fit: write what precedes it, then roll.
+                    // The record does not fit: write what precedes it, make the old
+                    // segment durable (no sync may run on it once it is not active), roll.
                     let rec_bytes = self.buf.split_off(start);
                     bytes += self.flush_chunk(*seq)?;
                     if self.active.is_some() {
+                        sh.syncer.drain()?;
                         self.sync()?;
                     }
                     self.roll(r.lsn)?;
@@ -288,10 +265,6 @@ impl Writer {
             _ => None,
         });
         bytes += self.flush_chunk(last_seq.unwrap_or(0))?;
-        if opts.fsync && self.dirty {
-            self.sync()?;
-        }
-        self.last_batch_ops = ops.len();
         self.sh
             .metrics
             .batch(ops.len() as u64, n_records, bytes, payload_bytes);
@@ -315,6 +288,12 @@ impl Writer {
         a.records += self.offsets.len() as u64;
         self.dirty = true;
         let mut st = self.sh.state();
+        if let Some(reason) = &st.poisoned {
+            // A sync failed meanwhile (sync thread): these records are not to be indexed.
+            return Err(Error::Poisoned {
+                reason: reason.clone(),
+            });
+        }
         let last_lsn = {
             let seg = st
                 .segments
@@ -457,39 +436,74 @@ impl Writer {
     /// After a failed write or sync nothing about the file can be trusted: refuse every
     /// change until the WAL is reopened (never retry a failed fsync).
     fn poison(&mut self, e: &Error, ops: Vec<Op>) {
-        tracing::error!(error = %e, "wal write failed; refusing further writes until reopened");
-        {
-            let mut st = self.sh.state();
-            st.poisoned = Some(e.to_string());
-            rewind_to_disk(&mut st);
-        }
-        self.fail_queued();
+        poison_shared(&self.sh, e);
         for op in ops {
             done_of(op)(Err(e.clone()));
         }
     }
 
-    /// Fails every queued op but a `Close`, which stays queued so that the loop sees it
-    /// and stops the thread.
+    /// Fails every queued op but a `Close` (see [`fail_queued`]).
     fn fail_queued(&mut self) {
-        let (queued, reason) = {
-            let mut st = self.sh.state();
-            let reason = st.poisoned.clone();
-            let all = std::mem::take(&mut st.queue);
-            let (close, rest): (VecDeque<Op>, VecDeque<Op>) = all
-                .into_iter()
-                .partition(|op| matches!(op, Op::Close { .. }));
-            st.queue = close;
-            (rest, reason)
-        };
-        for op in queued {
-            let err = match &reason {
-                Some(r) => Error::Poisoned { reason: r.clone() },
-                None => Error::Closed,
-            };
-            done_of(op)(Err(err));
-        }
+        fail_queued(&self.sh);
     }
+}
+
+/// Marks the WAL poisoned (refusing every change until reopened), forgets what was
+/// accepted but not written, and fails every queued op. Called by the writer thread or,
+/// for a failed sync, by the sync thread.
+pub(super) fn poison_shared(sh: &Shared, e: &Error) {
+    {
+        let mut st = sh.state();
+        if st.poisoned.is_none() {
+            tracing::error!(error = %e, "wal write failed; refusing further writes until reopened");
+            st.poisoned = Some(e.to_string());
+        }
+        rewind_to_disk(&mut st);
+    }
+    fail_queued(sh);
+}
+
+/// Fails every queued op but a `Close`, which stays queued so that the writer loop sees
+/// it and stops the thread.
+fn fail_queued(sh: &Shared) {
+    let (queued, reason) = {
+        let mut st = sh.state();
+        let reason = st.poisoned.clone();
+        let all = std::mem::take(&mut st.queue);
+        let (close, rest): (VecDeque<Op>, VecDeque<Op>) = all
+            .into_iter()
+            .partition(|op| matches!(op, Op::Close { .. }));
+        st.queue = close;
+        (rest, reason)
+    };
+    for op in queued {
+        let err = match &reason {
+            Some(r) => Error::Poisoned { reason: r.clone() },
+            None => Error::Closed,
+        };
+        done_of(op)(Err(err));
+    }
+}
+
+/// One fdatasync of a segment, counted in the metrics (and failed on request in tests).
+pub(super) fn data_sync(sh: &Shared, file: &File, path: &std::path::Path) -> Result<()> {
+    #[cfg(test)]
+    if sh
+        .faults
+        .fail_sync
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(io_err(
+            "fdatasync segment",
+            path,
+            std::io::Error::from_raw_os_error(libc::EIO),
+        ));
+    }
+    let started = Instant::now();
+    file.sync_data()
+        .map_err(|e| io_err("fdatasync segment", path, e))?;
+    sh.metrics.sync(started.elapsed());
+    Ok(())
 }
 
 fn rewind_to_disk(st: &mut State) {

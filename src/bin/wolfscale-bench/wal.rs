@@ -15,6 +15,7 @@ struct Outcome {
     payload_bytes: u64,
     written_bytes: u64,
     syncs: u64,
+    sync_nanos: u64,
     batches: u64,
     secs: f64,
     base_bytes: u64,
@@ -71,7 +72,7 @@ fn drive(
 }
 
 /// One case: `ROUNDS` alternating slices of WAL appends and of the baseline (write +
-/// fdatasync of the WAL's mean batch bytes from the slice just before), so that both
+/// fdatasync of the WAL's mean bytes per sync from the slice just before), so that both
 /// see the same disk conditions on a shared machine.
 fn measure(
     dir: &Path,
@@ -115,9 +116,11 @@ fn measure(
         o.payload_bytes += n * size as u64;
         o.written_bytes += m1.bytes - m0.bytes;
         o.syncs += m1.syncs - m0.syncs;
+        o.sync_nanos += m1.sync_nanos - m0.sync_nanos;
         o.batches += m1.batches - m0.batches;
         if fsync {
-            let batch = ((m1.bytes - m0.bytes) / (m1.batches - m0.batches).max(1)).max(1);
+            // The baseline writes, per fdatasync, what the WAL made durable per sync.
+            let batch = ((m1.bytes - m0.bytes) / (m1.syncs - m0.syncs).max(1)).max(1);
             let buf = noise(batch as usize, 7);
             let deadline = Instant::now() + Duration::from_secs_f64(slice);
             let started = Instant::now();
@@ -150,11 +153,12 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     println!(
         "wal benchmark in {} ({secs} s per case in 4 slices alternating with the baseline, \
-         batch_size 1000, segment 64 MiB, lz4 on, incompressible payloads)",
+         batch_size 1000, segment 64 MiB, lz4 on, incompressible payloads; rec/sync = records \
+         per fdatasync (fsync off: per write); busy = share of the time spent in fdatasync)",
         dir.display()
     );
     println!(
-        "{:>6} {:>5} {:>5} {:>10} | {:>11} {:>9} {:>9} {:>8} {:>9} | {:>10} {:>9} {:>6}",
+        "{:>6} {:>5} {:>5} {:>10} | {:>11} {:>9} {:>9} {:>8} {:>9} {:>5} | {:>10} {:>9} {:>6}",
         "size",
         "tasks",
         "fsync",
@@ -163,7 +167,8 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
         "MB/s",
         "disk MB/s",
         "syncs/s",
-        "rec/batch",
+        "rec/sync",
+        "busy",
         "base MB/s",
         "base sync",
         "ratio"
@@ -179,7 +184,7 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
                 let o = measure(dir, size, appenders, fsync, prealloc, secs)?;
                 let disk = o.written_bytes as f64 / o.secs;
                 let mut line = format!(
-                    "{:>6} {:>5} {:>5} {:>10} | {:>11.0} {:>9.2} {:>9.2} {:>8.0} {:>9.1} |",
+                    "{:>6} {:>5} {:>5} {:>10} | {:>11.0} {:>9.2} {:>9.2} {:>8.0} {:>9.1} {:>4.0}% |",
                     size,
                     appenders,
                     if fsync { "on" } else { "off" },
@@ -188,7 +193,8 @@ pub fn run(dir: &Path, secs: f64) -> anyhow::Result<()> {
                     o.payload_bytes as f64 / o.secs / 1e6,
                     disk / 1e6,
                     o.syncs as f64 / o.secs,
-                    o.appends as f64 / o.batches.max(1) as f64,
+                    o.appends as f64 / if fsync { o.syncs } else { o.batches }.max(1) as f64,
+                    o.sync_nanos as f64 / 1e9 / o.secs * 100.0,
                 );
                 if fsync {
                     let bb = o.base_bytes as f64 / o.base_secs;
