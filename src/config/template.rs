@@ -46,7 +46,7 @@ connect_timeout_ms = {connect_timeout_ms}
 # Most records in one write to the log (with fsync on, one sync covers every write
 # made while the previous sync ran).
 batch_size = {batch_size}
-# With fsync = false: longest written records stay unsynced (ms). With fsync on a
+# With fsync off: longest written records stay unsynced (ms). With fsync on, a
 # record never waits: its sync starts as soon as the previous one ends.
 flush_interval_ms = {flush_interval_ms}
 # LZ4-compress record payloads where that makes them smaller.
