@@ -8,6 +8,11 @@
 //! writer to gather or encode a batch, nor for callers to be woken, and every append
 //! written during a sync shares the next one.
 //!
+//! A lone append with nothing else queued and the sync thread idle is synced by the
+//! writer itself (there is nothing to overlap, and a thread wake-up costs about as much as
+//! a fast sync on a virtual machine); small batches are completed by the syncing thread
+//! itself when the completion thread has nothing left.
+//!
 //! Invariant: all handed-over appends live in one segment file. The writer calls
 //! [`Syncer::drain`] before anything that changes which file is active or cuts a file
 //! (roll, truncation, purge, reset, close), so no sync ever races a file change.
@@ -16,6 +21,7 @@ use super::segment::io_err;
 use super::{Done, Error, Result, Shared};
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -47,6 +53,8 @@ pub(super) struct Syncer {
     work: Condvar,
     /// Wakes the writer waiting in `drain`.
     drained: Condvar,
+    /// The completion thread (fsync on).
+    completer: Mutex<Option<Completer>>,
 }
 
 impl Syncer {
@@ -108,6 +116,58 @@ impl Syncer {
         }
     }
 
+    /// Whether no sync runs and nothing waits for one.
+    pub(super) fn idle(&self) -> bool {
+        let q = self.lock();
+        !q.busy && q.written.is_empty() && q.failed.is_none()
+    }
+
+    /// Completes callers in sync order: a small batch on the calling (syncing) thread
+    /// when the completion thread has nothing left, saving a thread hop on a lone
+    /// writer's path; otherwise on the completion thread, beside the next sync.
+    ///
+    /// Only one thread syncs at a time (the writer syncs itself only while the sync
+    /// thread is idle with nothing handed over), so completions never race each other.
+    pub(super) fn complete(&self, dones: Vec<Done>, r: &Result<()>) {
+        if dones.is_empty() {
+            return;
+        }
+        let dones = {
+            let c = self
+                .completer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match c.as_ref() {
+                Some(c) if dones.len() > INLINE_MAX || c.pending.load(Ordering::Acquire) > 0 => {
+                    c.pending.fetch_add(1, Ordering::AcqRel);
+                    match c.tx.send((dones, r.clone())) {
+                        Ok(()) => return,
+                        // The completion thread is gone (it panicked): complete here.
+                        Err(std::sync::mpsc::SendError((dones, _))) => {
+                            c.pending.fetch_sub(1, Ordering::AcqRel);
+                            dones
+                        }
+                    }
+                }
+                _ => dones,
+            }
+        };
+        dones.into_iter().for_each(|d| d(r.clone()));
+    }
+
+    /// Stops the completion thread once it completed everything sent to it.
+    pub(super) fn stop_completer(&self) {
+        let c = self
+            .completer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(c) = c {
+            drop(c.tx);
+            let _ = c.thread.join();
+        }
+    }
+
     /// Asks the sync thread to finish what it holds and stop.
     pub(super) fn stop(&self) {
         let mut q = self.lock();
@@ -116,46 +176,93 @@ impl Syncer {
     }
 }
 
-/// Starts the sync thread for `shared` (it starts the completion thread).
+/// Starts the completion thread and the sync thread for `shared`.
 pub(super) fn spawn(shared: Arc<Shared>) -> Result<std::thread::JoinHandle<()>> {
     let dir = shared.dir.clone();
     let (tx, rx) = std::sync::mpsc::channel::<Completed>();
-    let completer = std::thread::Builder::new()
-        .name("wal-complete".into())
-        .spawn(move || {
-            // In order: a batch's callers learn the outcome only after every earlier one.
-            for (dones, r) in rx {
-                dones.into_iter().for_each(|d| d(r.clone()));
-            }
-        })
-        .map_err(|e| io_err("spawn completion thread", &dir, e))?;
+    let pending = Arc::new(AtomicUsize::new(0));
+    let thread = {
+        let pending = pending.clone();
+        std::thread::Builder::new()
+            .name("wal-complete".into())
+            .spawn(move || {
+                // In order: a batch's callers learn the outcome only after every earlier one.
+                for (dones, r) in rx {
+                    dones.into_iter().for_each(|d| d(r.clone()));
+                    pending.fetch_sub(1, Ordering::AcqRel);
+                }
+            })
+            .map_err(|e| io_err("spawn completion thread", &dir, e))?
+    };
+    *shared
+        .syncer
+        .completer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Completer {
+        tx,
+        pending,
+        thread,
+    });
     std::thread::Builder::new()
         .name("wal-sync".into())
-        .spawn(move || {
-            run(&shared, &tx);
-            // Every completion runs before the writer (which joins this thread) closes.
-            drop(tx);
-            let _ = completer.join();
-        })
+        .spawn(move || run(&shared))
         .map_err(|e| io_err("spawn sync thread", &dir, e))
 }
 
 /// Callers of one sync and its outcome, for the completion thread.
 type Completed = (Vec<Done>, Result<()>);
 
-fn run(sh: &Shared, completer: &std::sync::mpsc::Sender<Completed>) {
+/// The completion thread's end of the hand-over.
+pub(super) struct Completer {
+    tx: std::sync::mpsc::Sender<Completed>,
+    /// Batches sent to the completion thread and not yet completed.
+    pending: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Largest batch of callers completed on the syncing thread itself.
+const INLINE_MAX: usize = 4;
+
+/// Whether spinning before sleeping pays: it does while appends keep arriving within
+/// the spin (many concurrent appenders); when they stop doing so (a lone or slow writer)
+/// the thread sleeps at once, trying a spin again now and then.
+#[derive(Default)]
+struct Spin {
+    misses: u32,
+    idle_periods: u32,
+}
+
+impl Spin {
+    fn worth_it(&mut self) -> bool {
+        self.idle_periods = self.idle_periods.wrapping_add(1);
+        self.misses < 2 || self.idle_periods % 16 == 0
+    }
+    fn outcome(&mut self, found_work: bool) {
+        self.misses = if found_work {
+            0
+        } else {
+            self.misses.saturating_add(1)
+        };
+    }
+}
+
+fn run(sh: &Shared) {
     let s = &sh.syncer;
+    let mut spin = Spin::default();
     loop {
-        // Spin (yielding) briefly before sleeping: appends that arrive within a few tens
-        // of microseconds then start the next sync without a thread wake-up, which on a
-        // virtual machine costs about as much as a fast sync.
-        let spin_until = Instant::now() + SPIN;
         let (dones, file) = {
             let mut q = s.lock();
-            while q.written.is_empty() && !q.stop && Instant::now() < spin_until {
-                drop(q);
-                std::thread::yield_now();
-                q = s.lock();
+            if q.written.is_empty() && !q.stop && spin.worth_it() {
+                // Spin (yielding) briefly before sleeping: appends arriving within a few
+                // tens of microseconds then start the next sync without a thread
+                // wake-up, which on a virtual machine costs about as much as a fast sync.
+                let until = Instant::now() + SPIN;
+                while q.written.is_empty() && !q.stop && Instant::now() < until {
+                    drop(q);
+                    std::thread::yield_now();
+                    q = s.lock();
+                }
+                spin.outcome(!q.written.is_empty());
             }
             while q.written.is_empty() {
                 if q.stop {
@@ -184,17 +291,8 @@ fn run(sh: &Shared, completer: &std::sync::mpsc::Sender<Completed>) {
             q.failed = Some(e.clone());
             late = std::mem::take(&mut q.written);
         }
-        // Completing callers (waking their tasks) runs on its own thread, beside the next
-        // sync. A send fails only if that thread is gone (it panicked): complete here.
-        for batch in [dones, late] {
-            if batch.is_empty() {
-                continue;
-            }
-            if let Err(std::sync::mpsc::SendError((dones, r))) = completer.send((batch, r.clone()))
-            {
-                dones.into_iter().for_each(|d| d(r.clone()));
-            }
-        }
+        s.complete(dones, &r);
+        s.complete(late, &r);
         let mut q = s.lock();
         q.busy = false;
         if q.draining && (q.written.is_empty() || q.failed.is_some()) {

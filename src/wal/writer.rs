@@ -5,8 +5,8 @@
 //! Group commit: the thread takes everything queued (up to `batch_size` records) as soon
 //! as it is idle and issues one write for it. With `fsync` on it then hands the batch's
 //! completions to the sync thread (`syncer`), which syncs while this thread already
-//! writes what arrived meanwhile: a lone writer is never delayed, and every append
-//! written during a sync shares the next one. With `fsync` off the batch completes once
+//! writes what arrived meanwhile, so every append written during a sync shares the next
+//! one; a lone append with nothing queued behind it is synced right here, never delayed. With `fsync` off the batch completes once
 //! written, and a background sync runs every `flush_interval`.
 
 use super::format::SEGMENT_HEADER_LEN;
@@ -101,6 +101,8 @@ impl Writer {
                 if let Some(t) = syncer {
                     let _ = t.join();
                 }
+                // Every completion has run before the close completes.
+                self.sh.syncer.stop_completer();
                 let poisoned = self.sh.state().poisoned.clone();
                 let r = match (poisoned, drained) {
                     (Some(reason), _) => Err(Error::Poisoned { reason }),
@@ -192,10 +194,24 @@ impl Writer {
         match result {
             Ok(()) => {
                 let dones: Vec<Done> = ops.into_iter().map(done_of).collect();
+                let syncer = &self.sh.syncer;
                 match &self.active {
-                    // Durable once the sync thread's next sync has finished.
                     Some(a) if appends && self.sh.opts.fsync => {
-                        self.sh.syncer.hand_over(&a.file, &a.path, dones);
+                        if dones.len() == 1 && syncer.idle() && self.sh.state().queue.is_empty() {
+                            // A lone append with nothing to write meanwhile: sync here and
+                            // save the sync thread's wake-up.
+                            match data_sync(&self.sh, &a.file, &a.path) {
+                                Ok(()) => syncer.complete(dones, &Ok(())),
+                                Err(e) => {
+                                    poison_shared(&self.sh, &e);
+                                    dones.into_iter().for_each(|d| d(Err(e.clone())));
+                                }
+                            }
+                        } else {
+                            // Durable once the sync thread's next sync has finished,
+                            // while this thread writes what arrives meanwhile.
+                            syncer.hand_over(&a.file, &a.path, dones);
+                        }
                     }
                     _ => dones.into_iter().for_each(|d| d(Ok(()))),
                 }
