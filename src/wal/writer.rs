@@ -6,8 +6,9 @@
 //! as it is idle and issues one write for it. With `fsync` on it then hands the batch's
 //! completions to the sync thread (`syncer`), which syncs while this thread already
 //! writes what arrived meanwhile, so every append written during a sync shares the next
-//! one; a lone append with nothing queued behind it is synced right here, never delayed. With `fsync` off the batch completes once
-//! written, and a background sync runs every `flush_interval`.
+//! one; a lone append with nothing queued behind it is synced right here, never
+//! delayed. With `fsync` off the batch completes once written, and a background sync
+//! runs every `flush_interval`.
 
 use super::format::SEGMENT_HEADER_LEN;
 use super::segment::{self, io_err};
