@@ -300,3 +300,26 @@ fn run(sh: &Shared) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Spin;
+
+    #[test]
+    fn spinning_stops_after_two_misses_and_is_retried_now_and_then() {
+        let mut s = Spin::default();
+        assert!(s.worth_it());
+        s.outcome(true);
+        assert!(s.worth_it(), "a spin that found work is repeated");
+        s.outcome(false);
+        assert!(s.worth_it(), "one miss is tolerated");
+        s.outcome(false);
+        let tries = (0..32).filter(|_| s.worth_it()).count();
+        assert_eq!(
+            tries, 2,
+            "after two misses only every 16th idle period spins"
+        );
+        s.outcome(true);
+        assert!(s.worth_it(), "a hit resumes spinning");
+    }
+}

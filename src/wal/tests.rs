@@ -385,3 +385,26 @@ fn a_failed_sync_with_appends_in_flight_fails_every_later_append() {
     }
     wal.close().expect("close");
 }
+
+#[test]
+fn close_returns_after_every_queued_append_completed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wal = Wal::open(dir.path(), opts()).expect("open");
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    for lsn in 1..=2000 {
+        let done = done.clone();
+        wal.append_with(vec![Record::new(lsn, 1, payload(lsn))], move |r| {
+            r.expect("durable");
+            // Slow callers, so that completions lag behind the syncs.
+            std::thread::sleep(std::time::Duration::from_micros(100));
+            done.fetch_add(1, Ordering::SeqCst);
+        })
+        .expect("queue");
+    }
+    wal.close().expect("close");
+    // No waiting: the close itself waited for the sync and the completion threads.
+    assert_eq!(done.load(Ordering::SeqCst), 2000);
+    let wal = Wal::open(dir.path(), opts()).expect("reopen");
+    assert_eq!(wal.next_lsn(), 2001);
+    wal.close().expect("close");
+}
