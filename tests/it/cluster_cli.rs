@@ -4,9 +4,9 @@
 
 use crate::support::ports::PortReservation;
 use crate::support::process::{signal, spawn_tied, wait_exit, Tied};
+use crate::support::procs::NodeConfig;
 use crate::support::MariaDb;
 use mysql_async::prelude::Queryable;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -39,32 +39,20 @@ impl Proc {
 }
 
 fn config(dir: &Path, i: usize, db: &MariaDb) -> Proc {
-    let p1 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
-    let p2 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
-    let cluster = format!("127.0.0.1:{}", p1.port());
-    let api = format!("127.0.0.1:{}", p2.port());
-    let cfg = dir.join(format!("node-{i}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "[node]\nid = \"node-{i}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{}\"\n\
-             [database]\nhost = \"{}\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
-             [cluster]\nsecret = \"cli-secret-0123456789abcdef\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 600\n\
-             [api]\nbind_address = \"{api}\"\ntoken = \"{TOKEN}\"\n",
-            dir.join(format!("data-{i}")).display(),
-            db.host(),
-            db.port(),
-        ),
-    )
-    .expect("write config");
+    let api_token = format!("token = \"{TOKEN}\"");
+    let f = NodeConfig {
+        api: &api_token,
+        ..NodeConfig::default()
+    }
+    .write(dir, i, db);
     Proc {
         name: format!("node-{i}"),
         log: dir.join(format!("node-{i}.log")),
         out: dir.join(format!("node-{i}.out")),
-        cfg,
-        api,
-        cluster,
-        _ports: (p1, p2),
+        cfg: f.cfg,
+        api: f.api,
+        cluster: f.cluster,
+        _ports: f.ports,
         child: None,
     }
 }

@@ -8,10 +8,10 @@
 
 use crate::support::ports::PortReservation;
 use crate::support::process::{spawn_tied, Tied};
+use crate::support::procs::NodeConfig;
 use crate::support::MariaDb;
 use mysql_async::prelude::Queryable;
 use serde_json::json;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,30 +35,18 @@ fn write_config(dir: &Path, i: usize, db: &MariaDb) -> Proc {
 
 /// A node's config with `cluster_extra` added to its `[cluster]` section.
 fn write_config_with(dir: &Path, i: usize, db: &MariaDb, cluster_extra: &str) -> Proc {
-    let p1 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
-    let p2 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
-    let cluster = format!("127.0.0.1:{}", p1.port());
-    let api = format!("127.0.0.1:{}", p2.port());
-    let cfg = dir.join(format!("node-{i}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "[node]\nid = \"node-{i}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{}\"\n\
-             [database]\nhost = \"{}\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
-             [wal]\nsegment_size_mb = 1\n\
-             [cluster]\nsecret = \"snapshot-e2e-secret-0123456789\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 1000\n{cluster_extra}\
-             [api]\nbind_address = \"{api}\"\n",
-            dir.join(format!("data-{i}")).display(),
-            db.host(),
-            db.port(),
-        ),
-    )
-    .expect("write config");
+    let f = NodeConfig {
+        election_timeout_ms: 1000,
+        wal: "segment_size_mb = 1",
+        cluster: cluster_extra,
+        ..NodeConfig::default()
+    }
+    .write(dir, i, db);
     Proc {
-        cfg,
-        api,
-        cluster,
-        _ports: (p1, p2),
+        cfg: f.cfg,
+        api: f.api,
+        cluster: f.cluster,
+        _ports: f.ports,
         child: None,
     }
 }

@@ -22,6 +22,80 @@ const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 /// Default log filter of the node processes.
 pub const LOG_FILTER: &str = "info,openraft=warn";
 
+/// A node's `wolfscale.toml` for process tests: the common settings (loopback ports,
+/// root on its own MariaDB, database `app`, short heartbeats) plus per-test additions.
+pub struct NodeConfig<'a> {
+    /// `cluster.election_timeout_ms`.
+    pub election_timeout_ms: u64,
+    /// Lines for a `[wal]` section (none when empty).
+    pub wal: &'a str,
+    /// Extra lines of the `[cluster]` section.
+    pub cluster: &'a str,
+    /// Extra lines of the `[api]` section.
+    pub api: &'a str,
+}
+
+impl Default for NodeConfig<'_> {
+    fn default() -> Self {
+        NodeConfig {
+            election_timeout_ms: 600,
+            wal: "",
+            cluster: "",
+            api: "",
+        }
+    }
+}
+
+/// A written node config and the ports reserved for it (held until the node binds them).
+pub struct NodeFiles {
+    /// Path of `node-{i}.toml`.
+    pub cfg: PathBuf,
+    /// `host:port` of its HTTP API.
+    pub api: String,
+    /// `host:port` of its cluster transport.
+    pub cluster: String,
+    /// The two reserved ports (cluster, API).
+    pub ports: (PortReservation, PortReservation),
+}
+
+impl NodeConfig<'_> {
+    /// Writes `dir/node-{i}.toml` for node `node-{i}` on `db`, data in `dir/data-{i}`.
+    pub fn write(&self, dir: &Path, i: usize, db: &MariaDb) -> NodeFiles {
+        let p1 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("free port");
+        let p2 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("free port");
+        let cluster = format!("127.0.0.1:{}", p1.port());
+        let api = format!("127.0.0.1:{}", p2.port());
+        let cfg = dir.join(format!("node-{i}.toml"));
+        let wal = if self.wal.is_empty() {
+            String::new()
+        } else {
+            format!("[wal]\n{}\n", self.wal)
+        };
+        let (cluster_extra, api_extra) = (self.cluster, self.api);
+        std::fs::write(
+            &cfg,
+            format!(
+                "[node]\nid = \"node-{i}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{data}\"\n\
+                 [database]\nhost = \"{host}\"\nport = {port}\nuser = \"root\"\ndatabase = \"{DATABASE}\"\npool_size = 4\n\
+                 {wal}\
+                 [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = {timeout}\n{cluster_extra}\n\
+                 [api]\nbind_address = \"{api}\"\n{api_extra}\n",
+                data = dir.join(format!("data-{i}")).display(),
+                host = db.host(),
+                port = db.port(),
+                timeout = self.election_timeout_ms,
+            ),
+        )
+        .expect("write node config");
+        NodeFiles {
+            cfg,
+            api,
+            cluster,
+            ports: (p1, p2),
+        }
+    }
+}
+
 /// One node: its config, addresses, MariaDB and (while running) its process.
 pub struct NodeProc {
     /// `node.id`, e.g. `node-2`.
@@ -41,34 +115,17 @@ pub struct NodeProc {
 
 impl NodeProc {
     fn new(dir: &Path, i: usize, db: MariaDb) -> NodeProc {
-        let p1 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("free port");
-        let p2 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("free port");
-        let cluster = format!("127.0.0.1:{}", p1.port());
-        let api = format!("127.0.0.1:{}", p2.port());
+        let files = NodeConfig::default().write(dir, i, &db);
         let name = format!("node-{i}");
-        let cfg = dir.join(format!("{name}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "[node]\nid = \"{name}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{data}\"\n\
-                 [database]\nhost = \"{host}\"\nport = {port}\nuser = \"root\"\ndatabase = \"{DATABASE}\"\npool_size = 4\n\
-                 [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 600\n\
-                 [api]\nbind_address = \"{api}\"\n",
-                data = dir.join(&name).display(),
-                host = db.host(),
-                port = db.port(),
-            ),
-        )
-        .expect("write node config");
         NodeProc {
             log: dir.join(format!("{name}.log")),
             name,
             db,
-            api,
-            cluster,
-            cfg,
+            api: files.api,
+            cluster: files.cluster,
+            cfg: files.cfg,
             log_filter: LOG_FILTER.into(),
-            _ports: (p1, p2),
+            _ports: files.ports,
             child: None,
         }
     }
