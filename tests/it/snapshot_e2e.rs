@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wolfscale::api::client::{Client, Error as ClientError, WriteKind};
 use wolfscale::api::NodeState;
-use wolfscale::snapshot::Phase;
+use wolfscale::snapshot::{Phase, SyncProgress};
 
 struct Proc {
     cfg: PathBuf,
@@ -48,6 +48,42 @@ fn write_config_with(dir: &Path, i: usize, db: &MariaDb, cluster_extra: &str) ->
         cluster: f.cluster,
         _ports: f.ports,
         child: None,
+    }
+}
+
+/// Polls `c` (node `name`) until its snapshot sync progress satisfies `reached`, failing
+/// if the node turns ACTIVE first (the sync finished too soon) or after `within`.
+async fn wait_sync(
+    c: &Client,
+    name: &str,
+    within: Duration,
+    reached: impl Fn(&SyncProgress) -> bool,
+) -> SyncProgress {
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = c.status().await {
+            if let Some(p) = s.sync.as_ref().filter(|p| reached(p)) {
+                return p.clone();
+            }
+            assert_ne!(
+                s.status,
+                NodeState::Active,
+                "{name} finished its sync before the awaited point"
+            );
+        }
+        assert!(
+            start.elapsed() < within,
+            "{name} never reached the awaited sync point"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// SIGKILLs a running node process and reaps it.
+fn kill9(p: &mut Proc) {
+    if let Some(mut child) = p.child.take() {
+        child.0.kill().expect("SIGKILL");
+        let _ = child.0.wait();
     }
 }
 
@@ -239,30 +275,11 @@ async fn empty_nodes_join_through_a_snapshot_while_writes_continue_even_when_kil
     // node-3 joins and is killed while it loads the snapshot, then restarted.
     spawn(&mut procs[2], &["join", &seed]);
     let c2 = Client::new(&procs[2].api).expect("client");
-    let start = Instant::now();
-    let seen = loop {
-        if let Ok(s) = c2.status().await {
-            if let Some(p) = &s.sync {
-                if p.phase == Phase::Loading && p.rows_done > 0 {
-                    break p.clone();
-                }
-            }
-            assert_ne!(
-                s.status,
-                NodeState::Active,
-                "node-3 finished installing before it could be interrupted"
-            );
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "node-3 never started loading a snapshot"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    if let Some(mut child) = procs[2].child.take() {
-        child.0.kill().expect("SIGKILL");
-        let _ = child.0.wait();
-    }
+    let seen = wait_sync(&c2, "node-3", Duration::from_secs(180), |p| {
+        p.phase == Phase::Loading && p.rows_done > 0
+    })
+    .await;
+    kill9(&mut procs[2]);
     assert!(
         seen.rows_total.is_some_and(|t| t > seen.rows_done),
         "{seen:?}"
@@ -313,25 +330,7 @@ async fn empty_nodes_join_through_a_snapshot_while_writes_continue_even_when_kil
             "{list:?}"
         );
     }
-    for p in &mut procs {
-        if let Some(child) = p.child.as_mut() {
-            // SIGTERM: a clean shutdown.
-            unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
-        }
-    }
-    for p in &mut procs {
-        if let Some(mut child) = p.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !matches!(child.0.try_wait(), Ok(Some(_))) {
-                assert!(
-                    Instant::now() < deadline,
-                    "{} did not stop",
-                    p.cfg.display()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    stop_all(&mut procs).await;
 }
 
 /// Tables with secondary indexes, a trigger and a view.
@@ -428,30 +427,11 @@ async fn a_joiner_gets_the_snapshot_from_the_new_leader_when_the_sender_is_kille
     let join_out = dir.path().join("join-4.out");
     spawn_to(&mut procs[3], &["join", &seed], Some(&join_out));
     let c3 = Client::new(&procs[3].api).expect("client");
-    let start = Instant::now();
-    let seen = loop {
-        if let Ok(s) = c3.status().await {
-            if let Some(p) = &s.sync {
-                if p.phase == Phase::Receiving && p.bytes_done > 0 {
-                    break p.clone();
-                }
-            }
-            assert_ne!(
-                s.status,
-                NodeState::Active,
-                "node-4 finished before the sender could be killed"
-            );
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "node-4 never started receiving a snapshot"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    if let Some(mut child) = procs[0].child.take() {
-        child.0.kill().expect("SIGKILL");
-        let _ = child.0.wait();
-    }
+    let seen = wait_sync(&c3, "node-4", Duration::from_secs(120), |p| {
+        p.phase == Phase::Receiving && p.bytes_done > 0
+    })
+    .await;
+    kill9(&mut procs[0]);
     assert!(
         seen.bytes_total.is_some_and(|t| t > seen.bytes_done),
         "the kill came mid-transfer: {seen:?}"
