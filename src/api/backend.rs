@@ -194,6 +194,11 @@ pub enum NodeState {
     Offline,
     /// Removed from the cluster: it no longer votes, campaigns or serves.
     Removed,
+    /// Cut off from the majority for longer than the election timeout (a leader without a
+    /// majority round trip, or a node without word from a leader): it refuses writes and
+    /// linearizable reads at once.
+    #[serde(rename = "NO_QUORUM")]
+    NoQuorum,
 }
 
 /// `/status`, and one element of `/cluster/nodes`. Field names are the public contract.
@@ -205,7 +210,7 @@ pub struct NodeStatus {
     pub node_number: u64,
     /// Leader, follower or learner.
     pub role: Role,
-    /// JOINING, SYNCING, ACTIVE, LAGGING, DEGRADED, OFFLINE or REMOVED.
+    /// JOINING, SYNCING, ACTIVE, LAGGING, DEGRADED, NO_QUORUM, OFFLINE or REMOVED.
     pub status: NodeState,
     /// The consensus term it is in.
     pub term: u64,
@@ -226,12 +231,43 @@ pub struct NodeStatus {
     /// A snapshot transfer into this node (it is SYNCING meanwhile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<crate::snapshot::SyncProgress>,
+    /// Milliseconds since the last successful round trip with a majority of voters (a
+    /// leader), or since the last word from a leader (any other node); over the election
+    /// timeout the node is NO_QUORUM. Absent for a node that did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_quorum_contact_ms: Option<u64>,
+    /// Set in `/cluster/nodes` on a node whose view of the leader differs from the one a
+    /// majority of voters follows (a cut-off old leader, a node that missed an election).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disagrees_on_leader: bool,
+}
+
+impl NodeStatus {
+    /// Why a node with this status is not ready (`/health` 503), if it is not; `ready` is
+    /// [`Backend::ready`]. Every status but ACTIVE and LAGGING (serving, only behind) is not
+    /// ready, so a status added later is covered too.
+    pub fn not_ready_reason(&self, ready: bool) -> Option<String> {
+        let name = serde_json::to_value(self.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        match self.status {
+            NodeState::Active | NodeState::Lagging if ready => None,
+            NodeState::Active | NodeState::Lagging => Some("the node is not serving yet".into()),
+            NodeState::NoQuorum => Some(format!(
+                "NO_QUORUM: no contact with the cluster's majority for {} ms",
+                self.last_quorum_contact_ms.unwrap_or(0)
+            )),
+            _ if self.leader_id.is_none() => Some(format!("{name}: no known leader")),
+            _ => Some(name),
+        }
+    }
 }
 
 /// `/cluster`: who leads and every member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterStatus {
-    /// The leader's name, when one is known.
+    /// The leader a majority of voters follow, when there is one.
     pub leader_id: Option<String>,
     /// The term this node is in.
     pub term: u64,
@@ -405,6 +441,16 @@ pub enum BackendError {
         /// Seconds the client should wait.
         retry_after: u64,
     },
+    /// 503: this node knows it is cut off from the cluster's majority (a leader without a
+    /// majority round trip, or a node without word from a leader, for longer than the
+    /// election timeout). Refused before anything was appended: safe to retry.
+    #[error("no quorum: {reason}; retry after {retry_after}s")]
+    NoQuorum {
+        /// What this node last heard, for the operator.
+        reason: String,
+        /// Seconds the client should wait (about one election).
+        retry_after: u64,
+    },
     /// 504: `wait: all` or `min_lsn` did not complete in time. For a write, the entry is
     /// committed at `lsn` all the same.
     #[error("{message}")]
@@ -453,7 +499,9 @@ impl BackendError {
             BackendError::NotFound { .. } => 404,
             BackendError::Conflict { .. } => 409,
             BackendError::TooLarge { .. } => 413,
-            BackendError::NoLeader { .. } | BackendError::NotReady { .. } => 503,
+            BackendError::NoLeader { .. }
+            | BackendError::NotReady { .. }
+            | BackendError::NoQuorum { .. } => 503,
             BackendError::Timeout { .. } => 504,
             BackendError::Internal(_) => 500,
         }
@@ -469,6 +517,7 @@ impl BackendError {
                 BackendError::TooLarge { .. } => "too_large",
                 BackendError::NoLeader { .. } => "no_leader",
                 BackendError::NotReady { .. } => "not_ready",
+                BackendError::NoQuorum { .. } => "quorum_lost",
                 BackendError::Timeout { .. } => "timeout",
                 BackendError::Internal(_) => "internal",
             },
@@ -478,7 +527,9 @@ impl BackendError {
             },
         );
         match self {
-            BackendError::NoLeader { retry_after } | BackendError::NotReady { retry_after, .. } => {
+            BackendError::NoLeader { retry_after }
+            | BackendError::NotReady { retry_after, .. }
+            | BackendError::NoQuorum { retry_after, .. } => {
                 body.retry_after = Some((*retry_after).max(1));
             }
             BackendError::Timeout { lsn, lagging, .. } => {

@@ -71,6 +71,7 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
         .route_layer(middleware::from_fn_with_state(options, auth));
     Router::new()
         .route("/health", get(health::<B>))
+        .route("/livez", get(livez))
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -474,18 +475,26 @@ pub(super) struct Health {
     pub(super) status: String,
 }
 
+/// Readiness, for load balancers: 200 only while the node serves reads and writes; 503
+/// with the reason otherwise (NO_QUORUM, no known leader, SYNCING, DEGRADED, …).
 async fn health<B: Backend>(State(s): State<AppState<B>>) -> Result<Json<Health>, ApiError> {
-    if s.backend.ready() {
-        Ok(Json(Health {
+    match s.backend.status().not_ready_reason(s.backend.ready()) {
+        None => Ok(Json(Health {
             status: "ok".into(),
-        }))
-    } else {
-        Err(super::BackendError::NotReady {
-            reason: "the node is not serving yet".into(),
+        })),
+        Some(reason) => Err(super::BackendError::NotReady {
+            reason,
             retry_after: 1,
         }
-        .into())
+        .into()),
     }
+}
+
+/// Liveness: 200 while the process serves HTTP, whatever the cluster's state.
+async fn livez() -> Json<Health> {
+    Json(Health {
+        status: "alive".into(),
+    })
 }
 
 async fn status<B: Backend>(State(s): State<AppState<B>>) -> Json<NodeStatus> {

@@ -18,6 +18,8 @@ pub(super) struct Fake {
     pub(super) queries: Mutex<Vec<Query>>,
     pub(super) fail: Mutex<Option<BackendError>>,
     pub(super) not_ready: AtomicBool,
+    /// What `status` answers, when the test sets it.
+    pub(super) state: Mutex<Option<NodeStatus>>,
     /// Members named in cluster operations, with the operation.
     pub(super) cluster_ops: Mutex<Vec<(&'static str, String)>>,
 }
@@ -47,6 +49,8 @@ pub(super) fn node(name: &str, number: u64, role: Role) -> NodeStatus {
         api_address: format!("127.0.0.1:{}", 8000 + number),
         lag: 1,
         sync: None,
+        last_quorum_contact_ms: Some(120),
+        disagrees_on_leader: false,
     }
 }
 
@@ -91,7 +95,11 @@ impl Backend for Fake {
     }
 
     fn status(&self) -> NodeStatus {
-        node("n1", 1, Role::Leader)
+        self.state
+            .lock()
+            .expect("test lock")
+            .clone()
+            .unwrap_or_else(|| node("n1", 1, Role::Leader))
     }
 
     async fn cluster(&self) -> ClusterStatus {
@@ -775,6 +783,7 @@ async fn status_has_the_documented_field_names() {
             "commit_lsn",
             "lag",
             "last_log_lsn",
+            "last_quorum_contact_ms",
             "leader_id",
             "node_id",
             "node_number",
@@ -792,6 +801,7 @@ async fn status_has_the_documented_field_names() {
         (NodeState::Lagging, "LAGGING"),
         (NodeState::Degraded, "DEGRADED"),
         (NodeState::Offline, "OFFLINE"),
+        (NodeState::NoQuorum, "NO_QUORUM"),
     ] {
         assert_eq!(serde_json::to_value(state).expect("json"), text);
     }
@@ -922,6 +932,74 @@ async fn health_follows_readiness() {
         (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready"))
     );
     assert_eq!(h["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn health_is_not_ready_with_the_reason_for_every_status_but_active_and_lagging() {
+    let (fake, r) = setup(Some("tok"));
+    let set = |state: NodeState, leader: Option<&str>| {
+        let mut n = node("n1", 1, Role::Follower);
+        n.status = state;
+        n.leader_id = leader.map(String::from);
+        n.last_quorum_contact_ms = Some(2345);
+        *fake.state.lock().expect("test lock") = Some(n);
+    };
+    set(NodeState::Lagging, Some("n2"));
+    assert_eq!(send(&r, get("/health")).await.0, StatusCode::OK);
+    for (state, leader, reason) in [
+        (
+            NodeState::NoQuorum,
+            None,
+            "NO_QUORUM: no contact with the cluster's majority for 2345 ms",
+        ),
+        (NodeState::Syncing, None, "SYNCING: no known leader"),
+        (NodeState::Syncing, Some("n2"), "SYNCING"),
+        (NodeState::Degraded, Some("n2"), "DEGRADED"),
+        (NodeState::Joining, Some("n2"), "JOINING"),
+        (NodeState::Removed, None, "REMOVED: no known leader"),
+    ] {
+        set(state, leader);
+        let (s, h, b) = send(&r, get("/health")).await;
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("not_ready")),
+            "{state:?}"
+        );
+        let error = b["error"].as_str().expect("message");
+        assert!(error.contains(reason), "{state:?}: {error}");
+        assert_eq!(h["retry-after"], "1");
+        // Liveness stays up, and needs no token either.
+        let (s, _, b) = send(&r, get("/livez")).await;
+        assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("alive")));
+    }
+}
+
+#[tokio::test]
+async fn a_node_without_quorum_refuses_at_once_with_retry_after() {
+    let (fake, r) = setup(None);
+    fake.fail_with(BackendError::NoQuorum {
+        reason: "no round trip with a majority for 2100 ms".into(),
+        retry_after: 2,
+    });
+    let (s, b) = post_json(
+        &r,
+        "/write/insert",
+        json!({"table": "t", "values": {"a": 1}}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["code"].as_str(), b["retry_after"].as_u64()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("quorum_lost"),
+            Some(2)
+        ),
+        "{b}"
+    );
+    assert!(
+        b["error"].as_str().expect("message").contains("2100 ms"),
+        "{b}"
+    );
 }
 
 #[tokio::test]

@@ -74,6 +74,9 @@ pub struct ElectionClock {
     origin: Instant,
     /// Milliseconds from `origin` to the last contact.
     last_ms: AtomicU64,
+    /// Milliseconds from `origin` to the last word from a leader this node accepts (not
+    /// touched by votes or by standing): how long the node has been without a leader.
+    leader_ms: AtomicU64,
     behind: AtomicBool,
 }
 
@@ -89,6 +92,7 @@ impl ElectionClock {
         ElectionClock {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
+            leader_ms: AtomicU64::new(0),
             behind: AtomicBool::new(false),
         }
     }
@@ -106,6 +110,20 @@ impl ElectionClock {
     /// Time since the last contact.
     pub fn since(&self) -> Duration {
         let last = self.last_ms.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(last))
+    }
+
+    /// Records word from a leader this node accepts now (an append, heartbeat or snapshot
+    /// chunk it did not refuse); also counts as contact for [`ElectionClock::touch`].
+    pub fn heard_leader(&self) {
+        let now = self.now_ms();
+        self.last_ms.fetch_max(now, Ordering::Relaxed);
+        self.leader_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Time since the last word from a leader (since the clock was made, if none yet).
+    pub fn since_leader(&self) -> Duration {
+        let last = self.leader_ms.load(Ordering::Relaxed);
         Duration::from_millis(self.now_ms().saturating_sub(last))
     }
 
@@ -244,6 +262,10 @@ mod tests {
         assert!(c.since() >= Duration::from_millis(29));
         c.touch();
         assert!(c.since() < Duration::from_millis(29));
+        // A vote or a candidacy is not word from a leader.
+        assert!(c.since_leader() >= Duration::from_millis(29));
+        c.heard_leader();
+        assert!(c.since_leader() < Duration::from_millis(29));
         assert!(!c.take_behind());
         c.saw_longer_log();
         assert!(c.take_behind());

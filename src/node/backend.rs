@@ -67,8 +67,23 @@ impl NodeBackend {
         BackendError::NoLeader { retry_after: 1 }
     }
 
+    /// The at-once refusal of a node cut off from the majority (see `node::quorum`):
+    /// nothing has reached consensus yet, so the client may safely retry.
+    fn quorum_refusal(&self) -> Option<BackendError> {
+        let reason = self.node.contact().refusal()?;
+        // About one election: by then the majority has a leader, or contact is back.
+        let election_ms = self.node.config().cluster.election_timeout_ms;
+        Some(BackendError::NoQuorum {
+            reason,
+            retry_after: election_ms.div_ceil(1000).max(1),
+        })
+    }
+
     /// Prepares and replicates `request` here, if this node leads.
     async fn write_local(&self, request: WriteRequest) -> Result<WriteResult, BackendError> {
+        if let Some(refusal) = self.quorum_refusal() {
+            return Err(refusal);
+        }
         let needs_id = matches!(&request, WriteRequest::Insert(r) if r.snowflake.is_some());
         let mut fresh = Vec::new();
         if needs_id {
@@ -180,6 +195,9 @@ impl NodeBackend {
     /// The leader's read index: asked of consensus here when this node leads, else of the
     /// leader over the cluster transport; within `timeout`.
     async fn read_index(&self, timeout: Duration) -> Result<u64, BackendError> {
+        if let Some(refusal) = self.quorum_refusal() {
+            return Err(refusal);
+        }
         let timed_out = || BackendError::Timeout {
             message: format!(
                 "the leader did not confirm its leadership within {} ms",
@@ -395,6 +413,9 @@ impl Backend for NodeBackend {
         if self.node.is_removed() {
             return Err(removed_error(&self.node));
         }
+        if let Some(refusal) = self.quorum_refusal() {
+            return Err(refusal);
+        }
         let is_leader = self.node.raft().metrics().borrow().state == ServerState::Leader;
         if !is_leader {
             // The leader prepares, replicates, applies and (for `wait: all`) waits.
@@ -494,10 +515,15 @@ impl Backend for NodeBackend {
         let m = self.node.raft().metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let is_voter = membership.voter_ids().any(|v| v == m.id);
-        let role = match m.state {
-            ServerState::Leader => ApiRole::Leader,
-            _ if is_voter => ApiRole::Follower,
-            _ => ApiRole::Learner,
+        let contact = self.node.contact();
+        // A leader cut off from its majority has stopped acting as one (see `quorum`).
+        let leading = m.state == ServerState::Leader && !contact.lost;
+        let role = if leading {
+            ApiRole::Leader
+        } else if is_voter {
+            ApiRole::Follower
+        } else {
+            ApiRole::Learner
         };
         let applied = self.apply.applied_lsn().unwrap_or(0);
         let last = m.last_log_index.unwrap_or(0);
@@ -510,6 +536,8 @@ impl Backend for NodeBackend {
             NodeState::Syncing
         } else if self.apply.is_degraded() {
             NodeState::Degraded
+        } else if contact.lost {
+            NodeState::NoQuorum
         } else if !is_voter {
             NodeState::Joining
         } else if m.current_leader.is_none() {
@@ -521,6 +549,7 @@ impl Backend for NodeBackend {
         };
         let leader_name = m
             .current_leader
+            .filter(|id| *id != m.id || leading)
             .and_then(|id| membership.get_node(&id).map(|n| n.name.clone()));
         NodeStatus {
             node_id: self.node.info().name.clone(),
@@ -536,6 +565,8 @@ impl Backend for NodeBackend {
             api_address: self.node.info().api_addr.clone(),
             lag,
             sync,
+            last_quorum_contact_ms: Some(contact.since_ms()),
+            disagrees_on_leader: false,
         }
     }
 
@@ -573,10 +604,16 @@ impl Backend for NodeBackend {
                 }
             }
         });
-        let nodes = futures::future::join_all(asks).await;
+        let mut nodes = futures::future::join_all(asks).await;
+        let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+        let leader = majority_leader(&mut nodes, &voters);
+        let term = leader
+            .as_ref()
+            .and_then(|l| nodes.iter().find(|n| &n.node_id == l))
+            .map_or(me.term, |l| l.term);
         ClusterStatus {
-            leader_id: me.leader_id.clone(),
-            term: me.term,
+            leader_id: leader,
+            term,
             nodes,
         }
     }
@@ -584,6 +621,7 @@ impl Backend for NodeBackend {
     fn ready(&self) -> bool {
         let m = self.node.raft().metrics().borrow().clone();
         m.current_leader.is_some()
+            && !self.node.contact().lost
             && !self.apply.is_degraded()
             && !self.node.is_removed()
             && !self.loading_snapshot()
@@ -715,7 +753,29 @@ fn offline(id: u64, info: &crate::consensus::NodeInfo) -> NodeStatus {
         api_address: info.api_addr.clone(),
         lag: 0,
         sync: None,
+        last_quorum_contact_ms: None,
+        disagrees_on_leader: false,
     }
+}
+
+/// The leader a majority of `voters` follow, by the statuses they gave (a leader counts
+/// itself), if any; marks every node that answered but names another leader, or none.
+fn majority_leader(nodes: &mut [NodeStatus], voters: &[u64]) -> Option<String> {
+    let mut votes: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for n in nodes.iter().filter(|n| voters.contains(&n.node_number)) {
+        if let Some(l) = &n.leader_id {
+            *votes.entry(l.as_str()).or_default() += 1;
+        }
+    }
+    let leader = votes
+        .into_iter()
+        .find(|(_, count)| count * 2 > voters.len())
+        .map(|(name, _)| name.to_string())?;
+    for n in nodes.iter_mut() {
+        n.disagrees_on_leader =
+            n.status != NodeState::Offline && n.leader_id.as_deref() != Some(leader.as_str());
+    }
+    Some(leader)
 }
 
 impl Services for NodeBackend {
@@ -746,7 +806,62 @@ impl Services for NodeBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{ADMIN_TIMEOUT, WRITE_TIMEOUT};
+    use super::{majority_leader, offline, NodeState, NodeStatus, ADMIN_TIMEOUT, WRITE_TIMEOUT};
+    use crate::consensus::NodeInfo;
+
+    fn answered(number: u64, leader: Option<&str>) -> NodeStatus {
+        let mut n = offline(
+            number,
+            &NodeInfo {
+                name: format!("n{number}"),
+                ..NodeInfo::default()
+            },
+        );
+        n.status = NodeState::Active;
+        n.leader_id = leader.map(String::from);
+        n
+    }
+
+    #[test]
+    fn the_cluster_leader_is_the_one_a_majority_follows_and_dissenters_are_marked() {
+        // n1 was cut off and still names itself; n2 and n3 elected n2.
+        let mut nodes = vec![
+            answered(1, Some("n1")),
+            answered(2, Some("n2")),
+            answered(3, Some("n2")),
+        ];
+        assert_eq!(
+            majority_leader(&mut nodes, &[1, 2, 3]).as_deref(),
+            Some("n2")
+        );
+        let marked: Vec<bool> = nodes.iter().map(|n| n.disagrees_on_leader).collect();
+        assert_eq!(marked, [true, false, false]);
+        // Asked on the cut-off side: the others do not answer, no majority names anyone.
+        let info = |n: u64| NodeInfo {
+            name: format!("n{n}"),
+            ..NodeInfo::default()
+        };
+        let mut nodes = vec![
+            answered(1, None),
+            offline(2, &info(2)),
+            offline(3, &info(3)),
+        ];
+        assert_eq!(majority_leader(&mut nodes, &[1, 2, 3]), None);
+        assert!(nodes.iter().all(|n| !n.disagrees_on_leader));
+        // A learner's view does not count towards the majority, but it is marked.
+        let mut nodes = vec![
+            answered(1, Some("n1")),
+            answered(2, None),
+            answered(3, Some("n1")),
+            answered(4, Some("n3")),
+        ];
+        assert_eq!(
+            majority_leader(&mut nodes, &[1, 2, 3]).as_deref(),
+            Some("n1")
+        );
+        let marked: Vec<bool> = nodes.iter().map(|n| n.disagrees_on_leader).collect();
+        assert_eq!(marked, [false, true, false, true]);
+    }
 
     #[test]
     fn the_leader_answers_a_forwarded_write_before_the_forwarder_gives_up() {

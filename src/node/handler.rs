@@ -33,7 +33,7 @@ impl Handler for PeerHandler {
                 let r = raft.append_entries(rpc).await;
                 // Any answer but "higher vote" means we accept the sender as our leader.
                 if matches!(&r, Ok(a) if !matches!(a, AppendEntriesResponse::HigherVote(_))) {
-                    self.node.election_clock().touch();
+                    self.node.election_clock().heard_leader();
                 }
                 PeerResponse::Append(r)
             }
@@ -53,7 +53,7 @@ impl Handler for PeerHandler {
                 }
                 let r = raft.install_snapshot(rpc).await;
                 if matches!(&r, Ok(s) if s.vote == vote) {
-                    self.node.election_clock().touch();
+                    self.node.election_clock().heard_leader();
                 }
                 if let (Some(s), true) = (snapshots, done) {
                     // Installed (the load ended the transfer) or not needed: not syncing.

@@ -10,6 +10,7 @@ mod batch;
 mod election;
 mod handler;
 mod membership;
+mod quorum;
 mod registry;
 mod remove;
 pub mod retention;
@@ -23,6 +24,7 @@ pub use retention::{RetentionPolicy, RetentionReport};
 pub use run::run;
 pub use seed::seed;
 
+pub use quorum::Contact;
 pub use status::{LocalStatus, Role};
 
 use crate::config::{Config, Secrets};
@@ -172,6 +174,8 @@ struct Inner {
     retention_changed: tokio::sync::Notify,
     /// Puts concurrent client writes into shared log entries.
     batcher: batch::Batcher,
+    /// When this node's leadership last had a majority's acknowledgement.
+    quorum: quorum::QuorumClock,
 }
 
 /// What [`Node::snapshot_now`] did.
@@ -343,6 +347,7 @@ impl Node {
                 retention: std::sync::Mutex::new(RetentionPolicy::from_config(&config.wal)),
                 retention_changed: tokio::sync::Notify::new(),
                 batcher,
+                quorum: quorum::QuorumClock::default(),
                 config,
             }),
         };
@@ -380,6 +385,7 @@ impl Node {
 
         tasks.spawn(membership::promote_learners(node.clone()));
         tasks.spawn(election::run(node.clone()));
+        tasks.spawn(quorum::run(node.clone()));
         tasks.spawn(registry::sync(node.clone()));
         tasks.spawn(retention::run(node.clone()));
         tracing::info!(node_id = %info.name, number, addr = %info.cluster_addr, "node started");
@@ -437,6 +443,12 @@ impl Node {
     /// Contact with leaders and voters, which the election task reads.
     pub(crate) fn election_clock(&self) -> &ElectionClock {
         &self.inner.clock
+    }
+
+    /// How this node stands with the cluster's majority now: whether it may take writes
+    /// and linearizable reads (see `quorum`).
+    pub fn contact(&self) -> Contact {
+        quorum::contact(self)
     }
 
     /// State transfer, when the applier has a database to copy.
@@ -673,6 +685,10 @@ impl Node {
     /// linearizable read must see applied (openraft's read index). A leader that cannot
     /// reach a majority answers [`ClusterError::NoLeader`]; another node, who leads.
     pub(crate) async fn read_index(&self) -> Result<u64, ClusterError> {
+        if self.contact().lost {
+            // It would wait for a quorum that cannot answer: refuse at once.
+            return Err(ClusterError::NoLeader);
+        }
         match self.inner.raft.get_read_log_id().await {
             Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
             Err(openraft::error::RaftError::APIError(
