@@ -414,10 +414,20 @@ fn status(
     w(
         out,
         format!(
-            "{:<16} {:>6} {:<22} {:<9} {:<9} {:>6} {:>10} {:>10} {:>8}",
-            "NAME", "NUMBER", "ADDRESS", "ROLE", "STATUS", "TERM", "LAST_LSN", "APPLIED", "LAG"
+            "{:<16} {:>6} {:<22} {:<9} {:<9} {:>6} {:>10} {:>10} {:>8} {:>10}",
+            "NAME",
+            "NUMBER",
+            "ADDRESS",
+            "ROLE",
+            "STATUS",
+            "TERM",
+            "LAST_LSN",
+            "APPLIED",
+            "LAG",
+            "QUORUM_MS"
         ),
     )?;
+    let mut dissent = Vec::new();
     for n in cluster.nodes {
         let role = serde_json::to_value(n.role)
             .ok()
@@ -427,11 +437,19 @@ fn status(
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
+        if n.disagrees_on_leader {
+            dissent.push(format!(
+                "{} follows {} (it is cut off, or missed the election)",
+                n.node_id,
+                n.leader_id.as_deref().unwrap_or("no leader")
+            ));
+        }
+        let marker = if n.disagrees_on_leader { "*" } else { "" };
         w(
             out,
             format!(
-                "{:<16} {:>6} {:<22} {:<9} {:<9} {:>6} {:>10} {:>10} {:>8}",
-                n.node_id,
+                "{:<16} {:>6} {:<22} {:<9} {:<9} {:>6} {:>10} {:>10} {:>8} {:>10}",
+                format!("{}{marker}", n.node_id),
                 n.node_number,
                 n.address,
                 role,
@@ -439,9 +457,14 @@ fn status(
                 n.term,
                 n.last_log_lsn,
                 n.applied_lsn,
-                n.lag
+                n.lag,
+                n.last_quorum_contact_ms
+                    .map_or_else(|| "-".to_string(), |ms| ms.to_string())
             ),
         )?;
+    }
+    for d in dissent {
+        w(out, format!("* {d}"))?;
     }
     Ok(())
 }

@@ -190,6 +190,11 @@ impl Client {
         self.get::<Health>("/health").await.map(|_| ())
     }
 
+    /// `GET /livez`: whether the process serves HTTP at all (200 whatever its state).
+    pub async fn livez(&self) -> Result<(), Error> {
+        self.get::<Health>("/livez").await.map(|_| ())
+    }
+
     /// `GET /status`: this node.
     pub async fn status(&self) -> Result<NodeStatus, Error> {
         self.get("/status").await

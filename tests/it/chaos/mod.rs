@@ -22,6 +22,7 @@ mod cluster;
 mod history;
 mod monitor;
 mod nemesis;
+mod quorum;
 mod workload;
 
 use checker::Snapshot;
