@@ -2,8 +2,9 @@
 //! with what every node's MariaDB holds, and what the status samples say about leaders.
 //! Each check is linear (or n log n) in the history.
 
-use super::history::{secs, Kind, Op, Outcome, Sample, Violation};
+use super::history::{secs, FaultRecord, Kind, Op, Outcome, Sample, Violation};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 /// One node's replicated state, read in one consistent snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,30 @@ pub struct Log {
     pub node: usize,
     /// The records' log ids.
     pub entries: Vec<(u64, u64, u64)>,
+}
+
+/// For every fault during which its node refused a write as cut off from the majority
+/// (503 `quorum_lost`), the time from the fault's start to the end of the first such
+/// refusal: how soon a partitioned node stops taking writes. Keyed by fault kind, with
+/// ` (leader)` when the node led as the fault began.
+pub fn cut_to_refusal(ops: &[Op], faults: &[FaultRecord]) -> BTreeMap<String, Vec<Duration>> {
+    let mut m: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    for f in faults {
+        let until = f.healed.unwrap_or(Duration::MAX);
+        let first = ops
+            .iter()
+            .filter(|o| o.node == f.node && o.start >= f.start && o.end <= until)
+            .filter(|o| {
+                matches!(&o.outcome, Outcome::Failed { status: 503, code } if code == "quorum_lost")
+            })
+            .map(|o| o.end)
+            .min();
+        if let Some(end) = first {
+            let kind = format!("{}{}", f.kind, if f.was_leader { " (leader)" } else { "" });
+            m.entry(kind).or_default().push(end - f.start);
+        }
+    }
+    m
 }
 
 /// Runs every check; returns what is broken (empty: the run is clean).
@@ -522,5 +547,65 @@ fn log_leaders(logs: &[Log], common: u64, v: &mut Vec<Violation>) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(node: usize, start_ms: u64, end_ms: u64, outcome: Outcome) -> Op {
+        Op {
+            client: 0,
+            seq: 0,
+            node,
+            kind: Kind::Insert {
+                id: 1,
+                v: String::new(),
+            },
+            wait_all: false,
+            start: Duration::from_millis(start_ms),
+            end: Duration::from_millis(end_ms),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn the_first_quorum_refusal_by_the_cut_off_node_during_the_fault_is_timed() {
+        let refused = || Outcome::Failed {
+            status: 503,
+            code: "quorum_lost".into(),
+        };
+        let fault = FaultRecord {
+            kind: "partition",
+            node: 1,
+            was_leader: true,
+            detail: String::new(),
+            start: Duration::from_millis(1000),
+            healed: Some(Duration::from_millis(5000)),
+        };
+        let ops = [
+            // Before the fault, another node, another answer, after the heal: ignored.
+            op(1, 500, 900, refused()),
+            op(0, 1500, 1600, refused()),
+            op(
+                1,
+                1200,
+                1300,
+                Outcome::Failed {
+                    status: 503,
+                    code: "no_leader".into(),
+                },
+            ),
+            op(1, 5100, 5200, refused()),
+            op(1, 2500, 2510, refused()),
+            op(1, 2100, 2200, refused()),
+        ];
+        let m = cut_to_refusal(&ops, &[fault]);
+        assert_eq!(
+            m.get("partition (leader)"),
+            Some(&vec![Duration::from_millis(1200)])
+        );
+        assert_eq!(m.len(), 1);
     }
 }

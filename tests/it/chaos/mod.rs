@@ -59,6 +59,9 @@ pub struct RunReport {
     /// Per fault kind: from each heal to the answer of the first write sent after it and
     /// acknowledged.
     pub heal_to_write: BTreeMap<&'static str, Vec<Duration>>,
+    /// Per fault kind: from the fault's start to the first write its cut-off node refused
+    /// at once (503 `quorum_lost`).
+    pub cut_to_refusal: BTreeMap<String, Vec<Duration>>,
     /// Longest stretch of the run with no write acknowledged (elections, partitions).
     pub longest_gap: Duration,
     pub violations: Vec<String>,
@@ -72,8 +75,9 @@ impl std::fmt::Display for RunReport {
             f,
             "seed {:#x}: {} requests, {} acknowledged writes checked, {} unknown, {} failed \
              definitely, {} reads; faults {:?}; writes accepted {} after healing; slowest first \
-             write after a fault healed, by kind: {}; longest time without an acknowledged \
-             write {}; {} violations; not acknowledged: {:?}",
+             write after a fault healed, by kind: {}; slowest refusal by a cut-off node after \
+             the fault began, by kind: {}; longest time without an acknowledged write {}; {} \
+             violations; not acknowledged: {:?}",
             self.seed,
             self.requests,
             self.acked_writes,
@@ -83,6 +87,7 @@ impl std::fmt::Display for RunReport {
             self.faults,
             secs(self.recovery),
             slowest(&self.heal_to_write),
+            slowest(&self.cut_to_refusal),
             secs(self.longest_gap),
             self.violations.len(),
             self.reasons
@@ -190,6 +195,7 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
         faults: report.counts(),
         recovery,
         heal_to_write: heal_to_write(&history),
+        cut_to_refusal: checker::cut_to_refusal(&history.ops, &history.faults),
         longest_gap: longest_gap(&history.ops),
         violations: violations
             .iter()
@@ -225,8 +231,8 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
     run
 }
 
-/// `kind max` pairs of [`RunReport::heal_to_write`].
-pub fn slowest(m: &BTreeMap<&'static str, Vec<Duration>>) -> String {
+/// `kind max` pairs of [`RunReport::heal_to_write`] or [`RunReport::cut_to_refusal`].
+pub fn slowest<K: std::fmt::Display>(m: &BTreeMap<K, Vec<Duration>>) -> String {
     m.iter()
         .map(|(k, v)| format!("{k} {}", secs(v.iter().max().copied().unwrap_or_default())))
         .collect::<Vec<_>>()
@@ -567,22 +573,20 @@ async fn soak() {
             heals.entry(k).or_default().extend(v);
         }
     }
-    let heal_figures: Vec<String> = heals
-        .iter_mut()
-        .map(|(k, v)| {
-            v.sort();
-            format!(
-                "{k} median {} max {}",
-                secs(v[v.len() / 2]),
-                secs(v[v.len() - 1])
-            )
-        })
-        .collect();
+    let mut refusals: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
+    for r in &reports {
+        for (k, v) in &r.cut_to_refusal {
+            refusals.entry(k.clone()).or_default().extend(v);
+        }
+    }
+    let heal_figures = median_max(&mut heals);
+    let refusal_figures = median_max(&mut refusals);
     eprintln!(
         "chaos soak: {} runs ({} profile, {} s each), faults {faults:?}, {} acknowledged writes \
          checked, {} unknown, {} violations; slowest first write after the final heal {}; \
-         first acknowledged write after each heal: {}; longest time without an acknowledged \
-         write {}; failed seeds {failed:?}",
+         first acknowledged write after each heal: {}; first refusal by a cut-off node after \
+         each fault began: {}; longest time without an acknowledged write {}; failed seeds \
+         {failed:?}",
         reports.len(),
         profile.name(),
         duration.as_secs(),
@@ -591,7 +595,23 @@ async fn soak() {
         reports.iter().map(|r| r.violations.len()).sum::<usize>(),
         secs(slowest_final),
         heal_figures.join(", "),
+        refusal_figures.join(", "),
         secs(longest_gap),
     );
     assert!(failed.is_empty(), "chaos seeds failed: {failed:?}");
+}
+
+/// `kind median … max …` for every kind of `m` (sorting each list).
+fn median_max<K: std::fmt::Display>(m: &mut BTreeMap<K, Vec<Duration>>) -> Vec<String> {
+    m.iter_mut()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| {
+            v.sort();
+            format!(
+                "{k} median {} max {}",
+                secs(v[v.len() / 2]),
+                secs(v[v.len() - 1])
+            )
+        })
+        .collect()
 }
