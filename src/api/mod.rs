@@ -12,7 +12,8 @@
 //! | `POST /write/insert\|update\|delete\|ddl\|sql` | `command::request` types → [`WriteResult`] |
 //! | `POST /query` | [`QueryRequest`] → [`QueryResult`] |
 //! | `GET /id?count=N` | → `{"ids": [...]}` (1 ≤ N ≤ [`MAX_IDS`], default 1) |
-//! | `GET /health` | → 200 `{"status": "ok"}`, or 503 `not_ready`; never needs the token |
+//! | `GET /health` | readiness → 200 `{"status": "ok"}`, or 503 `not_ready` with the reason; never needs the token |
+//! | `GET /livez` | liveness → 200 `{"status": "alive"}` while HTTP is served; never needs the token |
 //! | `GET /status` | → [`NodeStatus`] |
 //! | `GET /cluster` | → [`ClusterStatus`] |
 //! | `GET /cluster/nodes` | → `{"nodes": [NodeStatus, ...]}` |
@@ -26,7 +27,7 @@
 //! unknown route, table or member (`unknown_node`), 405, 408 body not sent within the
 //! deadline, 409 constraint or refused cluster change (`last_voter`, `no_quorum`,
 //! `not_voter`, …), 413 body or entry too large, 415 not `application/json`, 503
-//! `no_leader` / `not_ready` (with `retry_after` and `Retry-After`), 504 `timeout` (with
+//! `no_leader` / `not_ready` / `quorum_lost` (with `retry_after` and `Retry-After`), 504 `timeout` (with
 //! `lagging`), 500 `internal`.
 
 mod backend;
@@ -57,7 +58,7 @@ use tokio_util::task::TaskTracker;
 pub struct ApiOptions {
     /// Largest request body, in bytes (`api.max_body_bytes`).
     pub max_body_bytes: usize,
-    /// Bearer token every route but `/health` requires, when set.
+    /// Bearer token every route but `/health` and `/livez` requires, when set.
     pub token: Option<Secret>,
     /// Longest a client may take to send a request body: a trickling client is cut off.
     pub body_timeout: Duration,

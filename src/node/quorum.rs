@@ -126,19 +126,26 @@ pub(super) fn contact(node: &Node) -> Contact {
         let m = m.borrow();
         (m.state == ServerState::Leader, m.current_term)
     };
-    let since = if leading {
+    let (since, excused) = if leading {
         // Not observed yet (the report is on its way): it has just won its election.
-        node.inner
+        let since = node
+            .inner
             .quorum
             .since_ack(term, Instant::now())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        (since, false)
     } else {
-        node.election_clock().since_leader()
+        // A node receiving a snapshot may hear nothing else from the leader while the
+        // last chunk loads (its answer waits for the load): it is syncing, not cut off.
+        let syncing = node
+            .snapshots()
+            .is_some_and(|s| s.progress().report().is_some());
+        (node.election_clock().since_leader(), syncing)
     };
     Contact {
         leading,
         since,
-        lost: since > timeout,
+        lost: since > timeout && !excused,
     }
 }
 

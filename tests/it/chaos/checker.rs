@@ -37,15 +37,16 @@ pub struct Log {
     pub entries: Vec<(u64, u64, u64)>,
 }
 
-/// For every fault during which its node refused a write as cut off from the majority
-/// (503 `quorum_lost`), the time from the fault's start to the end of the first such
-/// refusal: how soon a partitioned node stops taking writes. Keyed by fault kind, with
-/// ` (leader)` when the node led as the fault began.
+/// For every fault during which its node refused a request as cut off from the majority
+/// (503 `quorum_lost`), the time from the fault's start to the first such refusal: the
+/// nemesis's probing read, or a workload write sent to that node, whichever came first.
+/// How soon a partitioned node stops taking writes. Keyed by fault kind, with ` (leader)`
+/// when the node led as the fault began.
 pub fn cut_to_refusal(ops: &[Op], faults: &[FaultRecord]) -> BTreeMap<String, Vec<Duration>> {
     let mut m: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     for f in faults {
         let until = f.healed.unwrap_or(Duration::MAX);
-        let first = ops
+        let by_write = ops
             .iter()
             .filter(|o| o.node == f.node && o.start >= f.start && o.end <= until)
             .filter(|o| {
@@ -53,6 +54,8 @@ pub fn cut_to_refusal(ops: &[Op], faults: &[FaultRecord]) -> BTreeMap<String, Ve
             })
             .map(|o| o.end)
             .min();
+        let by_probe = f.refused_after.map(|d| f.start + d);
+        let first = by_write.into_iter().chain(by_probe).min();
         if let Some(end) = first {
             let kind = format!("{}{}", f.kind, if f.was_leader { " (leader)" } else { "" });
             m.entry(kind).or_default().push(end - f.start);
@@ -583,6 +586,7 @@ mod tests {
             detail: String::new(),
             start: Duration::from_millis(1000),
             healed: Some(Duration::from_millis(5000)),
+            refused_after: None,
         };
         let ops = [
             // Before the fault, another node, another answer, after the heal: ignored.
@@ -601,11 +605,21 @@ mod tests {
             op(1, 2500, 2510, refused()),
             op(1, 2100, 2200, refused()),
         ];
-        let m = cut_to_refusal(&ops, &[fault]);
+        let m = cut_to_refusal(&ops, &[fault.clone()]);
         assert_eq!(
             m.get("partition (leader)"),
             Some(&vec![Duration::from_millis(1200)])
         );
         assert_eq!(m.len(), 1);
+        // The nemesis's probe counts too, when it was refused first.
+        let probed = FaultRecord {
+            refused_after: Some(Duration::from_millis(1050)),
+            ..fault
+        };
+        let m = cut_to_refusal(&ops, &[probed]);
+        assert_eq!(
+            m.get("partition (leader)"),
+            Some(&vec![Duration::from_millis(1050)])
+        );
     }
 }

@@ -85,6 +85,10 @@ pub struct FaultRecord {
     pub start: Duration,
     /// Healed at (`None` if healing failed).
     pub healed: Option<Duration>,
+    /// For a fault that cuts its node off: how long after the fault began the node first
+    /// refused a (probing, linearizable) read as cut off from the majority, if it did
+    /// before the heal.
+    pub refused_after: Option<Duration>,
 }
 
 /// Something else worth showing on the timeline (a node exiting on its own, a restart).

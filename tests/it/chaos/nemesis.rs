@@ -16,6 +16,28 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// Asks the node at `api` for a linearizable read every 50 ms until it refuses one as cut
+/// off from the majority (503 `quorum_lost`); returns the time from `since` to that
+/// answer. Reads change nothing, so the probe leaves the workload's history alone.
+async fn probe_refusal(api: String, since: Instant) -> Option<Duration> {
+    let client = wolfscale::api::client::Client::new(&api)
+        .ok()?
+        .with_timeout(Duration::from_secs(2));
+    let read = wolfscale::api::QueryRequest {
+        sql: "SELECT COUNT(*) FROM hot".into(),
+        params: Vec::new(),
+        consistency: wolfscale::api::Consistency::Linearizable,
+        min_lsn: None,
+        timeout_ms: Some(200),
+    };
+    loop {
+        match client.query(&read).await {
+            Err(e) if e.code() == Some("quorum_lost") => return Some(since.elapsed()),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// How long after a fault that allows exits its node may still exit by itself.
 const EXIT_GRACE: Duration = Duration::from_secs(15);
 
@@ -297,6 +319,7 @@ impl<'a> Nemesis<'a> {
                 step.pick
             };
             let start = self.t0.elapsed();
+            let injected = Instant::now();
             let detail = match self.inject(&step, node).await {
                 Ok(d) => d,
                 Err(e) => {
@@ -323,7 +346,22 @@ impl<'a> Nemesis<'a> {
                 );
             }
             let allow = step.fault.may_exit().then_some(node);
+            // A node cut off from every other must refuse requests soon: time it.
+            let probe = matches!(step.fault, Fault::Isolate | Fault::IsolateFollower).then(|| {
+                tokio::spawn(probe_refusal(
+                    self.cluster.nodes[node].api.clone(),
+                    injected,
+                ))
+            });
             self.idle(step.hold, allow, &stop).await;
+            let refused_after = match probe {
+                Some(p) if p.is_finished() => p.await.ok().flatten(),
+                Some(p) => {
+                    p.abort();
+                    None
+                }
+                None => None,
+            };
             if allow.is_some() {
                 self.grace = Some((node, Instant::now() + EXIT_GRACE));
             }
@@ -348,6 +386,7 @@ impl<'a> Nemesis<'a> {
                 detail,
                 start,
                 healed,
+                refused_after,
             });
         }
         self.heal_all().await;
