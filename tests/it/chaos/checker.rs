@@ -605,7 +605,7 @@ mod tests {
             op(1, 2500, 2510, refused()),
             op(1, 2100, 2200, refused()),
         ];
-        let m = cut_to_refusal(&ops, &[fault.clone()]);
+        let m = cut_to_refusal(&ops, std::slice::from_ref(&fault));
         assert_eq!(
             m.get("partition (leader)"),
             Some(&vec![Duration::from_millis(1200)])
