@@ -2,7 +2,8 @@
 //! node's identity (bootstrap, restart or join), starts openraft over the transport, and
 //! owns every background task until shutdown. It adds no consensus rules of its own:
 //! elections, commits and membership changes all go through openraft; only *when* a
-//! follower stands for election is decided here (`election`).
+//! follower stands for election is decided here (`election`), and when a node cut off
+//! from its majority stops taking writes and says so (`quorum`).
 
 mod admin;
 mod backend;
