@@ -402,17 +402,26 @@ fn status(
     let cluster = runtime()?
         .block_on(client.cluster())
         .map_err(|e| format!("cannot get the cluster status from {addr}: {e}"))?;
-    let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| e.to_string());
-    w(
-        out,
+    for line in status_lines(cluster) {
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// `wolfscale status`'s table: the leader a majority follows, one row per member (a
+/// node that names another leader, or none, is marked `*` and explained below).
+fn status_lines(cluster: crate::api::ClusterStatus) -> Vec<String> {
+    let name = |v: serde_json::Result<serde_json::Value>| {
+        v.ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    let mut lines = vec![
         format!(
             "leader: {}   term: {}",
             cluster.leader_id.as_deref().unwrap_or("(none)"),
             cluster.term
         ),
-    )?;
-    w(
-        out,
         format!(
             "{:<16} {:>6} {:<22} {:<9} {:<9} {:>6} {:>10} {:>10} {:>8} {:>10}",
             "NAME",
@@ -426,47 +435,34 @@ fn status(
             "LAG",
             "QUORUM_MS"
         ),
-    )?;
+    ];
     let mut dissent = Vec::new();
     for n in cluster.nodes {
-        let role = serde_json::to_value(n.role)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
-        let state = serde_json::to_value(n.status)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
         if n.disagrees_on_leader {
             dissent.push(format!(
-                "{} follows {} (it is cut off, or missed the election)",
+                "* {} follows {} (it is cut off, or missed the election)",
                 n.node_id,
                 n.leader_id.as_deref().unwrap_or("no leader")
             ));
         }
         let marker = if n.disagrees_on_leader { "*" } else { "" };
-        w(
-            out,
-            format!(
-                "{:<16} {:>6} {:<22} {:<9} {:<9} {:>6} {:>10} {:>10} {:>8} {:>10}",
-                format!("{}{marker}", n.node_id),
-                n.node_number,
-                n.address,
-                role,
-                state,
-                n.term,
-                n.last_log_lsn,
-                n.applied_lsn,
-                n.lag,
-                n.last_quorum_contact_ms
-                    .map_or_else(|| "-".to_string(), |ms| ms.to_string())
-            ),
-        )?;
+        lines.push(format!(
+            "{:<16} {:>6} {:<22} {:<9} {:<9} {:>6} {:>10} {:>10} {:>8} {:>10}",
+            format!("{}{marker}", n.node_id),
+            n.node_number,
+            n.address,
+            name(serde_json::to_value(n.role)),
+            name(serde_json::to_value(n.status)),
+            n.term,
+            n.last_log_lsn,
+            n.applied_lsn,
+            n.lag,
+            n.last_quorum_contact_ms
+                .map_or_else(|| "-".to_string(), |ms| ms.to_string())
+        ));
     }
-    for d in dissent {
-        w(out, format!("* {d}"))?;
-    }
-    Ok(())
+    lines.extend(dissent);
+    lines
 }
 
 /// How long a cluster operation may take end to end (a transfer drains writes, lets the
@@ -669,6 +665,81 @@ fn info(out: &mut impl Write, path: &Path, env: &EnvOverrides) -> CliResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_shows_no_quorum_the_contact_age_and_marks_a_dissenter() {
+        use crate::api::{ClusterStatus, NodeState, NodeStatus, Role};
+        let node = |name: &str, role, status, leader: Option<&str>, ms, dissent| NodeStatus {
+            node_id: name.into(),
+            node_number: 1,
+            role,
+            status,
+            term: 2,
+            leader_id: leader.map(String::from),
+            last_log_lsn: 9,
+            commit_lsn: 9,
+            applied_lsn: 9,
+            address: "127.0.0.2:7654".into(),
+            api_address: String::new(),
+            lag: 0,
+            sync: None,
+            last_quorum_contact_ms: ms,
+            disagrees_on_leader: dissent,
+        };
+        let lines = status_lines(ClusterStatus {
+            leader_id: Some("node-2".into()),
+            term: 2,
+            nodes: vec![
+                node(
+                    "node-1",
+                    Role::Follower,
+                    NodeState::NoQuorum,
+                    None,
+                    Some(2300),
+                    true,
+                ),
+                node(
+                    "node-2",
+                    Role::Leader,
+                    NodeState::Active,
+                    Some("node-2"),
+                    Some(40),
+                    false,
+                ),
+                node(
+                    "node-3",
+                    Role::Follower,
+                    NodeState::Offline,
+                    None,
+                    None,
+                    false,
+                ),
+            ],
+        });
+        assert_eq!(lines[0], "leader: node-2   term: 2");
+        assert!(lines[1].ends_with("QUORUM_MS"), "{}", lines[1]);
+        assert!(lines[2].starts_with("node-1* "), "{}", lines[2]);
+        assert!(
+            lines[2].contains(" NO_QUORUM ") && lines[2].ends_with(" 2300"),
+            "{}",
+            lines[2]
+        );
+        assert!(
+            lines[3].contains(" leader ") && lines[3].ends_with(" 40"),
+            "{}",
+            lines[3]
+        );
+        assert!(
+            lines[4].contains(" OFFLINE ") && lines[4].ends_with(" -"),
+            "{}",
+            lines[4]
+        );
+        assert_eq!(
+            lines[5],
+            "* node-1 follows no leader (it is cut off, or missed the election)"
+        );
+        assert_eq!(lines.len(), 6);
+    }
 
     fn run_in(dir: &Path, args: &[&str]) -> (ExitCode, String) {
         let mut argv = vec![OsString::from("wolfscale")];
