@@ -21,7 +21,6 @@ use axum::{Json, Router};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -104,44 +103,69 @@ async fn trace(request: Request, next: Next) -> Response {
     .await
 }
 
+/// Routes the read-only token may call, by method and matched route; every other
+/// protected route (writes, cluster changes, new routes by default) needs the admin token.
+const READ_ROUTES: &[(Method, &str)] = &[
+    (Method::POST, "/query"),
+    (Method::GET, "/id"),
+    (Method::GET, "/status"),
+    (Method::GET, "/cluster"),
+    (Method::GET, "/cluster/nodes"),
+    (Method::GET, "/snapshot"),
+];
+
 async fn auth(State(options): State<Arc<ApiOptions>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &options.token {
-        if !authorized(request.headers(), token.expose()) {
-            let mut response = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this node requires `Authorization: Bearer <api token>`",
-            )
-            .into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return response;
-        }
+    let Some(admin) = &options.token else {
+        return next.run(request).await;
+    };
+    let given = bearer(request.headers());
+    if given.is_some_and(|g| admin.matches(g)) {
+        return next.run(request).await;
     }
-    next.run(request).await
+    let reader = given.is_some_and(|g| options.read_token.is_some_and(|r| r.matches(g)));
+    if !reader {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this node requires `Authorization: Bearer <api token>`",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("", |p| p.as_str());
+    if READ_ROUTES
+        .iter()
+        .any(|(m, r)| m == request.method() && *r == route)
+    {
+        return next.run(request).await;
+    }
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "the read-only token may not call {} {}; use the admin token",
+            request.method(),
+            echo(request.uri().path())
+        ),
+    )
+    .into_response()
 }
 
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
-    let Some((scheme, given)) = headers
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let (scheme, given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-    else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer") && same_secret(given.trim().as_bytes(), token.as_bytes())
-}
-
-/// Compares digests with a fold over every byte, so the time taken reveals neither the
-/// token's length nor the position of the first difference.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    let a = Sha256::digest(given);
-    let b = Sha256::digest(expected);
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+        .and_then(|v| v.split_once(' '))?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(given.trim())
 }
 
 async fn not_found(uri: Uri) -> ApiError {

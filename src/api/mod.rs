@@ -23,7 +23,8 @@
 //! | `GET /snapshot` | → [`SnapshotList`] |
 //!
 //! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
-//! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 404
+//! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 403
+//! `forbidden` (the read-only token on a write or admin route), 404
 //! unknown route, table or member (`unknown_node`), 405, 408 body not sent within the
 //! deadline, 409 constraint or refused cluster change (`last_voter`, `no_quorum`,
 //! `not_voter`, …), 413 body or entry too large, 415 not `application/json`, 503
@@ -42,7 +43,7 @@ pub use backend::{
     DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };
 
-use crate::config::{ApiConfig, Secret};
+use crate::config::{ApiConfig, Secrets, TokenHash};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -58,18 +59,22 @@ use tokio_util::task::TaskTracker;
 pub struct ApiOptions {
     /// Largest request body, in bytes (`api.max_body_bytes`).
     pub max_body_bytes: usize,
-    /// Bearer token every route but `/health` and `/livez` requires, when set.
-    pub token: Option<Secret>,
+    /// Hash of the admin bearer token every route but `/health` and `/livez` requires,
+    /// when set.
+    pub token: Option<TokenHash>,
+    /// Hash of the read-only token: `/query`, `/id` and the status routes only.
+    pub read_token: Option<TokenHash>,
     /// Longest a client may take to send a request body: a trickling client is cut off.
     pub body_timeout: Duration,
 }
 
 impl ApiOptions {
-    /// Options from the `[api]` section and the resolved `api_token`.
-    pub fn from_config(api: &ApiConfig, token: Option<Secret>) -> ApiOptions {
+    /// Options from the `[api]` section and the resolved token hashes.
+    pub fn from_config(api: &ApiConfig, secrets: &Secrets) -> ApiOptions {
         ApiOptions {
             max_body_bytes: usize::try_from(api.max_body_bytes).unwrap_or(usize::MAX),
-            token,
+            token: secrets.api_admin_hash,
+            read_token: secrets.api_read_hash,
             body_timeout: Duration::from_secs(10),
         }
     }

@@ -152,7 +152,8 @@ impl Backend for Fake {
 pub(super) fn options(token: Option<&str>) -> ApiOptions {
     ApiOptions {
         max_body_bytes: 4096,
-        token: token.map(crate::config::Secret::new),
+        token: token.map(crate::config::TokenHash::of),
+        read_token: None,
         body_timeout: Duration::from_millis(300),
     }
 }
@@ -728,6 +729,88 @@ async fn unknown_routes_and_methods_are_json() {
     }
 }
 
+/// Every protected route with a body it accepts: (method, path, body, open to the
+/// read-only token).
+const ROUTES: &[(&str, &str, &str, bool)] = &[
+    ("POST", "/write/insert", r#"{"table":"t","values":{"a":1}}"#, false),
+    ("POST", "/write/update", r#"{"table":"t","set":{"a":1},"where_key":{"id":1}}"#, false),
+    ("POST", "/write/delete", r#"{"table":"t","where_key":{"id":1}}"#, false),
+    ("POST", "/write/ddl", r#"{"ddl":"CREATE TABLE t (id INT PRIMARY KEY)"}"#, false),
+    ("POST", "/write/sql", r#"{"statements":[{"sql":"DELETE FROM t WHERE id = 1"}]}"#, false),
+    ("POST", "/cluster/remove", r#"{"node":"n2"}"#, false),
+    ("POST", "/cluster/transfer-leader", r#"{"node":"n2"}"#, false),
+    ("POST", "/snapshot", "{}", false),
+    ("POST", "/query", r#"{"sql":"SELECT 1"}"#, true),
+    ("GET", "/id", "", true),
+    ("GET", "/status", "", true),
+    ("GET", "/cluster", "", true),
+    ("GET", "/cluster/nodes", "", true),
+    ("GET", "/snapshot", "", true),
+];
+
+fn route_request(method: &str, path: &str, body: &str, auth: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(path);
+    if !body.is_empty() {
+        b = b.header("content-type", "application/json");
+    }
+    if let Some(a) = auth {
+        b = b.header("authorization", a);
+    }
+    b.body(Body::from(body.to_string())).expect("request")
+}
+
+#[tokio::test]
+async fn every_route_needs_a_right_token_and_the_read_token_only_reads() {
+    let fake = Arc::new(Fake::default());
+    let mut opts = options(Some("admin-token"));
+    opts.read_token = Some(crate::config::TokenHash::of("read-token"));
+    let r = router(fake.clone(), opts);
+    for &(method, path, body, readable) in ROUTES {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Bearer admin-token2"),
+            Some("Basic admin-token"),
+            Some("Bearer "),
+        ] {
+            let (s, h, b) = send(&r, route_request(method, path, body, auth)).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} {auth:?}: {b}");
+            assert_eq!(b["code"], "unauthorized");
+            assert_eq!(h["www-authenticate"], "Bearer");
+        }
+        let (s, _, b) = send(
+            &r,
+            route_request(method, path, body, Some("Bearer read-token")),
+        )
+        .await;
+        if readable {
+            assert!(
+                s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN && !s.is_server_error(),
+                "{method} {path} with the read token: {s} {b}"
+            );
+        } else {
+            assert_eq!(
+                (s, b["code"].as_str()),
+                (StatusCode::FORBIDDEN, Some("forbidden")),
+                "{method} {path} with the read token: {b}"
+            );
+        }
+        let (s, _, b) = send(
+            &r,
+            route_request(method, path, body, Some("Bearer admin-token")),
+        )
+        .await;
+        // The fake takes no snapshots (400 `not_supported`): past auth is what counts.
+        assert!(
+            s != StatusCode::UNAUTHORIZED && s != StatusCode::FORBIDDEN && !s.is_server_error(),
+            "{method} {path} with the admin token: {s} {b}"
+        );
+    }
+    // Only the admin's five writes reached the backend.
+    assert_eq!(fake.writes.lock().expect("lock").len(), 5);
+    assert_eq!(send(&r, get("/health")).await.0, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn bearer_token_guards_every_route_but_health() {
     let (fake, r) = setup(Some("s3cret-token"));
@@ -1228,9 +1311,14 @@ fn options_follow_the_api_section() {
         max_body_bytes: 2048,
         ..Default::default()
     };
-    let o = ApiOptions::from_config(&api, Some(crate::config::Secret::new("t")));
+    let text = "[node]\nid = \"n1\"\n[cluster]\nsecret = \"0123456789abcdef\"\n\
+                [api]\ntoken = \"t\"\nread_token = \"r\"\n";
+    let loaded = crate::config::parse(text, &crate::config::EnvOverrides::default())
+        .expect("valid config");
+    let o = ApiOptions::from_config(&api, &loaded.secrets);
     assert_eq!(o.max_body_bytes, 2048);
-    assert_eq!(o.token.as_ref().map(|t| t.expose()), Some("t"));
+    assert!(o.token.is_some_and(|t| t.matches("t")));
+    assert!(o.read_token.is_some_and(|t| t.matches("r")));
     assert_eq!(o.body_timeout, Duration::from_secs(10));
 }
 

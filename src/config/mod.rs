@@ -8,7 +8,7 @@ mod secret;
 mod template;
 
 pub use check::Problem;
-pub use secret::{Secret, SecretSource, Secrets, MIN_CLUSTER_SECRET_LEN};
+pub use secret::{Secret, SecretSource, Secrets, TokenHash, MIN_CLUSTER_SECRET_LEN};
 pub use template::template;
 
 use serde::{Deserialize, Serialize};
@@ -101,8 +101,7 @@ pub enum ParseError {
 /// # Errors
 /// [`ParseError::Syntax`] for bad TOML, [`ParseError::Invalid`] with every problem found.
 pub fn parse(text: &str, env: &EnvOverrides) -> Result<Loaded, ParseError> {
-    let table: toml::Table =
-        toml::from_str(text).map_err(|e| ParseError::Syntax(e.to_string().trim().to_string()))?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(text, &e))?;
     let (config, mut problems) = check::structure(table);
     let Some(config) = config else {
         return Err(ParseError::Invalid(problems));
@@ -118,6 +117,21 @@ pub fn parse(text: &str, env: &EnvOverrides) -> Result<Loaded, ParseError> {
     match secrets {
         Some(secrets) if problems.is_empty() => Ok(Loaded { config, secrets }),
         _ => Err(ParseError::Invalid(problems)),
+    }
+}
+
+/// A TOML syntax error as line, column and the parser's message, without the excerpt of
+/// the file the parser's own `Display` quotes: that line may hold a secret.
+fn syntax_error(text: &str, e: &toml::de::Error) -> ParseError {
+    let message = e.message().trim();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            ParseError::Syntax(format!("line {line}, column {column}: {message}"))
+        }
+        None => ParseError::Syntax(message.to_string()),
     }
 }
 
@@ -260,15 +274,35 @@ pub struct ApiConfig {
     /// Serve the HTTP API. Default: true.
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
-    /// Address the HTTP API listens on. Default: "0.0.0.0:8080".
+    /// Address the HTTP API listens on; a non-loopback address needs a token (or
+    /// `allow_unauthenticated`). Default: "127.0.0.1:8080".
     #[serde(default = "defaults::api_bind_address")]
     pub bind_address: String,
-    /// Bearer token required on every route but `/health`. Default: none (no auth).
+    /// Bearer token required on every route but `/health` (the admin role: every route).
+    /// Default: none (no auth, allowed only on a loopback address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// File whose first line is the bearer token. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// The admin token stored hashed: SHA-256 of the token, 64 hex digits, instead of
+    /// `token`/`token_file`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// A read-only token: `/query`, `/id` and the status routes; writes and cluster
+    /// changes answer 403. Needs an admin token too. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_token: Option<String>,
+    /// File whose first line is the read-only token. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_token_file: Option<PathBuf>,
+    /// The read-only token stored hashed (SHA-256, 64 hex digits). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_token_sha256: Option<String>,
+    /// Serve a non-loopback `bind_address` with no token at all: anyone who reaches the
+    /// port can write and change the cluster. Default: false.
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
     /// Largest request body accepted, in bytes. Default: 1048576 (1 MiB).
     #[serde(default = "defaults::api_max_body_bytes")]
     pub max_body_bytes: u64,
@@ -321,7 +355,7 @@ mod defaults {
         4096
     }
     pub fn api_bind_address() -> String {
-        "0.0.0.0:8080".into()
+        "127.0.0.1:8080".into()
     }
     pub fn api_max_body_bytes() -> u64 {
         1 << 20
@@ -397,6 +431,11 @@ impl Config {
                 bind_address: String::new(),
                 token: Some(String::new()),
                 token_file: Some(PathBuf::new()),
+                token_sha256: Some(String::new()),
+                read_token: Some(String::new()),
+                read_token_file: Some(PathBuf::new()),
+                read_token_sha256: Some(String::new()),
+                allow_unauthenticated: true,
                 max_body_bytes: U64,
             },
         }
@@ -409,6 +448,7 @@ impl Config {
         c.database.password = mask(&c.database.password);
         c.cluster.secret = mask(&c.cluster.secret);
         c.api.token = mask(&c.api.token);
+        c.api.read_token = mask(&c.api.read_token);
         c
     }
 }
@@ -481,6 +521,11 @@ impl Default for ApiConfig {
             bind_address: defaults::api_bind_address(),
             token: None,
             token_file: None,
+            token_sha256: None,
+            read_token: None,
+            read_token_file: None,
+            read_token_sha256: None,
+            allow_unauthenticated: false,
             max_body_bytes: defaults::api_max_body_bytes(),
         }
     }
@@ -513,7 +558,7 @@ mod tests {
             .expect("valid")
             .config;
         assert_eq!(c.node.bind_address, "0.0.0.0:7654");
-        assert_eq!(c.api.bind_address, "0.0.0.0:8080");
+        assert_eq!(c.api.bind_address, "127.0.0.1:8080");
         assert_eq!(c.wal.segment_size_mb, 64);
         assert_eq!(c.wal.retention_hours, 168);
         assert_eq!(c.cluster.election_timeout_ms, 2000);
@@ -552,6 +597,69 @@ mod tests {
             Err(ParseError::Syntax(m)) => assert!(m.contains("line 2"), "{m}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn syntax_errors_never_quote_the_line() {
+        let text = "[node]\nid = \"n1\"\n[cluster]\nsecret = \"s3cr3t-s3cr3t-s3cr3t\n";
+        match parse(text, &EnvOverrides::default()) {
+            Err(ParseError::Syntax(m)) => {
+                assert!(m.contains("line 4"), "{m}");
+                assert!(!m.contains("s3cr3t"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn non_loopback_api_needs_a_token_or_an_explicit_opt_out() {
+        let with = |api: &str| format!("{}[api]\n{api}\n", minimal());
+        let p = problems(&with("bind_address = \"0.0.0.0:8080\""));
+        assert_eq!(keys(&p), vec!["api.bind_address"], "{p:?}");
+        assert!(p[0].reason.contains("allow_unauthenticated"), "{p:?}");
+        parse(
+            &with("bind_address = \"0.0.0.0:8080\"\nallow_unauthenticated = true"),
+            &EnvOverrides::default(),
+        )
+        .expect("explicit opt-out");
+        parse(
+            &with("bind_address = \"10.1.2.3:8080\"\ntoken = \"tok\""),
+            &EnvOverrides::default(),
+        )
+        .expect("token");
+        parse(&with("bind_address = \"[::1]:8080\""), &EnvOverrides::default())
+            .expect("loopback v6");
+        let env = EnvOverrides {
+            api_token: Some("from-env".into()),
+            ..Default::default()
+        };
+        parse(&with("bind_address = \"0.0.0.0:8080\""), &env).expect("token from env");
+        let hashed = "f52fbd32b2b3b86ff88ef6c490628285f482af15ddcb29541f94bcf526a3f6c7";
+        let l = parse(
+            &with(&format!(
+                "bind_address = \"0.0.0.0:8080\"\ntoken_sha256 = \"{hashed}\"\nread_token = \"reader\""
+            )),
+            &EnvOverrides::default(),
+        )
+        .expect("hashed admin token and a read token");
+        assert!(l.secrets.api_admin_hash.expect("admin").matches("hunter2"));
+        assert!(l.secrets.api_read_hash.expect("read").matches("reader"));
+        assert!(l.secrets.api_token.is_none());
+    }
+
+    #[test]
+    fn token_rules() {
+        let with = |api: &str| format!("{}[api]\n{api}\n", minimal());
+        let p = problems(&with("read_token = \"r\""));
+        assert_eq!(keys(&p), vec!["api.read_token"], "{p:?}");
+        let p = problems(&with("token = \"same\"\nread_token = \"same\""));
+        assert_eq!(keys(&p), vec!["api.read_token"], "{p:?}");
+        let p = problems(&with("token = \"t\"\ntoken_sha256 = \"00\""));
+        assert_eq!(
+            keys(&p),
+            vec!["api.token_sha256", "api.token_sha256"],
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -81,12 +81,21 @@ secret = {secret}
 [api]
 # Serve the HTTP API.
 enabled = {api_enabled}
-# Address the HTTP API listens on.
+# Address the HTTP API listens on. Any address but a loopback one needs a token.
 bind_address = {api_bind}
-# Bearer token required on every route but /health: inline, in a file, or
-# WOLFSCALE_API_TOKEN (which wins). Default: no authentication.
+# Bearer token required on every route but /health (the admin role): inline, in a
+# file, or WOLFSCALE_API_TOKEN (which wins). Default: no authentication.
 # token = "a-long-random-token"
 # token_file = "/etc/wolfscale/api-token"
+# Or the token's SHA-256 instead of the token (printf %s TOKEN | sha256sum).
+# token_sha256 = "64 hex digits"
+# A read-only token: /query, /id and the status routes; writes and cluster changes
+# answer 403. Inline, in a file, or hashed like token_sha256.
+# read_token = "another-long-random-token"
+# read_token_file = "/etc/wolfscale/api-read-token"
+# read_token_sha256 = "64 hex digits"
+# Serve a non-loopback bind_address without any token (anyone reaching it may write).
+allow_unauthenticated = {allow_unauthenticated}
 # Largest request body accepted (bytes).
 max_body_bytes = {max_body_bytes}
 "#,
@@ -112,6 +121,7 @@ max_body_bytes = {max_body_bytes}
         secret = q(secret),
         api_enabled = api.enabled,
         api_bind = q(&api.bind_address),
+        allow_unauthenticated = api.allow_unauthenticated,
         max_body_bytes = api.max_body_bytes,
     )
 }
@@ -164,6 +174,7 @@ mod tests {
                 Some(rest)
                     if rest.contains(" = ")
                         && !rest.contains("_file")
+                        && !rest.contains("_sha256")
                         && !rest.starts_with("secret") =>
                 {
                     rest

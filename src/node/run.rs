@@ -44,7 +44,7 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
             })?;
         let app = api::router(
             backend.clone(),
-            ApiOptions::from_config(&api_cfg, secrets.api_token.clone()),
+            ApiOptions::from_config(&api_cfg, &secrets),
         );
         let token = node.shutdown_token();
         node.spawn(async move {
