@@ -348,6 +348,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run_node(path: &Path, env: &EnvOverrides, mode: StartMode, progress: bool) -> CliResult {
     let loaded = load(path, env)?;
+    // Everything the node creates (WAL, state db, snapshots) is for this user only: 0600
+    // files, 0700 directories, whatever umask the shell had.
+    // SAFETY: umask only sets the process's file-mode mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
     let rt = runtime()?;
     let result = rt.block_on(crate::node::run(loaded, mode, progress));
     // The node has flushed and closed its WAL; do not let a straggling task hold the exit.
