@@ -64,7 +64,7 @@ mod read;
 mod status;
 
 pub use outcome::{Failure, FailureClass, Outcome, OutcomeDecodeError, StatementOutcome};
-pub use read::{QueryError, Reader, Rows};
+pub use read::{QueryError, ReadLimits, Reader, Rows};
 pub use status::{ApplyStatus, StatusSnapshot, WaitTimeout};
 
 use crate::config::{DatabaseConfig, Secret};
@@ -72,7 +72,7 @@ use crate::consensus::state_machine::{Applier, ApplyError};
 use crate::consensus::{Entry, LogId, Responses, StoredMembership};
 use crate::sql::{self, position};
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder, Pool};
+use mysql_async::{Conn, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 use std::time::Duration;
 
 /// Most requests applied in one MariaDB transaction; longer runs are split between
@@ -139,6 +139,9 @@ struct Position {
 /// The production [`Applier`]: applies entries to the local MariaDB exactly once.
 pub struct MariaDbApplier {
     pool: Pool,
+    /// Client reads' own pool (at most `database.pool_size` connections), so reads can
+    /// never take the connections replication needs.
+    read_pool: Pool,
     /// The writer's own connection, held between calls; `None` after a failure.
     conn: Option<Conn>,
     /// The `SET timestamp` value last sent on `conn`.
@@ -191,8 +194,16 @@ impl MariaDbApplier {
             .db_name(Some(cfg.database.clone()))
             .setup(setup)
             .into();
+        let read_limit = usize::try_from(cfg.pool_size).unwrap_or(usize::MAX).max(1);
+        let read_opts: mysql_async::Opts = OptsBuilder::from_opts(opts.clone())
+            .pool_opts(PoolOpts::default().with_constraints(
+                // min 0 ≤ max ≥ 1: always a valid pair.
+                PoolConstraints::new(0, read_limit).expect("0 <= max and max >= 1"),
+            ))
+            .into();
         let mut applier = MariaDbApplier {
             pool: Pool::new(opts.clone()),
+            read_pool: Pool::new(read_opts),
             opts,
             ddl_gate: std::sync::Arc::default(),
             conn: None,
@@ -222,9 +233,10 @@ impl MariaDbApplier {
         self.status.clone()
     }
 
-    /// A handle for client reads on this node's pool.
+    /// A handle for client reads on this node's read pool (unbounded answers; see
+    /// [`Reader::with_limits`]).
     pub fn reader(&self) -> Reader {
-        Reader::new(self.pool.clone())
+        Reader::new(self.read_pool.clone(), self.opts.clone())
     }
 
     /// Changes the retry backoff (tests use short waits).
@@ -245,6 +257,7 @@ impl MariaDbApplier {
         if let Some(conn) = self.conn.take() {
             conn.disconnect().await?;
         }
+        self.read_pool.disconnect().await?;
         self.pool.disconnect().await
     }
 

@@ -1,5 +1,13 @@
 //! Client reads (`POST /query`): one checked read statement in a read-only transaction on
-//! the node's pool, rows returned as JSON values.
+//! the node's read pool (separate from the applier's connections, so reads cannot starve
+//! replication), rows returned as JSON values.
+//!
+//! Bounds: the answer is cut off with [`QueryError::TooLarge`] past
+//! [`ReadLimits::max_rows`] rows or [`ReadLimits::max_bytes`] bytes of values, the
+//! statement runs under MariaDB's `max_statement_time` set to what is left of the
+//! timeout, and a read that is abandoned — timeout, client gone (the request future is
+//! dropped) or over a bound — is stopped on the server with `KILL QUERY` from a fresh
+//! connection, so it does not keep a MariaDB thread busy.
 //!
 //! Value mapping: NULL → `null`; integers → JSON numbers, exact over the whole i64/u64
 //! range; FLOAT/DOUBLE → numbers (`null` for NaN/∞); DECIMAL → a string holding the
@@ -9,19 +17,52 @@
 //! `{"$base64": "…"}`, the same shape writes accept.
 
 use crate::command::Value;
-use crate::sql::{self, position, ErrorClass, SqlError};
+use crate::sql::{self, position, session, ErrorClass, SqlError};
 use base64::Engine as _;
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Column, Conn, Pool};
+use mysql_async::{Column, Conn, Opts, Pool};
 use serde::Serialize;
 use serde_json::Value as Json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Serves client reads on this node's MariaDB; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Reader {
     pool: Pool,
+    /// For the one-off connection that sends `KILL QUERY`.
+    opts: Opts,
+    limits: ReadLimits,
+}
+
+/// How much one read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Most rows in one answer.
+    pub max_rows: u64,
+    /// Most bytes of values in one answer (each value counts its text or binary length
+    /// plus 8 bytes).
+    pub max_bytes: u64,
+}
+
+impl ReadLimits {
+    /// No bound (internal reads and tests).
+    pub const UNLIMITED: ReadLimits = ReadLimits {
+        max_rows: u64::MAX,
+        max_bytes: u64::MAX,
+    };
+}
+
+/// MariaDB's "Query execution was interrupted (max_statement_time exceeded)".
+const ER_STATEMENT_TIMEOUT: u16 = 1969;
+
+/// Bytes a value counts for against [`ReadLimits::max_bytes`].
+fn value_bytes(v: &mysql_async::Value) -> u64 {
+    let payload = match v {
+        mysql_async::Value::Bytes(b) => b.len() as u64,
+        _ => 8,
+    };
+    payload + 8
 }
 
 /// A result set: column names and rows of JSON values.
@@ -55,6 +96,16 @@ pub enum QueryError {
     /// The read did not finish in time.
     #[error("query did not finish within {0:?}")]
     Timeout(Duration),
+    /// The answer is over a bound of [`ReadLimits`]: HTTP 413.
+    #[error("the result has more than {limit} {what} ({key}); add a LIMIT or a narrower WHERE")]
+    TooLarge {
+        /// "rows" or "bytes".
+        what: &'static str,
+        /// The bound.
+        limit: u64,
+        /// The config key that sets it.
+        key: &'static str,
+    },
 }
 
 impl From<mysql_async::Error> for QueryError {
@@ -71,16 +122,28 @@ impl From<mysql_async::Error> for QueryError {
 }
 
 impl Reader {
-    pub(super) fn new(pool: Pool) -> Self {
-        Reader { pool }
+    pub(super) fn new(pool: Pool, opts: Opts) -> Self {
+        Reader {
+            pool,
+            opts,
+            limits: ReadLimits::UNLIMITED,
+        }
+    }
+
+    /// The same reader with answers bounded by `limits`.
+    pub fn with_limits(mut self, limits: ReadLimits) -> Reader {
+        self.limits = limits;
+        self
     }
 
     /// Runs one read statement (checked by [`sql::check_read`]) with `params` bound, in a
-    /// `READ ONLY` transaction. On timeout the connection is dropped, which ends the
-    /// transaction.
+    /// `READ ONLY` transaction under `max_statement_time`. On timeout, on an answer over
+    /// the limits, or when the caller drops the future, the statement is killed on
+    /// MariaDB.
     ///
     /// # Errors
-    /// [`QueryError`]: invalid statement, MariaDB's error, unavailability or timeout.
+    /// [`QueryError`]: invalid statement, MariaDB's error, unavailability, timeout or an
+    /// answer over the limits.
     pub async fn query(
         &self,
         sql_text: &str,
@@ -94,10 +157,22 @@ impl Reader {
         } else {
             mysql_async::Params::Positional(params)
         };
+        let started = Instant::now();
         let work = async {
-            let mut conn = self.pool.get_conn().await?;
+            // Until the read ends cleanly, dropping this future kills the query.
+            let mut held = Held {
+                conn: Some(self.pool.get_conn().await?),
+                opts: self.opts.clone(),
+            };
+            let conn = held.conn();
+            let left = timeout.saturating_sub(started.elapsed());
+            conn.query_drop(session::max_statement_time(left)).await?;
             conn.query_drop(position::BEGIN_READ_ONLY).await?;
-            let rows = read(&mut conn, text, params).await;
+            let rows = read(conn, text, params, self.limits).await;
+            if matches!(rows, Err(QueryError::TooLarge { .. })) {
+                // The rest of the result is still coming: kill it rather than read it.
+                return rows;
+            }
             // A failed read leaves nothing to keep: end the transaction either way.
             let end = if rows.is_ok() {
                 position::COMMIT
@@ -105,13 +180,71 @@ impl Reader {
                 position::ROLLBACK
             };
             let ended = conn.query_drop(end).await;
+            held.release();
             let rows = rows?;
             ended?;
             Ok(rows)
         };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| QueryError::Timeout(timeout))?
+        match tokio::time::timeout(timeout, work).await {
+            Err(_) => Err(QueryError::Timeout(timeout)),
+            // MariaDB stopped it at max_statement_time: the same timeout, seen first there.
+            Ok(Err(QueryError::Sql {
+                code: ER_STATEMENT_TIMEOUT,
+                ..
+            })) => Err(QueryError::Timeout(timeout)),
+            Ok(other) => other,
+        }
+    }
+}
+
+/// A read connection that, when dropped before [`Held::release`] (timeout, client gone,
+/// answer too large), has its statement killed: `KILL QUERY` from a fresh connection, and
+/// only then is the connection given back to the pool, so no later read can be hit by
+/// that kill.
+struct Held {
+    conn: Option<Conn>,
+    opts: Opts,
+}
+
+impl Held {
+    fn conn(&mut self) -> &mut Conn {
+        // Set at construction and taken only by release(), which consumes self.
+        self.conn.as_mut().expect("a held connection is present until released")
+    }
+
+    /// The read ended cleanly: the connection goes back to the pool as it is.
+    fn release(mut self) {
+        self.conn.take();
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        // Drop cannot wait: the kill runs as its own short task (one connect, one
+        // statement, bounded by a timeout). Outside a runtime the process is going away
+        // and the server ends the statement when the connection closes.
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let opts = self.opts.clone();
+        let id = conn.id();
+        handle.spawn(async move {
+            let kill = async {
+                let mut killer = Conn::new(opts).await?;
+                killer.query_drop(session::kill_query(id)).await?;
+                killer.disconnect().await
+            };
+            match tokio::time::timeout(Duration::from_secs(10), kill).await {
+                Ok(Ok(())) => tracing::debug!(connection = id, "abandoned read killed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(connection = id, error = %e, "cannot kill an abandoned read")
+                }
+                Err(_) => tracing::warn!(connection = id, "kill of an abandoned read timed out"),
+            }
+            // Back to the pool, which reads what is left of the interrupted result.
+            drop(conn);
+        });
     }
 }
 
@@ -119,12 +252,31 @@ async fn read(
     conn: &mut Conn,
     text: &str,
     params: mysql_async::Params,
+    limits: ReadLimits,
 ) -> Result<Rows, QueryError> {
     let mut result = conn.exec_iter(text, params).await?;
     let columns: Vec<Column> = result.columns_ref().to_vec();
     let mut rows = Vec::new();
+    let mut bytes = 0u64;
     while let Some(row) = result.next().await? {
+        if rows.len() as u64 >= limits.max_rows {
+            return Err(QueryError::TooLarge {
+                what: "rows",
+                limit: limits.max_rows,
+                key: "api.max_result_rows",
+            });
+        }
         let values = row.unwrap_raw();
+        bytes = values.iter().fold(bytes, |b, v| {
+            b.saturating_add(v.as_ref().map_or(8, value_bytes))
+        });
+        if bytes > limits.max_bytes {
+            return Err(QueryError::TooLarge {
+                what: "bytes",
+                limit: limits.max_bytes,
+                key: "api.max_result_bytes",
+            });
+        }
         rows.push(
             values
                 .into_iter()

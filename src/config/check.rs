@@ -254,6 +254,20 @@ pub(super) fn semantics(c: &Config) -> Vec<Problem> {
         1 << 30,
         " bytes",
     );
+    range(
+        "api.max_result_rows",
+        c.api.max_result_rows,
+        1,
+        100_000_000,
+        " rows",
+    );
+    range(
+        "api.max_result_bytes",
+        c.api.max_result_bytes,
+        1024,
+        1 << 32,
+        " bytes",
+    );
     if let Some(n) = c.node.node_number {
         range("node.node_number", n.into(), 0, 1023, "");
     }

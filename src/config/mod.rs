@@ -306,6 +306,14 @@ pub struct ApiConfig {
     /// Largest request body accepted, in bytes. Default: 1048576 (1 MiB).
     #[serde(default = "defaults::api_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Most rows one `/query` answers; a larger result is refused with 413 `too_large`
+    /// and its statement killed. Default: 100000.
+    #[serde(default = "defaults::api_max_result_rows")]
+    pub max_result_rows: u64,
+    /// Most bytes of values one `/query` answers (each value counts its length plus 8),
+    /// beyond which it is refused like `max_result_rows`. Default: 33554432 (32 MiB).
+    #[serde(default = "defaults::api_max_result_bytes")]
+    pub max_result_bytes: u64,
 }
 
 mod defaults {
@@ -359,6 +367,12 @@ mod defaults {
     }
     pub fn api_max_body_bytes() -> u64 {
         1 << 20
+    }
+    pub fn api_max_result_rows() -> u64 {
+        100_000
+    }
+    pub fn api_max_result_bytes() -> u64 {
+        32 << 20
     }
 }
 
@@ -437,6 +451,8 @@ impl Config {
                 read_token_sha256: Some(String::new()),
                 allow_unauthenticated: true,
                 max_body_bytes: U64,
+                max_result_rows: U64,
+                max_result_bytes: U64,
             },
         }
     }
@@ -527,6 +543,8 @@ impl Default for ApiConfig {
             read_token_sha256: None,
             allow_unauthenticated: false,
             max_body_bytes: defaults::api_max_body_bytes(),
+            max_result_rows: defaults::api_max_result_rows(),
+            max_result_bytes: defaults::api_max_result_bytes(),
         }
     }
 }

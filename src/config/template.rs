@@ -98,6 +98,10 @@ bind_address = {api_bind}
 allow_unauthenticated = {allow_unauthenticated}
 # Largest request body accepted (bytes).
 max_body_bytes = {max_body_bytes}
+# Most rows, and most bytes of values, one /query answers; a larger result is
+# refused (413) and its statement killed.
+max_result_rows = {max_result_rows}
+max_result_bytes = {max_result_bytes}
 "#,
         id = q(node_id),
         raw_id = node_id,
@@ -123,6 +127,8 @@ max_body_bytes = {max_body_bytes}
         api_bind = q(&api.bind_address),
         allow_unauthenticated = api.allow_unauthenticated,
         max_body_bytes = api.max_body_bytes,
+        max_result_rows = api.max_result_rows,
+        max_result_bytes = api.max_result_bytes,
     )
 }
 

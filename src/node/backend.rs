@@ -488,6 +488,9 @@ impl Backend for NodeBackend {
                     lsn: None,
                     lagging: Vec::new(),
                 },
+                e @ QueryError::TooLarge { .. } => BackendError::TooLarge {
+                    message: e.to_string(),
+                },
             })?;
         Ok(QueryResult {
             columns: rows.columns,

@@ -3,7 +3,7 @@
 
 use super::{Node, NodeBackend, NodeError, StartMode};
 use crate::api::{self, ApiOptions, Backend, NodeState};
-use crate::apply::MariaDbApplier;
+use crate::apply::{MariaDbApplier, ReadLimits};
 use crate::config::Loaded;
 use crate::id::Generator;
 use std::time::Duration;
@@ -51,7 +51,10 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         .await
         .map_err(|e| NodeError::Config(format!("cannot use MariaDB: {e}")))?;
     let apply_status = applier.status();
-    let reader = applier.reader();
+    let reader = applier.reader().with_limits(ReadLimits {
+        max_rows: config.api.max_result_rows,
+        max_bytes: config.api.max_result_bytes,
+    });
     let api_cfg = config.api.clone();
     let node = Node::start(config, &secrets, mode, applier).await?;
     let ids = u16::try_from(node.number())

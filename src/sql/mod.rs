@@ -11,6 +11,7 @@ mod check;
 mod errors;
 mod lex;
 pub mod position;
+pub mod session;
 mod rules;
 pub mod snapshot;
 

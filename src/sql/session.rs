@@ -1,0 +1,42 @@
+//! Session statements of the read path: the per-statement time limit a client read runs
+//! under, and the `KILL QUERY` that stops a read whose client gave up.
+
+use std::time::Duration;
+
+/// Sets the session's `max_statement_time` to `limit` (rounded up to the millisecond, at
+/// least 1 ms): MariaDB then aborts any statement of this session that runs longer.
+pub fn max_statement_time(limit: Duration) -> String {
+    let ms = limit.as_millis().max(1);
+    format!(
+        "SET SESSION max_statement_time = {}.{:03}",
+        ms / 1000,
+        ms % 1000
+    )
+}
+
+/// Stops the statement running on connection `id`; the connection itself stays open.
+pub fn kill_query(id: u32) -> String {
+    format!("KILL QUERY {id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statement_time_is_seconds_with_milliseconds() {
+        assert_eq!(
+            max_statement_time(Duration::from_millis(500)),
+            "SET SESSION max_statement_time = 0.500"
+        );
+        assert_eq!(
+            max_statement_time(Duration::from_secs(30)),
+            "SET SESSION max_statement_time = 30.000"
+        );
+        assert_eq!(
+            max_statement_time(Duration::from_micros(10)),
+            "SET SESSION max_statement_time = 0.001"
+        );
+        assert_eq!(kill_query(42), "KILL QUERY 42");
+    }
+}
