@@ -282,6 +282,12 @@ fn write_new_file(path: &Path, bytes: &[u8], force: bool) -> CliResult {
         }
         _ => format!("cannot create {}: {e}", path.display()),
     })?;
+    // An overwritten file keeps its old mode: tighten it before the secret goes in.
+    if f.metadata().is_ok_and(|m| m.is_file()) {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot make {} private: {e}", path.display()))?;
+    }
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
@@ -820,7 +826,14 @@ mod tests {
         assert!(msg.contains("--force"), "{msg}");
         let mut forced = args.to_vec();
         forced.push("--force");
+        // An existing world-readable file is made private when overwritten.
+        use std::os::unix::fs::PermissionsExt;
+        let written = dir.path().join("w.toml");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&written), 0o600);
+        std::fs::set_permissions(&written, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         assert_eq!(run_in(dir.path(), &forced).0, ExitCode::SUCCESS);
+        assert_eq!(mode(&written), 0o600);
         let (code, msg) = run_in(dir.path(), &["init", "--node-id", "bad id", "-o", "x.toml"]);
         assert_eq!(code, ExitCode::FAILURE);
         assert!(msg.contains("--node-id"), "{msg}");

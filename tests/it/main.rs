@@ -18,6 +18,7 @@ mod cluster_mariadb;
 mod e2e;
 mod mariadb_harness;
 mod partition;
+mod security;
 mod snapshot_cluster;
 mod snapshot_db;
 mod snapshot_e2e;
