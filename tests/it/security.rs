@@ -75,7 +75,7 @@ impl OneNode {
         let c = self.client(ADMIN);
         loop {
             let ddl = r#"{"ddl": "CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY)"}"#;
-            match c.write_raw(WriteKind::Ddl, ddl.into()).await {
+            match c.write_raw(WriteKind::Ddl, ddl.to_string()).await {
                 Ok(_) => return,
                 Err(e) => assert!(
                     start.elapsed() < Duration::from_secs(30),
@@ -163,18 +163,18 @@ async fn tokens_have_roles_files_are_private_and_the_log_holds_no_secret() {
     let insert = r#"{"table": "t", "values": {"id": 1}}"#;
 
     let e = reader
-        .write_raw(WriteKind::Insert, insert.into())
+        .write_raw(WriteKind::Insert, insert.to_string())
         .await
         .expect_err("the read-only token cannot write");
     assert_eq!(e.code(), Some("forbidden"), "{e}");
     let e = node
         .client("not-the-token")
-        .write_raw(WriteKind::Insert, insert.into())
+        .write_raw(WriteKind::Insert, insert.to_string())
         .await
         .expect_err("a wrong token cannot write");
     assert_eq!(e.code(), Some("unauthorized"), "{e}");
     admin
-        .write_raw(WriteKind::Insert, insert.into())
+        .write_raw(WriteKind::Insert, insert.to_string())
         .await
         .expect("the admin token writes");
     let rows = reader
