@@ -547,6 +547,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connections_past_the_limit_wait_for_a_free_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let stop = CancellationToken::new();
+        let app = router(Arc::new(Fake::default()), options(None));
+        let task = tokio::spawn(crate::api::serve_limited(
+            listener,
+            app,
+            Duration::from_secs(5),
+            2,
+            stop.clone(),
+        ));
+        async fn ask(stream: &mut TcpStream) -> String {
+            let req = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+            stream.write_all(req).await.expect("write");
+            let mut buf = [0u8; 12];
+            tokio::io::AsyncReadExt::read_exact(stream, &mut buf)
+                .await
+                .expect("read");
+            String::from_utf8_lossy(&buf).into_owned()
+        }
+        let mut a = TcpStream::connect(&address).await.expect("connect");
+        let mut b = TcpStream::connect(&address).await.expect("connect");
+        assert_eq!(ask(&mut a).await, "HTTP/1.1 200");
+        assert_eq!(ask(&mut b).await, "HTTP/1.1 200");
+        // Two connections are open: a third is not served while they stay.
+        let mut c = TcpStream::connect(&address).await.expect("kernel accepts");
+        let third = tokio::time::timeout(Duration::from_millis(300), ask(&mut c)).await;
+        assert!(third.is_err(), "a third connection was served: {third:?}");
+        drop(a);
+        let answer = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut buf = [0u8; 12];
+            tokio::io::AsyncReadExt::read_exact(&mut c, &mut buf)
+                .await
+                .expect("read");
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+        .await
+        .expect("served once a slot is free");
+        assert_eq!(answer, "HTTP/1.1 200");
+        stop.cancel();
+        drop((b, c));
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+
+    #[tokio::test]
     async fn slow_headers_are_cut_off() {
         let s = start(None).await;
         let mut stream = TcpStream::connect(&s.address).await.expect("connect");

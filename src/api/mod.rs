@@ -161,6 +161,9 @@ impl IntoResponse for ApiError {
 
 /// How long a client may take to send a request's headers before its connection is closed.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most connections the API serves at once; past it the server stops accepting until one
+/// closes, so further clients wait in the kernel's backlog instead of costing a task each.
+pub const MAX_CONNECTIONS: usize = 1024;
 /// How long in-flight requests get to finish once shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -197,7 +200,22 @@ pub async fn serve_with(
     header_timeout: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    serve_limited(listener, router, header_timeout, MAX_CONNECTIONS, shutdown).await
+}
+
+/// [`serve_with`] serving at most `max_connections` connections at once.
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_limited(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    max_connections: usize,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     tracing::info!(address = %local, "api listening");
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let tasks = TaskTracker::new();
@@ -206,6 +224,14 @@ pub async fn serve_with(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout);
     loop {
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                // The semaphore lives as long as this loop and is never closed.
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -224,6 +250,7 @@ pub async fn serve_with(
             if let Err(e) = conn.await {
                 tracing::debug!(peer = %peer, error = %e, "api connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);

@@ -732,13 +732,43 @@ async fn unknown_routes_and_methods_are_json() {
 /// Every protected route with a body it accepts: (method, path, body, open to the
 /// read-only token).
 const ROUTES: &[(&str, &str, &str, bool)] = &[
-    ("POST", "/write/insert", r#"{"table":"t","values":{"a":1}}"#, false),
-    ("POST", "/write/update", r#"{"table":"t","set":{"a":1},"where_key":{"id":1}}"#, false),
-    ("POST", "/write/delete", r#"{"table":"t","where_key":{"id":1}}"#, false),
-    ("POST", "/write/ddl", r#"{"ddl":"CREATE TABLE t (id INT PRIMARY KEY)"}"#, false),
-    ("POST", "/write/sql", r#"{"statements":[{"sql":"DELETE FROM t WHERE id = 1"}]}"#, false),
+    (
+        "POST",
+        "/write/insert",
+        r#"{"table":"t","values":{"a":1}}"#,
+        false,
+    ),
+    (
+        "POST",
+        "/write/update",
+        r#"{"table":"t","set":{"a":1},"where_key":{"id":1}}"#,
+        false,
+    ),
+    (
+        "POST",
+        "/write/delete",
+        r#"{"table":"t","where_key":{"id":1}}"#,
+        false,
+    ),
+    (
+        "POST",
+        "/write/ddl",
+        r#"{"ddl":"CREATE TABLE t (id INT PRIMARY KEY)"}"#,
+        false,
+    ),
+    (
+        "POST",
+        "/write/sql",
+        r#"{"statements":[{"sql":"DELETE FROM t WHERE id = 1"}]}"#,
+        false,
+    ),
     ("POST", "/cluster/remove", r#"{"node":"n2"}"#, false),
-    ("POST", "/cluster/transfer-leader", r#"{"node":"n2"}"#, false),
+    (
+        "POST",
+        "/cluster/transfer-leader",
+        r#"{"node":"n2"}"#,
+        false,
+    ),
     ("POST", "/snapshot", "{}", false),
     ("POST", "/query", r#"{"sql":"SELECT 1"}"#, true),
     ("GET", "/id", "", true),
@@ -1313,8 +1343,8 @@ fn options_follow_the_api_section() {
     };
     let text = "[node]\nid = \"n1\"\n[cluster]\nsecret = \"0123456789abcdef\"\n\
                 [api]\ntoken = \"t\"\nread_token = \"r\"\n";
-    let loaded = crate::config::parse(text, &crate::config::EnvOverrides::default())
-        .expect("valid config");
+    let loaded =
+        crate::config::parse(text, &crate::config::EnvOverrides::default()).expect("valid config");
     let o = ApiOptions::from_config(&api, &loaded.secrets);
     assert_eq!(o.max_body_bytes, 2048);
     assert!(o.token.is_some_and(|t| t.matches("t")));

@@ -209,7 +209,9 @@ struct Held {
 impl Held {
     fn conn(&mut self) -> &mut Conn {
         // Set at construction and taken only by release(), which consumes self.
-        self.conn.as_mut().expect("a held connection is present until released")
+        self.conn
+            .as_mut()
+            .expect("a held connection is present until released")
     }
 
     /// The read ended cleanly: the connection goes back to the pool as it is.

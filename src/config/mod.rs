@@ -645,8 +645,11 @@ mod tests {
             &EnvOverrides::default(),
         )
         .expect("token");
-        parse(&with("bind_address = \"[::1]:8080\""), &EnvOverrides::default())
-            .expect("loopback v6");
+        parse(
+            &with("bind_address = \"[::1]:8080\""),
+            &EnvOverrides::default(),
+        )
+        .expect("loopback v6");
         let env = EnvOverrides {
             api_token: Some("from-env".into()),
             ..Default::default()

@@ -293,7 +293,10 @@ fn api_roles(
         inline: api.read_token.as_ref(),
     };
     let (read_token, _) = read.resolve(problems);
-    if read_token.as_ref().is_some_and(|t| t.expose().trim().is_empty()) {
+    if read_token
+        .as_ref()
+        .is_some_and(|t| t.expose().trim().is_empty())
+    {
         problems.push(Problem::new("api.read_token", "must not be empty"));
     }
     let read_sha = hashed(

@@ -77,10 +77,7 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
                     api_cfg.bind_address
                 ))
             })?;
-        let app = api::router(
-            backend.clone(),
-            ApiOptions::from_config(&api_cfg, &secrets),
-        );
+        let app = api::router(backend.clone(), ApiOptions::from_config(&api_cfg, &secrets));
         let token = node.shutdown_token();
         node.spawn(async move {
             if let Err(e) = api::serve(listener, app, token).await {

@@ -11,8 +11,8 @@ mod check;
 mod errors;
 mod lex;
 pub mod position;
-pub mod session;
 mod rules;
+pub mod session;
 pub mod snapshot;
 
 pub use check::{

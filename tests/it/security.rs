@@ -182,7 +182,10 @@ async fn tokens_have_roles_files_are_private_and_the_log_holds_no_secret() {
         .await
         .expect("the read-only token reads");
     assert_eq!(rows.rows.len(), 1);
-    reader.status().await.expect("the read-only token sees /status");
+    reader
+        .status()
+        .await
+        .expect("the read-only token sees /status");
 
     assert_private(&node.data);
     let log = node.log_text();
@@ -211,25 +214,39 @@ async fn abandoned_reads_are_killed_and_big_answers_are_refused() {
         .await
         .expect_err("SLEEP(3600) cannot finish in 500 ms");
     assert_eq!(e.code(), Some("timeout"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let took = node
         .gone_within("SLEEP(3600)", Duration::from_secs(1))
         .await;
-    tracing::info!(ms = took.as_millis() as u64, "timed-out read gone from mariadb");
+    tracing::info!(
+        ms = took.as_millis() as u64,
+        "timed-out read gone from mariadb"
+    );
 
     // A client that hangs up: its statement is killed although its timeout is far off.
     let client = admin.clone();
-    let call = tokio::spawn(async move { client.query(&query("SELECT SLEEP(3599)", 60_000)).await });
+    let call =
+        tokio::spawn(async move { client.query(&query("SELECT SLEEP(3599)", 60_000)).await });
     let start = Instant::now();
     while node.running("SLEEP(3599)").await == 0 {
-        assert!(start.elapsed() < Duration::from_secs(5), "the read never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the read never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     call.abort();
     let took = node
         .gone_within("SLEEP(3599)", Duration::from_secs(2))
         .await;
-    tracing::info!(ms = took.as_millis() as u64, "abandoned read gone from mariadb");
+    tracing::info!(
+        ms = took.as_millis() as u64,
+        "abandoned read gone from mariadb"
+    );
 
     // Ten million rows against a 1 MiB cap: 413, killed, and the node's memory stays flat.
     let before = node.peak_rss_kib();
