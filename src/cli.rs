@@ -296,6 +296,9 @@ fn write_new_file(path: &Path, bytes: &[u8], force: bool) -> CliResult {
 fn validate(out: &mut impl Write, path: &Path, env: &EnvOverrides, check_db: bool) -> CliResult {
     let loaded = load(path, env)?;
     let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| e.to_string());
+    for warning in config::warnings(&loaded) {
+        w(out, format!("warning: {warning}"))?;
+    }
     w(out, format!("{}: valid", path.display()))?;
     if !check_db {
         return Ok(());

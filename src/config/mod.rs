@@ -120,6 +120,45 @@ pub fn parse(text: &str, env: &EnvOverrides) -> Result<Loaded, ParseError> {
     }
 }
 
+/// Settings that are allowed but unsafe, each named by key: a non-loopback address
+/// carries traffic unencrypted (WolfScale has no TLS yet), and an API opened with
+/// `api.allow_unauthenticated`. `validate` prints them and `start` logs them.
+pub fn warnings(loaded: &Loaded) -> Vec<Problem> {
+    let public = |a: &str| {
+        a.parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback())
+    };
+    let c = &loaded.config;
+    let mut w = Vec::new();
+    if public(&c.node.bind_address) {
+        w.push(Problem::new(
+            "node.bind_address",
+            format!(
+                "{} is not a loopback address and cluster traffic (every replicated row) is not \
+                 encrypted: keep the cluster port on a trusted network or a VPN",
+                c.node.bind_address
+            ),
+        ));
+    }
+    if c.api.enabled && public(&c.api.bind_address) {
+        w.push(Problem::new(
+            "api.bind_address",
+            format!(
+                "{} is not a loopback address and the API speaks plain HTTP (tokens and rows \
+                 unencrypted): put a TLS proxy in front or keep it on a trusted network",
+                c.api.bind_address
+            ),
+        ));
+        if loaded.secrets.api_admin_hash.is_none() {
+            w.push(Problem::new(
+                "api.allow_unauthenticated",
+                "the API is OPEN: anyone who reaches it can write, read and change the cluster",
+            ));
+        }
+    }
+    w
+}
+
 /// A TOML syntax error as line, column and the parser's message, without the excerpt of
 /// the file the parser's own `Display` quotes: that line may hold a secret.
 fn syntax_error(text: &str, e: &toml::de::Error) -> ParseError {
@@ -666,6 +705,25 @@ mod tests {
         assert!(l.secrets.api_admin_hash.expect("admin").matches("hunter2"));
         assert!(l.secrets.api_read_hash.expect("read").matches("reader"));
         assert!(l.secrets.api_token.is_none());
+    }
+
+    #[test]
+    fn unsafe_addresses_are_warned_about() {
+        let l = parse(&minimal(), &EnvOverrides::default()).expect("valid");
+        // The default cluster address is a wildcard; the API's is loopback.
+        let w = warnings(&l);
+        assert_eq!(keys(&w), vec!["node.bind_address"], "{w:?}");
+        let text = format!(
+            "[node]\nid = \"n1\"\nbind_address = \"127.0.0.1:7654\"\n[cluster]\nsecret = \"{SECRET}\"\n\
+             [api]\nbind_address = \"0.0.0.0:8080\"\nallow_unauthenticated = true\n"
+        );
+        let l = parse(&text, &EnvOverrides::default()).expect("valid");
+        let w = warnings(&l);
+        assert_eq!(
+            keys(&w),
+            vec!["api.bind_address", "api.allow_unauthenticated"],
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -23,30 +23,17 @@ fn private_data_dir(dir: &std::path::Path) -> Result<(), NodeError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)
 }
 
-/// A loud warning when the API is served on a non-loopback address without a token
-/// (only possible with `api.allow_unauthenticated = true`).
-fn warn_if_open(api: &crate::config::ApiConfig, has_token: bool) {
-    let public = api
-        .bind_address
-        .parse::<std::net::SocketAddr>()
-        .is_ok_and(|a| !a.ip().is_loopback());
-    if api.enabled && public && !has_token {
-        tracing::warn!(
-            addr = %api.bind_address,
-            "API IS OPEN: api.allow_unauthenticated lets anyone who reaches this address write, read and change the cluster"
-        );
-    }
-}
-
 /// Runs a node in the foreground until it is told to stop. With `progress`, prints its
 /// status every second until it is ACTIVE (for `wolfscale join`).
 ///
 /// # Errors
 /// [`NodeError`] when MariaDB, the data dir, the cluster or a listen address is unusable.
 pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), NodeError> {
+    for w in crate::config::warnings(&loaded) {
+        tracing::warn!(key = %w.key, reason = %w.reason, "unsafe setting");
+    }
     let Loaded { config, secrets } = loaded;
     private_data_dir(&config.data_dir())?;
-    warn_if_open(&config.api, secrets.api_admin_hash.is_some());
     let applier = MariaDbApplier::connect(&config.database, secrets.db_password.as_ref())
         .await
         .map_err(|e| NodeError::Config(format!("cannot use MariaDB: {e}")))?;
