@@ -504,6 +504,9 @@ impl Config {
         c.cluster.secret = mask(&c.cluster.secret);
         c.api.token = mask(&c.api.token);
         c.api.read_token = mask(&c.api.read_token);
+        // A weak token can be found from its hash by trying guesses: not shown either.
+        c.api.token_sha256 = mask(&c.api.token_sha256);
+        c.api.read_token_sha256 = mask(&c.api.read_token_sha256);
         c
     }
 }
@@ -705,6 +708,9 @@ mod tests {
         assert!(l.secrets.api_admin_hash.expect("admin").matches("hunter2"));
         assert!(l.secrets.api_read_hash.expect("read").matches("reader"));
         assert!(l.secrets.api_token.is_none());
+        let shown = toml::to_string(&l.config.masked()).expect("serialise");
+        assert!(!shown.contains(hashed), "{shown}");
+        assert!(!shown.contains("reader"), "{shown}");
     }
 
     #[test]
