@@ -174,6 +174,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
     // held here for the whole run would block the node's own prints (the join progress
     // printer) on a runtime worker forever, and its shutdown with them.
     let mut out = std::io::stdout();
+    // A node logs as its config says; every other command with the defaults.
+    if !matches!(cli.command, Command::Start { .. } | Command::Join { .. }) {
+        if let Err(e) = crate::observe::logging::init(
+            &config::LogConfig::default(),
+            env.log_filter.as_deref(),
+            env.no_color,
+        ) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Init {
             node_id,
@@ -348,6 +359,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn run_node(path: &Path, env: &EnvOverrides, mode: StartMode, progress: bool) -> CliResult {
     let loaded = load(path, env)?;
+    crate::observe::logging::init(&loaded.config.log, env.log_filter.as_deref(), env.no_color)
+        .map_err(|e| e.to_string())?;
     let rt = runtime()?;
     let result = rt.block_on(crate::node::run(loaded, mode, progress));
     // The node has flushed and closed its WAL; do not let a straggling task hold the exit.

@@ -89,6 +89,13 @@ bind_address = {api_bind}
 # token_file = "/etc/wolfscale/api-token"
 # Largest request body accepted (bytes).
 max_body_bytes = {max_body_bytes}
+
+[log]
+# Log filter in RUST_LOG syntax, e.g. "info" or "info,openraft=warn"; the
+# WOLFSCALE_LOG environment variable wins.
+level = {log_level}
+# "text" (colour only on a terminal) or "json" (one object per line, for log shippers).
+format = "text"
 "#,
         id = q(node_id),
         raw_id = node_id,
@@ -113,6 +120,7 @@ max_body_bytes = {max_body_bytes}
         api_enabled = api.enabled,
         api_bind = q(&api.bind_address),
         max_body_bytes = api.max_body_bytes,
+        log_level = q(&super::defaults::log_level()),
     )
 }
 
