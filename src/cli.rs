@@ -582,9 +582,14 @@ fn snapshot(
             // A large database takes a while to copy.
             let client =
                 api_client(path, env, node)?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
-            let done = runtime()?
-                .block_on(client.snapshot_create(purge))
-                .map_err(|e| format!("snapshot failed on {}: {e}", client.address()))?;
+            let spin = crate::observe::terminal::spinner(format!(
+                "taking a snapshot on {}{}",
+                client.address(),
+                if purge { " and purging the WAL" } else { "" }
+            ));
+            let done = runtime()?.block_on(client.snapshot_create(purge));
+            spin.finish_and_clear();
+            let done = done.map_err(|e| format!("snapshot failed on {}: {e}", client.address()))?;
             let s = &done.snapshot;
             w(
                 out,
@@ -635,9 +640,12 @@ fn snapshot(
         }
         SnapshotCommand::Restore { file } => {
             let loaded = load(path, env)?;
+            let mut bar = crate::observe::terminal::RestoreProgress::new();
             let m = runtime()?
-                .block_on(crate::node::seed(loaded, &file))
-                .map_err(|e| e.to_string())?;
+                .block_on(crate::node::seed(loaded, &file, |p| bar.update(p)))
+                .map_err(|e| e.to_string());
+            bar.finish();
+            let m = m?;
             w(
                 out,
                 format!(

@@ -314,7 +314,11 @@ async fn write<B: Backend, T: DeserializeOwned + 'static>(
 ) -> Result<Json<WriteResult>, ApiError> {
     let started = Instant::now();
     // The router's own path, so the label takes one of five values.
-    let route = request.uri().path().trim_start_matches("/write/").to_string();
+    let route = request
+        .uri()
+        .path()
+        .trim_start_matches("/write/")
+        .to_string();
     let answer: Result<_, ApiError> = async {
         let bytes = read_body(&state.options, request).await?;
         let write = cpu(bytes.len(), move || parse_write(&bytes, wrap)).await?;
@@ -322,7 +326,10 @@ async fn write<B: Backend, T: DeserializeOwned + 'static>(
         Ok(Json(state.backend.write(write).await?))
     }
     .await;
-    let outcome = answer.as_ref().map(|_| ()).map_err(|e| e.body.code.as_str());
+    let outcome = answer
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| e.body.code.as_str());
     crate::observe::metrics::write_done(&route, outcome, started.elapsed());
     answer
 }
@@ -377,7 +384,10 @@ async fn query<B: Backend>(
         Ok(Json(s.backend.query(query).await?))
     }
     .await;
-    let outcome = answer.as_ref().map(|_| ()).map_err(|e| e.body.code.as_str());
+    let outcome = answer
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| e.body.code.as_str());
     crate::observe::metrics::read_done(consistency, outcome);
     answer
 }

@@ -83,6 +83,8 @@ impl ApiOptions {
 
 /// The router over `backend`; serve it with [`serve`], or call it directly in tests.
 pub fn router<B: Backend>(backend: Arc<B>, options: ApiOptions) -> Router {
+    // `/metrics` counts from now on even when the process installed no recorder yet.
+    let _ = crate::observe::metrics::handle();
     handlers::router(backend, Arc::new(options))
 }
 

@@ -15,7 +15,10 @@ use axum::{Json, Router};
 /// The routes anyone may read.
 pub(super) fn public_routes<B: Backend>() -> Router<AppState<B>> {
     Router::new()
-        .route("/ui", get(|| async { page(ui::INDEX_HTML, "text/html; charset=utf-8") }))
+        .route(
+            "/ui",
+            get(|| async { page(ui::INDEX_HTML, "text/html; charset=utf-8") }),
+        )
         .route(
             "/ui/app.js",
             get(|| async { page(ui::APP_JS, "text/javascript; charset=utf-8") }),
@@ -43,9 +46,12 @@ fn page(body: &'static str, content_type: &'static str) -> Response {
 }
 
 /// `GET /metrics`: the Prometheus text exposition format 0.0.4.
-pub(super) async fn metrics<B: Backend>(State(s): State<AppState<B>>) -> Result<Response, ApiError> {
+pub(super) async fn metrics<B: Backend>(
+    State(s): State<AppState<B>>,
+) -> Result<Response, ApiError> {
     let obs = s.backend().observe();
-    let text = m::render(&obs).map_err(|e| ApiError::from(BackendError::Internal(e.to_string())))?;
+    let text =
+        m::render(&obs).map_err(|e| ApiError::from(BackendError::Internal(e.to_string())))?;
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

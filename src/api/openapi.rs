@@ -25,7 +25,6 @@ pub(super) fn json() -> String {
         .unwrap_or_else(|e| format!("{{\"error\":\"openapi: {e}\",\"code\":\"internal\"}}"))
 }
 
-
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -294,3 +293,48 @@ fn ui() {}
                content_type = "application/json")))]
 #[allow(dead_code)]
 fn openapi_json() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::router;
+    use crate::api::tests::{options, Fake};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    /// Every documented route and method is served (none answers 404 or 405), and the
+    /// description is valid JSON naming every schema it references.
+    #[tokio::test]
+    async fn every_documented_route_exists() {
+        let doc: serde_json::Value = serde_json::from_str(&json()).expect("description is JSON");
+        assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+        let r = router(Arc::new(Fake::default()), options(None));
+        let paths = doc["paths"].as_object().expect("paths");
+        assert!(paths.len() >= 18, "{}", paths.len());
+        for (path, item) in paths {
+            for method in item.as_object().expect("path item").keys() {
+                let request = Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(path.as_str())
+                    .body(Body::empty())
+                    .expect("request");
+                let status = r.clone().oneshot(request).await.expect("answer").status();
+                assert!(
+                    status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is documented but answers {status}"
+                );
+            }
+        }
+        let text = json();
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        for (i, _) in text.match_indices("#/components/schemas/") {
+            let name: String = text[i + 21..].chars().take_while(|c| *c != '"').collect();
+            assert!(
+                schemas.contains_key(&name),
+                "{name} is referenced but not described"
+            );
+        }
+    }
+}

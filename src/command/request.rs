@@ -221,7 +221,9 @@ impl utoipa::PartialSchema for Input {
                             .description(Some("bytes, standard base64 alphabet, padded")),
                     )
                     .required("$base64")
-                    .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(false))),
+                    .additional_properties(Some(
+                        utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                    )),
             )
             .description(Some(
                 "a column value: null, a boolean, a number (kept exactly as written), a string, \

@@ -67,7 +67,10 @@ impl NodeBackend {
         node.spawn(super::watch::watch(
             node.clone(),
             backend.events.clone(),
-            move || weak.upgrade().map_or(NodeState::Offline, |b| b.status().status),
+            move || {
+                weak.upgrade()
+                    .map_or(NodeState::Offline, |b| b.status().status)
+            },
         ));
         backend
     }

@@ -76,6 +76,15 @@ pub(super) async fn watch(node: Node, events: Events, status: impl Fn() -> NodeS
     let shutdown = node.shutdown_token();
     let mut raft_metrics = node.raft().metrics();
     let mut before = look(&node, status());
+    // What was already so when the node came up, as if it had just changed.
+    let unknown = Seen {
+        term: before.term,
+        leader: None,
+        membership: None,
+        snapshot: before.snapshot,
+        status: before.status.clone(),
+    };
+    compare(&node, &name, &events, &unknown, &before);
     let mut last_upkeep = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -166,7 +175,7 @@ fn compare(node: &Node, name: &str, events: &Events, before: &Seen, now: &Seen) 
             EventKind::Status,
             name,
             term,
-            format!("status {} -> {}", before.status, now.status),
+            format!("{} -> {}", before.status, now.status),
             WARN_STATUSES.contains(&now.status.as_str()),
         );
     }

@@ -84,8 +84,8 @@ pub fn handle() -> Result<&'static PrometheusHandle, MetricsError> {
                     b.set_buckets_for_metric(
                         Matcher::Full(FSYNC_DURATION.into()),
                         &[
-                            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                            0.1, 0.25, 1.0,
+                            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                            0.25, 1.0,
                         ],
                     )
                 })
@@ -110,7 +110,10 @@ fn describe() {
     describe_gauge!("wolfscale_term", "the consensus term the node is in");
     describe_gauge!("wolfscale_last_log_lsn", "last LSN in the node's log");
     describe_gauge!("wolfscale_commit_lsn", "last LSN the node knows committed");
-    describe_gauge!("wolfscale_applied_lsn", "last LSN applied to the node's MariaDB");
+    describe_gauge!(
+        "wolfscale_applied_lsn",
+        "last LSN applied to the node's MariaDB"
+    );
     describe_gauge!(
         "wolfscale_apply_lag_entries",
         "log entries the node holds but has not applied"
@@ -123,7 +126,10 @@ fn describe() {
         "wolfscale_peer_replication_lag_entries",
         "on the leader: entries a peer's log trails the leader's"
     );
-    describe_counter!("wolfscale_writes_total", "writes answered, by route and result");
+    describe_counter!(
+        "wolfscale_writes_total",
+        "writes answered, by route and result"
+    );
     describe_histogram!(
         WRITE_DURATION,
         metrics::Unit::Seconds,
@@ -133,10 +139,17 @@ fn describe() {
         "wolfscale_reads_total",
         "reads answered, by consistency and result"
     );
-    describe_histogram!(FSYNC_DURATION, metrics::Unit::Seconds, "time of one WAL data sync");
+    describe_histogram!(
+        FSYNC_DURATION,
+        metrics::Unit::Seconds,
+        "time of one WAL data sync"
+    );
     describe_counter!("wolfscale_wal_bytes_total", "bytes written to WAL segments");
     describe_counter!("wolfscale_wal_records_total", "records written to the WAL");
-    describe_counter!("wolfscale_wal_appends_total", "append calls written to the WAL");
+    describe_counter!(
+        "wolfscale_wal_appends_total",
+        "append calls written to the WAL"
+    );
     describe_counter!(
         "wolfscale_wal_payload_bytes_total",
         "payload bytes appended to the WAL before compression"
@@ -294,6 +307,8 @@ mod tests {
         for s in [NodeState::Active, NodeState::Degraded, NodeState::Offline] {
             assert!(all.contains(&status_name(s)), "{all:?}");
         }
-        assert!(all.iter().all(|s| s.chars().all(|c| c.is_ascii_uppercase() || c == '_')));
+        assert!(all
+            .iter()
+            .all(|s| s.chars().all(|c| c.is_ascii_uppercase() || c == '_')));
     }
 }
