@@ -26,6 +26,19 @@ pub enum EventKind {
     Status,
 }
 
+impl EventKind {
+    /// The fixed phrase its log line starts with.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            EventKind::Election => "new term",
+            EventKind::LeaderChange => "leader changed",
+            EventKind::Membership => "membership changed",
+            EventKind::Snapshot => "snapshot in place",
+            EventKind::Status => "status changed",
+        }
+    }
+}
+
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
@@ -57,10 +70,11 @@ pub struct Events {
 impl Events {
     /// Records an event and writes its log line (`warn` for `warn`, else `info`).
     pub fn record(&self, kind: EventKind, node_id: &str, term: u64, detail: String, warn: bool) {
+        let phrase = kind.phrase();
         if warn {
-            tracing::warn!(node_id, term, event = ?kind, "{detail}");
+            tracing::warn!(node_id, term, event = ?kind, detail = %detail, "{phrase}");
         } else {
-            tracing::info!(node_id, term, event = ?kind, "{detail}");
+            tracing::info!(node_id, term, event = ?kind, detail = %detail, "{phrase}");
         }
         let at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
