@@ -11,12 +11,26 @@ command -v mariadb-install-db >/dev/null 2>&1 || need_apt+=(mariadb-server)
 command -v fiu-run >/dev/null 2>&1 || need_apt+=(fiu-utils)
 # libfaketime skews one node's clock in the chaos soak mode (tests/it/chaos/).
 command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
+# promtool (package prometheus) checks /metrics and contrib/'s alert rules; headless
+# chromium renders the /ui dashboard (tests/it/observe.rs); python3-venv holds schemathesis.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+/usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q "${need_apt[@]}"
+fi
+# schemathesis checks /openapi.json against a live node; Debian 12's Python is
+# externally managed, so it lives in a venv under target/ (found there by the test).
+venv=target/schemathesis-venv
+if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
+  echo "installing schemathesis into $venv"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'schemathesis>=4,<5'
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 

@@ -174,6 +174,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
     // held here for the whole run would block the node's own prints (the join progress
     // printer) on a runtime worker forever, and its shutdown with them.
     let mut out = std::io::stdout();
+    // A node logs as its config says; every other command with the defaults.
+    if !matches!(cli.command, Command::Start { .. } | Command::Join { .. }) {
+        if let Err(e) = crate::observe::logging::init(
+            &config::LogConfig::default(),
+            env.log_filter.as_deref(),
+            env.no_color,
+        ) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Init {
             node_id,
@@ -361,6 +372,8 @@ fn run_node(path: &Path, env: &EnvOverrides, mode: StartMode, progress: bool) ->
     // files, 0700 directories, whatever umask the shell had.
     // SAFETY: umask only sets the process's file-mode mask; it cannot fail.
     unsafe { libc::umask(0o077) };
+    crate::observe::logging::init(&loaded.config.log, env.log_filter.as_deref(), env.no_color)
+        .map_err(|e| e.to_string())?;
     let rt = runtime()?;
     let result = rt.block_on(crate::node::run(loaded, mode, progress));
     // The node has flushed and closed its WAL; do not let a straggling task hold the exit.
@@ -582,9 +595,14 @@ fn snapshot(
             // A large database takes a while to copy.
             let client =
                 api_client(path, env, node)?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
-            let done = runtime()?
-                .block_on(client.snapshot_create(purge))
-                .map_err(|e| format!("snapshot failed on {}: {e}", client.address()))?;
+            let spin = crate::observe::terminal::spinner(format!(
+                "taking a snapshot on {}{}",
+                client.address(),
+                if purge { " and purging the WAL" } else { "" }
+            ));
+            let done = runtime()?.block_on(client.snapshot_create(purge));
+            spin.finish_and_clear();
+            let done = done.map_err(|e| format!("snapshot failed on {}: {e}", client.address()))?;
             let s = &done.snapshot;
             w(
                 out,
@@ -635,9 +653,12 @@ fn snapshot(
         }
         SnapshotCommand::Restore { file } => {
             let loaded = load(path, env)?;
+            let mut bar = crate::observe::terminal::RestoreProgress::new();
             let m = runtime()?
-                .block_on(crate::node::seed(loaded, &file))
-                .map_err(|e| e.to_string())?;
+                .block_on(crate::node::seed(loaded, &file, |p| bar.update(p)))
+                .map_err(|e| e.to_string());
+            bar.finish();
+            let m = m?;
             w(
                 out,
                 format!(

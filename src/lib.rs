@@ -19,6 +19,7 @@
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`apply`] | the MariaDB applier: committed entries applied exactly once, `_wolfscale` position, client reads |
 //! | [`snapshot`] | state transfer: consistent copies of the replicated database (build, store, send, load) and the sync progress |
+//! | [`observe`] | what operators watch: Prometheus metrics, the event list, the web dashboard's assets, log setup |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod consensus;
 pub mod db;
 pub mod id;
 pub mod node;
+pub mod observe;
 pub mod snapshot;
 pub mod sql;
 pub mod state;

@@ -58,6 +58,15 @@ pub trait Backend: Send + Sync + 'static {
         let _ = purge;
         async { Err(BackendError::snapshots_unsupported()) }
     }
+    /// What `GET /metrics` reports, from memory (no I/O). The default has only
+    /// [`Backend::status`].
+    fn observe(&self) -> crate::observe::metrics::Observation {
+        crate::observe::metrics::Observation::from_status(self.status())
+    }
+    /// This node's recent lifecycle events (`GET /events`). The default has none.
+    fn events(&self) -> crate::observe::events::EventList {
+        crate::observe::events::EventList::default()
+    }
     /// The snapshots this node holds and any transfer under way (`GET /snapshot`).
     fn snapshot_list(&self) -> impl Future<Output = Result<SnapshotList, BackendError>> + Send {
         async { Err(BackendError::snapshots_unsupported()) }
@@ -65,7 +74,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// One snapshot a node holds, as `GET /snapshot` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnapshotInfo {
     /// Its id (`<lsn>-<term>-<created_ms>-<bytes>`), also its file name.
     pub id: String,
@@ -98,7 +107,7 @@ pub struct SnapshotInfo {
 }
 
 /// `GET /snapshot`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnapshotList {
     /// Oldest first (normally one).
     pub snapshots: Vec<SnapshotInfo>,
@@ -110,7 +119,7 @@ pub struct SnapshotList {
 }
 
 /// `POST /snapshot` body.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotRequest {
     /// Also purge the WAL segments the snapshot covers (that no live member needs).
@@ -119,7 +128,7 @@ pub struct SnapshotRequest {
 }
 
 /// `POST /snapshot` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnapshotCreated {
     /// The snapshot now current.
     pub snapshot: SnapshotInfo,
@@ -137,7 +146,7 @@ pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The answer to a write: the entry's LSN and the leader's apply result.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WriteResult {
     /// The log position of the entry; read-your-writes on any node with `min_lsn`.
     pub lsn: u64,
@@ -153,7 +162,7 @@ pub struct WriteResult {
 }
 
 /// One statement's outcome in a non-transactional batch, where each stands alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatementResult {
     /// Rows changed by this statement.
     pub affected_rows: u64,
@@ -165,7 +174,7 @@ pub struct StatementResult {
 }
 
 /// A node's role in consensus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Accepts writes.
@@ -177,7 +186,7 @@ pub enum Role {
 }
 
 /// A node's health as the operator sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum NodeState {
     /// Joining the cluster.
@@ -202,7 +211,7 @@ pub enum NodeState {
 }
 
 /// `/status`, and one element of `/cluster/nodes`. Field names are the public contract.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeStatus {
     /// The node's name (`node.id`).
     pub node_id: String,
@@ -265,7 +274,7 @@ impl NodeStatus {
 }
 
 /// `/cluster`: who leads and every member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterStatus {
     /// The leader a majority of voters follow, when there is one.
     pub leader_id: Option<String>,
@@ -277,7 +286,7 @@ pub struct ClusterStatus {
 
 /// `POST /cluster/remove` and `POST /cluster/transfer-leader`: which member, by name
 /// (`"node-2"`) or number (`2` or `"2"`; a name wins when both match).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NodeRequest {
     /// The member's name or number.
@@ -285,7 +294,7 @@ pub struct NodeRequest {
 }
 
 /// A member as an operator names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum NodeRef {
     /// Its number.
@@ -304,7 +313,7 @@ impl std::fmt::Display for NodeRef {
 }
 
 /// The answer to `POST /cluster/remove`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RemoveResult {
     /// The removed node's name.
     pub removed: String,
@@ -319,7 +328,7 @@ pub struct RemoveResult {
 }
 
 /// The answer to `POST /cluster/transfer-leader`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TransferResult {
     /// The new leader's name.
     pub leader_id: String,
@@ -334,7 +343,7 @@ pub struct TransferResult {
 }
 
 /// How fresh a read must be.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Consistency {
     /// Whatever this node has applied.
@@ -348,8 +357,19 @@ pub enum Consistency {
     Linearizable,
 }
 
+impl Consistency {
+    /// The name clients send (`none`, `weak`, `linearizable`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::None => "none",
+            Consistency::Weak => "weak",
+            Consistency::Linearizable => "linearizable",
+        }
+    }
+}
+
 /// `POST /query` as the client sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     /// One read statement (SELECT, SHOW, …) with `?` markers.
@@ -385,7 +405,7 @@ pub struct Query {
 
 /// Rows of a read. Values use the request encoding: numbers exact, bytes that are not
 /// UTF-8 as `{"$base64": …}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueryResult {
     /// Column names, in order.
     pub columns: Vec<String>,
@@ -559,7 +579,7 @@ impl From<command::Error> for BackendError {
 
 /// Every error response's JSON body: `{"error": "…", "code": "…"}` plus the fields that
 /// apply to its status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What happened and what to do, for a human.
     pub error: String,

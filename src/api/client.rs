@@ -205,6 +205,24 @@ impl Client {
         self.get("/cluster").await
     }
 
+    /// `GET /metrics`: the Prometheus text.
+    pub async fn metrics(&self) -> Result<String, Error> {
+        let raw = self
+            .raw(Method::GET, "/metrics", None, Bytes::new())
+            .await?;
+        if raw.status.is_success() {
+            return Ok(String::from_utf8_lossy(&raw.body).into_owned());
+        }
+        self.decode::<serde_json::Value>(raw).map(|_| String::new())
+    }
+
+    /// `GET /events`: this node's recent lifecycle events, oldest first.
+    pub async fn events(&self) -> Result<Vec<crate::observe::events::Event>, Error> {
+        self.get::<crate::observe::events::EventList>("/events")
+            .await
+            .map(|l| l.events)
+    }
+
     /// `GET /cluster/nodes`: every member.
     pub async fn nodes(&self) -> Result<Vec<NodeStatus>, Error> {
         self.get::<Nodes>("/cluster/nodes").await.map(|n| n.nodes)

@@ -36,6 +36,12 @@ pub(super) struct AppState<B> {
     options: Arc<ApiOptions>,
 }
 
+impl<B> AppState<B> {
+    pub(super) fn backend(&self) -> &B {
+        &self.backend
+    }
+}
+
 impl<B> Clone for AppState<B> {
     fn clone(&self) -> Self {
         AppState {
@@ -67,10 +73,13 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
             "/snapshot",
             post(snapshot_create::<B>).get(snapshot_list::<B>),
         )
+        .route("/metrics", get(super::observe::metrics::<B>))
+        .route("/events", get(super::observe::events::<B>))
         .route_layer(middleware::from_fn_with_state(options, auth));
     Router::new()
         .route("/health", get(health::<B>))
         .route("/livez", get(livez))
+        .merge(super::observe::public_routes::<B>())
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -327,10 +336,26 @@ async fn write<B: Backend, T: DeserializeOwned + 'static>(
     request: Request,
     wrap: fn(T) -> WriteRequest,
 ) -> Result<Json<WriteResult>, ApiError> {
-    let bytes = read_body(&state.options, request).await?;
-    let write = cpu(bytes.len(), move || parse_write(&bytes, wrap)).await?;
-    tracing::debug!(wait = ?write.wait(), "write accepted");
-    Ok(Json(state.backend.write(write).await?))
+    let started = Instant::now();
+    // The router's own path, so the label takes one of five values.
+    let route = request
+        .uri()
+        .path()
+        .trim_start_matches("/write/")
+        .to_string();
+    let answer: Result<_, ApiError> = async {
+        let bytes = read_body(&state.options, request).await?;
+        let write = cpu(bytes.len(), move || parse_write(&bytes, wrap)).await?;
+        tracing::debug!(wait = ?write.wait(), "write accepted");
+        Ok(Json(state.backend.write(write).await?))
+    }
+    .await;
+    let outcome = answer
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| e.body.code.as_str());
+    crate::observe::metrics::write_done(&route, outcome, started.elapsed());
+    answer
 }
 
 async fn write_insert<B: Backend>(
@@ -372,12 +397,23 @@ async fn query<B: Backend>(
     State(s): State<AppState<B>>,
     r: Request,
 ) -> Result<Json<QueryResult>, ApiError> {
-    let bytes = read_body(&s.options, r).await?;
-    let query = cpu(bytes.len(), move || {
-        check_query(parse::<QueryRequest>(&bytes)?)
-    })
-    .await?;
-    Ok(Json(s.backend.query(query).await?))
+    let mut consistency = "invalid";
+    let answer: Result<_, ApiError> = async {
+        let bytes = read_body(&s.options, r).await?;
+        let query = cpu(bytes.len(), move || {
+            check_query(parse::<QueryRequest>(&bytes)?)
+        })
+        .await?;
+        consistency = query.consistency.as_str();
+        Ok(Json(s.backend.query(query).await?))
+    }
+    .await;
+    let outcome = answer
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| e.body.code.as_str());
+    crate::observe::metrics::read_done(consistency, outcome);
+    answer
 }
 
 /// Validates a read: one read statement, placeholders matching `params`, every value
@@ -467,7 +503,7 @@ struct IdParams {
 }
 
 /// `GET /id` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub(super) struct Ids {
     pub(super) ids: Vec<u64>,
 }
@@ -494,7 +530,7 @@ async fn ids<B: Backend>(State(s): State<AppState<B>>, uri: Uri) -> Result<Json<
 }
 
 /// `GET /health` answer when the node can serve.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub(super) struct Health {
     pub(super) status: String,
 }
@@ -530,7 +566,7 @@ async fn cluster<B: Backend>(State(s): State<AppState<B>>) -> Json<ClusterStatus
 }
 
 /// `GET /cluster/nodes` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub(super) struct Nodes {
     pub(super) nodes: Vec<NodeStatus>,
 }

@@ -21,6 +21,10 @@
 //! | `POST /cluster/transfer-leader` | [`NodeRequest`] → [`TransferResult`] |
 //! | `POST /snapshot` | optional [`SnapshotRequest`] → [`SnapshotCreated`] (may take minutes) |
 //! | `GET /snapshot` | → [`SnapshotList`] |
+//! | `GET /metrics` | → Prometheus text format (`observe::metrics`) |
+//! | `GET /events` | → `{"events": [...]}`: recent elections, membership changes, snapshots, status changes |
+//! | `GET /ui` | → the web dashboard (no token needed for the page; it asks for one) |
+//! | `GET /openapi.json` | → the OpenAPI 3 description of these routes (no token needed) |
 //!
 //! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
 //! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 403
@@ -35,6 +39,8 @@ mod backend;
 pub mod client;
 pub mod forward;
 mod handlers;
+mod observe;
+mod openapi;
 
 pub use backend::{
     Backend, BackendError, ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState,
@@ -82,6 +88,8 @@ impl ApiOptions {
 
 /// The router over `backend`; serve it with [`serve`], or call it directly in tests.
 pub fn router<B: Backend>(backend: Arc<B>, options: ApiOptions) -> Router {
+    // `/metrics` counts from now on even when the process installed no recorder yet.
+    let _ = crate::observe::metrics::handle();
     handlers::router(backend, Arc::new(options))
 }
 

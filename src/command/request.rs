@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 /// How long the client waits before the answer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Wait {
     /// Committed by a majority and applied on the leader.
@@ -202,6 +202,53 @@ impl Serialize for Input {
     }
 }
 
+// The API description of a value: any JSON scalar, or `{"$base64": "…"}` for bytes.
+impl utoipa::PartialSchema for Input {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Object)
+                    .property(
+                        "$base64",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .description(Some("bytes, standard base64 alphabet, padded")),
+                    )
+                    .required("$base64")
+                    .additional_properties(Some(
+                        utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                    )),
+            )
+            .description(Some(
+                "a column value: null, a boolean, a number (kept exactly as written), a string, \
+                 or {\"$base64\": \"…\"} for bytes",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Input {}
+
+// The API description of a row: column names to values.
+impl utoipa::PartialSchema for Fields {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(<Input as utoipa::PartialSchema>::schema()))
+            .description(Some("column names (unqualified) to values"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Fields {}
+
 /// A JSON object of column → value, in request order, duplicates kept so that validation
 /// can refuse them by name (a plain map would silently keep the last one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -238,7 +285,7 @@ impl Serialize for Fields {
 }
 
 /// `POST /write/insert`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InsertRequest {
     /// Target table, unqualified.
@@ -254,7 +301,7 @@ pub struct InsertRequest {
 }
 
 /// `POST /write/update`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     /// Target table, unqualified.
@@ -269,7 +316,7 @@ pub struct UpdateRequest {
 }
 
 /// `POST /write/delete`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
     /// Target table, unqualified.
@@ -282,7 +329,7 @@ pub struct DeleteRequest {
 }
 
 /// `POST /write/ddl`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DdlRequest {
     /// One CREATE / ALTER / DROP / RENAME / TRUNCATE statement.
@@ -293,7 +340,7 @@ pub struct DdlRequest {
 }
 
 /// One statement of `POST /write/sql`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlStatementRequest {
     /// One INSERT / UPDATE / DELETE / REPLACE with `?` markers.
@@ -304,7 +351,7 @@ pub struct SqlStatementRequest {
 }
 
 /// `POST /write/sql`: a batch of writes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlRequest {
     /// In order.

@@ -311,6 +311,12 @@ pub(super) fn semantics(c: &Config) -> Vec<Problem> {
     if let Err(reason) = schema_name(&c.database.database) {
         p.push(Problem::new("database.database", reason));
     }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&c.log.level) {
+        p.push(Problem::new(
+            "log.level",
+            format!("not a log filter (`info`, `debug`, `info,openraft=warn`): {e}"),
+        ));
+    }
 
     let mut seen = HashSet::new();
     for (i, peer) in c.cluster.peers.iter().enumerate() {

@@ -54,6 +54,10 @@ pub struct EnvOverrides {
     pub cluster_secret: Option<String>,
     /// `WOLFSCALE_API_TOKEN`: overrides `api.token` / `token_file`.
     pub api_token: Option<String>,
+    /// `WOLFSCALE_LOG` (else `RUST_LOG`): overrides `log.level`.
+    pub log_filter: Option<String>,
+    /// `NO_COLOR` set and not empty: no ANSI colours even on a terminal.
+    pub no_color: bool,
 }
 
 /// A configuration that passed every check, with its secrets resolved.
@@ -192,6 +196,9 @@ pub struct Config {
     /// The HTTP API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// Log output.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// `[node]`: who this node is and where it keeps its files.
@@ -355,7 +362,44 @@ pub struct ApiConfig {
     pub max_result_bytes: u64,
 }
 
+/// `[log]`: what the node writes to stderr.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Filter in `RUST_LOG` syntax (`info`, `debug`, `info,openraft=warn`); the
+    /// `WOLFSCALE_LOG` or `RUST_LOG` environment variable wins. Default: "info".
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+    /// `text` (one human line per event) or `json` (one JSON object per line, for log
+    /// shippers). Default: "text".
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; coloured only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: defaults::log_level(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
 mod defaults {
+    pub fn log_level() -> String {
+        "info".into()
+    }
     pub fn yes() -> bool {
         true
     }
@@ -492,6 +536,10 @@ impl Config {
                 max_body_bytes: U64,
                 max_result_rows: U64,
                 max_result_bytes: U64,
+            },
+            log: LogConfig {
+                level: String::new(),
+                format: LogFormat::Json,
             },
         }
     }
@@ -825,6 +873,8 @@ mod tests {
             db_password: Some("from-env".into()),
             cluster_secret: Some("env-secret-0123456789".into()),
             api_token: None,
+            log_filter: None,
+            no_color: false,
         };
         let text = "[node]\nid = \"n1\"\n[database]\npassword = \"inline\"\n";
         let l = parse(text, &env).expect("valid");

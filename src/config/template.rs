@@ -102,6 +102,13 @@ max_body_bytes = {max_body_bytes}
 # refused (413) and its statement killed.
 max_result_rows = {max_result_rows}
 max_result_bytes = {max_result_bytes}
+
+[log]
+# Log filter in RUST_LOG syntax, e.g. "info" or "info,openraft=warn"; the
+# WOLFSCALE_LOG environment variable wins.
+level = {log_level}
+# "text" (colour only on a terminal) or "json" (one object per line, for log shippers).
+format = "text"
 "#,
         id = q(node_id),
         raw_id = node_id,
@@ -129,6 +136,7 @@ max_result_bytes = {max_result_bytes}
         max_body_bytes = api.max_body_bytes,
         max_result_rows = api.max_result_rows,
         max_result_bytes = api.max_result_bytes,
+        log_level = q(&super::defaults::log_level()),
     )
 }
 

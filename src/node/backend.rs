@@ -41,6 +41,7 @@ pub struct NodeBackend {
     reader: Reader,
     ids: Arc<Generator>,
     commit: Arc<AtomicU64>,
+    events: crate::observe::events::Events,
 }
 
 impl NodeBackend {
@@ -57,9 +58,20 @@ impl NodeBackend {
             reader,
             ids: Arc::new(ids),
             commit: Arc::new(AtomicU64::new(0)),
+            events: Default::default(),
         });
         node.set_services(backend.clone());
         node.spawn(track_commit(node.clone(), backend.commit.clone()));
+        // The watcher holds a weak reference: the backend must not outlive its node.
+        let weak = Arc::downgrade(&backend);
+        node.spawn(super::watch::watch(
+            node.clone(),
+            backend.events.clone(),
+            move || {
+                weak.upgrade()
+                    .map_or(NodeState::Offline, |b| b.status().status)
+            },
+        ));
         backend
     }
 
@@ -619,6 +631,14 @@ impl Backend for NodeBackend {
             term,
             nodes,
         }
+    }
+
+    fn observe(&self) -> crate::observe::metrics::Observation {
+        super::watch::observation(&self.node, self.status())
+    }
+
+    fn events(&self) -> crate::observe::events::EventList {
+        self.events.list()
     }
 
     fn ready(&self) -> bool {

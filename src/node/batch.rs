@@ -119,6 +119,7 @@ async fn run(
             }
             continue;
         }
+        crate::observe::metrics::batch(requests.len());
         // Handing the entry to openraft here, in order, keeps entries in the order their
         // batches were formed; the answer is awaited on its own task.
         match raft.client_write_ff(Requests(requests)).await {

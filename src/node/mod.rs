@@ -19,6 +19,7 @@ mod run;
 mod seed;
 mod status;
 mod transfer;
+mod watch;
 
 pub use backend::{NodeBackend, WRITE_TIMEOUT};
 pub use retention::{RetentionPolicy, RetentionReport};

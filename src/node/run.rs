@@ -2,7 +2,7 @@
 //! the node and its HTTP API, and runs until SIGTERM or Ctrl-C, then shuts down cleanly.
 
 use super::{Node, NodeBackend, NodeError, StartMode};
-use crate::api::{self, ApiOptions, Backend, NodeState};
+use crate::api::{self, ApiOptions, Backend};
 use crate::apply::{MariaDbApplier, ReadLimits};
 use crate::config::Loaded;
 use crate::id::Generator;
@@ -34,6 +34,10 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
     }
     let Loaded { config, secrets } = loaded;
     private_data_dir(&config.data_dir())?;
+    // Installed first, so that nothing counted during startup is lost.
+    if let Err(e) = crate::observe::metrics::handle() {
+        tracing::warn!(error = %e, "metrics are not available");
+    }
     let applier = MariaDbApplier::connect(&config.database, secrets.db_password.as_ref())
         .await
         .map_err(|e| NodeError::Config(format!("cannot use MariaDB: {e}")))?;
@@ -77,25 +81,16 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         let b = backend.clone();
         let token = node.shutdown_token();
         node.spawn(async move {
+            let mut shown = crate::observe::terminal::JoinProgress::new();
             loop {
-                let s = b.status();
-                match &s.sync {
-                    // State transfer: a progress bar with sizes, rows and the ETA.
-                    Some(p) => println!("{}: SYNCING {}", s.node_id, p.line()),
-                    None => println!(
-                        "{}: {:?} role={:?} applied={} last_log={} lag={}",
-                        s.node_id, s.status, s.role, s.applied_lsn, s.last_log_lsn, s.lag
-                    ),
-                }
-                if s.status == NodeState::Active {
-                    println!(
-                        "{} is ACTIVE; it keeps running (restart it later with `wolfscale start`)",
-                        s.node_id
-                    );
+                if shown.update(&b.status()) {
                     return;
                 }
                 tokio::select! {
-                    _ = token.cancelled() => return,
+                    _ = token.cancelled() => {
+                        shown.abandon();
+                        return;
+                    }
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }

@@ -13,13 +13,18 @@ use crate::state::StateDb;
 use crate::wal::{Wal, WalOptions};
 use std::path::Path;
 
-/// Loads `file` into this node's MariaDB. The node must be stopped (its WAL lock is taken)
+/// Loads `file` into this node's MariaDB, calling `on_progress` with the verify and load
+/// progress a few times a second. The node must be stopped (its WAL lock is taken)
 /// and must never have joined a cluster.
 ///
 /// # Errors
 /// The node runs or already belongs to a cluster, MariaDB is unusable, or the file is
 /// damaged.
-pub async fn seed(loaded: Loaded, file: &Path) -> Result<Manifest, NodeError> {
+pub async fn seed(
+    loaded: Loaded,
+    file: &Path,
+    mut on_progress: impl FnMut(&crate::snapshot::SyncProgress) + Send,
+) -> Result<Manifest, NodeError> {
     let Loaded { config, secrets } = loaded;
     let (state_dir, wal_dir) = (config.state_dir(), config.wal_dir());
     let opts = WalOptions::from(&config.wal);
@@ -50,7 +55,19 @@ pub async fn seed(loaded: Loaded, file: &Path) -> Result<Manifest, NodeError> {
         let snapshots = tokio::task::spawn_blocking(move || Snapshots::open(&dir, db))
             .await
             .map_err(|e| NodeError::Raft(format!("seed task failed: {e}")))??;
-        let m = snapshots.restore(file).await?;
+        let progress = snapshots.progress().clone();
+        let restore = snapshots.restore(file);
+        tokio::pin!(restore);
+        let m = loop {
+            tokio::select! {
+                done = &mut restore => break done?,
+                () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
+                    if let Some(p) = progress.report() {
+                        on_progress(&p);
+                    }
+                }
+            }
+        };
         // A failed goodbye after the load changes nothing.
         let _ = applier.close().await;
         Ok(m)

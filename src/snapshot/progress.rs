@@ -1,14 +1,14 @@
 //! Progress of a state transfer on the receiving node: which phase (receiving the file,
 //! verifying it, loading it into MariaDB), bytes and rows done and expected, and an ETA.
 //! Shared and cheap to clone; written by the snapshot code, read by `/status` and by the
-//! `join` command's terminal output.
+//! `join` and `snapshot restore` commands' progress bars (`observe::terminal`).
 
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 /// What a syncing node is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Receiving the snapshot file from the leader.
@@ -20,7 +20,7 @@ pub enum Phase {
 }
 
 /// A moment's view of a transfer, as `/status` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SyncProgress {
     /// Current phase.
     pub phase: Phase,
@@ -46,12 +46,10 @@ pub struct SyncProgress {
 impl Eq for SyncProgress {}
 
 impl SyncProgress {
-    /// One line for a terminal: a bar, sizes, rows and the ETA.
+    /// One plain line (for logs, files and `snapshot list`): percentage, phase, sizes,
+    /// rows and the ETA. A terminal gets an `indicatif` bar instead (`observe::terminal`).
     pub fn line(&self) -> String {
-        let width = 30;
         let pct = self.percent.unwrap_or(0.0).clamp(0.0, 100.0);
-        let filled = ((pct / 100.0) * width as f64).round() as usize;
-        let bar: String = "#".repeat(filled) + &".".repeat(width - filled.min(width));
         let mb = |b: u64| b as f64 / 1_048_576.0;
         let total = self
             .bytes_total
@@ -69,7 +67,7 @@ impl SyncProgress {
             Phase::Loading => "loading",
         };
         format!(
-            "[{bar}] {pct:5.1}% {phase} snapshot {}: {:.1}/{total} MB, {rows}, {eta}",
+            "{pct:5.1}% {phase} snapshot {}: {:.1}/{total} MB, {rows}, {eta}",
             self.snapshot_id,
             mb(self.bytes_done)
         )

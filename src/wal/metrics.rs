@@ -1,6 +1,6 @@
 //! Counters the WAL keeps about its own work (records, bytes, syncs, group-commit batch
-//! sizes). Owns only the atomics and their snapshot; exposing them (HTTP, Prometheus) is
-//! a later module's job.
+//! sizes). Owns the atomics and their snapshot; `observe::metrics` exports the snapshot
+//! at each scrape, and each sync's duration goes to its histogram as it happens.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -68,6 +68,7 @@ impl Metrics {
         self.syncs.fetch_add(1, Relaxed);
         self.sync_nanos
             .fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+        crate::observe::metrics::wal_fsync(took);
     }
     /// Records a created segment.
     pub fn segment_created(&self) {

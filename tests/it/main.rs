@@ -17,6 +17,7 @@ mod cluster_cli;
 mod cluster_mariadb;
 mod e2e;
 mod mariadb_harness;
+mod observe;
 mod partition;
 mod security;
 mod snapshot_cluster;
