@@ -21,6 +21,7 @@
 //! | `POST /cluster/transfer-leader` | [`NodeRequest`] → [`TransferResult`] |
 //! | `POST /snapshot` | optional [`SnapshotRequest`] → [`SnapshotCreated`] (may take minutes) |
 //! | `GET /snapshot` | → [`SnapshotList`] |
+//! | `POST /check` | → [`CheckReport`]: every member compared at one LSN (may take minutes) |
 //!
 //! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
 //! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 403
@@ -32,6 +33,7 @@
 //! `lagging`), 500 `internal`.
 
 mod backend;
+mod check;
 pub mod client;
 pub mod forward;
 mod handlers;
@@ -41,6 +43,9 @@ pub use backend::{
     NodeStatus, Query, QueryRequest, QueryResult, RemoveResult, Role, SnapshotCreated,
     SnapshotInfo, SnapshotList, SnapshotRequest, StatementResult, TransferResult, WriteResult,
     DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
+};
+pub use check::{
+    check_text, CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, TableCheck,
 };
 
 use crate::config::{ApiConfig, Secrets, TokenHash};
