@@ -9,6 +9,7 @@ mod apply_sql;
 mod apply_support;
 mod bad_input;
 mod chaos;
+mod check_e2e;
 mod cli;
 mod cluster;
 mod cluster_admin;

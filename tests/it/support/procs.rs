@@ -115,7 +115,11 @@ pub struct NodeProc {
 
 impl NodeProc {
     fn new(dir: &Path, i: usize, db: MariaDb) -> NodeProc {
-        let files = NodeConfig::default().write(dir, i, &db);
+        Self::with_config(dir, i, db, &NodeConfig::default())
+    }
+
+    fn with_config(dir: &Path, i: usize, db: MariaDb, config: &NodeConfig<'_>) -> NodeProc {
+        let files = config.write(dir, i, &db);
         let name = format!("node-{i}");
         NodeProc {
             log: dir.join(format!("{name}.log")),
@@ -225,6 +229,11 @@ impl ProcCluster {
     /// Starts `n` MariaDB servers, bootstraps node-1 and joins the others through it, and
     /// waits until every node is an ACTIVE voter.
     pub async fn start(n: usize) -> ProcCluster {
+        Self::start_with(n, &NodeConfig::default()).await
+    }
+
+    /// [`ProcCluster::start`] with every node's config written from `config`.
+    pub async fn start_with(n: usize, config: &NodeConfig<'_>) -> ProcCluster {
         super::init_tracing();
         let started = Instant::now();
         let dbs = MariaDb::start_many(n).await.expect("start mariadb servers");
@@ -232,7 +241,7 @@ impl ProcCluster {
         let mut nodes: Vec<NodeProc> = dbs
             .into_iter()
             .enumerate()
-            .map(|(i, db)| NodeProc::new(dir.path(), i + 1, db))
+            .map(|(i, db)| NodeProc::with_config(dir.path(), i + 1, db, config))
             .collect();
         nodes[0].spawn(&["start", "--bootstrap"]);
         let mut c = ProcCluster { nodes, dir };
