@@ -176,6 +176,12 @@ pub fn check_text(r: &CheckReport) -> String {
         if t.identical {
             let count = t.rows.values().next().copied().unwrap_or(0);
             let _ = write!(s, "{}: identical ({count} rows)", t.table);
+        } else if t.missing_on.is_empty()
+            && t.schema_differs_on.is_empty()
+            && t.differing_nodes.is_empty()
+        {
+            // Only an error, no difference found: say so rather than "differs".
+            let _ = write!(s, "{}: NOT COMPARED", t.table);
         } else {
             let _ = write!(s, "{}: DIFFERS (rows: {})", t.table, rows.join(" "));
         }

@@ -73,8 +73,8 @@ election_timeout_ms = {election}
 # Size of one snapshot chunk sent to a member that needs the whole database (KiB,
 # 64-32768); each chunk is one RPC, so a slow link wants smaller ones.
 snapshot_chunk_kb = {snapshot_chunk_kb}
-# Divergence checks (`wolfscale check`): rows per checksum chunk, the most rows read per
-# second on each node (0 = no limit), and a periodic check every N minutes (0 = off).
+# Divergence checks (`wolfscale check`): rows per checksum chunk; the most rows read per
+# second on each node (0: no limit); a periodic check every N minutes (0: off).
 check_chunk_rows = {check_chunk_rows}
 check_rows_per_sec = {check_rows_per_sec}
 check_interval_minutes = {check_interval_minutes}

@@ -98,14 +98,15 @@ fn compare(
 ) -> (String, Vec<mysql_async::Value>) {
     let mut terms = Vec::new();
     let mut params = Vec::new();
-    for i in 0..key.len() {
+    let value = |j: usize| values.get(j).cloned().unwrap_or(mysql_async::Value::NULL);
+    for (i, column) in key.iter().enumerate() {
         let mut conj = Vec::new();
-        for j in 0..i {
-            conj.push(format!("{} = ?", quote_ident(&key[j])));
-            params.push(values.get(j).cloned().unwrap_or(mysql_async::Value::NULL));
+        for (j, earlier) in key[..i].iter().enumerate() {
+            conj.push(format!("{} = ?", quote_ident(earlier)));
+            params.push(value(j));
         }
-        conj.push(format!("{} {op} ?", quote_ident(&key[i])));
-        params.push(values.get(i).cloned().unwrap_or(mysql_async::Value::NULL));
+        conj.push(format!("{} {op} ?", quote_ident(column)));
+        params.push(value(i));
         terms.push(format!("({})", conj.join(" AND ")));
     }
     if or_equal {
@@ -113,9 +114,7 @@ fn compare(
             .iter()
             .map(|k| format!("{} = ?", quote_ident(k)))
             .collect();
-        params.extend(
-            (0..key.len()).map(|j| values.get(j).cloned().unwrap_or(mysql_async::Value::NULL)),
-        );
+        params.extend((0..key.len()).map(value));
         terms.push(format!("({})", conj.join(" AND ")));
     }
     (format!("({})", terms.join(" OR ")), params)
