@@ -153,6 +153,7 @@ async fn check_finds_a_follower_changed_behind_wolfscales_back_while_writes_cont
     let out = check_cli(&c.nodes[1].api).await;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
+    eprintln!("wolfscale check printed:\n{text}\n{err}");
     assert_eq!(out.status.code(), Some(1), "stdout: {text}\nstderr: {err}");
     assert!(
         err.contains("replicas differ: 5 of 7 table(s) differ"),
