@@ -11,8 +11,13 @@
 //! writes. The snapshot is released when the coordinator is done, or after
 //! [`IDLE_TTL`] without a question (so a node that applied the barrier while nobody asked,
 //! or whose coordinator died, does not hold an old read view for long); at most
-//! [`MAX_PARKED`] are held. A DDL applied after the barrier makes InnoDB refuse reads of
-//! that table through the older view (error 1412): that table is reported, not guessed.
+//! [`MAX_PARKED`] are held.
+//!
+//! The snapshot's transaction holds metadata locks on every table it has read, so a DDL
+//! entry would wait for the check to end: the applier never waits for a check. Before it
+//! applies DDL it ends every open snapshot ([`CheckSnapshots::end_all`], which kills their
+//! connections), and the checks that were using them report those nodes' tables as not
+//! compared, to be run again.
 //!
 //! # Bounded work
 //!
@@ -279,6 +284,8 @@ enum SlotState {
 
 struct Slot {
     state: SlotState,
+    /// The snapshot connection's id in MariaDB, for [`CheckSnapshots::end_all`].
+    connection_id: Option<u32>,
     last_used: Instant,
     parked_at: Instant,
 }
@@ -344,8 +351,12 @@ impl CheckSnapshots {
     /// anything later applies: opens the snapshot. Never fails the apply: a snapshot that
     /// cannot be opened is recorded as this node's answer to the check.
     pub(super) async fn park(&self, id: u64, lsn: u64) {
+        let mut connection_id = None;
         let state = match tokio::time::timeout(PARK_TIMEOUT, open(&self.opts, lsn)).await {
-            Ok(Ok(parked)) => SlotState::Ready(Arc::new(tokio::sync::Mutex::new(parked))),
+            Ok(Ok(parked)) => {
+                connection_id = Some(parked.conn.id());
+                SlotState::Ready(Arc::new(tokio::sync::Mutex::new(parked)))
+            }
             Ok(Err(e)) => SlotState::Failed(format!("opening the check snapshot: {e}")),
             Err(_) => SlotState::Failed(format!(
                 "opening the check snapshot took over {PARK_TIMEOUT:?}"
@@ -363,10 +374,62 @@ impl CheckSnapshots {
             id,
             Slot {
                 state,
+                connection_id,
                 last_used: now,
                 parked_at: now,
             },
         );
+    }
+
+    /// Called by the applier before it applies the DDL entry at `lsn`: ends every open
+    /// snapshot (their metadata locks would block the DDL), so the checks using them
+    /// report "run again" instead. Never fails the apply: a snapshot connection that
+    /// cannot be killed is logged, and the DDL then waits for its check as MariaDB rules.
+    pub(super) async fn end_all(&self, lsn: u64) {
+        let ids: Vec<(u64, u32)> = {
+            let mut reg = self.lock();
+            reg.slots
+                .iter_mut()
+                .filter_map(|(id, slot)| {
+                    let conn = slot.connection_id.take()?;
+                    slot.state = SlotState::Failed(format!(
+                        "its check snapshot was ended by the DDL entry at lsn {lsn}, applied \
+                         after the barrier; run the check again"
+                    ));
+                    Some((*id, conn))
+                })
+                .collect()
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let kill = async {
+            let mut conn = Conn::new(self.opts.clone()).await?;
+            for (_, c) in &ids {
+                match conn.query_drop(checksum::kill_connection(*c)).await {
+                    // 1094: unknown thread id, the connection had ended already.
+                    Err(mysql_async::Error::Server(e)) if e.code == 1094 => {}
+                    other => other?,
+                }
+            }
+            conn.disconnect().await
+        };
+        match tokio::time::timeout(PARK_TIMEOUT, kill).await {
+            Ok(Ok(())) => {
+                tracing::info!(
+                    log_index = lsn,
+                    checks = ids.len(),
+                    "check snapshots ended before ddl"
+                )
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(log_index = lsn, error = %e, "could not end check snapshots before ddl")
+            }
+            Err(_) => tracing::warn!(
+                log_index = lsn,
+                "ending check snapshots before ddl timed out"
+            ),
+        }
     }
 
     /// Answers one question of a check coordinator.
@@ -706,6 +769,7 @@ mod tests {
                 id,
                 Slot {
                     state: SlotState::Failed(String::new()),
+                    connection_id: None,
                     last_used: now,
                     parked_at: now + Duration::from_millis(id),
                 },

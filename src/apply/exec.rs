@@ -105,7 +105,7 @@ impl Item {
         }
     }
 
-    fn lsn(&self) -> u64 {
+    pub(super) fn lsn(&self) -> u64 {
         self.log_id.index
     }
 }

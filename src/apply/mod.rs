@@ -378,6 +378,10 @@ impl MariaDbApplier {
                     .then(|| todo[r.start].check_barrier())
                     .flatten()
             };
+            if is_ddl(&units[u]) {
+                // A check snapshot's metadata locks would hold the DDL up.
+                self.checks.end_all(todo[start].lsn()).await;
+            }
             let mut end = u + 1;
             if !is_ddl(&units[u]) {
                 while end < units.len()

@@ -30,6 +30,12 @@ pub const START_SNAPSHOT: &[&str] = &[
 /// Ends the snapshot transaction.
 pub const END_SNAPSHOT: &str = "ROLLBACK";
 
+/// Ends a snapshot connection from another connection (the applier, before a DDL entry:
+/// the snapshot's metadata locks would make the DDL wait for the check to finish).
+pub fn kill_connection(connection_id: u32) -> String {
+    format!("KILL CONNECTION {connection_id}")
+}
+
 /// The replicated tables (base tables only, WolfScale's own position table excluded):
 /// name, engine.
 pub const LIST_TABLES: &str = "SELECT TABLE_NAME, COALESCE(ENGINE, '') \

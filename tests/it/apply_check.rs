@@ -2,7 +2,8 @@
 //! barrier in the middle of one apply call snapshots exactly the state at its LSN (the
 //! entries after it in the same call are not seen), the snapshot keeps answering while
 //! later entries apply, a barrier replayed after it was applied takes no snapshot, the
-//! chunk size does not change a checksum, and a released snapshot answers no more.
+//! chunk size does not change a checksum, a released snapshot answers no more, and a
+//! DDL after the barrier ends the snapshot instead of waiting for it.
 
 use std::time::Duration;
 
@@ -171,6 +172,19 @@ async fn a_barrier_snapshots_exactly_its_lsn_while_later_entries_apply() -> anyh
         })
         .await;
     ensure!(matches!(unknown, CheckAnswer::Error(_)), "{unknown:?}");
+    // A DDL after the barrier does not wait for the check (whose snapshot holds metadata
+    // locks on `t`): the snapshot is ended first, and says why.
+    let alter = ddl(TS, "ALTER TABLE t ADD COLUMN w INT NULL");
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        apply(&mut a, vec![entry(8, &alter)]),
+    )
+    .await
+    .context("the DDL waited for the check snapshot")??;
+    match checks.answer(sum(8)).await {
+        CheckAnswer::Error(e) => ensure!(e.contains("run the check again"), "{e}"),
+        other => anyhow::bail!("snapshot still answers after a DDL: {other:?}"),
+    }
     tokio::time::timeout(Duration::from_secs(5), a.close())
         .await
         .context("close")??;
