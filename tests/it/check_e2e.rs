@@ -52,9 +52,10 @@ fn table<'a>(tables: &'a [TableCheck], name: &str) -> &'a TableCheck {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_finds_a_follower_changed_behind_wolfscales_back_while_writes_continue() {
-    // Small chunks, so the walk over each table takes several chunks.
+    // Small chunks, so the walk over each table takes several chunks; a periodic check
+    // every minute (the leader runs it).
     let config = NodeConfig {
-        cluster: "check_chunk_rows = 7\ncheck_rows_per_sec = 0",
+        cluster: "check_chunk_rows = 7\ncheck_rows_per_sec = 0\ncheck_interval_minutes = 1",
         ..NodeConfig::default()
     };
     let c = ProcCluster::start_with(3, &config).await;
@@ -214,14 +215,34 @@ async fn check_finds_a_follower_changed_behind_wolfscales_back_while_writes_cont
     assert!(table(&report.tables, "busy").identical);
     assert!(table(&report.tables, "clean").identical);
 
-    // /status remembers the last check of the node that ran it.
+    // /status remembers the last check of the node that ran it (the periodic one may
+    // have run since: it finds the same).
+    let differing = vec!["changed", "dropped", "extra", "gone_row", "pair"];
     let status = c.nodes[0].status().await.expect("status");
     let last = status.last_check.expect("last_check in /status");
-    assert_eq!(last.id, report.id);
     assert!(!last.identical);
-    assert_eq!(
-        last.differing_tables,
-        vec!["changed", "dropped", "extra", "gone_row", "pair"]
-    );
-    assert!(c.nodes[0].log_text().contains("divergence check"));
+    assert_eq!(last.differing_tables, differing);
+
+    // The periodic check: the leader runs one within a minute of starting, logs it and
+    // shows it in /status.
+    let leader = c.leader(Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let periodic = loop {
+        let s = c.nodes[leader].status().await.expect("leader status");
+        // A barrier after the API check's, so after the changes on node-3.
+        if let Some(last) = s.last_check.filter(|l| l.lsn > report.lsn) {
+            break last;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no periodic check on {} within 120 s",
+            c.nodes[leader].name
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(!periodic.identical, "{periodic:?}");
+    assert_eq!(periodic.differing_tables, differing);
+    assert!(c.nodes[leader]
+        .log_text()
+        .contains("divergence check: replicas differ"));
 }
