@@ -743,6 +743,7 @@ mod tests {
             sync: None,
             last_quorum_contact_ms: ms,
             disagrees_on_leader: dissent,
+            last_check: None,
         };
         let lines = status_lines(ClusterStatus {
             leader_id: Some("node-2".into()),
