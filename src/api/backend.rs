@@ -71,6 +71,16 @@ pub trait Backend: Send + Sync + 'static {
     fn snapshot_list(&self) -> impl Future<Output = Result<SnapshotList, BackendError>> + Send {
         async { Err(BackendError::snapshots_unsupported()) }
     }
+    /// Compares every member's replicated tables at one LSN (`POST /check`); answers when
+    /// the comparison is done. The default answers that this node cannot.
+    fn check(&self) -> impl Future<Output = Result<super::CheckReport, BackendError>> + Send {
+        async {
+            Err(BackendError::Invalid {
+                code: "not_supported".into(),
+                message: "this node cannot run divergence checks".into(),
+            })
+        }
+    }
 }
 
 /// One snapshot a node holds, as `GET /snapshot` lists it.
@@ -249,6 +259,10 @@ pub struct NodeStatus {
     /// majority of voters follows (a cut-off old leader, a node that missed an election).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disagrees_on_leader: bool,
+    /// The last divergence check this node ran (`wolfscale check`, `POST /check` or the
+    /// periodic one), since it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<super::CheckSummary>,
 }
 
 impl NodeStatus {

@@ -257,6 +257,11 @@ impl Client {
         self.post("/snapshot", &SnapshotRequest { purge }).await
     }
 
+    /// `POST /check`: compares every member at one LSN (give the client a long timeout).
+    pub async fn check(&self) -> Result<super::CheckReport, Error> {
+        self.post("/check", &serde_json::json!({})).await
+    }
+
     /// `GET /snapshot`: this node's snapshots and any transfer under way.
     pub async fn snapshot_list(&self) -> Result<SnapshotList, Error> {
         self.get("/snapshot").await

@@ -69,6 +69,7 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
         .route("/cluster/nodes", get(cluster_nodes::<B>))
         .route("/cluster/remove", post(cluster_remove::<B>))
         .route("/cluster/transfer-leader", post(cluster_transfer::<B>))
+        .route("/check", post(check::<B>))
         .route(
             "/snapshot",
             post(snapshot_create::<B>).get(snapshot_list::<B>),
@@ -644,4 +645,11 @@ async fn snapshot_list<B: Backend>(
     State(s): State<AppState<B>>,
 ) -> Result<Json<SnapshotList>, ApiError> {
     Ok(Json(s.backend.snapshot_list().await?))
+}
+
+/// `POST /check`: any body is ignored.
+async fn check<B: Backend>(
+    State(s): State<AppState<B>>,
+) -> Result<Json<super::CheckReport>, ApiError> {
+    Ok(Json(s.backend.check().await?))
 }

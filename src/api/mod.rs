@@ -25,6 +25,7 @@
 //! | `GET /events` | → `{"events": [...]}`: recent elections, membership changes, snapshots, status changes |
 //! | `GET /ui` | → the web dashboard (no token needed for the page; it asks for one) |
 //! | `GET /openapi.json` | → the OpenAPI 3 description of these routes (no token needed) |
+//! | `POST /check` | → [`CheckReport`]: every member compared at one LSN (may take minutes) |
 //!
 //! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
 //! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 403
@@ -36,6 +37,7 @@
 //! `lagging`), 500 `internal`.
 
 mod backend;
+mod check;
 pub mod client;
 pub mod forward;
 mod handlers;
@@ -47,6 +49,9 @@ pub use backend::{
     NodeStatus, Query, QueryRequest, QueryResult, RemoveResult, Role, SnapshotCreated,
     SnapshotInfo, SnapshotList, SnapshotRequest, StatementResult, TransferResult, WriteResult,
     DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
+};
+pub use check::{
+    check_text, CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, TableCheck,
 };
 
 use crate::config::{ApiConfig, Secrets, TokenHash};

@@ -8,6 +8,9 @@ use super::backend::{
     QueryRequest, QueryResult, RemoveResult, Role, SnapshotCreated, SnapshotInfo, SnapshotList,
     SnapshotRequest, StatementResult, TransferResult, WriteResult,
 };
+use super::check::{
+    CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, TableCheck,
+};
 use super::handlers::{Health, Ids, Nodes};
 use crate::command::{
     DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest, SqlStatementRequest,
@@ -35,7 +38,7 @@ pub(super) fn json() -> String {
     paths(
         write_insert, write_update, write_delete, write_ddl, write_sql, query, id, health,
         livez, status, cluster, cluster_nodes, cluster_remove, cluster_transfer, snapshot_create,
-        snapshot_list, metrics, events, ui, openapi_json
+        snapshot_list, metrics, events, ui, openapi_json, check
     ),
     components(schemas(
         ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState, NodeStatus,
@@ -43,7 +46,8 @@ pub(super) fn json() -> String {
         SnapshotList, SnapshotRequest, StatementResult, TransferResult, WriteResult, Health,
         Ids, Nodes, DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest,
         SqlStatementRequest, UpdateRequest, Wait, Event, EventKind, EventList, Phase,
-        SyncProgress
+        SyncProgress, CheckReport, CheckSummary, NodeProblem, TableCheck, RangeDiff, RowDiff,
+        RowDiffKind
     )),
     modifiers(&Bearer),
     security(("bearer" = []))
@@ -185,6 +189,17 @@ fn id() {}
     ))]
 #[allow(dead_code)]
 fn health() {}
+
+#[utoipa::path(post, path = "/check", tag = "cluster",
+    responses(
+        (status = 200, description = "every member compared at one LSN (may take minutes)", body = CheckReport),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 403, description = "the read-only token cannot start a check", body = ErrorBody),
+        (status = 503, description = "no leader to order the check barrier; retry", body = ErrorBody),
+        (status = 504, description = "the barrier or a member did not answer in time", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn check() {}
 
 #[utoipa::path(get, path = "/livez", tag = "status", security(()),
     responses((status = 200, description = "the process serves HTTP (whatever the cluster's state)",

@@ -51,6 +51,7 @@ pub(super) fn node(name: &str, number: u64, role: Role) -> NodeStatus {
         sync: None,
         last_quorum_contact_ms: Some(120),
         disagrees_on_leader: false,
+        last_check: None,
     }
 }
 

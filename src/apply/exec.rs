@@ -97,7 +97,15 @@ impl Item {
         matches!(&self.kind, Kind::Command(e) if e.command.is_ddl())
     }
 
-    fn lsn(&self) -> u64 {
+    /// The check id when this item is a check barrier.
+    pub(super) fn check_barrier(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Command(e) => e.command.check_barrier(),
+            _ => None,
+        }
+    }
+
+    pub(super) fn lsn(&self) -> u64 {
         self.log_id.index
     }
 }

@@ -57,6 +57,7 @@
 //! the error, waits (50 ms doubling to 5 s) and retries the same entries, forever. It
 //! never skips one. The first success turns the status back to OK.
 
+pub mod check;
 mod counters;
 mod exec;
 mod outcome;
@@ -157,6 +158,8 @@ pub struct MariaDbApplier {
     opts: mysql_async::Opts,
     /// Held for writing while a DDL entry runs (see [`crate::snapshot::Database`]).
     ddl_gate: std::sync::Arc<tokio::sync::RwLock<()>>,
+    /// Snapshots taken at check barriers (see [`check`]).
+    checks: check::CheckSnapshots,
 }
 
 impl MariaDbApplier {
@@ -204,6 +207,7 @@ impl MariaDbApplier {
         let mut applier = MariaDbApplier {
             pool: Pool::new(opts.clone()),
             read_pool: Pool::new(read_opts),
+            checks: check::CheckSnapshots::new(opts.clone()),
             opts,
             ddl_gate: std::sync::Arc::default(),
             conn: None,
@@ -237,6 +241,11 @@ impl MariaDbApplier {
     /// [`Reader::with_limits`]).
     pub fn reader(&self) -> Reader {
         Reader::new(self.read_pool.clone(), self.opts.clone())
+    }
+
+    /// The snapshots this applier takes at check barriers, for the checker to read.
+    pub fn checks(&self) -> check::CheckSnapshots {
+        self.checks.clone()
     }
 
     /// Changes the retry backoff (tests use short waits).
@@ -362,19 +371,37 @@ impl MariaDbApplier {
         while u < units.len() {
             let start = units[u].start;
             let is_ddl = |r: &std::ops::Range<usize>| todo[r.start].is_ddl();
+            // A check barrier alone in its entry ends its group: its snapshot is taken
+            // after the commit, before anything later applies.
+            let barrier = |r: &std::ops::Range<usize>| {
+                (r.len() == 1)
+                    .then(|| todo[r.start].check_barrier())
+                    .flatten()
+            };
+            if is_ddl(&units[u]) {
+                // A check snapshot's metadata locks would hold the DDL up.
+                self.checks.end_all(todo[start].lsn()).await;
+            }
             let mut end = u + 1;
             if !is_ddl(&units[u]) {
                 while end < units.len()
+                    && barrier(&units[end - 1]).is_none()
                     && !is_ddl(&units[end])
                     && units[end].end - start <= MAX_GROUP
                 {
                     end += 1;
                 }
             }
-            out.extend(
-                self.run_with_retry(&todo[start..units[end - 1].end])
-                    .await?,
-            );
+            let done = self
+                .run_with_retry(&todo[start..units[end - 1].end])
+                .await?;
+            if let (Some(id), Some(Outcome::Applied { lsn, .. })) =
+                (barrier(&units[end - 1]), done.last())
+            {
+                // Applied now, not replayed: MariaDB is exactly at the barrier.
+                self.checks.park(id, *lsn).await;
+            }
+            out.extend(done);
             u = end;
         }
         Ok(out)

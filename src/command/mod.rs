@@ -192,6 +192,13 @@ pub enum Command {
         /// All or nothing when true; otherwise each statement's error is its own result.
         transaction: bool,
     },
+    /// A divergence-check barrier: changes nothing, but each node, on applying it, takes a
+    /// consistent snapshot of its database at exactly this LSN for check `id` (see
+    /// `apply::check`). Never built from a client request; applied alone in its entry.
+    CheckBarrier {
+        /// The check run this barrier belongs to.
+        id: u64,
+    },
 }
 
 impl Command {
@@ -199,6 +206,20 @@ impl Command {
     /// commits implicitly around DDL).
     pub fn is_ddl(&self) -> bool {
         matches!(self, Command::Ddl { .. })
+    }
+
+    /// Whether the leader must put this command in a log entry of its own: DDL, and a
+    /// check barrier (nothing of the same entry may apply after it before the snapshot).
+    pub fn alone_in_entry(&self) -> bool {
+        matches!(self, Command::Ddl { .. } | Command::CheckBarrier { .. })
+    }
+
+    /// The check id, for a [`Command::CheckBarrier`].
+    pub fn check_barrier(&self) -> Option<u64> {
+        match self {
+            Command::CheckBarrier { id } => Some(*id),
+            _ => None,
+        }
     }
 }
 
@@ -309,6 +330,7 @@ impl Entry {
                     .first()
                     .map_or_else(String::new, |st| one_line(&st.sql, 80))
             ),
+            Command::CheckBarrier { id } => write!(s, "check-barrier id={id}"),
         };
         let _ = write!(
             s,

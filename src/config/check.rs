@@ -234,6 +234,20 @@ pub(super) fn semantics(c: &Config) -> Vec<Problem> {
         " ms",
     );
     range(
+        "cluster.check_chunk_rows",
+        c.cluster.check_chunk_rows,
+        1,
+        1_000_000,
+        " rows",
+    );
+    range(
+        "cluster.check_interval_minutes",
+        c.cluster.check_interval_minutes,
+        0,
+        525_600,
+        " minutes",
+    );
+    range(
         "cluster.snapshot_chunk_kb",
         c.cluster.snapshot_chunk_kb,
         64,

@@ -304,6 +304,18 @@ pub struct ClusterConfig {
     /// one RPC, so a slow link wants smaller ones. Default: 4096.
     #[serde(default = "defaults::cluster_snapshot_chunk_kb")]
     pub snapshot_chunk_kb: u64,
+    /// Rows per chunk of a divergence check's range checksum (`wolfscale check`), 1–1000000;
+    /// each chunk is two short queries on each node. Default: 1000.
+    #[serde(default = "defaults::cluster_check_chunk_rows")]
+    pub check_chunk_rows: u64,
+    /// Most rows a divergence check reads per second on each node, per table range asked;
+    /// 0 for no limit. Default: 50000.
+    #[serde(default = "defaults::cluster_check_rows_per_sec")]
+    pub check_rows_per_sec: u64,
+    /// Run a divergence check every this many minutes (from the leader); 0 turns the
+    /// periodic check off. Default: 0.
+    #[serde(default)]
+    pub check_interval_minutes: u64,
     /// Shared secret (≥ 16 characters) every node proves at connect. Default: none; one of
     /// `secret`, `secret_file` or `WOLFSCALE_CLUSTER_SECRET` is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -445,6 +457,12 @@ mod defaults {
     pub fn cluster_snapshot_chunk_kb() -> u64 {
         4096
     }
+    pub fn cluster_check_chunk_rows() -> u64 {
+        1000
+    }
+    pub fn cluster_check_rows_per_sec() -> u64 {
+        50_000
+    }
     pub fn api_bind_address() -> String {
         "127.0.0.1:8080".into()
     }
@@ -520,6 +538,9 @@ impl Config {
                 heartbeat_interval_ms: U64,
                 election_timeout_ms: U64,
                 snapshot_chunk_kb: U64,
+                check_chunk_rows: U64,
+                check_rows_per_sec: U64,
+                check_interval_minutes: U64,
                 secret: Some(String::new()),
                 secret_file: Some(PathBuf::new()),
             },
@@ -614,6 +635,9 @@ impl Default for ClusterConfig {
             heartbeat_interval_ms: defaults::cluster_heartbeat_interval_ms(),
             election_timeout_ms: defaults::cluster_election_timeout_ms(),
             snapshot_chunk_kb: defaults::cluster_snapshot_chunk_kb(),
+            check_chunk_rows: defaults::cluster_check_chunk_rows(),
+            check_rows_per_sec: defaults::cluster_check_rows_per_sec(),
+            check_interval_minutes: 0,
             secret: None,
             secret_file: None,
         }

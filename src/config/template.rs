@@ -73,6 +73,11 @@ election_timeout_ms = {election}
 # Size of one snapshot chunk sent to a member that needs the whole database (KiB,
 # 64-32768); each chunk is one RPC, so a slow link wants smaller ones.
 snapshot_chunk_kb = {snapshot_chunk_kb}
+# Divergence checks (`wolfscale check`): rows per checksum chunk; the most rows read per
+# second on each node (0: no limit); a periodic check every N minutes (0: off).
+check_chunk_rows = {check_chunk_rows}
+check_rows_per_sec = {check_rows_per_sec}
+check_interval_minutes = {check_interval_minutes}
 # Shared secret (at least 16 characters), the same on every node. It may instead come
 # from secret_file (first line) or WOLFSCALE_CLUSTER_SECRET (which wins).
 secret = {secret}
@@ -128,6 +133,9 @@ format = "text"
         fsync = wal.fsync,
         heartbeat = cl.heartbeat_interval_ms,
         snapshot_chunk_kb = cl.snapshot_chunk_kb,
+        check_chunk_rows = cl.check_chunk_rows,
+        check_rows_per_sec = cl.check_rows_per_sec,
+        check_interval_minutes = cl.check_interval_minutes,
         election = cl.election_timeout_ms,
         secret = q(secret),
         api_enabled = api.enabled,

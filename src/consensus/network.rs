@@ -68,6 +68,9 @@ pub enum PeerRequest {
     /// A follower serving a linearizable read asks the leader for the LSN it must have
     /// applied first; the leader confirms its leadership with a quorum before answering.
     ReadIndex,
+    /// A divergence-check coordinator asks a member about its snapshot at a check barrier
+    /// (JSON of `apply::check::CheckAsk`).
+    Check(Vec<u8>),
 }
 
 /// Answers to [`PeerRequest`], variant for variant.
@@ -101,6 +104,8 @@ pub enum PeerResponse {
     Removed,
     /// Answer to [`PeerRequest::ReadIndex`]: the LSN a linearizable read must wait for.
     ReadIndex(Result<u64, ClusterError>),
+    /// Answer to [`PeerRequest::Check`] (JSON of `apply::check::CheckAnswer`).
+    Check(Vec<u8>),
 }
 
 /// A cluster-management operation; `node` is a member's name or number.

@@ -10,6 +10,7 @@ use crate::api::{
     QueryResult, RemoveResult, Role as ApiRole, SnapshotCreated, SnapshotInfo, SnapshotList,
     StatementResult, TransferResult, WriteResult,
 };
+use crate::apply::check::{CheckSnapshots, Pace};
 use crate::apply::{ApplyStatus, Outcome, QueryError, Reader, StatementOutcome};
 use crate::command::{self, Input, Wait, WriteRequest};
 use crate::consensus::network::{AdminDone, AdminError, ClusterError, PeerRequest, PeerResponse};
@@ -42,6 +43,7 @@ pub struct NodeBackend {
     ids: Arc<Generator>,
     commit: Arc<AtomicU64>,
     events: crate::observe::events::Events,
+    checker: Arc<super::check::Checker>,
 }
 
 impl NodeBackend {
@@ -51,7 +53,13 @@ impl NodeBackend {
         apply: ApplyStatus,
         reader: Reader,
         ids: Generator,
+        checks: CheckSnapshots,
     ) -> Arc<NodeBackend> {
+        let cluster = &node.config().cluster;
+        checks.set_pace(Pace {
+            chunk_rows: cluster.check_chunk_rows,
+            rows_per_sec: cluster.check_rows_per_sec,
+        });
         let backend = Arc::new(NodeBackend {
             node: node.clone(),
             apply,
@@ -59,9 +67,15 @@ impl NodeBackend {
             ids: Arc::new(ids),
             commit: Arc::new(AtomicU64::new(0)),
             events: Default::default(),
+            checker: Arc::new(super::check::Checker::new(node.clone(), checks)),
         });
         node.set_services(backend.clone());
         node.spawn(track_commit(node.clone(), backend.commit.clone()));
+        node.spawn(super::check::periodic(
+            node.clone(),
+            backend.checker.clone(),
+            backend.ids.clone(),
+        ));
         // The watcher holds a weak reference: the backend must not outlive its node.
         let weak = Arc::downgrade(&backend);
         node.spawn(super::watch::watch(
@@ -582,6 +596,7 @@ impl Backend for NodeBackend {
             sync,
             last_quorum_contact_ms: Some(contact.since_ms()),
             disagrees_on_leader: false,
+            last_check: self.checker.last(),
         }
     }
 
@@ -707,6 +722,14 @@ impl Backend for NodeBackend {
         })
     }
 
+    async fn check(&self) -> Result<crate::api::CheckReport, BackendError> {
+        let id = self.ids.next().await.map_err(|e| BackendError::NotReady {
+            reason: e.to_string(),
+            retry_after: 1,
+        })?;
+        self.checker.run(id.as_u64()).await
+    }
+
     async fn snapshot_list(&self) -> Result<SnapshotList, BackendError> {
         let Some(s) = self.node.snapshots() else {
             return Err(BackendError::snapshots_unsupported());
@@ -778,6 +801,7 @@ fn offline(id: u64, info: &crate::consensus::NodeInfo) -> NodeStatus {
         sync: None,
         last_quorum_contact_ms: None,
         disagrees_on_leader: false,
+        last_check: None,
     }
 }
 
@@ -824,6 +848,11 @@ impl Services for NodeBackend {
 
     fn status_json(&self) -> Vec<u8> {
         serde_json::to_vec(&Backend::status(self)).unwrap_or_default()
+    }
+
+    fn check_answer(&self, body: Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> {
+        let checker = self.checker.clone();
+        Box::pin(async move { checker.answer_peer(&body).await })
     }
 }
 

@@ -113,6 +113,10 @@ impl Handler for PeerHandler {
                 PeerResponse::Removed
             }
             PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.node.read_index().await),
+            PeerRequest::Check(body) => match self.node.services() {
+                Some(svc) => PeerResponse::Check(svc.check_answer(body).await),
+                None => return Err("node is starting; no client service yet".into()),
+            },
             PeerRequest::Leader => {
                 let m = raft.metrics().borrow().clone();
                 PeerResponse::Leader(m.current_leader.and_then(|id| {

@@ -8,6 +8,7 @@
 mod admin;
 mod backend;
 mod batch;
+pub mod check;
 mod election;
 mod handler;
 mod membership;
@@ -201,6 +202,11 @@ pub trait Services: Send + Sync + 'static {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>>;
     /// This node's status as JSON.
     fn status_json(&self) -> Vec<u8>;
+    /// Answers a divergence-check question from a coordinator (JSON in, JSON out).
+    fn check_answer(
+        &self,
+        body: Vec<u8>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>> + Send>>;
 }
 
 impl Node {
@@ -636,7 +642,7 @@ impl Node {
         request: Request,
     ) -> Result<(u64, Response), ClusterError> {
         let ddl = crate::command::Entry::decode(&request.payload)
-            .is_ok_and(|entry| entry.command.is_ddl());
+            .is_ok_and(|entry| entry.command.alone_in_entry());
         if !ddl {
             self.propose_local_batched(request).await
         } else {

@@ -46,6 +46,7 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         max_rows: config.api.max_result_rows,
         max_bytes: config.api.max_result_bytes,
     });
+    let checks = applier.checks();
     let api_cfg = config.api.clone();
     let node = Node::start(config, &secrets, mode, applier).await?;
     let ids = u16::try_from(node.number())
@@ -57,7 +58,7 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
                 node.number()
             ))
         })?;
-    let backend = NodeBackend::install(node.clone(), apply_status, reader, ids);
+    let backend = NodeBackend::install(node.clone(), apply_status, reader, ids, checks);
 
     if api_cfg.enabled {
         let listener = tokio::net::TcpListener::bind(&api_cfg.bind_address)

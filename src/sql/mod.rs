@@ -8,6 +8,7 @@
 //! generated text are the leader's timestamp, formatted from a `u64`.
 
 mod check;
+pub mod checksum;
 mod errors;
 mod lex;
 pub mod position;
@@ -145,7 +146,7 @@ pub fn stamped_statements(command: &Command, timestamp_us: u64) -> Option<Vec<St
                 .map(|s| stamped(s, timestamp_us))
                 .collect(),
         ),
-        Command::Ddl { .. } | Command::Sql { .. } => None,
+        Command::Ddl { .. } | Command::Sql { .. } | Command::CheckBarrier { .. } => None,
     }
 }
 
@@ -170,6 +171,8 @@ pub fn statements(command: &Command) -> Vec<Statement> {
                 params: s.params.iter().map(to_mysql).collect(),
             })
             .collect(),
+        // A barrier runs nothing; the applier takes its snapshot after the commit.
+        Command::CheckBarrier { .. } => Vec::new(),
     }
 }
 

@@ -3,12 +3,14 @@
 //! is one area of scenarios.
 
 mod apply;
+mod apply_check;
 mod apply_crash;
 mod apply_group;
 mod apply_sql;
 mod apply_support;
 mod bad_input;
 mod chaos;
+mod check_e2e;
 mod cli;
 mod cluster;
 mod cluster_admin;

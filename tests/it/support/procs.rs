@@ -115,10 +115,10 @@ pub struct NodeProc {
 
 impl NodeProc {
     fn new(dir: &Path, i: usize, db: MariaDb) -> NodeProc {
-        NodeProc::with_config(dir, i, db, &NodeConfig::default())
+        Self::with_config(dir, i, db, &NodeConfig::default())
     }
 
-    fn with_config(dir: &Path, i: usize, db: MariaDb, config: &NodeConfig) -> NodeProc {
+    fn with_config(dir: &Path, i: usize, db: MariaDb, config: &NodeConfig<'_>) -> NodeProc {
         let files = config.write(dir, i, &db);
         let name = format!("node-{i}");
         NodeProc {
@@ -234,7 +234,7 @@ impl ProcCluster {
     /// Starts `n` MariaDB servers, bootstraps node-1 and joins the others through it, and
     /// waits until every node is an ACTIVE voter.
     pub async fn start(n: usize) -> ProcCluster {
-        ProcCluster::start_with(n, &NodeConfig::default()).await
+        Self::start_with(n, &NodeConfig::default()).await
     }
 
     /// [`ProcCluster::start`] with every node's config written from `config`.
