@@ -7,10 +7,13 @@
 //! Values are always bound as parameters, never spliced into text; the only numbers in
 //! generated text are the leader's timestamp, formatted from a `u64`.
 
+mod admit;
 mod check;
 mod errors;
+pub mod functions;
 mod lex;
 pub mod position;
+mod routine;
 mod rules;
 pub mod session;
 pub mod snapshot;
