@@ -45,6 +45,16 @@ pub(super) struct Item {
     kind: Kind,
 }
 
+impl Item {
+    /// The leader timestamp a client request carries.
+    pub(super) fn timestamp_us(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Command(entry) => Some(entry.timestamp_us),
+            _ => None,
+        }
+    }
+}
+
 enum Kind {
     Blank,
     Membership(Membership<NodeId, NodeInfo>),

@@ -355,6 +355,11 @@ impl MariaDbApplier {
             } else {
                 let start = todo.len();
                 todo.extend(exec::Item::decode(entry)?);
+                for item in &todo[start..] {
+                    if let Some(ts) = item.timestamp_us() {
+                        self.status.note_timestamp(ts);
+                    }
+                }
                 units.push(start..todo.len());
             }
         }

@@ -20,6 +20,8 @@ struct Inner {
     entries: AtomicU64,
     batches: AtomicU64,
     retries: AtomicU64,
+    /// The largest leader timestamp among the entries decoded for applying.
+    max_timestamp_us: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -73,8 +75,23 @@ impl ApplyStatus {
                 entries: AtomicU64::new(0),
                 batches: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
+                max_timestamp_us: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Records the leader timestamp of an entry about to be applied.
+    pub fn note_timestamp(&self, timestamp_us: u64) {
+        self.inner
+            .max_timestamp_us
+            .fetch_max(timestamp_us, Ordering::Relaxed);
+    }
+
+    /// The largest leader timestamp of any entry this node has decoded for applying: a
+    /// new leader stamps its entries above it, so NOW() never goes backwards across a
+    /// failover even when the new leader's clock is behind the old one's.
+    pub fn max_timestamp_us(&self) -> u64 {
+        self.inner.max_timestamp_us.load(Ordering::Relaxed)
     }
 
     /// Last log index applied in MariaDB.

@@ -41,6 +41,15 @@ pub struct NodeBackend {
     reader: Reader,
     ids: Arc<Generator>,
     commit: Arc<AtomicU64>,
+    /// The last timestamp given to an entry prepared here.
+    last_timestamp_us: Arc<AtomicU64>,
+}
+
+/// `clock`, raised above both the largest applied entry timestamp and the last one issued.
+fn monotonic_timestamp(clock: u64, applied_max: u64, last_issued: u64) -> u64 {
+    clock
+        .max(applied_max.saturating_add(1))
+        .max(last_issued.saturating_add(1))
 }
 
 impl NodeBackend {
@@ -57,10 +66,34 @@ impl NodeBackend {
             reader,
             ids: Arc::new(ids),
             commit: Arc::new(AtomicU64::new(0)),
+            last_timestamp_us: Arc::new(AtomicU64::new(0)),
         });
         node.set_services(backend.clone());
         node.spawn(track_commit(node.clone(), backend.commit.clone()));
         backend
+    }
+
+    /// The timestamp for a new entry: this node's clock, but never at or below the last
+    /// one this node issued or any entry it has seen applied (issue 12: a new leader whose
+    /// clock is behind the old leader's must not make NOW() go backwards).
+    fn next_timestamp_us(&self) -> u64 {
+        let clock = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let applied = self.apply.max_timestamp_us();
+        let mut last = self.last_timestamp_us.load(Ordering::Relaxed);
+        loop {
+            let next = monotonic_timestamp(clock, applied, last);
+            match self.last_timestamp_us.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
     }
 
     fn no_leader() -> BackendError {
@@ -93,9 +126,7 @@ impl NodeBackend {
             })?;
             fresh.push(id.as_u64());
         }
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
+        let now_us = self.next_timestamp_us();
         let mut pool = fresh.into_iter();
         let entry = command::prepare(request, now_us, &mut || pool.next().unwrap_or(0))?;
         let request = Request {
@@ -864,6 +895,18 @@ mod tests {
         );
         let marked: Vec<bool> = nodes.iter().map(|n| n.disagrees_on_leader).collect();
         assert_eq!(marked, [false, true, false, true]);
+    }
+
+    #[test]
+    fn timestamps_never_go_backwards() {
+        use super::monotonic_timestamp as m;
+        // A clock ahead of everything is used as it is.
+        assert_eq!(m(1_000, 10, 20), 1_000);
+        // A new leader whose clock is behind the last applied entry stamps just above it.
+        assert_eq!(m(500, 900, 0), 901);
+        // Two entries in the same microsecond still differ.
+        assert_eq!(m(1_000, 0, 1_000), 1_001);
+        assert_eq!(m(0, u64::MAX, 0), u64::MAX);
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub const SESSION_SETUP: &[&str] = &[
     "SET sql_mode = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION'",
     "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci",
     "SET auto_increment_increment = 1, auto_increment_offset = 1",
+    // Settings that change results or accepted DDL and may differ per server (issue 12).
+    "SET lc_time_names = 'en_US', div_precision_increment = 4, group_concat_max_len = 1048576, \
+     innodb_strict_mode = ON, default_storage_engine = 'InnoDB', \
+     explicit_defaults_for_timestamp = ON, max_sort_length = 1024",
 ];
 
 /// A statement ready for `exec`: text with `?` markers and one parameter per marker.
