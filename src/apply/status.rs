@@ -20,6 +20,8 @@ struct Inner {
     entries: AtomicU64,
     batches: AtomicU64,
     retries: AtomicU64,
+    /// Outcome digests and the divergence found, if any.
+    agreement: Mutex<super::agreement::Agreement>,
     /// The largest leader timestamp among the entries decoded for applying.
     max_timestamp_us: AtomicU64,
 }
@@ -76,8 +78,41 @@ impl ApplyStatus {
                 batches: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 max_timestamp_us: AtomicU64::new(0),
+                agreement: Mutex::new(super::agreement::Agreement::default()),
             }),
         }
+    }
+
+    /// Records this node's outcome digest for entry `lsn`.
+    pub(crate) fn record_digest(&self, lsn: u64, digest: u64) {
+        self.agreement().record(lsn, digest);
+    }
+
+    /// This node's digests not yet covered by an `Outcomes` entry, oldest first: what a
+    /// leader proposes.
+    pub fn unreported_digests(&self, limit: usize) -> Vec<crate::command::OutcomeDigest> {
+        self.agreement().unreported(limit)
+    }
+
+    /// Compares the leader's digests with this node's; returns the divergence, if any.
+    pub(crate) fn compare_digests(
+        &self,
+        agreed: &[crate::command::OutcomeDigest],
+    ) -> Option<super::Divergence> {
+        self.agreement().compare(agreed)
+    }
+
+    /// Where this node's outcome differed from the leader's: it has stopped applying.
+    pub fn divergence(&self) -> Option<super::Divergence> {
+        self.agreement().diverged()
+    }
+
+    fn agreement(&self) -> std::sync::MutexGuard<'_, super::agreement::Agreement> {
+        // A panic while holding it cannot leave the map half-updated in a harmful way.
+        self.inner
+            .agreement
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records the leader timestamp of an entry about to be applied.

@@ -70,13 +70,14 @@ impl NodeBackend {
         });
         node.set_services(backend.clone());
         node.spawn(track_commit(node.clone(), backend.commit.clone()));
+        node.spawn(super::outcomes::report_outcomes(backend.clone()));
         backend
     }
 
     /// The timestamp for a new entry: this node's clock, but never at or below the last
     /// one this node issued or any entry it has seen applied (issue 12: a new leader whose
     /// clock is behind the old leader's must not make NOW() go backwards).
-    fn next_timestamp_us(&self) -> u64 {
+    pub(super) fn next_timestamp_us(&self) -> u64 {
         let clock = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
@@ -94,6 +95,16 @@ impl NodeBackend {
                 Err(seen) => last = seen,
             }
         }
+    }
+
+    /// The node this backend serves.
+    pub(super) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The applier's status handle.
+    pub(super) fn apply_status(&self) -> &ApplyStatus {
+        &self.apply
     }
 
     fn no_leader() -> BackendError {
@@ -568,6 +579,8 @@ impl Backend for NodeBackend {
             NodeState::Removed
         } else if sync.is_some() {
             NodeState::Syncing
+        } else if self.apply.divergence().is_some() {
+            NodeState::Diverged
         } else if self.apply.is_degraded() {
             NodeState::Degraded
         } else if contact.lost {
@@ -598,6 +611,12 @@ impl Backend for NodeBackend {
             address: self.node.info().cluster_addr.clone(),
             api_address: self.node.info().api_addr.clone(),
             lag,
+            divergence: self.apply.divergence(),
+            apply_error: self
+                .apply
+                .is_degraded()
+                .then(|| self.apply.last_error())
+                .flatten(),
             sync,
             last_quorum_contact_ms: Some(contact.since_ms()),
             disagrees_on_leader: false,
@@ -786,6 +805,8 @@ fn offline(id: u64, info: &crate::consensus::NodeInfo) -> NodeStatus {
         address: info.cluster_addr.clone(),
         api_address: info.api_addr.clone(),
         lag: 0,
+        divergence: None,
+        apply_error: None,
         sync: None,
         last_quorum_contact_ms: None,
         disagrees_on_leader: false,

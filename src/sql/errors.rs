@@ -14,11 +14,11 @@ pub enum ErrorClass {
     /// Deterministic: the statement or its data is wrong (syntax, unknown column, value out
     /// of range, data too long, …).
     Invalid,
-    /// Retry with backoff and report the node DEGRADED meanwhile: the connection, the
-    /// server, locks, resources, privileges or a code this build does not know. Unknown
-    /// codes land here on purpose until nodes compare their outcomes with the leader's
-    /// (issue 12, outcome agreement): stalling visibly is recoverable, while a node that
-    /// silently records another result than the leader is not.
+    /// Retry with backoff and report the node DEGRADED meanwhile: the connection (every
+    /// client-side 2xxx code), the server, locks, resources, privileges. Only codes listed
+    /// as transient land here: any other server error is the entry's result, and a node
+    /// whose result differs from the leader's finds out through outcome agreement
+    /// (DIVERGED) instead of one bad statement stalling the whole cluster.
     Transient,
 }
 
@@ -194,12 +194,20 @@ const CLASSES: &[(u16, ErrorClass)] = &[
     (2055, ErrorClass::Transient), // CR_SERVER_LOST_EXTENDED
 ];
 
-/// The class of MariaDB error number `code`; unknown numbers are transient.
+/// The class of MariaDB error number `code`. Client-side codes (2000–2999, and 0 for
+/// errors that never reached the server) are transient; a server code not in the table is
+/// [`ErrorClass::Invalid`]: the statement's result, checked against the leader's outcome
+/// by outcome agreement.
 pub fn classify(code: u16) -> ErrorClass {
+    let unlisted = if code == 0 || (2000..3000).contains(&code) {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Invalid
+    };
     CLASSES
         .iter()
         .find(|(c, _)| *c == code)
-        .map_or(ErrorClass::Transient, |(_, class)| *class)
+        .map_or(unlisted, |(_, class)| *class)
 }
 
 /// Like [`classify`], refined by the server's message where the number alone is
@@ -210,6 +218,8 @@ pub fn classify_error(code: u16, message: &str) -> ErrorClass {
     match code {
         1005 | 1025 if message.contains("errno: 150") => ErrorClass::Invalid,
         1005 | 1025 if message.contains("errno: 121") => ErrorClass::Conflict,
+        // Any other storage-engine errno (28: no space left, …) is about the server.
+        1005 | 1025 => ErrorClass::Transient,
         _ => classify(code),
     }
 }
@@ -407,8 +417,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_codes_are_transient() {
-        for code in [0, 1, 999, 1999, 3000, 65535] {
+    fn unlisted_server_codes_are_results_client_codes_transient() {
+        for code in [1, 999, 1999, 3000, 4161, 65535] {
+            assert_eq!(classify(code), Invalid, "{code}");
+        }
+        for code in [0, 2000, 2026, 2999] {
             assert_eq!(classify(code), Transient, "{code}");
         }
     }

@@ -152,7 +152,7 @@ pub fn stamped_statements(command: &Command, timestamp_us: u64) -> Option<Vec<St
                 .map(|s| stamped(s, timestamp_us))
                 .collect(),
         ),
-        Command::Ddl { .. } | Command::Sql { .. } => None,
+        Command::Ddl { .. } | Command::Sql { .. } | Command::Outcomes { .. } => None,
     }
 }
 
@@ -177,6 +177,8 @@ pub fn statements(command: &Command) -> Vec<Statement> {
                 params: s.params.iter().map(to_mysql).collect(),
             })
             .collect(),
+        // Bookkeeping of the applier: no SQL.
+        Command::Outcomes { .. } => Vec::new(),
     }
 }
 
