@@ -761,6 +761,8 @@ mod tests {
             address: "127.0.0.2:7654".into(),
             api_address: String::new(),
             lag: 0,
+            divergence: None,
+            apply_error: None,
             sync: None,
             last_quorum_contact_ms: ms,
             disagrees_on_leader: dissent,

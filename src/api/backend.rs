@@ -209,6 +209,9 @@ pub enum NodeState {
     Lagging,
     /// A transient apply error is being retried.
     Degraded,
+    /// Its outcome of an entry differed from the leader's: it stopped applying
+    /// (see `divergence`).
+    Diverged,
     /// Not reachable.
     Offline,
     /// Removed from the cluster: it no longer votes, campaigns or serves.
@@ -247,6 +250,12 @@ pub struct NodeStatus {
     pub api_address: String,
     /// Committed entries it has not applied yet.
     pub lag: u64,
+    /// Where this node's outcome differed from the leader's (status DIVERGED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<crate::apply::Divergence>,
+    /// The transient error being retried (status DEGRADED).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_error: Option<String>,
     /// A snapshot transfer into this node (it is SYNCING meanwhile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<crate::snapshot::SyncProgress>,

@@ -12,6 +12,7 @@ use super::check::{
     CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, TableCheck,
 };
 use super::handlers::{Health, Ids, Nodes};
+use crate::apply::Divergence;
 use crate::command::{
     DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest, SqlStatementRequest,
     UpdateRequest, Wait,
@@ -47,7 +48,7 @@ pub(super) fn json() -> String {
         Ids, Nodes, DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest,
         SqlStatementRequest, UpdateRequest, Wait, Event, EventKind, EventList, Phase,
         SyncProgress, CheckReport, CheckSummary, NodeProblem, TableCheck, RangeDiff, RowDiff,
-        RowDiffKind
+        RowDiffKind, Divergence
     )),
     modifiers(&Bearer),
     security(("bearer" = []))

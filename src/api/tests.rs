@@ -48,6 +48,8 @@ pub(super) fn node(name: &str, number: u64, role: Role) -> NodeStatus {
         address: format!("127.0.0.1:{}", 7000 + number),
         api_address: format!("127.0.0.1:{}", 8000 + number),
         lag: 1,
+        divergence: None,
+        apply_error: None,
         sync: None,
         last_quorum_contact_ms: Some(120),
         disagrees_on_leader: false,

@@ -27,9 +27,9 @@ pub(super) fn parse(json: Option<&str>) -> Result<Counters, String> {
 }
 
 /// Sets every counter that differs from `stored` back to the stored value. A table the
-/// position does not know (created after it, or outside WolfScale) is left alone; a
-/// counter MariaDB refuses to set is reported and left alone. Connection errors are
-/// returned for the caller to retry.
+/// position does not know (created after it, or outside WolfScale) is left alone. Any
+/// error is returned: the caller retries and reports DEGRADED with it, since applying on
+/// with a counter other nodes do not have would hand out different ids.
 pub(super) async fn restore(conn: &mut Conn, stored: &Counters) -> Result<(), mysql_async::Error> {
     if stored.is_empty() {
         return Ok(());
@@ -49,13 +49,14 @@ pub(super) async fn restore(conn: &mut Conn, stored: &Counters) -> Result<(), my
                 to = want,
                 "auto_increment counter set back to the applied position"
             ),
-            Err(mysql_async::Error::Server(e)) => tracing::warn!(
-                table = %table,
-                code = e.code,
-                error = %e.message,
-                "cannot set the auto_increment counter back; ids may differ from other nodes"
-            ),
-            Err(e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(
+                    table = %table,
+                    error = %e,
+                    "cannot set the auto_increment counter back; not applying until it is"
+                );
+                return Err(e);
+            }
         }
     }
     Ok(())

@@ -45,6 +45,27 @@ pub(super) struct Item {
     kind: Kind,
 }
 
+impl Item {
+    /// The leader's outcome digests an `Outcomes` request carries.
+    pub(super) fn agreed(&self) -> Option<&[crate::command::OutcomeDigest]> {
+        match &self.kind {
+            Kind::Command(command::Entry {
+                command: Command::Outcomes { digests },
+                ..
+            }) => Some(digests),
+            _ => None,
+        }
+    }
+
+    /// The leader timestamp a client request carries.
+    pub(super) fn timestamp_us(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Command(entry) => Some(entry.timestamp_us),
+            _ => None,
+        }
+    }
+}
+
 enum Kind {
     Blank,
     Membership(Membership<NodeId, NodeInfo>),
@@ -296,6 +317,9 @@ impl MariaDbApplier {
     ) -> Result<Vec<Outcome>, Step> {
         let current = self.cached()?.clone();
         let applied = current.applied.map(|l| l.index);
+        if let Some(first) = items.iter().find(|i| applied.is_none_or(|a| i.lsn() > a)) {
+            self.no_gap(first.lsn())?;
+        }
         let mut membership = current.membership;
         let mut outcomes = Vec::with_capacity(items.len());
         run(conn, position::BEGIN).await?;
@@ -306,7 +330,11 @@ impl MariaDbApplier {
                 continue;
             }
             match &item.kind {
-                Kind::Blank => outcomes.push(Outcome::Internal { lsn }),
+                Kind::Blank
+                | Kind::Command(command::Entry {
+                    command: Command::Outcomes { .. },
+                    ..
+                }) => outcomes.push(Outcome::Internal { lsn }),
                 Kind::Membership(m) => {
                     membership = StoredMembership::new(Some(item.log_id), m.clone());
                     outcomes.push(Outcome::Internal { lsn });
@@ -354,6 +382,7 @@ impl MariaDbApplier {
         if current.applied.is_some_and(|a| lsn <= a.index) {
             return Ok(vec![Outcome::AlreadyApplied { lsn }]);
         }
+        self.no_gap(lsn)?;
         // No snapshot opens its read view while a DDL entry runs (see `snapshot::dump`).
         let _gate = self.ddl_gate.clone().write_owned().await;
         let re_apply = current.ddl_in_flight == Some(lsn);
@@ -403,7 +432,12 @@ impl MariaDbApplier {
         Ok(pending.take().unwrap_or_default())
     }
 
+    /// Moves the stored position to `last`, on the condition that it still holds what
+    /// this applier last read or wrote. A changed row count means another commit moved it
+    /// (an answer lost after COMMIT, a dump restored underneath): the transaction is rolled
+    /// back by the caller and the position re-read, so no group ever commits twice.
     async fn record(&mut self, conn: &mut Conn, last: LogId, membership: &str) -> Result<(), Step> {
+        let previous = self.cached()?.applied.map(|l| l.index);
         conn.exec_drop(
             position::UPDATE_POSITION,
             (
@@ -411,10 +445,41 @@ impl MariaDbApplier {
                 last.leader_id.term,
                 last.leader_id.node_id,
                 membership,
+                previous,
             ),
         )
         .await
-        .map_err(Step::Transient)
+        .map_err(Step::Transient)?;
+        if conn.affected_rows() == 1 {
+            return Ok(());
+        }
+        self.position = None;
+        Err(Step::Transient(mysql_async::Error::Other(
+            format!(
+                "the applied position in `_wolfscale` is no longer {previous:?}; re-reading it before applying entry {}",
+                last.index
+            )
+            .into(),
+        )))
+    }
+
+    /// Refuses to apply `lsn` when the stored position is not `lsn - 1`: MariaDB lost
+    /// committed transactions underneath the applier (a restored dump, or a MariaDB crash
+    /// with `innodb_flush_log_at_trx_commit = 2`), and applying on would skip them. The node
+    /// stops; on restart it re-applies from the log starting at the stored position.
+    fn no_gap(&self, lsn: u64) -> Result<(), Step> {
+        let applied = self.cached()?.applied.map(|l| l.index);
+        match applied {
+            Some(a) if lsn > a + 1 => Err(Step::Fatal(ApplyError(format!(
+                "MariaDB's applied position is {a} but the next entry to apply is {lsn}: \
+                 MariaDB lost committed transactions underneath WolfScale (restored from an \
+                 older copy, or crashed with innodb_flush_log_at_trx_commit = 2); restart the \
+                 node so it re-applies entries {}..{} from its log",
+                a + 1,
+                lsn - 1
+            )))),
+            _ => Ok(()),
+        }
     }
 
     fn committed(&mut self, last: LogId, membership: StoredMembership, entries: usize) {

@@ -57,6 +57,7 @@
 //! the error, waits (50 ms doubling to 5 s) and retries the same entries, forever. It
 //! never skips one. The first success turns the status back to OK.
 
+mod agreement;
 pub mod check;
 mod counters;
 mod exec;
@@ -64,6 +65,7 @@ mod outcome;
 mod read;
 mod status;
 
+pub use agreement::{digest, digest_limit, Divergence};
 pub use outcome::{Failure, FailureClass, Outcome, OutcomeDecodeError, StatementOutcome};
 pub use read::{QueryError, ReadLimits, Reader, Rows};
 pub use status::{ApplyStatus, StatusSnapshot, WaitTimeout};
@@ -306,6 +308,12 @@ impl Applier for MariaDbApplier {
     }
 
     async fn apply(&mut self, entries: Vec<Entry>) -> Result<Vec<Responses>, ApplyError> {
+        // A diverged node applies nothing more: its state already differs from the
+        // leader's, and applying on would only spread the difference. It waits for an
+        // operator (see `/status`, `wolfscale status`).
+        while self.status.divergence().is_some() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         // A client entry answers each of its requests; others answer nothing, though they
         // have one (internal) outcome.
         let shapes: Vec<Option<usize>> = entries
@@ -364,6 +372,11 @@ impl MariaDbApplier {
             } else {
                 let start = todo.len();
                 todo.extend(exec::Item::decode(entry)?);
+                for item in &todo[start..] {
+                    if let Some(ts) = item.timestamp_us() {
+                        self.status.note_timestamp(ts);
+                    }
+                }
                 units.push(start..todo.len());
             }
         }
@@ -392,9 +405,9 @@ impl MariaDbApplier {
                     end += 1;
                 }
             }
-            let done = self
-                .run_with_retry(&todo[start..units[end - 1].end])
-                .await?;
+            let group = &todo[start..units[end - 1].end];
+            let done = self.run_with_retry(group).await?;
+            self.agree(group, &done);
             if let (Some(id), Some(Outcome::Applied { lsn, .. })) =
                 (barrier(&units[end - 1]), done.last())
             {
@@ -405,5 +418,36 @@ impl MariaDbApplier {
             u = end;
         }
         Ok(out)
+    }
+}
+
+impl MariaDbApplier {
+    /// Records this node's digest of every client entry of `group` (one outcome per item)
+    /// and compares the leader's digests any `Outcomes` item of it carries.
+    fn agree(&self, group: &[exec::Item], outcomes: &[Outcome]) {
+        let mut by_lsn: Vec<(u64, Vec<&Outcome>)> = Vec::new();
+        for (item, outcome) in group.iter().zip(outcomes) {
+            match by_lsn.last_mut() {
+                Some((lsn, list)) if *lsn == item.lsn() => list.push(outcome),
+                _ => by_lsn.push((item.lsn(), vec![outcome])),
+            }
+        }
+        for (lsn, list) in &by_lsn {
+            if let Some(d) = digest(list) {
+                self.status.record_digest(*lsn, d);
+            }
+        }
+        for item in group {
+            if let Some(agreed) = item.agreed() {
+                if let Some(d) = self.status.compare_digests(agreed) {
+                    tracing::error!(
+                        log_index = d.lsn,
+                        own = d.own,
+                        agreed = d.agreed,
+                        "diverged: this node's outcome of an entry differs from the leader's; it stops applying (check `wolfscale status`, then remove the node, wipe it and join it again)"
+                    );
+                }
+            }
+        }
     }
 }

@@ -20,6 +20,10 @@ struct Inner {
     entries: AtomicU64,
     batches: AtomicU64,
     retries: AtomicU64,
+    /// Outcome digests and the divergence found, if any.
+    agreement: Mutex<super::agreement::Agreement>,
+    /// The largest leader timestamp among the entries decoded for applying.
+    max_timestamp_us: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -73,8 +77,56 @@ impl ApplyStatus {
                 entries: AtomicU64::new(0),
                 batches: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
+                max_timestamp_us: AtomicU64::new(0),
+                agreement: Mutex::new(super::agreement::Agreement::default()),
             }),
         }
+    }
+
+    /// Records this node's outcome digest for entry `lsn`.
+    pub(crate) fn record_digest(&self, lsn: u64, digest: u64) {
+        self.agreement().record(lsn, digest);
+    }
+
+    /// This node's digests not yet covered by an `Outcomes` entry, oldest first: what a
+    /// leader proposes.
+    pub fn unreported_digests(&self, limit: usize) -> Vec<crate::command::OutcomeDigest> {
+        self.agreement().unreported(limit)
+    }
+
+    /// Compares the leader's digests with this node's; returns the divergence, if any.
+    pub(crate) fn compare_digests(
+        &self,
+        agreed: &[crate::command::OutcomeDigest],
+    ) -> Option<super::Divergence> {
+        self.agreement().compare(agreed)
+    }
+
+    /// Where this node's outcome differed from the leader's: it has stopped applying.
+    pub fn divergence(&self) -> Option<super::Divergence> {
+        self.agreement().diverged()
+    }
+
+    fn agreement(&self) -> std::sync::MutexGuard<'_, super::agreement::Agreement> {
+        // A panic while holding it cannot leave the map half-updated in a harmful way.
+        self.inner
+            .agreement
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records the leader timestamp of an entry about to be applied.
+    pub fn note_timestamp(&self, timestamp_us: u64) {
+        self.inner
+            .max_timestamp_us
+            .fetch_max(timestamp_us, Ordering::Relaxed);
+    }
+
+    /// The largest leader timestamp of any entry this node has decoded for applying: a
+    /// new leader stamps its entries above it, so NOW() never goes backwards across a
+    /// failover even when the new leader's clock is behind the old one's.
+    pub fn max_timestamp_us(&self) -> u64 {
+        self.inner.max_timestamp_us.load(Ordering::Relaxed)
     }
 
     /// Last log index applied in MariaDB.

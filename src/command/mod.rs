@@ -199,6 +199,24 @@ pub enum Command {
         /// The check run this barrier belongs to.
         id: u64,
     },
+    /// Outcome agreement: the digests of the outcomes the leader reached for earlier
+    /// entries. Every node compares them with its own and stops as DIVERGED on a
+    /// difference. Proposed by the leader only, never built from a client request; last in
+    /// the enum so older entries decode unchanged.
+    Outcomes {
+        /// In LSN order.
+        digests: Vec<OutcomeDigest>,
+    },
+}
+
+/// One entry's outcome as the leader reached it: a digest over every request's result
+/// (rows affected, generated ids, or the MariaDB error number), never over messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeDigest {
+    /// The entry's log index.
+    pub lsn: u64,
+    /// See [`crate::apply::Outcome::digest`].
+    pub digest: u64,
 }
 
 impl Command {
@@ -317,6 +335,13 @@ impl Entry {
                 names(where_key)
             ),
             Command::Ddl { statement } => write!(s, "ddl sql={}", one_line(statement, 80)),
+            Command::Outcomes { digests } => write!(
+                s,
+                "outcomes entries={} first={} last={}",
+                digests.len(),
+                digests.first().map_or(0, |d| d.lsn),
+                digests.last().map_or(0, |d| d.lsn)
+            ),
             Command::Sql {
                 statements,
                 transaction,

@@ -44,6 +44,15 @@ pub struct NodeBackend {
     commit: Arc<AtomicU64>,
     events: crate::observe::events::Events,
     checker: Arc<super::check::Checker>,
+    /// The last timestamp given to an entry prepared here.
+    last_timestamp_us: Arc<AtomicU64>,
+}
+
+/// `clock`, raised above both the largest applied entry timestamp and the last one issued.
+fn monotonic_timestamp(clock: u64, applied_max: u64, last_issued: u64) -> u64 {
+    clock
+        .max(applied_max.saturating_add(1))
+        .max(last_issued.saturating_add(1))
 }
 
 impl NodeBackend {
@@ -68,6 +77,7 @@ impl NodeBackend {
             commit: Arc::new(AtomicU64::new(0)),
             events: Default::default(),
             checker: Arc::new(super::check::Checker::new(node.clone(), checks)),
+            last_timestamp_us: Arc::new(AtomicU64::new(0)),
         });
         node.set_services(backend.clone());
         node.spawn(track_commit(node.clone(), backend.commit.clone()));
@@ -76,6 +86,7 @@ impl NodeBackend {
             backend.checker.clone(),
             backend.ids.clone(),
         ));
+        node.spawn(super::outcomes::report_outcomes(backend.clone()));
         // The watcher holds a weak reference: the backend must not outlive its node.
         let weak = Arc::downgrade(&backend);
         node.spawn(super::watch::watch(
@@ -87,6 +98,39 @@ impl NodeBackend {
             },
         ));
         backend
+    }
+
+    /// The timestamp for a new entry: this node's clock, but never at or below the last
+    /// one this node issued or any entry it has seen applied (issue 12: a new leader whose
+    /// clock is behind the old leader's must not make NOW() go backwards).
+    pub(super) fn next_timestamp_us(&self) -> u64 {
+        let clock = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let applied = self.apply.max_timestamp_us();
+        let mut last = self.last_timestamp_us.load(Ordering::Relaxed);
+        loop {
+            let next = monotonic_timestamp(clock, applied, last);
+            match self.last_timestamp_us.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    /// The node this backend serves.
+    pub(super) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// The applier's status handle.
+    pub(super) fn apply_status(&self) -> &ApplyStatus {
+        &self.apply
     }
 
     fn no_leader() -> BackendError {
@@ -119,9 +163,7 @@ impl NodeBackend {
             })?;
             fresh.push(id.as_u64());
         }
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
+        let now_us = self.next_timestamp_us();
         let mut pool = fresh.into_iter();
         let entry = command::prepare(request, now_us, &mut || pool.next().unwrap_or(0))?;
         let request = Request {
@@ -563,6 +605,8 @@ impl Backend for NodeBackend {
             NodeState::Removed
         } else if sync.is_some() {
             NodeState::Syncing
+        } else if self.apply.divergence().is_some() {
+            NodeState::Diverged
         } else if self.apply.is_degraded() {
             NodeState::Degraded
         } else if contact.lost {
@@ -593,6 +637,12 @@ impl Backend for NodeBackend {
             address: self.node.info().cluster_addr.clone(),
             api_address: self.node.info().api_addr.clone(),
             lag,
+            divergence: self.apply.divergence(),
+            apply_error: self
+                .apply
+                .is_degraded()
+                .then(|| self.apply.last_error())
+                .flatten(),
             sync,
             last_quorum_contact_ms: Some(contact.since_ms()),
             disagrees_on_leader: false,
@@ -798,6 +848,8 @@ fn offline(id: u64, info: &crate::consensus::NodeInfo) -> NodeStatus {
         address: info.cluster_addr.clone(),
         api_address: info.api_addr.clone(),
         lag: 0,
+        divergence: None,
+        apply_error: None,
         sync: None,
         last_quorum_contact_ms: None,
         disagrees_on_leader: false,
@@ -913,6 +965,18 @@ mod tests {
         );
         let marked: Vec<bool> = nodes.iter().map(|n| n.disagrees_on_leader).collect();
         assert_eq!(marked, [false, true, false, true]);
+    }
+
+    #[test]
+    fn timestamps_never_go_backwards() {
+        use super::monotonic_timestamp as m;
+        // A clock ahead of everything is used as it is.
+        assert_eq!(m(1_000, 10, 20), 1_000);
+        // A new leader whose clock is behind the last applied entry stamps just above it.
+        assert_eq!(m(500, 900, 0), 901);
+        // Two entries in the same microsecond still differ.
+        assert_eq!(m(1_000, 0, 1_000), 1_001);
+        assert_eq!(m(0, u64::MAX, 0), u64::MAX);
     }
 
     #[test]

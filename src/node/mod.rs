@@ -12,6 +12,8 @@ pub mod check;
 mod election;
 mod handler;
 mod membership;
+mod outcomes;
+pub use outcomes::REPORT_INTERVAL as OUTCOME_REPORT_INTERVAL;
 mod quorum;
 mod registry;
 mod remove;

@@ -4,7 +4,9 @@
 //! write or schema change naming the applier's position table. It does not run SQL and
 //! does not decide HTTP routing.
 
+use super::admit::{admit, Mode};
 use super::lex::{tokenize, Kind, Token};
+use super::routine::{admit_program, Program};
 use super::rules::{Pattern, Rule, NON_DETERMINISTIC};
 
 /// Why a client statement is refused.
@@ -77,6 +79,41 @@ pub enum SqlError {
         /// The name as written.
         name: String,
     },
+    /// WolfScale's parser cannot read the statement; only what it reads completely is
+    /// admitted.
+    #[error("WolfScale cannot read `{statement}`…: {detail}. Only statements it can parse completely are accepted (see the README's table of accepted SQL)")]
+    Unparsable {
+        /// The statement's first words.
+        statement: String,
+        /// Where the parser stopped.
+        detail: String,
+    },
+    /// A function that is not on the allow-list of deterministic built-ins.
+    #[error("`{name}()` cannot be replicated: it is not on WolfScale's list of functions that return the same value on every node (stored functions included); compute the value in the application and pass it as a parameter")]
+    FunctionNotAllowed {
+        /// The function's name, upper case.
+        name: String,
+    },
+    /// A construct refused by the parse-based admission, and why.
+    #[error("{construct} cannot be replicated: {reason}")]
+    NotReplicable {
+        /// What was found.
+        construct: String,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
+    /// A name qualified by a database: statements work on the replicated database only.
+    #[error("`{name}` names another database: statements sent through WolfScale work on the replicated database only; name objects without a database qualifier")]
+    OtherDatabase {
+        /// The qualified name.
+        name: String,
+    },
+    /// An executable comment (`/*! … */`, `/*!50100 … */`, `/*M! … */`).
+    #[error("executable comment at byte {offset}: MariaDB runs its content or not depending on each server's version, so nodes could differ; remove the comment markers (keep the content) or the comment")]
+    ExecutableComment {
+        /// Where it starts.
+        offset: usize,
+    },
     /// A statement reaches into one of MariaDB's system schemas (`mysql.user`, …).
     #[error("`{name}` is a MariaDB system schema: statements sent through WolfScale work on the replicated database only")]
     SystemSchema {
@@ -99,6 +136,11 @@ impl SqlError {
             SqlError::ParamCount { .. } => "param_count",
             SqlError::Reserved { .. } => "reserved_name",
             SqlError::SystemSchema { .. } => "system_schema",
+            SqlError::Unparsable { .. } => "unsupported_sql",
+            SqlError::FunctionNotAllowed { .. } => "non_deterministic",
+            SqlError::NotReplicable { .. } => "not_replicable",
+            SqlError::OtherDatabase { .. } => "other_database",
+            SqlError::ExecutableComment { .. } => "executable_comment",
         }
     }
 }
@@ -127,13 +169,31 @@ pub fn check_ddl(sql: &str) -> Result<&str, SqlError> {
     if kind_of(&verb) != StatementKind::Ddl {
         return Err(SqlError::NotDdl { verb });
     }
-    if !verb.eq_ignore_ascii_case("TRUNCATE") {
-        check_ddl_object(text, &toks, &verb)?;
-    }
+    let object = if verb.eq_ignore_ascii_case("TRUNCATE") {
+        None
+    } else {
+        Some(check_ddl_object(text, &toks, &verb)?)
+    };
     untouchable(text, &toks)?;
+    no_executable_comment(&toks)?;
     outside_system_schemas(text, &toks, SYSTEM_SCHEMAS)?;
     placeholders_match(&toks, 0)?;
     deterministic(text, &toks)?;
+    let program = object.and_then(|(at, word)| {
+        let kind = match word.as_str() {
+            "TRIGGER" => Program::Trigger,
+            "PROCEDURE" => Program::Procedure,
+            "FUNCTION" => Program::Function,
+            _ => return None,
+        };
+        Some((at, kind))
+    });
+    match program {
+        Some((at, kind)) if verb.eq_ignore_ascii_case("CREATE") => {
+            admit_program(text, &toks, at, kind)?
+        }
+        _ => admit(&parser_text(text, &toks), Mode::Ddl)?,
+    }
     Ok(text)
 }
 
@@ -149,9 +209,11 @@ pub fn check_write(sql: &str, params: usize) -> Result<&str, SqlError> {
         return Err(SqlError::NotWrite { verb });
     }
     untouchable(text, &toks)?;
+    no_executable_comment(&toks)?;
     outside_system_schemas(text, &toks, SYSTEM_SCHEMAS)?;
     placeholders_match(&toks, params)?;
     deterministic(text, &toks)?;
+    admit(text, Mode::Write)?;
     Ok(text)
 }
 
@@ -174,8 +236,14 @@ pub fn check_read(sql: &str, params: usize) -> Result<&str, SqlError> {
     }
     // information_schema is fine to read (table lists, column types); the others hold
     // accounts, password hashes and server internals.
+    no_executable_comment(&toks)?;
     outside_system_schemas(text, &toks, &SYSTEM_SCHEMAS[1..])?;
     placeholders_match(&toks, params)?;
+    match verb.to_ascii_uppercase().as_str() {
+        "SHOW" => show_allowed(text, &toks)?,
+        "DESCRIBE" | "DESC" => {}
+        _ => admit(text, Mode::Read)?,
+    }
     Ok(text)
 }
 
@@ -238,7 +306,19 @@ fn single(sql: &str) -> Result<(&str, Vec<Token>), SqlError> {
     if toks.is_empty() {
         return Err(SqlError::Empty);
     }
-    if let Some(pos) = toks.iter().position(|t| t.kind == Kind::Semicolon) {
+    // A stored program's compound body separates its statements with `;`: only a last
+    // `;` is cut, and the body grammar (`routine`) refuses anything after its end.
+    let first = if creates_program(sql, &toks) {
+        toks.len() - 1
+    } else {
+        0
+    };
+    if let Some(pos) = toks
+        .iter()
+        .skip(first)
+        .position(|t| t.kind == Kind::Semicolon)
+        .map(|p| p + first)
+    {
         let semi = toks[pos];
         // A `;` inside `/*! … */` cannot be cut without leaving the comment open.
         if pos + 1 != toks.len() || semi.in_exec_comment {
@@ -252,6 +332,16 @@ fn single(sql: &str) -> Result<(&str, Vec<Token>), SqlError> {
         return Ok((text, toks));
     }
     Ok((sql.trim_end(), toks))
+}
+
+/// `CREATE … TRIGGER|PROCEDURE|FUNCTION` (with OR REPLACE, DEFINER and the like between).
+fn creates_program(sql: &str, toks: &[Token]) -> bool {
+    toks.first().is_some_and(|t| t.is_word(sql, "CREATE"))
+        && toks.iter().take(12).any(|t| {
+            ["TRIGGER", "PROCEDURE", "FUNCTION"]
+                .iter()
+                .any(|w| t.is_word(sql, w))
+        })
 }
 
 fn first_word(sql: &str, toks: &[Token]) -> String {
@@ -297,7 +387,7 @@ const OTHER_OBJECTS: &[&str] = &[
 
 /// Finds the object keyword among the first words (after OR REPLACE, DEFINER, ONLINE,
 /// UNIQUE and the like) and refuses objects outside the replicated database.
-fn check_ddl_object(sql: &str, toks: &[Token], verb: &str) -> Result<(), SqlError> {
+fn check_ddl_object(sql: &str, toks: &[Token], verb: &str) -> Result<(usize, String), SqlError> {
     for (i, t) in toks.iter().enumerate().skip(1).take(24) {
         // Words after `=` are values (`DEFINER = user@host`, `ALGORITHM = MERGE`).
         if t.kind != Kind::Word || toks[i - 1].kind == Kind::Punct(b'=') {
@@ -305,7 +395,7 @@ fn check_ddl_object(sql: &str, toks: &[Token], verb: &str) -> Result<(), SqlErro
         }
         let w = t.text(sql);
         if DDL_OBJECTS.iter().any(|o| w.eq_ignore_ascii_case(o)) {
-            return Ok(());
+            return Ok((i, w.to_ascii_uppercase()));
         }
         if OTHER_OBJECTS.iter().any(|o| w.eq_ignore_ascii_case(o)) {
             return Err(SqlError::UnsupportedDdl {
@@ -321,6 +411,139 @@ fn check_ddl_object(sql: &str, toks: &[Token], verb: &str) -> Result<(), SqlErro
     Err(SqlError::UnsupportedDdl {
         verb: verb.to_ascii_uppercase(),
         object,
+    })
+}
+
+/// Refuses executable comments: their content runs or not depending on each server's
+/// version (`/*!50100 … */`), and the parser would read them as plain comments.
+fn no_executable_comment(toks: &[Token]) -> Result<(), SqlError> {
+    match toks.iter().find(|t| t.in_exec_comment) {
+        Some(t) => Err(SqlError::ExecutableComment { offset: t.start }),
+        None => Ok(()),
+    }
+}
+
+/// The statement as given to the parser: `DEFINER = account`, `ALGORITHM = x` and `SQL
+/// SECURITY x` before the object keyword are cut (the parser does not know MariaDB's
+/// account syntax); the stored text keeps them.
+fn parser_text(sql: &str, toks: &[Token]) -> String {
+    let object = toks
+        .iter()
+        .position(|t| DDL_OBJECTS.iter().any(|o| t.is_word(sql, o)))
+        .unwrap_or(0);
+    let mut cut: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < object {
+        let t = toks[i];
+        let assigned = toks.get(i + 1).map(|n| n.kind) == Some(Kind::Punct(b'='));
+        if (t.is_word(sql, "DEFINER") || t.is_word(sql, "ALGORITHM")) && assigned {
+            // The value: one name, optionally `@host`, or CURRENT_USER[()].
+            let mut end = i + 2;
+            if toks
+                .get(end)
+                .is_some_and(|v| v.is_word(sql, "CURRENT_USER"))
+            {
+                end += 1;
+                if toks.get(end).map(|t| t.kind) == Some(Kind::Punct(b'('))
+                    && toks.get(end + 1).map(|t| t.kind) == Some(Kind::Punct(b')'))
+                {
+                    end += 2;
+                }
+            } else {
+                end += 1;
+                if toks
+                    .get(end)
+                    .is_some_and(|h| h.kind == Kind::UserVar && !h.spaced)
+                {
+                    end += 1;
+                }
+            }
+            let end = end.min(object);
+            cut.push((t.start, toks[end - 1].end));
+            i = end;
+            continue;
+        }
+        // `CREATE FULLTEXT|SPATIAL INDEX`: the parser knows only plain and UNIQUE.
+        if (t.is_word(sql, "FULLTEXT") || t.is_word(sql, "SPATIAL"))
+            && toks.get(i + 1).is_some_and(|n| n.is_word(sql, "INDEX"))
+        {
+            cut.push((t.start, t.end));
+            i += 1;
+            continue;
+        }
+        if t.is_word(sql, "SQL") && toks.get(i + 1).is_some_and(|n| n.is_word(sql, "SECURITY")) {
+            let end = (i + 3).min(object);
+            cut.push((t.start, toks[end - 1].end));
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut last = 0;
+    for (from, to) in cut {
+        out.push_str(&sql[last..from]);
+        out.push(' ');
+        last = to;
+    }
+    out.push_str(&sql[last..]);
+    out
+}
+
+/// `SHOW` subjects a client may read: definitions and settings of the replicated
+/// database. Grants, the process list, replication and server internals are refused.
+const SHOW_SUBJECTS: &[&[&str]] = &[
+    &["TABLES"],
+    &["FULL", "TABLES"],
+    &["COLUMNS"],
+    &["FULL", "COLUMNS"],
+    &["FIELDS"],
+    &["FULL", "FIELDS"],
+    &["INDEX"],
+    &["INDEXES"],
+    &["KEYS"],
+    &["CREATE", "TABLE"],
+    &["CREATE", "VIEW"],
+    &["CREATE", "TRIGGER"],
+    &["CREATE", "PROCEDURE"],
+    &["CREATE", "FUNCTION"],
+    &["CREATE", "SEQUENCE"],
+    &["CREATE", "DATABASE"],
+    &["CREATE", "SCHEMA"],
+    &["TABLE", "STATUS"],
+    &["TRIGGERS"],
+    &["VARIABLES"],
+    &["SESSION", "VARIABLES"],
+    &["GLOBAL", "VARIABLES"],
+    &["WARNINGS"],
+    &["ERRORS"],
+    &["COUNT"],
+    &["DATABASES"],
+    &["SCHEMAS"],
+    &["COLLATION"],
+    &["CHARACTER", "SET"],
+    &["CHARSET"],
+    &["ENGINES"],
+    &["PROCEDURE", "STATUS"],
+    &["FUNCTION", "STATUS"],
+];
+
+fn show_allowed(sql: &str, toks: &[Token]) -> Result<(), SqlError> {
+    let words = &toks[1..];
+    let ok = SHOW_SUBJECTS.iter().any(|subject| {
+        subject.len() <= words.len() && subject.iter().zip(words).all(|(w, t)| t.is_word(sql, w))
+    });
+    if ok {
+        return Ok(());
+    }
+    let subject: String = words
+        .iter()
+        .take(2)
+        .map(|t| t.text(sql))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Err(SqlError::NotRead {
+        verb: format!("SHOW {subject}"),
     })
 }
 
@@ -407,12 +630,12 @@ fn matches_at(rule: &Rule, sql: &str, toks: &[Token], i: usize) -> bool {
     let next = |k: usize| toks.get(i + k).map(|t| t.kind);
     match rule.pattern {
         Pattern::Call(name) => {
-            t.is_word(sql, name)
+            names(sql, &t, name)
                 && next(1) == Some(Kind::Punct(b'('))
                 && !is_name_position(sql, toks, i)
         }
         Pattern::CallWithoutArgs(name) => {
-            t.is_word(sql, name)
+            names(sql, &t, name)
                 && next(1) == Some(Kind::Punct(b'('))
                 && next(2) == Some(Kind::Punct(b')'))
                 && !is_name_position(sql, toks, i)
@@ -443,6 +666,18 @@ fn matches_at(rule: &Rule, sql: &str, toks: &[Token], i: usize) -> bool {
     }
 }
 
+/// Whether `t` is the name `upper`, bare or backtick-quoted: MariaDB calls the built-in
+/// for `` `UUID`() `` just as for `UUID()`.
+fn names(sql: &str, t: &Token, upper: &str) -> bool {
+    match t.kind {
+        Kind::Word => t.is_word(sql, upper),
+        Kind::QuotedIdent => {
+            super::unquote_ident(t.text(sql)).is_some_and(|n| n.eq_ignore_ascii_case(upper))
+        }
+        _ => false,
+    }
+}
+
 fn limit_rule() -> &'static Rule {
     NON_DETERMINISTIC
         .iter()
@@ -455,7 +690,10 @@ fn deterministic(sql: &str, toks: &[Token]) -> Result<(), SqlError> {
     let mut ordered = vec![false];
     for (i, t) in toks.iter().enumerate() {
         // Every rule starts at a word or a variable; skip the rest cheaply.
-        let candidates = if matches!(t.kind, Kind::Word | Kind::SysVar | Kind::UserVar) {
+        let candidates = if matches!(
+            t.kind,
+            Kind::Word | Kind::QuotedIdent | Kind::SysVar | Kind::UserVar
+        ) {
             NON_DETERMINISTIC
         } else {
             &[]
@@ -671,7 +909,6 @@ mod tests {
             "INSERT version (a) VALUES (1)",
             "INSERT IGNORE INTO sleep (a) VALUES (1)",
             "REPLACE INTO uuid (a) VALUES (1)",
-            "INSERT INTO t (a) VALUES (db.uuid())",
             "INSERT INTO `user` (`uuid`) VALUES (1)",
         ] {
             assert_eq!(check_write(sql, 0), Ok(sql));
@@ -707,14 +944,22 @@ mod tests {
 
     #[test]
     fn limit_needs_order_by_in_its_own_query_block() {
-        for ok in [
+        // Ordered LIMITs pass the lexer's rule but not the parse-based admission, which
+        // refuses every plan-dependent write (issue 12).
+        for refused in [
             "DELETE FROM t WHERE a < 5 ORDER BY id LIMIT 10",
             "UPDATE t SET a = 1 ORDER BY id LIMIT 1",
             "INSERT INTO t (a) SELECT a FROM u ORDER BY id LIMIT 3",
             "INSERT INTO t (a) SELECT GROUP_CONCAT(x ORDER BY y LIMIT 2) FROM u",
             "DELETE FROM t WHERE id IN (SELECT id FROM (SELECT id FROM u ORDER BY id LIMIT 5) x)",
         ] {
-            assert_eq!(check_write(ok, 0), Ok(ok));
+            let toks = lex(refused).expect("lexes");
+            assert_eq!(deterministic(refused, &toks), Ok(()), "{refused}");
+            assert_eq!(
+                check_write(refused, 0).map_err(|e| e.code()),
+                Err("not_replicable"),
+                "{refused}"
+            );
         }
         for bad in [
             "UPDATE t SET a = 1 LIMIT 1",
@@ -748,7 +993,6 @@ mod tests {
             "create table t (id int)",
             "CREATE OR REPLACE TABLE t (id INT)",
             "ALTER TABLE t ADD COLUMN email VARCHAR(255)",
-            "ALTER ONLINE IGNORE TABLE t ADD INDEX (a)",
             "DROP TABLE IF EXISTS t, u",
             "RENAME TABLE a TO b, c TO d",
             "TRUNCATE t",
@@ -761,9 +1005,20 @@ mod tests {
             "CREATE SEQUENCE s START WITH 1",
             "DROP PROCEDURE IF EXISTS p",
             "/* why */ -- because\n CREATE TABLE t (a INT)",
-            "/*!40101 CREATE TABLE t (a INT) */",
         ] {
             assert_eq!(check_ddl(sql), Ok(sql), "{sql}");
+        }
+        // What the parser cannot read, and executable comments, are refused.
+        for (sql, code) in [
+            (
+                "ALTER ONLINE IGNORE TABLE t ADD INDEX (a)",
+                "unsupported_sql",
+            ),
+            ("/*!40101 CREATE TABLE t (a INT) */", "executable_comment"),
+            ("ALTER TABLE t ENGINE=MyISAM", "unsupported_sql"),
+            ("CREATE TABLE m (a INT) ENGINE=MyISAM", "not_replicable"),
+        ] {
+            assert_eq!(check_ddl(sql).map_err(|e| e.code()), Err(code), "{sql}");
         }
     }
 

@@ -14,10 +14,11 @@ pub enum ErrorClass {
     /// Deterministic: the statement or its data is wrong (syntax, unknown column, value out
     /// of range, data too long, …).
     Invalid,
-    /// Retry with backoff and report the node DEGRADED meanwhile: the connection, the
-    /// server, locks, resources, privileges or a code this build does not know. Unknown
-    /// codes land here on purpose: stalling visibly is recoverable, while skipping an entry
-    /// that another node applied is not.
+    /// Retry with backoff and report the node DEGRADED meanwhile: the connection (every
+    /// client-side 2xxx code), the server, locks, resources, privileges. Only codes listed
+    /// as transient land here: any other server error is the entry's result, and a node
+    /// whose result differs from the leader's finds out through outcome agreement
+    /// (DIVERGED) instead of one bad statement stalling the whole cluster.
     Transient,
 }
 
@@ -148,6 +149,11 @@ const CLASSES: &[(u16, ErrorClass)] = &[
     (4089, ErrorClass::Invalid),   // ER_NOT_SEQUENCE: NEXTVAL of a table
     (4099, ErrorClass::Invalid),   // ER_WRONG_NUMBER_OF_VALUES_IN_TVC
     (4124, ErrorClass::Invalid),   // ER_VERS_NOT_VERSIONED: FOR SYSTEM_TIME on a plain table
+    // Statements every node refuses the same way; before outcome agreement each of these
+    // stalled the whole cluster (issue 12).
+    (1235, ErrorClass::Invalid),   // ER_NOT_SUPPORTED_YET: e.g. LIMIT in an IN subquery
+    (1630, ErrorClass::NotFound),  // ER_FUNC_INEXISTENT_NAME_COLLISION: `SYSDATE`(6)
+    (1644, ErrorClass::Invalid),   // ER_SIGNAL_EXCEPTION: SIGNAL in a trigger
     // Transient: the server, the connection, locks, resources, privileges.
     (1021, ErrorClass::Transient), // ER_DISK_FULL
     (1030, ErrorClass::Transient), // ER_GET_ERRNO: storage engine error
@@ -188,12 +194,20 @@ const CLASSES: &[(u16, ErrorClass)] = &[
     (2055, ErrorClass::Transient), // CR_SERVER_LOST_EXTENDED
 ];
 
-/// The class of MariaDB error number `code`; unknown numbers are transient.
+/// The class of MariaDB error number `code`. Client-side codes (2000–2999, and 0 for
+/// errors that never reached the server) are transient; a server code not in the table is
+/// [`ErrorClass::Invalid`]: the statement's result, checked against the leader's outcome
+/// by outcome agreement.
 pub fn classify(code: u16) -> ErrorClass {
+    let unlisted = if code == 0 || (2000..3000).contains(&code) {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Invalid
+    };
     CLASSES
         .iter()
         .find(|(c, _)| *c == code)
-        .map_or(ErrorClass::Transient, |(_, class)| *class)
+        .map_or(unlisted, |(_, class)| *class)
 }
 
 /// Like [`classify`], refined by the server's message where the number alone is
@@ -204,6 +218,8 @@ pub fn classify_error(code: u16, message: &str) -> ErrorClass {
     match code {
         1005 | 1025 if message.contains("errno: 150") => ErrorClass::Invalid,
         1005 | 1025 if message.contains("errno: 121") => ErrorClass::Conflict,
+        // Any other storage-engine errno (28: no space left, …) is about the server.
+        1005 | 1025 => ErrorClass::Transient,
         _ => classify(code),
     }
 }
@@ -380,6 +396,9 @@ mod tests {
         server_gone_2006: 2006 => Transient;
         server_lost_2013: 2013 => Transient;
         server_lost_extended_2055: 2055 => Transient;
+        not_supported_yet_1235: 1235 => Invalid;
+        name_collision_1630: 1630 => NotFound;
+        signal_1644: 1644 => Invalid;
     }
 
     #[test]
@@ -398,8 +417,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_codes_are_transient() {
-        for code in [0, 1, 999, 1999, 3000, 65535] {
+    fn unlisted_server_codes_are_results_client_codes_transient() {
+        for code in [1, 999, 1999, 3000, 4161, 65535] {
+            assert_eq!(classify(code), Invalid, "{code}");
+        }
+        for code in [0, 2000, 2026, 2999] {
             assert_eq!(classify(code), Transient, "{code}");
         }
     }

@@ -7,11 +7,14 @@
 //! Values are always bound as parameters, never spliced into text; the only numbers in
 //! generated text are the leader's timestamp, formatted from a `u64`.
 
+mod admit;
 mod check;
 pub mod checksum;
 mod errors;
+pub mod functions;
 mod lex;
 pub mod position;
+mod routine;
 mod rules;
 pub mod session;
 pub mod snapshot;
@@ -35,6 +38,10 @@ pub const SESSION_SETUP: &[&str] = &[
     "SET sql_mode = 'STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION'",
     "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci",
     "SET auto_increment_increment = 1, auto_increment_offset = 1",
+    // Settings that change results or accepted DDL and may differ per server (issue 12).
+    "SET lc_time_names = 'en_US', div_precision_increment = 4, group_concat_max_len = 1048576, \
+     innodb_strict_mode = ON, default_storage_engine = 'InnoDB', \
+     explicit_defaults_for_timestamp = ON, max_sort_length = 1024",
 ];
 
 /// A statement ready for `exec`: text with `?` markers and one parameter per marker.
@@ -146,7 +153,10 @@ pub fn stamped_statements(command: &Command, timestamp_us: u64) -> Option<Vec<St
                 .map(|s| stamped(s, timestamp_us))
                 .collect(),
         ),
-        Command::Ddl { .. } | Command::Sql { .. } | Command::CheckBarrier { .. } => None,
+        Command::Ddl { .. }
+        | Command::Sql { .. }
+        | Command::CheckBarrier { .. }
+        | Command::Outcomes { .. } => None,
     }
 }
 
@@ -173,6 +183,8 @@ pub fn statements(command: &Command) -> Vec<Statement> {
             .collect(),
         // A barrier runs nothing; the applier takes its snapshot after the commit.
         Command::CheckBarrier { .. } => Vec::new(),
+        // Bookkeeping of the applier: no SQL.
+        Command::Outcomes { .. } => Vec::new(),
     }
 }
 

@@ -116,10 +116,12 @@ async fn duplicate_key_is_the_result_everywhere(c: &ProcCluster, lc: &Client, fc
             let (term_after, after) = c.settled(SETTLE).await;
             // An election in between appends its own entry: measure again.
             if term_after == term {
+                // The failed entry takes an LSN, and the leader's report of its outcome
+                // (outcome agreement) one more.
                 assert_eq!(
                     after,
-                    before + 1,
-                    "the failed entry must take an LSN ({via})"
+                    before + 2,
+                    "the failed entry must take an LSN, its outcome report another ({via})"
                 );
                 break;
             }

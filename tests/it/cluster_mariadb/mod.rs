@@ -14,6 +14,7 @@ mod crash;
 mod determinism;
 mod hostile;
 mod load;
+mod outcomes;
 mod restore;
 mod stranded;
 

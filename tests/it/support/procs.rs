@@ -363,7 +363,17 @@ impl ProcCluster {
                 }
             }
             if behind.is_empty() {
-                return target;
+                // The leader reports outcome digests in an entry of its own shortly after
+                // client entries: converged means the log also stayed put meanwhile.
+                tokio::time::sleep(wolfscale::node::OUTCOME_REPORT_INTERVAL * 4).await;
+                let still = self.nodes[leader]
+                    .status()
+                    .await
+                    .is_some_and(|s| s.last_log_lsn == target);
+                if still {
+                    return target;
+                }
+                continue;
             }
             assert!(
                 start.elapsed() < limit,
@@ -373,15 +383,19 @@ impl ProcCluster {
         }
     }
 
-    /// The leader's term and last LSN once every running node has applied the whole log:
-    /// two equal terms around some requests mean no election appended an entry between.
+    /// The leader's term and last LSN once every running node has applied the whole log
+    /// and it stayed put for a while (the leader reports outcome digests in entries of its
+    /// own shortly after client entries): two equal terms around some requests mean no
+    /// election appended an entry between.
     pub async fn settled(&self, limit: Duration) -> (u64, u64) {
         let start = Instant::now();
+        let quiet = wolfscale::node::OUTCOME_REPORT_INTERVAL * 4;
         loop {
             let lsn = self.wait_converged(limit).await;
+            tokio::time::sleep(quiet).await;
             let leader = self.leader(limit).await;
             if let Some(s) = self.nodes[leader].status().await {
-                if s.last_log_lsn == lsn && s.role == Role::Leader {
+                if s.last_log_lsn == lsn && s.role == Role::Leader && s.applied_lsn == lsn {
                     return (s.term, lsn);
                 }
             }
