@@ -7,8 +7,8 @@
 use super::{Node, Services, ADMIN_TIMEOUT};
 use crate::api::{
     forward, Backend, BackendError, ClusterStatus, Consistency, NodeState, NodeStatus, Query,
-    QueryResult, RemoveResult, Role as ApiRole, SnapshotCreated, SnapshotInfo, SnapshotList,
-    StatementResult, TransferResult, WriteResult,
+    QueryResult, RemoveResult, Role as ApiRole, RoleResult, SnapshotCreated, SnapshotInfo,
+    SnapshotList, StatementResult, TransferResult, WriteResult,
 };
 use crate::apply::{ApplyStatus, Outcome, QueryError, Reader, StatementOutcome};
 use crate::command::{self, Input, Wait, WriteRequest};
@@ -404,6 +404,27 @@ fn admin_error(e: AdminError) -> BackendError {
     }
 }
 
+fn role_result(done: AdminDone) -> Result<RoleResult, BackendError> {
+    match done {
+        AdminDone::RoleChanged {
+            name,
+            number,
+            lsn,
+            voter,
+            voters,
+            learners,
+        } => Ok(RoleResult {
+            node_id: name,
+            node_number: number,
+            voter,
+            lsn,
+            voters,
+            learners,
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
 fn unexpected(done: AdminDone) -> BackendError {
     BackendError::Internal(format!("cluster operation answered {done:?}"))
 }
@@ -671,6 +692,14 @@ impl Backend for NodeBackend {
             }),
             other => Err(unexpected(other)),
         }
+    }
+
+    async fn promote_node(&self, node: String) -> Result<RoleResult, BackendError> {
+        role_result(self.node.promote_member(&node).await.map_err(admin_error)?)
+    }
+
+    async fn demote_node(&self, node: String) -> Result<RoleResult, BackendError> {
+        role_result(self.node.demote_member(&node).await.map_err(admin_error)?)
     }
 
     async fn snapshot_create(&self, purge: bool) -> Result<SnapshotCreated, BackendError> {
