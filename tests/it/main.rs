@@ -14,6 +14,7 @@ mod cluster;
 mod cluster_admin;
 mod cluster_batch;
 mod cluster_cli;
+mod cluster_learner;
 mod cluster_mariadb;
 mod e2e;
 mod mariadb_harness;
