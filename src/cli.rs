@@ -95,6 +95,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Write the man pages (DIR/man) and bash, zsh and fish completions
+    /// (DIR/completions) of this command.
+    Docs {
+        /// Directory to write them under (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `wolfscale snapshot ...`
@@ -230,6 +237,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
         Command::Status { node } => status(&mut out, &cli.config, &env, node),
         Command::Cluster { command } => cluster(&mut out, &cli.config, &env, command),
         Command::Snapshot { command } => snapshot(&mut out, &cli.config, &env, command),
+        Command::Docs { out: dir } => crate::cli_docs::write(&dir)
+            .map_err(|e| format!("cannot write the docs under {}: {e}", dir.display()))
+            .and_then(|files| {
+                writeln!(out, "wrote {} files under {}", files.len(), dir.display())
+                    .map_err(|e| e.to_string())
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
