@@ -11,6 +11,10 @@ command -v mariadb-install-db >/dev/null 2>&1 || need_apt+=(mariadb-server)
 command -v fiu-run >/dev/null 2>&1 || need_apt+=(fiu-utils)
 # libfaketime skews one node's clock in the chaos soak mode (tests/it/chaos/).
 command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
+# systemd-analyze verifies the service unit (tests/it/service.rs); useradd (passwd)
+# creates the service user in install-service.sh's scratch root.
+[ -x /usr/bin/systemd-analyze ] || need_apt+=(systemd)
+command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || need_apt+=(passwd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   sudo_cmd=()

@@ -20,6 +20,7 @@ mod e2e;
 mod mariadb_harness;
 mod partition;
 mod security;
+mod service;
 mod snapshot_cluster;
 mod snapshot_db;
 mod snapshot_e2e;
