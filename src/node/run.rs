@@ -102,15 +102,30 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         });
     }
 
-    // The node serves (cluster transport and HTTP API listen): a `Type=notify` unit is
-    // started. A joiner still catching up reports SYNCING on /status meanwhile; systemd
-    // is not held for a transfer that may take hours.
-    let ready = format!("serving as {} (number {})", node.info().name, node.number());
-    tell_supervisor(vec![
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status(&ready),
-    ])
-    .await;
+    // A `Type=notify` unit is started once the node serves: it knows a leader, its
+    // MariaDB is usable and it holds its data (the test `/health` answers 200 for).
+    {
+        let b = backend.clone();
+        let token = node.shutdown_token();
+        let ready = format!("serving as {} (number {})", node.info().name, node.number());
+        node.spawn(async move {
+            tell_supervisor(vec![sd_notify::NotifyState::Status(
+                "starting: waiting for a leader and the local data",
+            )])
+            .await;
+            while !b.ready() {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            tell_supervisor(vec![
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&ready),
+            ])
+            .await;
+        });
+    }
     let failed = tokio::select! {
         () = wait_for_signal() => None,
         reason = consensus_failed(&node) => Some(reason),

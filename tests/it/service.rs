@@ -238,3 +238,47 @@ fn bad_arguments_are_refused_before_anything_is_written() {
         assert!(!root.join("etc/passwd").exists(), "{args:?} created a user");
     }
 }
+
+/// The node tells systemd it is ready once it serves, and that it stops on SIGTERM,
+/// through `NOTIFY_SOCKET` (here a datagram socket the test binds, as systemd would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_notifies_systemd_when_it_serves_and_when_it_stops() {
+    use crate::support::procs::ProcCluster;
+    use crate::support::MariaDb;
+    let db = MariaDb::start().await.expect("mariadb");
+    let mut c = ProcCluster::on(vec![db]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&path).expect("bind notify socket");
+    c.nodes[0].spawn_with_env(
+        &["start", "--bootstrap"],
+        &[("NOTIFY_SOCKET", path.as_os_str())],
+    );
+    let mut buf = vec![0u8; 4096];
+    let mut recv = async || {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(60), socket.recv(&mut buf))
+            .await
+            .expect("a notification within 60 s")
+            .expect("recv");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let starting = recv().await;
+    assert!(starting.starts_with("STATUS=starting"), "{starting}");
+    let ready = recv().await;
+    let lines: Vec<&str> = ready.lines().collect();
+    assert_eq!(lines[0], "READY=1", "{ready}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("STATUS=serving as node-1")),
+        "{ready}"
+    );
+    // Ready means serving: the API answers at once.
+    c.nodes[0]
+        .client()
+        .health()
+        .await
+        .expect("healthy once READY");
+    c.nodes[0].signal(libc::SIGTERM);
+    assert_eq!(recv().await.trim(), "STOPPING=1");
+}
