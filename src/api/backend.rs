@@ -184,7 +184,7 @@ pub enum Role {
     Leader,
     /// Voter that follows the leader.
     Follower,
-    /// Non-voting member catching up.
+    /// Non-voting member: catching up before its promotion, or a non-voting replica.
     Learner,
 }
 

@@ -539,6 +539,8 @@ impl Backend for NodeBackend {
         let m = self.node.raft().metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let is_voter = membership.voter_ids().any(|v| v == m.id);
+        // A non-voting replica stays a learner: it is not "joining" once caught up.
+        let non_voting = !is_voter && membership.get_node(&m.id).is_some_and(|i| i.learner);
         let contact = self.node.contact();
         // A leader cut off from its majority has stopped acting as one (see `quorum`).
         let leading = m.state == ServerState::Leader && !contact.lost;
@@ -562,7 +564,7 @@ impl Backend for NodeBackend {
             NodeState::Degraded
         } else if contact.lost {
             NodeState::NoQuorum
-        } else if !is_voter {
+        } else if !is_voter && !non_voting {
             NodeState::Joining
         } else if m.current_leader.is_none() {
             NodeState::Syncing

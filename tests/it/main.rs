@@ -17,6 +17,7 @@ mod cluster_cli;
 mod cluster_learner;
 mod cluster_mariadb;
 mod e2e;
+mod galera_bridge;
 mod mariadb_harness;
 mod partition;
 mod security;

@@ -20,8 +20,6 @@ pub const PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
 pub struct Galera {
     /// The servers.
     pub nodes: Vec<MariaDb>,
-    /// The `wsrep_cluster_name`.
-    pub name: String,
     /// gcomm, IST and SST ports of each node, held for the cluster's life.
     _ports: Vec<[PortReservation; 3]>,
 }
@@ -94,7 +92,6 @@ impl Galera {
         tracing::info!(cluster = name, nodes = n, "galera cluster synced");
         Ok(Galera {
             nodes,
-            name: name.to_string(),
             _ports: ports,
         })
     }
@@ -106,13 +103,12 @@ impl Galera {
 /// [`Error::NotReady`] with the last state seen when it does not within `limit`.
 pub async fn wait_synced(db: &MariaDb, size: usize, limit: Duration) -> Result<()> {
     let start = Instant::now();
-    let mut last = String::from("no answer yet");
     loop {
-        match state(db).await {
+        let last = match state(db).await {
             Ok((comment, members)) if comment == "Synced" && members >= size => return Ok(()),
-            Ok((comment, members)) => last = format!("{comment}, cluster size {members}"),
-            Err(e) => last = e.to_string(),
-        }
+            Ok((comment, members)) => format!("{comment}, cluster size {members}"),
+            Err(e) => e.to_string(),
+        };
         if start.elapsed() > limit {
             return Err(Error::NotReady {
                 addr: db.addr().to_string(),
