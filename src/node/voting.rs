@@ -48,7 +48,7 @@ pub(super) async fn promote(node: &Node, wanted: &str) -> Result<AdminDone, Admi
         .map(|l| l.index);
     let last = m.last_log_index.unwrap_or(0);
     let behind = matched.map(|i| last.saturating_sub(i));
-    if !behind.is_some_and(|b| b <= PROMOTE_LAG) {
+    if behind.is_none_or(|b| b > PROMOTE_LAG) {
         let state = behind.map_or_else(
             || "has not received any of the log yet (is it running?)".to_string(),
             |b| format!("is {b} entries behind the leader"),

@@ -145,7 +145,7 @@ async fn an_operator_promotes_a_learner_and_demotes_a_voter() {
         .await
         .expect("demote");
     assert!(
-        matches!(&done, AdminDone::RoleChanged { voter: false, learners, .. } if learners == &[learner.clone()]),
+        matches!(&done, AdminDone::RoleChanged { voter: false, learners, .. } if learners.as_slice() == std::slice::from_ref(&learner)),
         "{done:?}"
     );
     for i in 0..10u32 {

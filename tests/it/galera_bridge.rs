@@ -69,7 +69,7 @@ async fn converged(dbs: &[&MariaDb], writes: i64, limit: Duration) -> (i64, i64,
         let first = seen[0].clone();
         if let Ok(want) = &first {
             if want.0 == writes && want.1 == writes && seen.iter().all(|s| s == &first) {
-                return want.clone();
+                return *want;
             }
         }
         assert!(
