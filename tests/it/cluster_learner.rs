@@ -207,3 +207,64 @@ async fn a_learner_that_is_down_is_not_promoted_and_cannot_bootstrap() {
         Ok(()) => panic!("a learner bootstrapped a cluster"),
     }
 }
+
+/// Runs the `wolfscale` binary with `args`; returns (success, stdout + stderr).
+async fn cli(args: &[&str]) -> (bool, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wolfscale"))
+            .args(&args)
+            .env_remove("WOLFSCALE_CONFIG")
+            .env_remove("WOLFSCALE_API_TOKEN")
+            .output()
+    })
+    .await
+    .expect("cli task")
+    .expect("run wolfscale");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The real binary: `join --learner` makes an ACTIVE learner, `status` shows its role,
+/// and `cluster promote` / `cluster demote` change it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_learner_status_promote_and_demote_from_the_command_line() {
+    use crate::support::procs::ProcCluster;
+    use crate::support::MariaDb;
+    let dbs = MariaDb::start_many(2).await.expect("mariadb");
+    let mut c = ProcCluster::on(dbs);
+    c.nodes[0].spawn(&["start", "--bootstrap"]);
+    c.wait_healthy(0, Duration::from_secs(30)).await;
+    let seed = c.nodes[0].cluster.clone();
+    c.nodes[1].spawn(&["join", &seed, "--learner"]);
+    // A caught-up non-voting learner is ACTIVE, not stuck JOINING.
+    c.wait_active(2, Duration::from_secs(60)).await;
+    let api = c.nodes[0].api.clone();
+    let (ok, out) = cli(&["status", "--node", &api]).await;
+    assert!(ok, "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("node-2"))
+        .unwrap_or_else(|| panic!("no node-2 in {out}"));
+    assert!(line.contains("learner") && line.contains("ACTIVE"), "{out}");
+
+    let (ok, out) = cli(&["cluster", "promote", "node-2", "--api", &api]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("node-2 (number 2) is a voter"), "{out}");
+    assert!(out.contains("voters: node-1, node-2"), "{out}");
+    let s = c.nodes[1].status().await.expect("status");
+    assert_eq!(s.role, wolfscale::api::Role::Follower);
+
+    let (ok, out) = cli(&["cluster", "demote", "node-2", "--api", &api]).await;
+    assert!(ok, "{out}");
+    assert!(out.contains("is a non-voting learner"), "{out}");
+    assert!(out.contains("learners: node-2"), "{out}");
+    // The leader cannot demote itself; the CLI says why and exits non-zero.
+    let (ok, out) = cli(&["cluster", "demote", "node-1", "--api", &api]).await;
+    assert!(!ok, "{out}");
+    assert!(out.contains("transfer-leader"), "{out}");
+}
