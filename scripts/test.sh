@@ -16,6 +16,14 @@ command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# systemd-analyze verifies the service unit (tests/it/service.rs); useradd (passwd)
+# creates the service user in install-service.sh's scratch root.
+[ -x /usr/bin/systemd-analyze ] || need_apt+=(systemd)
+command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || need_apt+=(passwd)
+# The Galera bridge test (tests/it/galera_bridge.rs) runs two 3-node Galera clusters
+# with rsync state transfers.
+[ -e /usr/lib/galera/libgalera_smm.so ] || need_apt+=(galera-4)
+command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   sudo_cmd=()

@@ -65,6 +65,11 @@ pub enum Command {
     Join {
         /// Cluster address (host:port) of any member.
         member: String,
+        /// Join as a non-voting learner (a read replica or a remote site), like
+        /// `cluster.voter = false`: it applies the log and serves reads, and the voters
+        /// never wait for it; `wolfscale cluster promote` makes it a voter later.
+        #[arg(long)]
+        learner: bool,
     },
     /// Show every node of the cluster: role, status, term, LSNs and lag.
     Status {
@@ -101,6 +106,13 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: SnapshotCommand,
+    },
+    /// Write the man pages (DIR/man) and bash, zsh and fish completions
+    /// (DIR/completions) of this command.
+    Docs {
+        /// Directory to write them under (created if missing).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -144,6 +156,23 @@ pub enum ClusterCommand {
     },
     /// Make a voter the leader; waits until it leads.
     TransferLeader {
+        /// The node's name (node.id) or number.
+        node: String,
+        /// HTTP API address of the member to ask (default: this node's api.bind_address).
+        #[arg(long)]
+        api: Option<String>,
+    },
+    /// Make a learner a voter (refused until it is within a few entries of the leader).
+    Promote {
+        /// The node's name (node.id) or number.
+        node: String,
+        /// HTTP API address of the member to ask (default: this node's api.bind_address).
+        #[arg(long)]
+        api: Option<String>,
+    },
+    /// Make a voter a non-voting learner (refused for the leader, the last voter, or when
+    /// the voters left could not commit).
+    Demote {
         /// The node's name (node.id) or number.
         node: String,
         /// HTTP API address of the member to ask (default: this node's api.bind_address).
@@ -221,13 +250,23 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
             };
             run_node(&cli.config, &env, mode, false)
         }
-        Command::Join { member } => {
-            run_node(&cli.config, &env, StartMode::Join(vec![member]), true)
-        }
+        Command::Join { member, learner } => run_node_as(
+            &cli.config,
+            &env,
+            StartMode::Join(vec![member]),
+            true,
+            learner,
+        ),
         Command::Status { node } => status(&mut out, &cli.config, &env, node),
         Command::Check { node, json } => check(&mut out, &cli.config, &env, node, json),
         Command::Cluster { command } => cluster(&mut out, &cli.config, &env, command),
         Command::Snapshot { command } => snapshot(&mut out, &cli.config, &env, command),
+        Command::Docs { out: dir } => crate::cli_docs::write(&dir)
+            .map_err(|e| format!("cannot write the docs under {}: {e}", dir.display()))
+            .and_then(|files| {
+                writeln!(out, "wrote {} files under {}", files.len(), dir.display())
+                    .map_err(|e| e.to_string())
+            }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -380,7 +419,21 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 fn run_node(path: &Path, env: &EnvOverrides, mode: StartMode, progress: bool) -> CliResult {
-    let loaded = load(path, env)?;
+    run_node_as(path, env, mode, progress, false)
+}
+
+/// Runs the node; `learner` (`join --learner`) overrides `cluster.voter` with false.
+fn run_node_as(
+    path: &Path,
+    env: &EnvOverrides,
+    mode: StartMode,
+    progress: bool,
+    learner: bool,
+) -> CliResult {
+    let mut loaded = load(path, env)?;
+    if learner {
+        loaded.config.cluster.voter = false;
+    }
     // Everything the node creates (WAL, state db, snapshots) is for this user only: 0600
     // files, 0700 directories, whatever umask the shell had.
     // SAFETY: umask only sets the process's file-mode mask; it cannot fail.
@@ -522,6 +575,7 @@ fn cluster(
             names.join(", ")
         }
     };
+    let promote = matches!(command, ClusterCommand::Promote { .. });
     match command {
         ClusterCommand::Remove { node, api } => {
             let client = api_client(path, env, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
@@ -562,6 +616,34 @@ fn cluster(
                     ),
                 )
             }
+        }
+        ClusterCommand::Promote { node, api } | ClusterCommand::Demote { node, api } => {
+            let client = api_client(path, env, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
+            let addr = client.address().to_string();
+            let rt = runtime()?;
+            let r = if promote {
+                rt.block_on(client.promote(&node))
+            } else {
+                rt.block_on(client.demote(&node))
+            }
+            .map_err(|e| {
+                let verb = if promote { "promote" } else { "demote" };
+                format!("cannot {verb} {node} through {addr}: {e}")
+            })?;
+            let role = if r.voter {
+                "a voter"
+            } else {
+                "a non-voting learner"
+            };
+            w(
+                out,
+                format!(
+                    "{} (number {}) is {role} as of lsn {}",
+                    r.node_id, r.node_number, r.lsn
+                ),
+            )?;
+            w(out, format!("voters: {}", list(&r.voters)))?;
+            w(out, format!("learners: {}", list(&r.learners)))
         }
     }
 }

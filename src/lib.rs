@@ -14,17 +14,19 @@
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
 //! | [`consensus`] | openraft over the WAL: types, log store, state-machine seam, network, election timing and pre-vote |
 //! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
-//! | [`node`] | one running node: identity, start/join/bootstrap, forwarding, member removal and leadership transfer, background tasks |
+//! | [`node`] | one running node: identity, start/join/bootstrap, forwarding, member removal, promotion and demotion, leadership transfer, background tasks, systemd readiness |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`apply`] | the MariaDB applier: committed entries applied exactly once, `_wolfscale` position, client reads |
 //! | [`snapshot`] | state transfer: consistent copies of the replicated database (build, store, send, load) and the sync progress |
 //! | [`observe`] | what operators watch: Prometheus metrics, the event list, the web dashboard's assets, log setup |
 //! | [`cli`] | the command-line interface that the `wolfscale` binary runs |
+//! | [`cli_docs`] | the man pages and shell completions generated from the CLI definition |
 
 pub mod api;
 pub mod apply;
 pub mod cli;
+pub mod cli_docs;
 pub mod command;
 pub mod config;
 pub mod consensus;

@@ -48,6 +48,18 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         node: String,
     ) -> impl Future<Output = Result<TransferResult, BackendError>> + Send;
+    /// Makes the learner named or numbered by `node` a voter, through the leader; answers
+    /// once the membership with its vote is committed.
+    fn promote_node(
+        &self,
+        node: String,
+    ) -> impl Future<Output = Result<RoleResult, BackendError>> + Send;
+    /// Makes the voter named or numbered by `node` a non-voting learner, through the
+    /// leader; answers once the membership without its vote is committed.
+    fn demote_node(
+        &self,
+        node: String,
+    ) -> impl Future<Output = Result<RoleResult, BackendError>> + Send;
     /// Takes a snapshot of the replicated database on this node now (`POST /snapshot`);
     /// with `purge`, then purges the WAL segments it covers that no live member needs.
     /// The default answers that this node cannot.
@@ -191,7 +203,7 @@ pub enum Role {
     Leader,
     /// Voter that follows the leader.
     Follower,
-    /// Non-voting member catching up.
+    /// Non-voting member: catching up before its promotion, or a non-voting replica.
     Learner,
 }
 
@@ -307,7 +319,8 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeStatus>,
 }
 
-/// `POST /cluster/remove` and `POST /cluster/transfer-leader`: which member, by name
+/// `POST /cluster/remove`, `/cluster/transfer-leader`, `/cluster/promote` and
+/// `/cluster/demote`: which member, by name
 /// (`"node-2"`) or number (`2` or `"2"`; a name wins when both match).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -347,6 +360,23 @@ pub struct RemoveResult {
     /// Names of the voters left.
     pub voters: Vec<String>,
     /// Names of the learners left.
+    pub learners: Vec<String>,
+}
+
+/// The answer to `POST /cluster/promote` and `POST /cluster/demote`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleResult {
+    /// The member's name.
+    pub node_id: String,
+    /// Its number.
+    pub node_number: u64,
+    /// Whether it now votes (`false`: a non-voting learner).
+    pub voter: bool,
+    /// Log position of the membership that gives it this role.
+    pub lsn: u64,
+    /// Names of the voters.
+    pub voters: Vec<String>,
+    /// Names of the learners.
     pub learners: Vec<String>,
 }
 

@@ -5,7 +5,8 @@
 
 use super::backend::{
     ClusterStatus, ErrorBody, NodeRef, NodeRequest, NodeStatus, QueryRequest, QueryResult,
-    RemoveResult, SnapshotCreated, SnapshotList, SnapshotRequest, TransferResult, WriteResult,
+    RemoveResult, RoleResult, SnapshotCreated, SnapshotList, SnapshotRequest, TransferResult,
+    WriteResult,
 };
 use super::handlers::{Health, Ids, Nodes};
 use crate::command::{DdlRequest, DeleteRequest, InsertRequest, SqlRequest, UpdateRequest};
@@ -242,6 +243,23 @@ impl Client {
             node: NodeRef::Name(node.to_string()),
         };
         self.post("/cluster/transfer-leader", &body).await
+    }
+
+    /// `POST /cluster/promote`: makes the learner named or numbered `node` a voter.
+    pub async fn promote(&self, node: &str) -> Result<RoleResult, Error> {
+        let body = NodeRequest {
+            node: NodeRef::Name(node.to_string()),
+        };
+        self.post("/cluster/promote", &body).await
+    }
+
+    /// `POST /cluster/demote`: makes the voter named or numbered `node` a non-voting
+    /// learner.
+    pub async fn demote(&self, node: &str) -> Result<RoleResult, Error> {
+        let body = NodeRequest {
+            node: NodeRef::Name(node.to_string()),
+        };
+        self.post("/cluster/demote", &body).await
     }
 
     /// `GET /id?count=N`: fresh Snowflake IDs from this node.

@@ -4,8 +4,8 @@
 
 use super::backend::{
     Backend, ClusterStatus, NodeRef, NodeRequest, NodeStatus, Query, QueryRequest, QueryResult,
-    RemoveResult, SnapshotCreated, SnapshotList, SnapshotRequest, TransferResult, WriteResult,
-    DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
+    RemoveResult, RoleResult, SnapshotCreated, SnapshotList, SnapshotRequest, TransferResult,
+    WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };
 use super::{ApiError, ApiOptions};
 use crate::command::{
@@ -70,6 +70,8 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
         .route("/cluster/remove", post(cluster_remove::<B>))
         .route("/cluster/transfer-leader", post(cluster_transfer::<B>))
         .route("/check", post(check::<B>))
+        .route("/cluster/promote", post(cluster_promote::<B>))
+        .route("/cluster/demote", post(cluster_demote::<B>))
         .route(
             "/snapshot",
             post(snapshot_create::<B>).get(snapshot_list::<B>),
@@ -616,6 +618,24 @@ async fn cluster_transfer<B: Backend>(
     let node = node_request(&s.options, r).await?;
     tracing::info!(node = %node, "leadership transfer requested");
     Ok(Json(s.backend.transfer_leader(node).await?))
+}
+
+async fn cluster_promote<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<RoleResult>, ApiError> {
+    let node = node_request(&s.options, r).await?;
+    tracing::info!(node = %node, "promotion requested");
+    Ok(Json(s.backend.promote_node(node).await?))
+}
+
+async fn cluster_demote<B: Backend>(
+    State(s): State<AppState<B>>,
+    r: Request,
+) -> Result<Json<RoleResult>, ApiError> {
+    let node = node_request(&s.options, r).await?;
+    tracing::info!(node = %node, "demotion requested");
+    Ok(Json(s.backend.demote_node(node).await?))
 }
 
 /// `POST /snapshot`: an empty body or `{"purge": bool}`.

@@ -19,6 +19,8 @@
 //! | `GET /cluster/nodes` | → `{"nodes": [NodeStatus, ...]}` |
 //! | `POST /cluster/remove` | [`NodeRequest`] → [`RemoveResult`] |
 //! | `POST /cluster/transfer-leader` | [`NodeRequest`] → [`TransferResult`] |
+//! | `POST /cluster/promote` | [`NodeRequest`] → [`RoleResult`] (a learner becomes a voter) |
+//! | `POST /cluster/demote` | [`NodeRequest`] → [`RoleResult`] (a voter becomes a non-voting learner) |
 //! | `POST /snapshot` | optional [`SnapshotRequest`] → [`SnapshotCreated`] (may take minutes) |
 //! | `GET /snapshot` | → [`SnapshotList`] |
 //! | `GET /metrics` | → Prometheus text format (`observe::metrics`) |
@@ -32,8 +34,9 @@
 //! `forbidden` (the read-only token on a write or admin route), 404
 //! unknown route, table or member (`unknown_node`), 405, 408 body not sent within the
 //! deadline, 409 constraint or refused cluster change (`last_voter`, `no_quorum`,
-//! `not_voter`, …), 413 body or entry too large, 415 not `application/json`, 503
-//! `no_leader` / `not_ready` / `quorum_lost` (with `retry_after` and `Retry-After`), 504 `timeout` (with
+//! `not_voter`, `learner_behind`, `is_leader`, …), 413 body or entry too large, 415 not
+//! `application/json`, 503 `no_leader` / `not_ready` / `quorum_lost` (with `retry_after`
+//! and `Retry-After`), 504 `timeout` (with
 //! `lagging`), 500 `internal`.
 
 mod backend;
@@ -46,7 +49,7 @@ mod openapi;
 
 pub use backend::{
     Backend, BackendError, ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState,
-    NodeStatus, Query, QueryRequest, QueryResult, RemoveResult, Role, SnapshotCreated,
+    NodeStatus, Query, QueryRequest, QueryResult, RemoveResult, Role, RoleResult, SnapshotCreated,
     SnapshotInfo, SnapshotList, SnapshotRequest, StatementResult, TransferResult, WriteResult,
     DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };

@@ -150,6 +150,44 @@ impl Backend for Fake {
             previous_term: 3,
         })
     }
+
+    async fn promote_node(&self, node: String) -> Result<RoleResult, BackendError> {
+        self.role_op("promote", node, true)
+    }
+
+    async fn demote_node(&self, node: String) -> Result<RoleResult, BackendError> {
+        self.role_op("demote", node, false)
+    }
+}
+
+impl Fake {
+    fn role_op(
+        &self,
+        op: &'static str,
+        node: String,
+        voter: bool,
+    ) -> Result<RoleResult, BackendError> {
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        self.cluster_ops
+            .lock()
+            .expect("test lock")
+            .push((op, node.clone()));
+        let (voters, learners) = if voter {
+            (vec!["n1".into(), node.clone()], Vec::new())
+        } else {
+            (vec!["n1".into()], vec![node.clone()])
+        };
+        Ok(RoleResult {
+            node_id: node,
+            node_number: 2,
+            voter,
+            lsn: 60,
+            voters,
+            learners,
+        })
+    }
 }
 
 pub(super) fn options(token: Option<&str>) -> ApiOptions {
@@ -987,6 +1025,43 @@ async fn cluster_operations_take_a_node_by_name_or_number() {
     let (s, _, b) = send(&r, get("/cluster/remove")).await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{b}");
     assert_eq!(fake.cluster_ops.lock().expect("lock").len(), 3);
+}
+
+#[tokio::test]
+async fn promote_and_demote_take_a_node_and_answer_its_role() {
+    let (fake, r) = setup(None);
+    let (s, b) = post_json(&r, "/cluster/demote", json!({"node": "n2"})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b,
+        json!({"node_id": "n2", "node_number": 2, "voter": false, "lsn": 60, "voters": ["n1"], "learners": ["n2"]})
+    );
+    let (s, b) = post_json(&r, "/cluster/promote", json!({"node": 2})).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["voter"], true);
+    assert_eq!(b["voters"], json!(["n1", "2"]));
+    for (path, body) in [
+        ("/cluster/promote", json!({})),
+        ("/cluster/demote", json!({"node": " "})),
+        ("/cluster/demote", json!({"node": "n2", "voter": true})),
+    ] {
+        let (s, b) = post_json(&r, path, body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path} {body}: {b}");
+    }
+    let (s, _, b) = send(&r, get("/cluster/promote")).await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED, "{b}");
+    assert_eq!(
+        *fake.cluster_ops.lock().expect("lock"),
+        [("demote", "n2".to_string()), ("promote", "2".to_string())]
+    );
+    // A refusal keeps its status and code.
+    fake.fail_with(BackendError::Conflict {
+        code: "learner_behind".into(),
+        message: "n2 is 900 entries behind the leader".into(),
+    });
+    let (s, b) = post_json(&r, "/cluster/promote", json!({"node": "n2"})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["code"], "learner_behind");
 }
 
 #[tokio::test]

@@ -323,6 +323,12 @@ pub struct ClusterConfig {
     /// File whose first line is the cluster secret. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<PathBuf>,
+    /// Whether this node, once joined, votes and counts toward the quorum. `false` keeps
+    /// it a learner (a read replica, a remote site): it applies the log and serves reads,
+    /// but the voters never wait for it, until an operator promotes it. Read only when
+    /// the node joins (`wolfscale join --learner` sets it too). Default: true.
+    #[serde(default = "defaults::yes")]
+    pub voter: bool,
 }
 
 /// `[api]`: the HTTP API.
@@ -543,6 +549,7 @@ impl Config {
                 check_interval_minutes: U64,
                 secret: Some(String::new()),
                 secret_file: Some(PathBuf::new()),
+                voter: true,
             },
             api: ApiConfig {
                 enabled: true,
@@ -640,6 +647,7 @@ impl Default for ClusterConfig {
             check_interval_minutes: 0,
             secret: None,
             secret_file: None,
+            voter: true,
         }
     }
 }

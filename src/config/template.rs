@@ -82,6 +82,10 @@ check_interval_minutes = {check_interval_minutes}
 # from secret_file (first line) or WOLFSCALE_CLUSTER_SECRET (which wins).
 secret = {secret}
 # secret_file = "/etc/wolfscale/cluster-secret"
+# Whether this node votes once it has joined. false keeps it a learner (a read replica
+# or a remote site): it applies the log and serves reads, and the voters never wait for
+# it, until `wolfscale cluster promote` makes it a voter. Read when the node joins.
+voter = true
 
 [api]
 # Serve the HTTP API.

@@ -31,6 +31,11 @@ pub struct NodeInfo {
     pub cluster_addr: String,
     /// Address of its HTTP API, if it serves one.
     pub api_addr: String,
+    /// A non-voting replica (`join --learner`, `cluster.voter = false`): it stays a
+    /// learner until an operator promotes it; the leader never promotes it by itself.
+    /// Set while it is a learner and cleared when it is promoted. Default: false.
+    #[serde(default)]
+    pub learner: bool,
 }
 
 impl fmt::Display for NodeInfo {

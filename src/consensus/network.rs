@@ -121,6 +121,16 @@ pub enum AdminOp {
         /// Name or number of the member.
         node: String,
     },
+    /// Make a learner a voter.
+    Promote {
+        /// Name or number of the member.
+        node: String,
+    },
+    /// Make a voter (or a learner waiting for promotion) a non-voting learner.
+    Demote {
+        /// Name or number of the member.
+        node: String,
+    },
 }
 
 /// What an [`AdminOp`] did.
@@ -151,6 +161,21 @@ pub enum AdminDone {
         previous: String,
         /// The term before the transfer.
         previous_term: u64,
+    },
+    /// The node was promoted or demoted (or already had the role asked for).
+    RoleChanged {
+        /// Its name.
+        name: String,
+        /// Its number.
+        number: NodeId,
+        /// Log index of the membership that gives it its role.
+        lsn: u64,
+        /// Whether it now votes.
+        voter: bool,
+        /// Names of the voters.
+        voters: Vec<String>,
+        /// Names of the learners.
+        learners: Vec<String>,
     },
 }
 
@@ -211,6 +236,8 @@ pub struct JoinRequest {
     pub cluster_addr: String,
     /// Where its HTTP API listens ("" when disabled).
     pub api_addr: String,
+    /// Join as a non-voting replica that stays a learner until promoted.
+    pub learner: bool,
     /// Set when a member passed the request on to the leader; never passed on twice.
     pub forwarded: bool,
 }

@@ -1,8 +1,8 @@
 //! Cluster-management operations an operator asks any member for (`cluster remove`,
-//! `cluster transfer-leader`): they run on the leader, so a follower passes the request on
+//! `cluster transfer-leader`, `cluster promote|demote`): they run on the leader, so a follower passes the request on
 //! once, like a write. Also finds the member an operator names by name or number.
 
-use super::{remove, transfer, Node};
+use super::{remove, transfer, voting, Node};
 use crate::consensus::network::{AdminDone, AdminError, AdminOp, PeerRequest, PeerResponse};
 use crate::consensus::{NodeId, NodeInfo};
 use openraft::{Membership, ServerState};
@@ -56,6 +56,8 @@ pub(super) async fn run_local(node: &Node, op: AdminOp) -> Result<AdminDone, Adm
     match op {
         AdminOp::Remove { node: target } => remove::remove(node, &target).await,
         AdminOp::TransferLeader { node: target } => transfer::transfer(node, &target).await,
+        AdminOp::Promote { node: target } => voting::promote(node, &target).await,
+        AdminOp::Demote { node: target } => voting::demote(node, &target).await,
     }
 }
 
@@ -152,6 +154,7 @@ mod tests {
             name: name.into(),
             cluster_addr: format!("{name}:7654"),
             api_addr: String::new(),
+            learner: false,
         }
     }
 

@@ -7,8 +7,8 @@
 use super::{Node, Services, ADMIN_TIMEOUT};
 use crate::api::{
     forward, Backend, BackendError, ClusterStatus, Consistency, NodeState, NodeStatus, Query,
-    QueryResult, RemoveResult, Role as ApiRole, SnapshotCreated, SnapshotInfo, SnapshotList,
-    StatementResult, TransferResult, WriteResult,
+    QueryResult, RemoveResult, Role as ApiRole, RoleResult, SnapshotCreated, SnapshotInfo,
+    SnapshotList, StatementResult, TransferResult, WriteResult,
 };
 use crate::apply::check::{CheckSnapshots, Pace};
 use crate::apply::{ApplyStatus, Outcome, QueryError, Reader, StatementOutcome};
@@ -472,6 +472,27 @@ fn admin_error(e: AdminError) -> BackendError {
     }
 }
 
+fn role_result(done: AdminDone) -> Result<RoleResult, BackendError> {
+    match done {
+        AdminDone::RoleChanged {
+            name,
+            number,
+            lsn,
+            voter,
+            voters,
+            learners,
+        } => Ok(RoleResult {
+            node_id: name,
+            node_number: number,
+            voter,
+            lsn,
+            voters,
+            learners,
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
 fn unexpected(done: AdminDone) -> BackendError {
     BackendError::Internal(format!("cluster operation answered {done:?}"))
 }
@@ -586,6 +607,8 @@ impl Backend for NodeBackend {
         let m = self.node.raft().metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let is_voter = membership.voter_ids().any(|v| v == m.id);
+        // A non-voting replica stays a learner: it is not "joining" once caught up.
+        let non_voting = !is_voter && membership.get_node(&m.id).is_some_and(|i| i.learner);
         let contact = self.node.contact();
         // A leader cut off from its majority has stopped acting as one (see `quorum`).
         let leading = m.state == ServerState::Leader && !contact.lost;
@@ -611,7 +634,7 @@ impl Backend for NodeBackend {
             NodeState::Degraded
         } else if contact.lost {
             NodeState::NoQuorum
-        } else if !is_voter {
+        } else if !is_voter && !non_voting {
             NodeState::Joining
         } else if m.current_leader.is_none() {
             NodeState::Syncing
@@ -756,6 +779,14 @@ impl Backend for NodeBackend {
             }),
             other => Err(unexpected(other)),
         }
+    }
+
+    async fn promote_node(&self, node: String) -> Result<RoleResult, BackendError> {
+        role_result(self.node.promote_member(&node).await.map_err(admin_error)?)
+    }
+
+    async fn demote_node(&self, node: String) -> Result<RoleResult, BackendError> {
+        role_result(self.node.demote_member(&node).await.map_err(admin_error)?)
     }
 
     async fn snapshot_create(&self, purge: bool) -> Result<SnapshotCreated, BackendError> {

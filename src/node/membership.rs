@@ -1,6 +1,7 @@
 //! Membership on the leader: admitting a joining node as a learner (with a unique name
-//! and number) and promoting learners to voters once they have caught up. Removal is in
-//! `remove`, leadership transfer in `transfer`, elections in `election`.
+//! and number) and promoting learners to voters once they have caught up, except the
+//! non-voting replicas. Removal is in `remove`, an operator's promotion and demotion in
+//! `voting`, leadership transfer in `transfer`, elections in `election`.
 
 use super::{Node, ADMIN_TIMEOUT};
 use crate::consensus::network::{
@@ -105,18 +106,20 @@ pub(super) async fn admit(node: &Node, req: JoinRequest) -> Result<JoinAccepted,
         name: req.name.clone(),
         cluster_addr: req.cluster_addr.clone(),
         api_addr: req.api_addr.clone(),
+        learner: req.learner,
     };
     raft.add_learner(number, info, false)
         .await
         .map_err(|e| ClusterError::Failed(format!("adding learner {number}: {e}")))?;
-    tracing::info!(name = %req.name, number, "added learner");
+    tracing::info!(name = %req.name, number, non_voting = req.learner, "added learner");
     Ok(JoinAccepted {
         number,
         leader: metrics.id,
     })
 }
 
-/// On the leader, promotes every learner that is within [`PROMOTE_LAG`] entries.
+/// On the leader, promotes every learner that is within [`PROMOTE_LAG`] entries, except
+/// the non-voting replicas (`NodeInfo::learner`), which only an operator promotes.
 pub(super) async fn promote_learners(node: Node) {
     let token = node.shutdown_token();
     let period = Duration::from_millis(node.config().cluster.heartbeat_interval_ms.max(100));
@@ -133,10 +136,10 @@ pub(super) async fn promote_learners(node: Node) {
             continue;
         };
         let Some(repl) = &m.replication else { continue };
-        let ready: BTreeSet<NodeId> = m
-            .membership_config
-            .membership()
+        let membership = m.membership_config.membership();
+        let ready: BTreeSet<NodeId> = membership
             .learner_ids()
+            .filter(|id| membership.get_node(id).is_some_and(|i| !i.learner))
             .filter(|id| {
                 repl.get(id)
                     .and_then(|matched| matched.as_ref())

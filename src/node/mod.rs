@@ -23,6 +23,7 @@ mod seed;
 mod status;
 mod transfer;
 mod watch;
+mod voting;
 
 pub use backend::{NodeBackend, WRITE_TIMEOUT};
 pub use retention::{RetentionPolicy, RetentionReport};
@@ -231,6 +232,7 @@ impl Node {
             } else {
                 String::new()
             },
+            learner: !config.cluster.voter,
         };
         let snapshot_db = applier.snapshot_db();
         let state_dir = config.state_dir();
@@ -268,6 +270,13 @@ impl Node {
                 return Err(NodeError::AlreadyBootstrapped(
                     config.data_dir().display().to_string(),
                     known.map(|k| k.name).unwrap_or_else(|| info.name.clone()),
+                ))
+            }
+            (StartMode::Bootstrap, _) if !config.cluster.voter => {
+                return Err(NodeError::Config(
+                    "cluster.voter = false: the first node of a new cluster must vote; \
+                     bootstrap a voter, then join this node (`wolfscale join --learner`)"
+                        .into(),
                 ))
             }
             (StartMode::Bootstrap, _) => (config.node.node_number.map_or(1, NodeId::from), true),
@@ -766,6 +775,33 @@ impl Node {
         self.owned(async move { admin::run(&me, op).await }).await
     }
 
+    /// Makes the learner named or numbered by `node` a voter, through the leader; answers
+    /// once the membership with its vote is committed.
+    ///
+    /// # Errors
+    /// [`AdminError`]: unknown node, a learner too far behind, no leader, or a timeout.
+    pub async fn promote_member(&self, node: &str) -> Result<AdminDone, AdminError> {
+        let op = AdminOp::Promote {
+            node: node.to_string(),
+        };
+        let me = self.clone();
+        self.owned(async move { admin::run(&me, op).await }).await
+    }
+
+    /// Makes the voter named or numbered by `node` a non-voting learner, through the
+    /// leader; answers once the membership without its vote is committed.
+    ///
+    /// # Errors
+    /// [`AdminError`]: unknown node, the leader itself, the last voter, a change that
+    /// would leave no quorum, no leader, or a timeout.
+    pub async fn demote_member(&self, node: &str) -> Result<AdminDone, AdminError> {
+        let op = AdminOp::Demote {
+            node: node.to_string(),
+        };
+        let me = self.clone();
+        self.owned(async move { admin::run(&me, op).await }).await
+    }
+
     /// Runs a cluster operation as a task the node owns, so it completes even when the
     /// caller goes away (a membership change must not stop between its two steps); it is
     /// given up only at shutdown.
@@ -955,6 +991,7 @@ async fn join(
             .or(config.node.node_number.map(NodeId::from)),
         cluster_addr: info.cluster_addr.clone(),
         api_addr: info.api_addr.clone(),
+        learner: info.learner,
         forwarded: false,
     };
     // Another membership change (e.g. the previous joiner's promotion) or an election

@@ -28,7 +28,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// How long the membership change may take to commit before the operator is told to check.
-const CHANGE_TIMEOUT: Duration = Duration::from_secs(20);
+pub(super) const CHANGE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Removes the member `wanted` names. Runs on the leader.
 pub(super) async fn remove(node: &Node, wanted: &str) -> Result<AdminDone, AdminError> {
@@ -175,7 +175,10 @@ fn successor(
 /// Whether the membership entries of a removal can commit with the voters in `live`:
 /// they need a majority of every configuration involved (those in force, and the one
 /// without the removed node).
-fn check_quorum(configs: &[&BTreeSet<NodeId>], live: &BTreeSet<NodeId>) -> Result<(), String> {
+pub(super) fn check_quorum(
+    configs: &[&BTreeSet<NodeId>],
+    live: &BTreeSet<NodeId>,
+) -> Result<(), String> {
     for (i, set) in configs.iter().enumerate() {
         let up = set.intersection(live).count();
         let need = set.len() / 2 + 1;
@@ -195,7 +198,7 @@ fn check_quorum(configs: &[&BTreeSet<NodeId>], live: &BTreeSet<NodeId>) -> Resul
 }
 
 /// The voters of `voters` that answer now (this node always counts).
-async fn reachable(node: &Node, voters: &BTreeSet<NodeId>) -> BTreeSet<NodeId> {
+pub(super) async fn reachable(node: &Node, voters: &BTreeSet<NodeId>) -> BTreeSet<NodeId> {
     let m = node.raft().metrics().borrow().clone();
     let membership = m.membership_config.membership().clone();
     let timeout = probe_timeout(node);
@@ -229,7 +232,7 @@ pub(super) fn probe_timeout(node: &Node) -> Duration {
     Duration::from_millis((node.config().cluster.heartbeat_interval_ms * 4).clamp(300, 2000))
 }
 
-fn change_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> AdminError {
+pub(super) fn change_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> AdminError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => AdminError::NoLeader,
         RaftError::APIError(ClientWriteError::ChangeMembershipError(

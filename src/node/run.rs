@@ -98,10 +98,35 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         });
     }
 
+    // A `Type=notify` unit is started once the node serves: it knows a leader, its
+    // MariaDB is usable and it holds its data (the test `/health` answers 200 for).
+    {
+        let b = backend.clone();
+        let token = node.shutdown_token();
+        let ready = format!("serving as {} (number {})", node.info().name, node.number());
+        node.spawn(async move {
+            tell_supervisor(vec![sd_notify::NotifyState::Status(
+                "starting: waiting for a leader and the local data",
+            )])
+            .await;
+            while !b.ready() {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            tell_supervisor(vec![
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&ready),
+            ])
+            .await;
+        });
+    }
     let failed = tokio::select! {
         () = wait_for_signal() => None,
         reason = consensus_failed(&node) => Some(reason),
     };
+    tell_supervisor(vec![sd_notify::NotifyState::Stopping]).await;
     let Some(reason) = failed else {
         tracing::info!("shutting down");
         return node.shutdown().await;
@@ -129,6 +154,26 @@ async fn consensus_failed(node: &Node) -> String {
         if metrics.changed().await.is_err() {
             return "the consensus engine quit".into();
         }
+    }
+}
+
+/// Tells systemd (when it started this process with `NOTIFY_SOCKET`) how the node is;
+/// does nothing otherwise. One datagram, sent off the runtime; a failure only costs the
+/// supervisor's view, so it is logged and not fatal.
+async fn tell_supervisor(states: Vec<sd_notify::NotifyState<'_>>) {
+    let states: Vec<String> = states.iter().map(ToString::to_string).collect();
+    let sent = tokio::task::spawn_blocking(move || {
+        let parsed: Vec<sd_notify::NotifyState<'_>> = states
+            .iter()
+            .map(|s| sd_notify::NotifyState::Custom(s.as_str()))
+            .collect();
+        sd_notify::notify(&parsed)
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot notify systemd"),
+        Err(e) => tracing::warn!(error = %e, "systemd notification task failed"),
     }
 }
 

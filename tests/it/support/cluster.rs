@@ -35,6 +35,8 @@ pub struct Slot {
     pub relay: Option<Relay>,
     pub node: Option<Node>,
     pub applier: SqliteApplier,
+    /// Joins as a non-voting learner (`cluster.voter = false`).
+    pub learner: bool,
 }
 
 impl Slot {
@@ -64,7 +66,10 @@ impl Slot {
             addr = self.bind_addr(),
             dir = self.dir.path().display(),
         );
-        config::parse(&text, &EnvOverrides::default()).expect("test config is valid")
+        let mut loaded =
+            config::parse(&text, &EnvOverrides::default()).expect("test config is valid");
+        loaded.config.cluster.voter = !self.learner;
+        loaded
     }
 
     /// Starts (or restarts) the node in `mode`.
@@ -117,6 +122,7 @@ impl Cluster {
             dir,
             node: None,
             applier,
+            learner: false,
         }
     }
 

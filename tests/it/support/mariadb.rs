@@ -49,6 +49,9 @@ pub struct Options {
     pub extra_args: Vec<String>,
     /// How long one start (or restart) may take before it counts as failed.
     pub ready_timeout: Duration,
+    /// Make the server's directory writable by every user before it starts: Galera's
+    /// rsync state transfer, run as root, is refused by a private one.
+    pub shared_dir: bool,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             host: Ipv4Addr::LOCALHOST,
             extra_args: Vec::new(),
             ready_timeout: Duration::from_secs(60),
+            shared_dir: false,
         }
     }
 }
@@ -164,9 +168,24 @@ impl MariaDb {
     pub async fn start_with(options: Options) -> Result<MariaDb> {
         init_tracing();
         let started = Instant::now();
-        let (template, dir, copy) = blocking(|| {
+        let shared = options.shared_dir;
+        let (template, dir, copy) = blocking(move || {
             let template = datadir::get()?;
             let (dir, copy) = datadir::new_instance(template)?;
+            if shared {
+                let status = Command::new("chmod")
+                    .arg("-R")
+                    .arg("a+rwX")
+                    .arg(dir.path())
+                    .status()
+                    .map_err(|e| Error::io("run chmod", e))?;
+                if !status.success() {
+                    return Err(Error::io(
+                        format!("chmod -R a+rwX {}", dir.path().display()),
+                        std::io::Error::other(status.to_string()),
+                    ));
+                }
+            }
             Ok((template, dir, copy))
         })
         .await?;

@@ -19,6 +19,7 @@
 
 pub mod cluster;
 pub mod datadir;
+pub mod galera;
 pub mod live_node;
 pub mod mariadb;
 pub mod ports;

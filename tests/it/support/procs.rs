@@ -134,6 +134,25 @@ impl NodeProc {
         }
     }
 
+    /// Points the node at `db` from its next spawn on (its config's `database.host` and
+    /// `port` change, nothing else); returns the server it used before.
+    pub fn swap_db(&mut self, db: MariaDb) -> MariaDb {
+        let text = std::fs::read_to_string(&self.cfg).expect("read node config");
+        let mut doc: toml::Table = text.parse().expect("node config is TOML");
+        let section = doc
+            .get_mut("database")
+            .and_then(toml::Value::as_table_mut)
+            .expect("node config has [database]");
+        section.insert("host".into(), db.host().to_string().into());
+        section.insert("port".into(), i64::from(db.port()).into());
+        std::fs::write(
+            &self.cfg,
+            toml::to_string(&doc).expect("serialise node config"),
+        )
+        .expect("write node config");
+        std::mem::replace(&mut self.db, db)
+    }
+
     /// A client for its API (a new one per call: cheap, and bound to the caller's runtime).
     pub fn client(&self) -> Client {
         Client::new(&self.api).expect("api address is host:port")
@@ -151,6 +170,11 @@ impl NodeProc {
 
     /// Runs `wolfscale <args> -c <config>`, appending its log output to the node's log.
     pub fn spawn(&mut self, args: &[&str]) {
+        self.spawn_with_env(args, &[]);
+    }
+
+    /// [`NodeProc::spawn`] with extra environment variables.
+    pub fn spawn_with_env(&mut self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -163,6 +187,7 @@ impl NodeProc {
             .arg(&self.cfg)
             .env("WOLFSCALE_LOG", &self.log_filter)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
@@ -262,6 +287,19 @@ impl ProcCluster {
             "process cluster ready"
         );
         c
+    }
+
+    /// Stopped nodes `node-1`.. on the given servers (`node-{i+1}` on `dbs[i]`), for a test
+    /// that starts them itself.
+    pub fn on(dbs: Vec<MariaDb>) -> ProcCluster {
+        super::init_tracing();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let nodes = dbs
+            .into_iter()
+            .enumerate()
+            .map(|(i, db)| NodeProc::new(dir.path(), i + 1, db))
+            .collect();
+        ProcCluster { nodes, dir }
     }
 
     /// Adds a stopped node `node-{len+1}` on `db`; returns its position.
