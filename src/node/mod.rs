@@ -22,8 +22,8 @@ mod run;
 mod seed;
 mod status;
 mod transfer;
-mod watch;
 mod voting;
+mod watch;
 
 pub use backend::{NodeBackend, WRITE_TIMEOUT};
 pub use retention::{RetentionPolicy, RetentionReport};
