@@ -364,7 +364,7 @@ pub struct RemoveResult {
 }
 
 /// The answer to `POST /cluster/promote` and `POST /cluster/demote`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoleResult {
     /// The member's name.
     pub node_id: String,

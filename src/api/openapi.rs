@@ -5,8 +5,8 @@
 
 use super::backend::{
     ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState, NodeStatus,
-    QueryRequest, QueryResult, RemoveResult, Role, SnapshotCreated, SnapshotInfo, SnapshotList,
-    SnapshotRequest, StatementResult, TransferResult, WriteResult,
+    QueryRequest, QueryResult, RemoveResult, Role, RoleResult, SnapshotCreated, SnapshotInfo,
+    SnapshotList, SnapshotRequest, StatementResult, TransferResult, WriteResult,
 };
 use super::check::{
     CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, TableCheck,
@@ -38,12 +38,12 @@ pub(super) fn json() -> String {
     ),
     paths(
         write_insert, write_update, write_delete, write_ddl, write_sql, query, id, health,
-        livez, status, cluster, cluster_nodes, cluster_remove, cluster_transfer, snapshot_create,
+        livez, status, cluster, cluster_nodes, cluster_remove, cluster_promote, cluster_demote, cluster_transfer, snapshot_create,
         snapshot_list, metrics, events, ui, openapi_json, check
     ),
     components(schemas(
         ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState, NodeStatus,
-        QueryRequest, QueryResult, RemoveResult, Role, SnapshotCreated, SnapshotInfo,
+        QueryRequest, QueryResult, RemoveResult, Role, RoleResult, SnapshotCreated, SnapshotInfo,
         SnapshotList, SnapshotRequest, StatementResult, TransferResult, WriteResult, Health,
         Ids, Nodes, DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest,
         SqlStatementRequest, UpdateRequest, Wait, Event, EventKind, EventList, Phase,
@@ -231,6 +231,40 @@ fn cluster() {}
     ))]
 #[allow(dead_code)]
 fn cluster_nodes() {}
+
+#[utoipa::path(post, path = "/cluster/promote", tag = "admin", request_body = NodeRequest,
+    responses(
+        (status = 200, description = "the learner is a voter now", body = RoleResult),
+        (status = 400, description = "invalid request", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 403, description = "the read-only token cannot change the membership", body = ErrorBody),
+        (status = 404, description = "no such member", body = ErrorBody),
+        (status = 408, description = "body not sent in time", body = ErrorBody),
+        (status = 409, description = "refused (learner_behind, not a learner, …)", body = ErrorBody),
+        (status = 413, description = "too large", body = ErrorBody),
+        (status = 415, description = "not application/json", body = ErrorBody),
+        (status = 503, description = "no leader; see Retry-After", body = ErrorBody),
+        (status = 504, description = "the change did not complete in time", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn cluster_promote() {}
+
+#[utoipa::path(post, path = "/cluster/demote", tag = "admin", request_body = NodeRequest,
+    responses(
+        (status = 200, description = "the voter is a learner now", body = RoleResult),
+        (status = 400, description = "invalid request", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 403, description = "the read-only token cannot change the membership", body = ErrorBody),
+        (status = 404, description = "no such member", body = ErrorBody),
+        (status = 408, description = "body not sent in time", body = ErrorBody),
+        (status = 409, description = "refused (is_leader, last voter, no quorum, …)", body = ErrorBody),
+        (status = 413, description = "too large", body = ErrorBody),
+        (status = 415, description = "not application/json", body = ErrorBody),
+        (status = 503, description = "no leader; see Retry-After", body = ErrorBody),
+        (status = 504, description = "the change did not complete in time", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn cluster_demote() {}
 
 #[utoipa::path(post, path = "/cluster/remove", tag = "admin", request_body = NodeRequest,
     responses(
