@@ -154,38 +154,43 @@ async fn wait_rejoined(c: &Cluster, i: usize) -> NodeStatus {
 /// Every replica holds the same tables (CHECKSUM TABLE, row hashes, `_wolfscale`) and
 /// none of the refused ids.
 async fn assert_identical_without(c: &Cluster, refused: &[i64]) {
-    let lsn = {
-        let any = client(c, 0);
-        let start = Instant::now();
-        loop {
-            let mut applied = Vec::new();
-            for i in 0..NODES {
-                applied.push(client(c, i).status().await.map_or(0, |s| s.applied_lsn));
-            }
-            let last = any.status().await.map_or(0, |s| s.last_log_lsn);
-            if applied.iter().all(|&a| a == last && a > 0) {
-                break last;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "replicas did not converge: applied {applied:?}, log {last}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    // The leader reports outcome digests in entries of its own shortly after client
+    // entries, so "converged" means every node applied the last entry and the log then
+    // stayed put while the databases were read.
+    let any = client(c, 0);
+    let start = Instant::now();
+    let (lsn, states) = loop {
+        let mut applied = Vec::new();
+        for i in 0..NODES {
+            applied.push(client(c, i).status().await.map_or(0, |s| s.applied_lsn));
         }
+        let last = any.status().await.map_or(0, |s| s.last_log_lsn);
+        if applied.iter().all(|&a| a == last && a > 0) {
+            tokio::time::sleep(wolfscale::node::OUTCOME_REPORT_INTERVAL * 4).await;
+            let mut states = Vec::new();
+            for (i, db) in c.dbs.iter().enumerate() {
+                states.push((c.nodes[i].name.clone(), db_state(db, DATABASE).await));
+            }
+            let still = any.status().await.map_or(0, |s| s.last_log_lsn);
+            if still == last && states.iter().all(|(_, s)| s.applied_index == Some(last)) {
+                break (last, states);
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "replicas did not converge: applied {applied:?}, log {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let mut states = Vec::new();
     for (i, db) in c.dbs.iter().enumerate() {
-        let state = db_state(db, DATABASE).await;
-        assert_eq!(state.applied_index, Some(lsn), "node-{}", i + 1);
         let mut conn = db.conn_to(DATABASE).await.expect("connect");
         for id in refused {
             let n: Option<i64> = conn
                 .exec_first("SELECT COUNT(*) FROM q WHERE id = ?", (id,))
                 .await
                 .expect("count");
-            assert_eq!(n, Some(0), "refused write {id} applied on node-{}", i + 1);
+            assert_eq!(n, Some(0), "refused write {id} applied on node-{} (lsn {lsn})", i + 1);
         }
-        states.push((c.nodes[i].name.clone(), state));
     }
     assert_identical(&states);
 }
