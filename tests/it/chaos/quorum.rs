@@ -189,7 +189,12 @@ async fn assert_identical_without(c: &Cluster, refused: &[i64]) {
                 .exec_first("SELECT COUNT(*) FROM q WHERE id = ?", (id,))
                 .await
                 .expect("count");
-            assert_eq!(n, Some(0), "refused write {id} applied on node-{} (lsn {lsn})", i + 1);
+            assert_eq!(
+                n,
+                Some(0),
+                "refused write {id} applied on node-{} (lsn {lsn})",
+                i + 1
+            );
         }
     }
     assert_identical(&states);
