@@ -339,6 +339,22 @@ impl MariaDbApplier {
                     membership = StoredMembership::new(Some(item.log_id), m.clone());
                     outcomes.push(Outcome::Internal { lsn });
                 }
+                Kind::Command(command::Entry {
+                    command:
+                        Command::Certified {
+                            timestamp_us,
+                            steps,
+                        },
+                    ids,
+                    ..
+                }) => {
+                    // The client's statements ran under its own session timestamp.
+                    self.set_timestamp(conn, *timestamp_us).await?;
+                    let outcome = super::certify::run(conn, steps, lsn, ids.clone())
+                        .await
+                        .map_err(Step::Transient)?;
+                    outcomes.push(outcome);
+                }
                 Kind::Command(entry) => {
                     tracing::debug!(log_index = lsn, op = %entry.describe(), "applying entry");
                     // Insert, update and delete carry the timestamp in their one statement;

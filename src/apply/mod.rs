@@ -58,6 +58,7 @@
 //! never skips one. The first success turns the status back to OK.
 
 mod agreement;
+pub mod certify;
 pub mod check;
 mod counters;
 mod exec;
@@ -66,6 +67,7 @@ mod read;
 mod status;
 
 pub use agreement::{digest, digest_limit, Divergence};
+pub use certify::rows_digest;
 pub use outcome::{Failure, FailureClass, Outcome, OutcomeDecodeError, StatementOutcome};
 pub use read::{QueryError, ReadLimits, Reader, Rows};
 pub use status::{ApplyStatus, StatusSnapshot, WaitTimeout};

@@ -20,8 +20,10 @@
 //! accepted, never when an entry is decoded, so a stricter build still reads the log that
 //! an older one wrote.
 
+mod certified;
 pub mod request;
 
+pub use certified::prepare_certified;
 pub use request::{
     prepare, DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest,
     SqlStatementRequest, UpdateRequest, Wait, WriteRequest,
@@ -207,6 +209,55 @@ pub enum Command {
         /// In LSN order.
         digests: Vec<OutcomeDigest>,
     },
+    /// An interactive transaction a client ran on one node, certified where it is applied:
+    /// every node replays its steps in order, under the session timestamp the client saw,
+    /// and compares what it observes with what the client observed. Any difference (another
+    /// transaction earlier in the log changed what it read or wrote) rolls the whole
+    /// transaction back on every node alike, and the client's COMMIT fails as a conflict
+    /// it can retry (see `apply::certify`). Appended last so older entries decode unchanged.
+    Certified {
+        /// The `SET timestamp` the client's statements ran under, microseconds since the
+        /// Unix epoch, so `NOW()` observed by the client is what every node computes.
+        timestamp_us: u64,
+        /// The client's statements, in the order it ran them; never empty.
+        steps: Vec<CertifiedStep>,
+    },
+}
+
+/// One statement of a [`Command::Certified`] transaction and what the client saw of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertifiedStep {
+    /// The statement with `?` markers, checked by [`crate::sql::check_certified_step`].
+    pub sql: String,
+    /// One value per `?`, in order.
+    pub params: Vec<Value>,
+    /// What the client was told.
+    pub observed: Observed,
+}
+
+/// What one statement of an interactive transaction returned to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Observed {
+    /// A read: its rows, as [`crate::apply::rows_digest`] summarises them.
+    Rows {
+        /// Number of rows.
+        count: u64,
+        /// Order-independent digest of the rows' values.
+        digest: u64,
+    },
+    /// A write (or a savepoint statement): what MariaDB's OK packet said.
+    Changed {
+        /// Rows affected.
+        affected_rows: u64,
+        /// The AUTO_INCREMENT value the statement generated; 0 when none. Every node
+        /// generates the same one (`SET insert_id`), or the transaction conflicts.
+        insert_id: u64,
+    },
+    /// The statement failed with this MariaDB error and the transaction went on.
+    Failed {
+        /// MariaDB's error number.
+        code: u16,
+    },
 }
 
 /// One entry's outcome as the leader reached it: a digest over every request's result
@@ -356,6 +407,20 @@ impl Entry {
                     .map_or_else(String::new, |st| one_line(&st.sql, 80))
             ),
             Command::CheckBarrier { id } => write!(s, "check-barrier id={id}"),
+            Command::Certified {
+                timestamp_us,
+                steps,
+            } => write!(
+                s,
+                "certified steps={} params={} session_ts={}.{:06} first={}",
+                steps.len(),
+                steps.iter().map(|st| st.params.len()).sum::<usize>(),
+                timestamp_us / 1_000_000,
+                timestamp_us % 1_000_000,
+                steps
+                    .first()
+                    .map_or_else(String::new, |st| one_line(&st.sql, 80))
+            ),
         };
         let _ = write!(
             s,

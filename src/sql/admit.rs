@@ -92,6 +92,37 @@ pub(crate) fn admit_expr(sql: &str) -> Result<(), SqlError> {
     functions_in(&expr, Mode::Body)
 }
 
+/// Admits a SELECT that every node replays inside an interactive transaction and whose
+/// rows it compares with what the client saw: replicated code rules (deterministic
+/// functions, no variables, nothing outside the replicated database, no window functions),
+/// plus locking clauses, and a top-level LIMIT only under an ORDER BY.
+///
+/// # Errors
+/// As [`admit`].
+pub(crate) fn admit_certified_read(sql: &str) -> Result<(), SqlError> {
+    let statement = parse_one(sql)?;
+    if !matches!(statement, Statement::Query(_)) {
+        return Err(SqlError::NotRead {
+            verb: sql.split_whitespace().next().unwrap_or("").to_string(),
+        });
+    }
+    let mut tree = serde_json::to_value(&statement).map_err(|e| unparsable(sql, &e.to_string()))?;
+    if let Some(query) = tree.get_mut("Query").and_then(Json::as_object_mut) {
+        let present = |k: &str| query.get(k).is_some_and(|v| !v.is_null());
+        let limited = present("limit") || present("limit_clause") || present("fetch");
+        if limited && !present("order_by") {
+            return Err(refused("LIMIT without ORDER BY", PLAN));
+        }
+        // Under an ORDER BY (on a unique key: the client's duty, as for any replicated
+        // statement) every node keeps the same rows.
+        for k in ["limit", "limit_clause", "fetch"] {
+            query.remove(k);
+        }
+    }
+    walk(&tree, Mode::Body, "")?;
+    check_functions(&statement, Mode::Body)
+}
+
 fn parse_one(sql: &str) -> Result<Statement, SqlError> {
     let mut list =
         Parser::parse_sql(&MySqlDialect {}, sql).map_err(|e| unparsable(sql, &e.to_string()))?;

@@ -247,6 +247,113 @@ pub fn check_read(sql: &str, params: usize) -> Result<&str, SqlError> {
     Ok(text)
 }
 
+/// What one statement of an interactive (certified) transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertifiedKind {
+    /// A SELECT whose rows every node reads again and compares.
+    Read,
+    /// An INSERT, UPDATE, DELETE or REPLACE admitted as for `/write/sql`.
+    Write,
+    /// `SAVEPOINT x`, `ROLLBACK TO [SAVEPOINT] x` or `RELEASE SAVEPOINT x`.
+    Savepoint,
+}
+
+/// Checks one statement of an interactive transaction that every node will replay and
+/// compare (`Command::Certified`); returns it without a trailing `;`.
+///
+/// A read is held to the rules of replicated code, not only to those of `/query`: every
+/// node must compute the same rows from the same state, so its functions must be
+/// deterministic, and a LIMIT needs an ORDER BY (which rows a bare LIMIT returns depends
+/// on each node's plan). Row order does not matter: the digest ignores it.
+///
+/// # Errors
+/// Anything but a SELECT (`FOR UPDATE` and `LOCK IN SHARE MODE` included), a write
+/// accepted by [`check_write`], or a savepoint statement on a name other than the
+/// applier's own.
+pub fn check_certified_step(sql: &str, params: usize) -> Result<(&str, CertifiedKind), SqlError> {
+    let (text, toks) = single(sql)?;
+    let verb = first_word(text, &toks).to_ascii_uppercase();
+    match verb.as_str() {
+        "SAVEPOINT" | "RELEASE" | "ROLLBACK" => {
+            savepoint_statement(text, &toks)?;
+            Ok((text, CertifiedKind::Savepoint))
+        }
+        "SELECT" | "WITH" => {
+            if let Some(t) = toks.iter().find(|t| t.is_word(text, "INTO")) {
+                return Err(SqlError::NotRead {
+                    verb: format!("{verb} … {}", t.text(text)),
+                });
+            }
+            no_executable_comment(&toks)?;
+            outside_system_schemas(text, &toks, SYSTEM_SCHEMAS)?;
+            placeholders_match(&toks, params)?;
+            deterministic(text, &toks)?;
+            super::admit::admit_certified_read(text)?;
+            Ok((text, CertifiedKind::Read))
+        }
+        _ if kind_of(&verb) == StatementKind::Write => {
+            Ok((check_write(sql, params)?, CertifiedKind::Write))
+        }
+        _ => Err(SqlError::NotReplicable {
+            construct: verb,
+            reason: "is not accepted inside a transaction that writes: use SELECT, INSERT, UPDATE, DELETE, REPLACE and savepoints",
+        }),
+    }
+}
+
+/// `SAVEPOINT x`, `ROLLBACK [WORK] TO [SAVEPOINT] x`, `RELEASE SAVEPOINT x`, where `x` is
+/// not the applier's own savepoint.
+fn savepoint_statement(sql: &str, toks: &[Token]) -> Result<(), SqlError> {
+    no_executable_comment(toks)?;
+    let words: Vec<&Token> = toks.iter().collect();
+    let is = |i: usize, w: &str| words.get(i).is_some_and(|t| t.is_word(sql, w));
+    let name_at = if is(0, "SAVEPOINT") {
+        1
+    } else if is(0, "RELEASE") && is(1, "SAVEPOINT") {
+        2
+    } else if is(0, "ROLLBACK") {
+        let mut i = 1;
+        if is(i, "WORK") {
+            i += 1;
+        }
+        if !is(i, "TO") {
+            return Err(SqlError::NotReplicable {
+                construct: "ROLLBACK".into(),
+                reason: "inside a statement list: roll the transaction back by not committing it; only ROLLBACK TO a savepoint is a step",
+            });
+        }
+        i += 1;
+        if is(i, "SAVEPOINT") {
+            i += 1;
+        }
+        i
+    } else {
+        usize::MAX
+    };
+    let bad = || {
+        SqlError::NotReplicable {
+        construct: sql.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        reason: "is not a savepoint statement: use SAVEPOINT x, ROLLBACK TO SAVEPOINT x or RELEASE SAVEPOINT x",
+    }
+    };
+    let name = words.get(name_at).ok_or_else(bad)?;
+    if words.len() != name_at + 1 {
+        return Err(bad());
+    }
+    let unquoted = match name.kind {
+        Kind::Word => name.text(sql).to_string(),
+        Kind::QuotedIdent => super::unquote_ident(name.text(sql)).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if unquoted.eq_ignore_ascii_case(super::position::SAVEPOINT_NAME) {
+        return Err(SqlError::NotReplicable {
+            construct: format!("savepoint {unquoted}"),
+            reason: "is the name of the applier's own savepoint; choose another name",
+        });
+    }
+    Ok(())
+}
+
 /// MariaDB's own schemas; `information_schema` first (reads may use it).
 const SYSTEM_SCHEMAS: &[&str] = &["information_schema", "mysql", "performance_schema", "sys"];
 

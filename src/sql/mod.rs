@@ -20,8 +20,8 @@ pub mod session;
 pub mod snapshot;
 
 pub use check::{
-    check_ddl, check_deterministic, check_read, check_write, statement_kind, SqlError,
-    StatementKind,
+    check_certified_step, check_ddl, check_deterministic, check_read, check_write, statement_kind,
+    CertifiedKind, SqlError, StatementKind,
 };
 pub use errors::{classify, classify_error, ddl_already_applied, ErrorClass};
 pub use rules::{Pattern, Rule, NON_DETERMINISTIC};
@@ -156,7 +156,8 @@ pub fn stamped_statements(command: &Command, timestamp_us: u64) -> Option<Vec<St
         Command::Ddl { .. }
         | Command::Sql { .. }
         | Command::CheckBarrier { .. }
-        | Command::Outcomes { .. } => None,
+        | Command::Outcomes { .. }
+        | Command::Certified { .. } => None,
     }
 }
 
@@ -185,6 +186,13 @@ pub fn statements(command: &Command) -> Vec<Statement> {
         Command::CheckBarrier { .. } => Vec::new(),
         // Bookkeeping of the applier: no SQL.
         Command::Outcomes { .. } => Vec::new(),
+        Command::Certified { steps, .. } => steps
+            .iter()
+            .map(|s| Statement {
+                sql: s.sql.clone(),
+                params: s.params.iter().map(to_mysql).collect(),
+            })
+            .collect(),
     }
 }
 

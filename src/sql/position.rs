@@ -78,6 +78,8 @@ pub const BEGIN_READ_ONLY: &str = "START TRANSACTION READ ONLY";
 pub const COMMIT: &str = "COMMIT";
 /// Rolls the current transaction back.
 pub const ROLLBACK: &str = "ROLLBACK";
+/// The applier's own savepoint; client transactions may not use the name.
+pub const SAVEPOINT_NAME: &str = "wolfscale_entry";
 /// Marks the start of an all-or-nothing batch inside a group transaction.
 pub const SAVEPOINT: &str = "SAVEPOINT `wolfscale_entry`";
 /// Undoes a failed all-or-nothing batch, keeping the rest of the group.

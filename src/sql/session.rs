@@ -1,5 +1,6 @@
-//! Session statements of the read path: the per-statement time limit a client read runs
-//! under, and the `KILL QUERY` that stops a read whose client gave up.
+//! Session statements: the per-statement time limit a client read runs under, the
+//! `KILL QUERY` that stops a read whose client gave up, and the forced AUTO_INCREMENT
+//! value of a replayed interactive transaction.
 
 use std::time::Duration;
 
@@ -18,6 +19,11 @@ pub fn max_statement_time(limit: Duration) -> String {
 pub fn kill_query(id: u32) -> String {
     format!("KILL QUERY {id}")
 }
+
+/// Makes the session's next AUTO_INCREMENT value the bound parameter (0: MariaDB's own
+/// counter again), as statement-based replication does: a replayed INSERT generates the
+/// id the client was told, or conflicts.
+pub const SET_INSERT_ID: &str = "SET SESSION insert_id = ?";
 
 #[cfg(test)]
 mod tests {

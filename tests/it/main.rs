@@ -3,6 +3,7 @@
 //! is one area of scenarios.
 
 mod apply;
+mod apply_certify;
 mod apply_check;
 mod apply_crash;
 mod apply_group;
