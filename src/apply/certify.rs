@@ -151,10 +151,9 @@ pub(super) async fn run(
     lsn: u64,
     ids: Vec<u64>,
 ) -> Result<Outcome, mysql_async::Error> {
-    let statements = steps.iter().map(|s| sql::Statement {
-        sql: s.sql.clone(),
-        params: s.params.iter().map(sql::to_mysql).collect(),
-    });
+    let statements = steps
+        .iter()
+        .map(|s| sql::client_statement(&s.sql, &s.params));
     conn.query_drop(position::SAVEPOINT).await?;
     let (mut affected, mut last_id) = (0u64, None);
     for (i, (step, statement)) in steps.iter().zip(statements).enumerate() {

@@ -177,10 +177,7 @@ pub fn statements(command: &Command) -> Vec<Statement> {
         }],
         Command::Sql { statements, .. } => statements
             .iter()
-            .map(|s| Statement {
-                sql: s.sql.clone(),
-                params: s.params.iter().map(to_mysql).collect(),
-            })
+            .map(|s| client_statement(&s.sql, &s.params))
             .collect(),
         // A barrier runs nothing; the applier takes its snapshot after the commit.
         Command::CheckBarrier { .. } => Vec::new(),
@@ -188,11 +185,16 @@ pub fn statements(command: &Command) -> Vec<Statement> {
         Command::Outcomes { .. } => Vec::new(),
         Command::Certified { steps, .. } => steps
             .iter()
-            .map(|s| Statement {
-                sql: s.sql.clone(),
-                params: s.params.iter().map(to_mysql).collect(),
-            })
+            .map(|s| client_statement(&s.sql, &s.params))
             .collect(),
+    }
+}
+
+/// A client's statement as written, with its parameters bound.
+pub fn client_statement(sql: &str, params: &[Value]) -> Statement {
+    Statement {
+        sql: sql.to_string(),
+        params: params.iter().map(to_mysql).collect(),
     }
 }
 

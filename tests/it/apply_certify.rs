@@ -12,7 +12,7 @@ use wolfscale::apply::{certify::CONFLICT_CODE, rows_digest, MariaDbApplier, Outc
 use wolfscale::command::{self, prepare_certified, CertifiedStep, Observed, Value};
 use wolfscale::sql::{self, StatementKind};
 
-use crate::apply_support::{applier, apply, ddl, entries, failed_code, TS};
+use crate::apply_support::{applier, apply, ddl, entries, failed_code, sql as sql_entry, TS};
 use crate::support::MariaDb;
 
 const ACCOUNTS: &str = "CREATE TABLE acct (id INT PRIMARY KEY, balance INT NOT NULL) ENGINE=InnoDB";
@@ -63,6 +63,18 @@ async fn record(
     }
     conn.query_drop("ROLLBACK").await?;
     Ok(steps)
+}
+
+/// A plain `/write/sql` insert of a note.
+fn note(body: &str) -> command::Entry {
+    sql_entry(
+        TS,
+        &[(
+            "INSERT INTO note (body, at) VALUES (?, NOW())",
+            vec![Value::Text(body.into())],
+        )],
+        true,
+    )
 }
 
 fn certified(steps: Vec<CertifiedStep>, session_ts: u64) -> anyhow::Result<command::Entry> {
@@ -121,17 +133,14 @@ async fn transfer(
 /// connection to each.
 async fn setup() -> anyhow::Result<(Vec<MariaDb>, MariaDbApplier, Conn, Conn)> {
     let dbs = MariaDb::start_many(2).await?;
-    let seed = command::Entry {
-        timestamp_us: TS,
-        ids: vec![],
-        command: command::Command::Sql {
-            statements: vec![command::SqlStatement {
-                sql: "INSERT INTO acct (id, balance) VALUES (1, 100), (2, 100), (3, 100)".into(),
-                params: vec![],
-            }],
-            transaction: true,
-        },
-    };
+    let seed = sql_entry(
+        TS,
+        &[(
+            "INSERT INTO acct (id, balance) VALUES (1, 100), (2, 100), (3, 100)",
+            vec![],
+        )],
+        true,
+    );
     let mut appliers = Vec::new();
     for db in &dbs {
         let mut a = applier(db, "app").await?;
@@ -310,28 +319,8 @@ async fn an_id_taken_in_between_is_a_conflict_and_the_forced_id_does_not_leak() 
         steps[0]
     );
     // Another writer's insert commits first and takes id 1.
-    let other = command::Entry {
-        timestamp_us: TS,
-        ids: vec![],
-        command: command::Command::Sql {
-            statements: vec![command::SqlStatement {
-                sql: "INSERT INTO note (body, at) VALUES (?, NOW())".into(),
-                params: vec![Value::Text("theirs".into())],
-            }],
-            transaction: true,
-        },
-    };
-    let later = command::Entry {
-        timestamp_us: TS,
-        ids: vec![],
-        command: command::Command::Sql {
-            statements: vec![command::SqlStatement {
-                sql: "INSERT INTO note (body, at) VALUES (?, NOW())".into(),
-                params: vec![Value::Text("later".into())],
-            }],
-            transaction: true,
-        },
-    };
+    let other = note("theirs");
+    let later = note("later");
     let out = apply(&mut a, entries(4, &[other, certified(steps, TS)?, later])).await?;
     ensure!(matches!(out[0], Outcome::Applied { .. }), "{:?}", out[0]);
     ensure!(failed_code(&out[1]) == Some(CONFLICT_CODE), "{:?}", out[1]);
