@@ -65,6 +65,12 @@ async fn record(
     Ok(steps)
 }
 
+/// One row inserted with the table's first id.
+const FIRST_ROW: Observed = Observed::Changed {
+    affected_rows: 1,
+    insert_id: 1,
+};
+
 /// A plain `/write/sql` insert of a note.
 fn note(body: &str) -> command::Entry {
     sql_entry(
@@ -252,15 +258,7 @@ async fn generated_ids_now_errors_and_savepoints_replay_exactly() -> anyhow::Res
         ],
     )
     .await?;
-    ensure!(
-        steps[0].observed
-            == Observed::Changed {
-                affected_rows: 1,
-                insert_id: 1
-            },
-        "{:?}",
-        steps[0]
-    );
+    ensure!(steps[0].observed == FIRST_ROW, "{:?}", steps[0]);
     ensure!(
         steps[4].observed == Observed::Failed { code: 1062 },
         "{:?}",
@@ -309,15 +307,7 @@ async fn an_id_taken_in_between_is_a_conflict_and_the_forced_id_does_not_leak() 
         )],
     )
     .await?;
-    ensure!(
-        steps[0].observed
-            == Observed::Changed {
-                affected_rows: 1,
-                insert_id: 1
-            },
-        "{:?}",
-        steps[0]
-    );
+    ensure!(steps[0].observed == FIRST_ROW, "{:?}", steps[0]);
     // Another writer's insert commits first and takes id 1.
     let other = note("theirs");
     let later = note("later");
