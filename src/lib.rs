@@ -6,7 +6,8 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`api`] | the HTTP API: routes, JSON errors, auth, the server loop, the typed client; the [`api::Backend`] seam the node implements |
+//! | [`service`] | the protocol-neutral operations every front end calls: write (prepare, batch, forward to the leader), read with consistency, status; their errors carry MariaDB's error number, no HTTP |
+//! | [`api`] | the HTTP API: routes, JSON errors, auth, the server loop, the typed client; the [`api::Backend`] seam the node implements over the service |
 //! | [`config`] | the `wolfscale.toml` schema, defaults and validation |
 //! | [`command`] | the replicated operations, their validation and their log encoding |
 //! | [`sql`] | all SQL text: quoting, parameterised statements, checks on client SQL, MariaDB error classes |
@@ -14,7 +15,7 @@
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
 //! | [`consensus`] | openraft over the WAL: types, log store, state-machine seam, network, election timing and pre-vote |
 //! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
-//! | [`node`] | one running node: identity, start/join/bootstrap, forwarding, member removal, promotion and demotion, leadership transfer, background tasks, systemd readiness |
+//! | [`node`] | one running node: identity, start/join/bootstrap, member removal, promotion and demotion, leadership transfer, background tasks, systemd readiness |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
 //! | [`apply`] | the MariaDB applier: committed entries applied exactly once, `_wolfscale` position, client reads |
@@ -34,6 +35,7 @@ pub mod db;
 pub mod id;
 pub mod node;
 pub mod observe;
+pub mod service;
 pub mod snapshot;
 pub mod sql;
 pub mod state;

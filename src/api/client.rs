@@ -4,12 +4,12 @@
 //! not pick nodes: callers decide where to send what.
 
 use super::backend::{
-    ClusterStatus, ErrorBody, NodeRef, NodeRequest, NodeStatus, QueryRequest, QueryResult,
-    RemoveResult, RoleResult, SnapshotCreated, SnapshotList, SnapshotRequest, TransferResult,
-    WriteResult,
+    ErrorBody, NodeRef, NodeRequest, QueryRequest, QueryResult, RemoveResult, RoleResult,
+    SnapshotRequest, TransferResult, WriteResult,
 };
 use super::handlers::{Health, Ids, Nodes};
 use crate::command::{DdlRequest, DeleteRequest, InsertRequest, SqlRequest, UpdateRequest};
+use crate::service::{ClusterStatus, NodeStatus, SnapshotCreated, SnapshotList};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::http::{header, Method, Request, StatusCode, Uri};
@@ -276,7 +276,7 @@ impl Client {
     }
 
     /// `POST /check`: compares every member at one LSN (give the client a long timeout).
-    pub async fn check(&self) -> Result<super::CheckReport, Error> {
+    pub async fn check(&self) -> Result<crate::service::CheckReport, Error> {
         self.post("/check", &serde_json::json!({})).await
     }
 
@@ -431,8 +431,9 @@ impl Client {
 mod tests {
     use super::*;
     use crate::api::tests::{options, Fake};
-    use crate::api::{router, serve_with, BackendError, Consistency, Role};
+    use crate::api::{router, serve_with, Consistency, Role};
     use crate::command::{Fields, Input, Wait};
+    use crate::service::ServiceError;
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
@@ -527,7 +528,7 @@ mod tests {
             (e.status(), e.code()),
             (Some(StatusCode::BAD_REQUEST), Some("invalid_identifier"))
         );
-        s.fake.fail_with(BackendError::NoLeader { retry_after: 3 });
+        s.fake.fail_with(ServiceError::NoLeader { retry_after: 3 });
         match c.ids(1).await {
             Err(Error::Api { status, body }) => {
                 assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -3,14 +3,17 @@
 //! tracing span per request, and JSON answers for unknown routes and methods.
 
 use super::backend::{
-    Backend, ClusterStatus, NodeRef, NodeRequest, NodeStatus, Query, QueryRequest, QueryResult,
-    RemoveResult, RoleResult, SnapshotCreated, SnapshotList, SnapshotRequest, TransferResult,
-    WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
+    Backend, NodeRef, NodeRequest, QueryRequest, QueryResult, RemoveResult, RoleResult,
+    SnapshotRequest, TransferResult, WriteResult, DEFAULT_QUERY_TIMEOUT, MAX_IDS,
+    MAX_QUERY_TIMEOUT,
 };
 use super::{ApiError, ApiOptions};
 use crate::command::{
     self, Command, DdlRequest, DeleteRequest, Entry, Input, InsertRequest, SqlRequest,
     SqlStatementRequest, UpdateRequest, Value, Wait, WriteRequest, MAX_ENTRY_BYTES, MAX_PARAMS,
+};
+use crate::service::{
+    ClusterStatus, NodeStatus, ReadRequest, ServiceError, SnapshotCreated, SnapshotList,
 };
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -320,17 +323,17 @@ async fn cpu<T: Send + 'static>(
     }
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| ApiError::from(super::BackendError::Internal(format!("parse task: {e}"))))?
+        .map_err(|e| ApiError::from(ServiceError::Internal(format!("parse task: {e}"))))?
 }
 
-/// Parses a write body and validates it with a dry run of [`command::prepare`] (leader
+/// Parses a write body and validates it with [`crate::service::check_write`] (leader
 /// clock and IDs are the backend's; only the refusals matter here).
 fn parse_write<T: DeserializeOwned>(
     bytes: &[u8],
     wrap: fn(T) -> WriteRequest,
 ) -> Result<WriteRequest, ApiError> {
     let request = wrap(parse::<T>(bytes)?);
-    command::prepare(request.clone(), 0, &mut || 0)?;
+    crate::service::check_write(&request)?;
     Ok(request)
 }
 
@@ -350,7 +353,7 @@ async fn write<B: Backend, T: DeserializeOwned + 'static>(
         let bytes = read_body(&state.options, request).await?;
         let write = cpu(bytes.len(), move || parse_write(&bytes, wrap)).await?;
         tracing::debug!(wait = ?write.wait(), "write accepted");
-        Ok(Json(state.backend.write(write).await?))
+        Ok(Json(WriteResult::from(state.backend.write(write).await?)))
     }
     .await;
     let outcome = answer
@@ -408,7 +411,7 @@ async fn query<B: Backend>(
         })
         .await?;
         consistency = query.consistency.as_str();
-        Ok(Json(s.backend.query(query).await?))
+        Ok(Json(QueryResult::from(s.backend.query(query).await?)))
     }
     .await;
     let outcome = answer
@@ -421,7 +424,7 @@ async fn query<B: Backend>(
 
 /// Validates a read: one read statement, placeholders matching `params`, every value
 /// bindable, a sane timeout.
-pub(super) fn check_query(request: QueryRequest) -> Result<Query, ApiError> {
+pub(super) fn check_query(request: QueryRequest) -> Result<ReadRequest, ApiError> {
     if request.sql.len() > MAX_ENTRY_BYTES {
         return Err(command::Error::TooLarge {
             what: "the SQL text (bytes)",
@@ -454,7 +457,7 @@ pub(super) fn check_query(request: QueryRequest) -> Result<Query, ApiError> {
             ))
         }
     };
-    Ok(Query {
+    Ok(ReadRequest {
         sql,
         params: bind(request.params)?,
         consistency: request.consistency,
@@ -484,7 +487,7 @@ fn bind(params: Vec<Input>) -> Result<Vec<Value>, ApiError> {
             command: Command::Sql { mut statements, .. },
             ..
         }) if statements.len() == 1 => Ok(statements.remove(0).params),
-        Ok(_) => Err(super::BackendError::Internal(
+        Ok(_) => Err(ServiceError::Internal(
             "binding query values built an unexpected command".into(),
         )
         .into()),
@@ -545,7 +548,7 @@ async fn health<B: Backend>(State(s): State<AppState<B>>) -> Result<Json<Health>
         None => Ok(Json(Health {
             status: "ok".into(),
         })),
-        Some(reason) => Err(super::BackendError::NotReady {
+        Some(reason) => Err(ServiceError::NotReady {
             reason,
             retry_after: 1,
         }

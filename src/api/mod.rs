@@ -3,8 +3,9 @@
 //! It owns the JSON contract of SPEC.md and issue 5 (`/write/*`, `/query`, `/id`,
 //! `/health`, `/status`, `/cluster`, `/cluster/nodes`) and checks every request with the
 //! `command` and `sql` rules before the node sees it. It knows nothing of consensus, the
-//! WAL or MariaDB: the node implements [`Backend`], and forwarding to the leader happens
-//! there. Every answer that is not a success is JSON `{"error": "…", "code": "…"}`,
+//! WAL or MariaDB: the node implements [`Backend`] over its [`crate::service::Service`],
+//! where forwarding to the leader happens; this module translates the service's
+//! results and errors into JSON and HTTP statuses. Every answer that is not a success is JSON `{"error": "…", "code": "…"}`,
 //! including malformed requests, unknown routes and wrong methods.
 //!
 //! | route | body → answer |
@@ -40,22 +41,25 @@
 //! `lagging`), 500 `internal`.
 
 mod backend;
-mod check;
 pub mod client;
-pub mod forward;
 mod handlers;
 mod observe;
 mod openapi;
 
 pub use backend::{
-    Backend, BackendError, ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState,
-    NodeStatus, Query, QueryRequest, QueryResult, RemoveResult, Role, RoleResult, SnapshotCreated,
-    SnapshotInfo, SnapshotList, SnapshotRequest, StatementResult, TransferResult, WriteResult,
+    error_body, http_status, Backend, ErrorBody, NodeRef, NodeRequest, QueryRequest, QueryResult,
+    RemoveResult, RoleResult, SnapshotRequest, StatementResult, TransferResult, WriteResult,
     DEFAULT_QUERY_TIMEOUT, MAX_IDS, MAX_QUERY_TIMEOUT,
 };
-pub use check::{
-    check_text, CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, TableCheck,
+// The service's types the API answers as they are: its JSON contract, documented in the
+// OpenAPI description.
+pub use crate::service::{
+    check_text, CheckReport, CheckSummary, ClusterStatus, Consistency, NodeProblem, NodeState,
+    NodeStatus, RangeDiff, Role, RowDiff, RowDiffKind, SnapshotCreated, SnapshotInfo, SnapshotList,
+    TableCheck,
 };
+
+use crate::service::ServiceError;
 
 use crate::config::{ApiConfig, Secrets, TokenHash};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -134,16 +138,16 @@ impl ApiError {
     }
 }
 
-impl From<BackendError> for ApiError {
-    fn from(e: BackendError) -> Self {
-        if let BackendError::Internal(detail) = &e {
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        if let ServiceError::Internal(detail) = &e {
             // Logged here, once; the client sees only a generic body.
             tracing::error!(error = %detail, "internal error serving request");
         }
         ApiError {
-            status: StatusCode::from_u16(e.http_status())
+            status: StatusCode::from_u16(http_status(&e))
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            body: e.body(),
+            body: error_body(&e),
             close: false,
         }
     }
@@ -151,7 +155,7 @@ impl From<BackendError> for ApiError {
 
 impl From<crate::command::Error> for ApiError {
     fn from(e: crate::command::Error) -> Self {
-        ApiError::from(BackendError::from(e))
+        ApiError::from(ServiceError::from(e))
     }
 }
 

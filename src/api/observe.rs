@@ -4,8 +4,9 @@
 //! for the token and sends it with every call.
 
 use super::handlers::AppState;
-use super::{ApiError, Backend, BackendError};
+use super::{ApiError, Backend};
 use crate::observe::{events::EventList, metrics as m, ui};
+use crate::service::ServiceError;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -51,7 +52,7 @@ pub(super) async fn metrics<B: Backend>(
 ) -> Result<Response, ApiError> {
     let obs = s.backend().observe();
     let text =
-        m::render(&obs).map_err(|e| ApiError::from(BackendError::Internal(e.to_string())))?;
+        m::render(&obs).map_err(|e| ApiError::from(ServiceError::Internal(e.to_string())))?;
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

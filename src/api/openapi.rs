@@ -4,12 +4,8 @@
 //! checks that each documented route exists on the router and each route is documented.
 
 use super::backend::{
-    ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState, NodeStatus,
-    QueryRequest, QueryResult, RemoveResult, Role, RoleResult, SnapshotCreated, SnapshotInfo,
-    SnapshotList, SnapshotRequest, StatementResult, TransferResult, WriteResult,
-};
-use super::check::{
-    CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, TableCheck,
+    ErrorBody, NodeRef, NodeRequest, QueryRequest, QueryResult, RemoveResult, RoleResult,
+    SnapshotRequest, StatementResult, TransferResult, WriteResult,
 };
 use super::handlers::{Health, Ids, Nodes};
 use crate::apply::Divergence;
@@ -18,6 +14,10 @@ use crate::command::{
     UpdateRequest, Wait,
 };
 use crate::observe::events::{Event, EventKind, EventList};
+use crate::service::{
+    CheckReport, CheckSummary, ClusterStatus, Consistency, NodeProblem, NodeState, NodeStatus,
+    RangeDiff, Role, RowDiff, RowDiffKind, SnapshotCreated, SnapshotInfo, SnapshotList, TableCheck,
+};
 use crate::snapshot::{Phase, SyncProgress};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -73,7 +73,7 @@ impl Modify for Bearer {
 }
 
 // The route list: one documentation anchor per route (the handlers themselves are generic
-// over the backend). Status codes are the ones the handlers and `BackendError` produce.
+// over the backend). Status codes are the ones the handlers and `ServiceError` produce.
 
 #[utoipa::path(post, path = "/write/insert", tag = "writes", request_body = InsertRequest,
     responses(

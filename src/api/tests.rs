@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::command::{Input, Value, WriteRequest};
+use crate::service::{ReadRequest, ReadResult, ServiceError, WriteOutcome};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::channel::Channel;
@@ -15,8 +16,8 @@ use tower::ServiceExt;
 #[derive(Default)]
 pub(super) struct Fake {
     pub(super) writes: Mutex<Vec<WriteRequest>>,
-    pub(super) queries: Mutex<Vec<Query>>,
-    pub(super) fail: Mutex<Option<BackendError>>,
+    pub(super) queries: Mutex<Vec<ReadRequest>>,
+    pub(super) fail: Mutex<Option<ServiceError>>,
     pub(super) not_ready: AtomicBool,
     /// What `status` answers, when the test sets it.
     pub(super) state: Mutex<Option<NodeStatus>>,
@@ -25,11 +26,11 @@ pub(super) struct Fake {
 }
 
 impl Fake {
-    fn failure(&self) -> Option<BackendError> {
+    fn failure(&self) -> Option<ServiceError> {
         self.fail.lock().expect("test lock").clone()
     }
 
-    pub(super) fn fail_with(&self, e: BackendError) {
+    pub(super) fn fail_with(&self, e: ServiceError) {
         *self.fail.lock().expect("test lock") = Some(e);
     }
 }
@@ -58,7 +59,7 @@ pub(super) fn node(name: &str, number: u64, role: Role) -> NodeStatus {
 }
 
 impl Backend for Fake {
-    async fn write(&self, request: WriteRequest) -> Result<WriteResult, BackendError> {
+    async fn write(&self, request: WriteRequest) -> Result<WriteOutcome, ServiceError> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
@@ -67,21 +68,22 @@ impl Backend for Fake {
             _ => Vec::new(),
         };
         self.writes.lock().expect("test lock").push(request);
-        Ok(WriteResult {
+        Ok(WriteOutcome {
             lsn: 17,
             affected_rows: 1,
             last_insert_id: 5,
             ids,
+            warnings: 0,
             statements: Vec::new(),
         })
     }
 
-    async fn query(&self, query: Query) -> Result<QueryResult, BackendError> {
+    async fn query(&self, query: ReadRequest) -> Result<ReadResult, ServiceError> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
         self.queries.lock().expect("test lock").push(query);
-        Ok(QueryResult {
+        Ok(ReadResult {
             columns: vec!["id".into(), "name".into()],
             rows: vec![vec![
                 Input::from(18446744073709551615u64),
@@ -90,7 +92,7 @@ impl Backend for Fake {
         })
     }
 
-    async fn ids(&self, count: usize) -> Result<Vec<u64>, BackendError> {
+    async fn ids(&self, count: usize) -> Result<Vec<u64>, ServiceError> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
@@ -117,7 +119,7 @@ impl Backend for Fake {
         !self.not_ready.load(Ordering::SeqCst)
     }
 
-    async fn remove_node(&self, node: String) -> Result<RemoveResult, BackendError> {
+    async fn remove_node(&self, node: String) -> Result<RemoveResult, ServiceError> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
@@ -134,7 +136,7 @@ impl Backend for Fake {
         })
     }
 
-    async fn transfer_leader(&self, node: String) -> Result<TransferResult, BackendError> {
+    async fn transfer_leader(&self, node: String) -> Result<TransferResult, ServiceError> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
@@ -151,11 +153,11 @@ impl Backend for Fake {
         })
     }
 
-    async fn promote_node(&self, node: String) -> Result<RoleResult, BackendError> {
+    async fn promote_node(&self, node: String) -> Result<RoleResult, ServiceError> {
         self.role_op("promote", node, true)
     }
 
-    async fn demote_node(&self, node: String) -> Result<RoleResult, BackendError> {
+    async fn demote_node(&self, node: String) -> Result<RoleResult, ServiceError> {
         self.role_op("demote", node, false)
     }
 }
@@ -166,7 +168,7 @@ impl Fake {
         op: &'static str,
         node: String,
         voter: bool,
-    ) -> Result<RoleResult, BackendError> {
+    ) -> Result<RoleResult, ServiceError> {
         if let Some(e) = self.failure() {
             return Err(e);
         }
@@ -321,7 +323,7 @@ async fn every_write_route_succeeds() {
 async fn backend_errors_map_to_statuses_and_json() {
     let cases = [
         (
-            BackendError::Invalid {
+            ServiceError::Invalid {
                 code: "invalid".into(),
                 message: "bad".into(),
             },
@@ -329,7 +331,7 @@ async fn backend_errors_map_to_statuses_and_json() {
             "invalid",
         ),
         (
-            BackendError::from_mariadb(
+            ServiceError::from_mariadb(
                 crate::sql::ErrorClass::NotFound,
                 1146,
                 "Table 'd.x' doesn't exist",
@@ -338,7 +340,7 @@ async fn backend_errors_map_to_statuses_and_json() {
             "not_found",
         ),
         (
-            BackendError::from_mariadb(
+            ServiceError::from_mariadb(
                 crate::sql::ErrorClass::Conflict,
                 1062,
                 "Duplicate entry '1'",
@@ -347,15 +349,15 @@ async fn backend_errors_map_to_statuses_and_json() {
             "conflict",
         ),
         (
-            BackendError::TooLarge {
+            ServiceError::TooLarge {
                 message: "big".into(),
             },
             413,
             "too_large",
         ),
-        (BackendError::NoLeader { retry_after: 2 }, 503, "no_leader"),
+        (ServiceError::NoLeader { retry_after: 2 }, 503, "no_leader"),
         (
-            BackendError::NotReady {
+            ServiceError::NotReady {
                 reason: "syncing".into(),
                 retry_after: 0,
             },
@@ -363,7 +365,7 @@ async fn backend_errors_map_to_statuses_and_json() {
             "not_ready",
         ),
         (
-            BackendError::Timeout {
+            ServiceError::Timeout {
                 message: "wait all".into(),
                 lsn: Some(9),
                 lagging: vec!["n3".into()],
@@ -372,7 +374,7 @@ async fn backend_errors_map_to_statuses_and_json() {
             "timeout",
         ),
         (
-            BackendError::Internal("secret detail /var/lib".into()),
+            ServiceError::Internal("secret detail /var/lib".into()),
             500,
             "internal",
         ),
@@ -388,16 +390,16 @@ async fn backend_errors_map_to_statuses_and_json() {
         assert_eq!(s.as_u16(), status, "{err:?}: {b}");
         assert_eq!(b["code"], code, "{b}");
         match err {
-            BackendError::NoLeader { .. } | BackendError::NotReady { .. } => {
+            ServiceError::NoLeader { .. } | ServiceError::NotReady { .. } => {
                 let secs = b["retry_after"].as_u64().expect("retry_after");
                 assert!(secs >= 1);
                 assert_eq!(h["retry-after"].to_str().expect("ascii"), secs.to_string());
             }
-            BackendError::Timeout { .. } => {
+            ServiceError::Timeout { .. } => {
                 assert_eq!(b["lagging"], json!(["n3"]));
                 assert_eq!(b["lsn"], 9);
             }
-            BackendError::Internal(_) => {
+            ServiceError::Internal(_) => {
                 assert!(!b.to_string().contains("secret detail"), "{b}");
             }
             _ => assert!(b.get("retry_after").is_none()),
@@ -1055,7 +1057,7 @@ async fn promote_and_demote_take_a_node_and_answer_its_role() {
         [("demote", "n2".to_string()), ("promote", "2".to_string())]
     );
     // A refusal keeps its status and code.
-    fake.fail_with(BackendError::Conflict {
+    fake.fail_with(ServiceError::Conflict {
         code: "learner_behind".into(),
         message: "n2 is 900 entries behind the leader".into(),
     });
@@ -1072,7 +1074,7 @@ async fn cluster_operation_errors_keep_their_status_and_code() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let cases = [
         (
-            BackendError::NotFound {
+            ServiceError::NotFound {
                 code: "unknown_node".into(),
                 message: "no member is named n9".into(),
             },
@@ -1080,7 +1082,7 @@ async fn cluster_operation_errors_keep_their_status_and_code() {
             "unknown_node",
         ),
         (
-            BackendError::Conflict {
+            ServiceError::Conflict {
                 code: "last_voter".into(),
                 message: "n1 is the last voter".into(),
             },
@@ -1088,7 +1090,7 @@ async fn cluster_operation_errors_keep_their_status_and_code() {
             "last_voter",
         ),
         (
-            BackendError::NoLeader { retry_after: 1 },
+            ServiceError::NoLeader { retry_after: 1 },
             StatusCode::SERVICE_UNAVAILABLE,
             "no_leader",
         ),
@@ -1168,7 +1170,7 @@ async fn health_is_not_ready_with_the_reason_for_every_status_but_active_and_lag
 #[tokio::test]
 async fn a_node_without_quorum_refuses_at_once_with_retry_after() {
     let (fake, r) = setup(None);
-    fake.fail_with(BackendError::NoQuorum {
+    fake.fail_with(ServiceError::NoQuorum {
         reason: "no round trip with a majority for 2100 ms".into(),
         retry_after: 2,
     });
@@ -1300,24 +1302,13 @@ async fn query_binds_values_and_validates() {
 
 #[test]
 fn mariadb_transient_errors_are_503_not_results() {
-    let e = BackendError::from_mariadb(crate::sql::ErrorClass::Transient, 2013, "Lost connection");
-    assert_eq!(e.http_status(), 503);
-    assert_eq!(e.body().retry_after, Some(1));
-    let e = BackendError::from_mariadb(crate::sql::ErrorClass::Invalid, 1054, "Unknown column 'x'");
-    assert_eq!((e.http_status(), e.body().code.as_str()), (400, "invalid"));
-}
-
-#[test]
-fn backend_errors_round_trip_as_json_for_forwarding() {
-    let e = BackendError::Timeout {
-        message: "m".into(),
-        lsn: Some(3),
-        lagging: vec!["n2".into()],
-    };
-    let text = serde_json::to_string(&e).expect("json");
+    let e = ServiceError::from_mariadb(crate::sql::ErrorClass::Transient, 2013, "Lost connection");
+    assert_eq!(http_status(&e), 503);
+    assert_eq!(error_body(&e).retry_after, Some(1));
+    let e = ServiceError::from_mariadb(crate::sql::ErrorClass::Invalid, 1054, "Unknown column 'x'");
     assert_eq!(
-        serde_json::from_str::<BackendError>(&text).expect("parse"),
-        e
+        (http_status(&e), error_body(&e).code.as_str()),
+        (400, "invalid")
     );
 }
 
@@ -1396,7 +1387,7 @@ async fn logs_carry_route_and_status_but_never_row_data() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    fake.fail_with(BackendError::Internal("disk on fire".into()));
+    fake.fail_with(ServiceError::Internal("disk on fire".into()));
     assert_eq!(
         post_json(&r, "/write/insert", body).await.0,
         StatusCode::INTERNAL_SERVER_ERROR

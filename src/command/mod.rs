@@ -527,6 +527,14 @@ impl Error {
         }
     }
 
+    /// Whether a statement was refused because its result would differ between nodes.
+    pub fn is_non_deterministic(&self) -> bool {
+        match self {
+            Error::Ddl(e) | Error::Statement { source: e, .. } => e.is_non_deterministic(),
+            _ => false,
+        }
+    }
+
     /// The HTTP status for this refusal: 413 when too large, 400 otherwise.
     pub fn http_status(&self) -> u16 {
         match self {

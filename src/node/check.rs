@@ -16,16 +16,16 @@
 //! The majority's answer is the reference (on a tie, the leader's); the others "differ".
 
 use super::Node;
-use crate::api::{
-    BackendError, CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind,
-    TableCheck,
-};
 use crate::apply::check::{
     CheckAnswer, CheckAsk, CheckSnapshots, Key, KeyRange, RangeSum, TableSchema,
 };
 use crate::command::{self, Command};
 use crate::consensus::network::{ClusterError, PeerRequest, PeerResponse};
 use crate::consensus::Request;
+use crate::service::{
+    CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, ServiceError,
+    TableCheck,
+};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -87,10 +87,10 @@ impl Checker {
     /// Runs check `id` (a fresh, unique number) across every member.
     ///
     /// # Errors
-    /// [`BackendError::NoLeader`] when the barrier cannot be appended now; other errors
+    /// [`ServiceError::NoLeader`] when the barrier cannot be appended now; other errors
     /// when the barrier's fate is unknown. Members that cannot answer are listed in the
     /// report, not errors.
-    pub async fn run(&self, id: u64) -> Result<CheckReport, BackendError> {
+    pub async fn run(&self, id: u64) -> Result<CheckReport, ServiceError> {
         let _one = self.running.lock().await;
         let started_ms = now_ms();
         let started = Instant::now();
@@ -144,7 +144,7 @@ impl Checker {
         id: u64,
         started_ms: u64,
         started: Instant,
-    ) -> Result<CheckReport, BackendError> {
+    ) -> Result<CheckReport, ServiceError> {
         let lsn = self.barrier(id).await?;
         let metrics = self.node.raft().metrics().borrow().clone();
         let leader = metrics.current_leader;
@@ -217,7 +217,7 @@ impl Checker {
     }
 
     /// Appends the barrier through the leader; its LSN.
-    async fn barrier(&self, id: u64) -> Result<u64, BackendError> {
+    async fn barrier(&self, id: u64) -> Result<u64, ServiceError> {
         let entry = command::Entry {
             timestamp_us: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -231,9 +231,9 @@ impl Checker {
         match self.node.propose(request).await {
             Ok((lsn, _)) => Ok(lsn),
             Err(ClusterError::NoLeader | ClusterError::NotLeader(..)) => {
-                Err(BackendError::NoLeader { retry_after: 1 })
+                Err(ServiceError::NoLeader { retry_after: 1 })
             }
-            Err(e) => Err(BackendError::Timeout {
+            Err(e) => Err(ServiceError::Timeout {
                 message: format!("the check barrier was not confirmed: {e}; run the check again"),
                 lsn: None,
                 lagging: Vec::new(),
@@ -568,7 +568,7 @@ fn now_ms() -> u64 {
 }
 
 /// Runs a check every `cluster.check_interval_minutes` while this node leads (off at 0).
-pub(super) async fn periodic(
+pub(crate) async fn periodic(
     node: Node,
     checker: std::sync::Arc<Checker>,
     ids: std::sync::Arc<crate::id::Generator>,

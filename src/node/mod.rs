@@ -25,10 +25,12 @@ mod transfer;
 mod voting;
 mod watch;
 
-pub use backend::{NodeBackend, WRITE_TIMEOUT};
+pub use backend::NodeBackend;
+pub(crate) use outcomes::report_outcomes;
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use run::run;
 pub use seed::seed;
+pub(crate) use watch::{observation, watch};
 
 pub use quorum::Contact;
 pub use status::{LocalStatus, Role};
@@ -61,7 +63,7 @@ const KEY_IDENTITY: &str = "node.identity";
 /// State db key set once this node learns it was removed from the cluster.
 const KEY_REMOVED: &str = "node.removed";
 /// How long one RPC between nodes for cluster management may take.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a joining node keeps asking while the cluster is busy (election, another
 /// membership change).
 const JOIN_PATIENCE: Duration = Duration::from_secs(30);
@@ -195,8 +197,9 @@ pub struct SnapshotDone {
     pub first_lsn: Option<u64>,
 }
 
-/// What the node serves to peers on behalf of its client-facing layer (the HTTP API's
-/// backend): forwarded writes and status. Set once, after start.
+/// What the node serves to peers on behalf of its service layer
+/// ([`crate::service::Service`]): forwarded writes, status and check questions. Set once,
+/// after start.
 pub trait Services: Send + Sync + 'static {
     /// Handles a write a follower forwarded (JSON in, JSON answer out).
     fn client_write(

@@ -3,20 +3,18 @@
 //! every node compares with its own. Followers only compare; a node that becomes leader
 //! reports whatever it applied above the last reported entry.
 
-use super::backend::NodeBackend;
 use crate::apply::digest_limit;
 use crate::command::{Command, Entry};
 use crate::consensus::Request;
 use openraft::ServerState;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the leader reports new outcomes (when there are any).
 pub const REPORT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Proposes this node's unreported outcome digests while it leads, until shutdown.
-pub(super) async fn report_outcomes(backend: Arc<NodeBackend>) {
-    let node = backend.node().clone();
+pub(crate) async fn report_outcomes(service: crate::service::Service) {
+    let node = service.node().clone();
     let token = node.shutdown_token();
     loop {
         tokio::select! {
@@ -26,12 +24,12 @@ pub(super) async fn report_outcomes(backend: Arc<NodeBackend>) {
         if node.raft().metrics().borrow().state != ServerState::Leader {
             continue;
         }
-        let digests = backend.apply_status().unreported_digests(digest_limit());
+        let digests = service.apply_status().unreported_digests(digest_limit());
         if digests.is_empty() {
             continue;
         }
         let entry = Entry {
-            timestamp_us: backend.next_timestamp_us(),
+            timestamp_us: service.next_timestamp_us(),
             ids: Vec::new(),
             command: Command::Outcomes { digests },
         };

@@ -2,7 +2,7 @@
 //! the node and its HTTP API, and runs until SIGTERM or Ctrl-C, then shuts down cleanly.
 
 use super::{Node, NodeBackend, NodeError, StartMode};
-use crate::api::{self, ApiOptions, Backend};
+use crate::api::{self, ApiOptions};
 use crate::apply::{MariaDbApplier, ReadLimits};
 use crate::config::Loaded;
 use crate::id::Generator;
@@ -58,7 +58,8 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
                 node.number()
             ))
         })?;
-    let backend = NodeBackend::install(node.clone(), apply_status, reader, ids, checks);
+    let service = crate::service::Service::install(node.clone(), apply_status, reader, ids, checks);
+    let backend = std::sync::Arc::new(NodeBackend::new(service.clone()));
 
     if api_cfg.enabled {
         let listener = tokio::net::TcpListener::bind(&api_cfg.bind_address)
@@ -79,7 +80,7 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         tracing::info!(addr = %api_cfg.bind_address, "http api listening");
     }
     if progress {
-        let b = backend.clone();
+        let b = service.clone();
         let token = node.shutdown_token();
         node.spawn(async move {
             let mut shown = crate::observe::terminal::JoinProgress::new();
@@ -101,7 +102,7 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
     // A `Type=notify` unit is started once the node serves: it knows a leader, its
     // MariaDB is usable and it holds its data (the test `/health` answers 200 for).
     {
-        let b = backend.clone();
+        let b = service.clone();
         let token = node.shutdown_token();
         let ready = format!("serving as {} (number {})", node.info().name, node.number());
         node.spawn(async move {

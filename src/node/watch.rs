@@ -4,9 +4,9 @@
 //! with the node and term.
 
 use super::Node;
-use crate::api::{NodeState, NodeStatus};
 use crate::observe::events::{EventKind, Events};
 use crate::observe::metrics::{self, Observation};
+use crate::service::{NodeState, NodeStatus};
 use std::time::Duration;
 
 /// How often the status is compared even when consensus reports nothing new (a DEGRADED
@@ -18,7 +18,7 @@ const UPKEEP: Duration = Duration::from_secs(5);
 const WARN_STATUSES: &[&str] = &["DEGRADED", "DIVERGED", "NO_QUORUM"];
 
 /// The numbers `/metrics` shows for `node`, whose status is `status`.
-pub(super) fn observation(node: &Node, status: NodeStatus) -> Observation {
+pub(crate) fn observation(node: &Node, status: NodeStatus) -> Observation {
     let m = node.raft().metrics().borrow().clone();
     let last = m.last_log_index.unwrap_or(0);
     let membership = m.membership_config.membership();
@@ -71,7 +71,7 @@ fn look(node: &Node, status: NodeState) -> Seen {
 
 /// Records an event for every change between looks until the node shuts down. `status`
 /// gives the node's current status.
-pub(super) async fn watch(node: Node, events: Events, status: impl Fn() -> NodeState + Send) {
+pub(crate) async fn watch(node: Node, events: Events, status: impl Fn() -> NodeState + Send) {
     let name = node.info().name.clone();
     let shutdown = node.shutdown_token();
     let mut raft_metrics = node.raft().metrics();

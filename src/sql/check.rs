@@ -123,6 +123,14 @@ pub enum SqlError {
 }
 
 impl SqlError {
+    /// Whether the statement was refused because its result would differ between nodes.
+    pub fn is_non_deterministic(&self) -> bool {
+        matches!(
+            self,
+            SqlError::NonDeterministic { .. } | SqlError::FunctionNotAllowed { .. }
+        )
+    }
+
     /// Stable machine-readable code for API error bodies.
     pub fn code(&self) -> &'static str {
         match self {

@@ -224,6 +224,29 @@ pub fn classify_error(code: u16, message: &str) -> ErrorClass {
     }
 }
 
+/// The SQLSTATE MariaDB sends with error numbers a client is likely to meet from a
+/// replicated statement; drivers map some of them to exception types.
+#[rustfmt::skip]
+const SQLSTATES: &[(u16, &str)] = &[
+    (1022, "23000"), (1044, "42000"), (1045, "28000"), (1046, "3D000"), (1048, "23000"),
+    (1049, "42000"), (1050, "42S01"), (1051, "42S02"), (1052, "23000"), (1054, "42S22"),
+    (1060, "42S21"), (1061, "42000"), (1062, "23000"), (1064, "42000"), (1068, "42000"),
+    (1091, "42000"), (1109, "42S02"), (1136, "21S01"), (1142, "42000"), (1146, "42S02"),
+    (1149, "42000"), (1169, "23000"), (1213, "40001"), (1216, "23000"), (1217, "23000"),
+    (1264, "22003"), (1292, "22007"), (1304, "42000"), (1305, "42000"), (1365, "22012"),
+    (1406, "22001"), (1451, "23000"), (1452, "23000"), (1557, "23000"), (1586, "23000"),
+    (1690, "22003"), (4025, "23000"),
+];
+
+/// The SQLSTATE of MariaDB error number `code`: its own for the numbers listed above,
+/// the general `HY000` otherwise.
+pub fn sqlstate(code: u16) -> &'static str {
+    SQLSTATES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("HY000", |(_, state)| state)
+}
+
 /// Error numbers that, when a DDL entry recorded as in flight is re-applied after a crash,
 /// mean its effect is already there (created, dropped, renamed, column or key added or
 /// removed). The applier counts that entry as applied.
@@ -424,6 +447,19 @@ mod tests {
         for code in [0, 2000, 2026, 2999] {
             assert_eq!(classify(code), Transient, "{code}");
         }
+    }
+
+    #[test]
+    fn sqlstates_are_five_characters_and_default_to_hy000() {
+        assert_eq!(sqlstate(1062), "23000");
+        assert_eq!(sqlstate(1146), "42S02");
+        assert_eq!(sqlstate(1064), "42000");
+        assert_eq!(sqlstate(9999), "HY000");
+        let mut codes: Vec<u16> = SQLSTATES.iter().map(|(c, _)| *c).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), SQLSTATES.len(), "no code is listed twice");
+        assert!(SQLSTATES.iter().all(|(_, s)| s.len() == 5));
     }
 
     #[test]

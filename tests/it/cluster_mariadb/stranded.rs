@@ -13,7 +13,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use wolfscale::api::client::WriteKind;
 use wolfscale::api::{Consistency, NodeState, QueryRequest};
-use wolfscale::node::WRITE_TIMEOUT;
+use wolfscale::service::WRITE_TIMEOUT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_without_a_majority_answers_504_within_the_write_deadline() {

@@ -1,11 +1,12 @@
 //! The bytes a follower sends the leader for a client's write, and the bytes of the
-//! leader's answer, so the client gets exactly what the leader would have told it.
+//! leader's answer, so the client gets exactly what the leader would have told it,
+//! whichever front end it came through.
 //!
 //! JSON on purpose: [`Input`](crate::command::Input) keeps numbers exact only through
 //! serde_json, and the answer types skip empty fields, which a non-self-describing codec
 //! such as postcard cannot read back. The transport carries these as opaque bytes.
 
-use super::backend::{BackendError, WriteResult};
+use super::{ServiceError, WriteOutcome};
 use crate::command::{
     DdlRequest, DeleteRequest, InsertRequest, SqlRequest, UpdateRequest, WriteRequest,
 };
@@ -57,12 +58,12 @@ pub fn decode_write(bytes: &[u8]) -> Result<WriteRequest, ForwardError> {
 
 #[derive(Serialize, Deserialize)]
 enum Answer {
-    Ok(WriteResult),
-    Err(BackendError),
+    Ok(WriteOutcome),
+    Err(ServiceError),
 }
 
 /// Encodes the leader's answer to a forwarded write.
-pub fn encode_answer(answer: &Result<WriteResult, BackendError>) -> Vec<u8> {
+pub fn encode_answer(answer: &Result<WriteOutcome, ServiceError>) -> Vec<u8> {
     let wire = match answer {
         Ok(r) => Answer::Ok(r.clone()),
         Err(e) => Answer::Err(e.clone()),
@@ -75,7 +76,7 @@ pub fn encode_answer(answer: &Result<WriteResult, BackendError>) -> Vec<u8> {
 ///
 /// # Errors
 /// Bytes that are not an answer.
-pub fn decode_answer(bytes: &[u8]) -> Result<Result<WriteResult, BackendError>, ForwardError> {
+pub fn decode_answer(bytes: &[u8]) -> Result<Result<WriteOutcome, ServiceError>, ForwardError> {
     Ok(match serde_json::from_slice::<Answer>(bytes)? {
         Answer::Ok(r) => Ok(r),
         Answer::Err(e) => Err(e),
@@ -85,9 +86,9 @@ pub fn decode_answer(bytes: &[u8]) -> Result<Result<WriteResult, BackendError>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ErrorBody;
-    use crate::api::StatementResult;
+    use crate::apply::FailureClass;
     use crate::command::{Fields, Input, SqlStatementRequest, Wait};
+    use crate::service::{DbError, StatementDone};
 
     #[test]
     fn every_write_kind_round_trips_with_exact_numbers() {
@@ -135,25 +136,32 @@ mod tests {
 
     #[test]
     fn answers_round_trip() {
-        let ok = Ok(WriteResult {
+        let ok = Ok(WriteOutcome {
             lsn: 9,
             affected_rows: 2,
             last_insert_id: 0,
             ids: vec![u64::MAX],
-            statements: vec![StatementResult {
-                affected_rows: 0,
-                last_insert_id: 0,
-                error: Some(ErrorBody::new("conflict", "MariaDB error 1062: dup")),
-            }],
+            warnings: 0,
+            statements: vec![
+                Ok(StatementDone {
+                    affected_rows: 2,
+                    last_insert_id: 7,
+                }),
+                Err(DbError {
+                    class: FailureClass::Conflict,
+                    code: 1062,
+                    message: "dup".into(),
+                }),
+            ],
         });
         let errors = [
-            BackendError::NoLeader { retry_after: 1 },
-            BackendError::Timeout {
+            ServiceError::NoLeader { retry_after: 1 },
+            ServiceError::Timeout {
                 message: "m".into(),
                 lsn: Some(4),
                 lagging: vec!["n3".into()],
             },
-            BackendError::Internal("x".into()),
+            ServiceError::Internal("x".into()),
         ];
         assert_eq!(decode_answer(&encode_answer(&ok)).expect("decode"), ok);
         for e in errors {

@@ -1,0 +1,158 @@
+//! The read path: a read runs on this node's MariaDB once this node has applied what the
+//! request's consistency asks for (its own commit index for `weak`, the leader's read
+//! index for `linearizable`) and its `min_lsn` (read-your-writes on any node).
+
+use super::write::no_leader;
+use super::{Consistency, ReadRequest, ReadResult, Service, ServiceError};
+use crate::apply::QueryError;
+use crate::command::Input;
+use crate::consensus::network::{ClusterError, PeerRequest, PeerResponse};
+use openraft::ServerState;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+impl Service {
+    /// Runs one read on this node after the waits its request asks for.
+    ///
+    /// # Errors
+    /// The statement is not one read or its values do not bind
+    /// ([`ServiceError::Invalid`]), MariaDB refused it ([`ServiceError::Database`]), the
+    /// waits or the statement ran past `timeout` ([`ServiceError::Timeout`]), the answer
+    /// is too large, or the node cannot serve reads now.
+    pub async fn read(&self, request: ReadRequest) -> Result<ReadResult, ServiceError> {
+        if self.inner.node.is_removed() {
+            return Err(self.removed_error());
+        }
+        if self.loading_snapshot() {
+            return Err(ServiceError::NotReady {
+                reason: "this node is loading a snapshot; read from another node".into(),
+                retry_after: 5,
+            });
+        }
+        let started = Instant::now();
+        let mut min_lsn = request.min_lsn;
+        if request.consistency == Consistency::Linearizable {
+            // Everything committed before this read started is applied here before it runs.
+            let index = self.read_index(request.timeout).await?;
+            min_lsn = Some(min_lsn.map_or(index, |m| m.max(index)));
+        } else if request.consistency == Consistency::Weak {
+            // What this node already knows is committed, without asking anyone.
+            let known = self.inner.commit.load(Ordering::Acquire);
+            min_lsn = Some(min_lsn.map_or(known, |m| m.max(known)));
+        }
+        if let Some(lsn) = min_lsn {
+            let left = request.timeout.saturating_sub(started.elapsed());
+            self.inner
+                .apply
+                .wait_applied(lsn, left)
+                .await
+                .map_err(|e| ServiceError::Timeout {
+                    message: e.to_string(),
+                    lsn: Some(lsn),
+                    lagging: vec![self.inner.node.info().name.clone()],
+                })?;
+        }
+        let rows = self
+            .inner
+            .reader
+            .query(&request.sql, &request.params, request.timeout)
+            .await
+            .map_err(|e| match e {
+                QueryError::Invalid(e) => ServiceError::Invalid {
+                    code: e.code().to_string(),
+                    message: e.to_string(),
+                },
+                QueryError::Sql {
+                    code,
+                    message,
+                    class,
+                } => ServiceError::from_mariadb(class, code, &message),
+                QueryError::Unavailable(m) => ServiceError::NotReady {
+                    reason: m,
+                    retry_after: 1,
+                },
+                QueryError::Timeout(t) => ServiceError::Timeout {
+                    message: format!("query did not finish within {t:?}"),
+                    lsn: None,
+                    lagging: Vec::new(),
+                },
+                e @ QueryError::TooLarge { .. } => ServiceError::TooLarge {
+                    message: e.to_string(),
+                },
+            })?;
+        Ok(ReadResult {
+            columns: rows.columns,
+            rows: rows
+                .rows
+                .into_iter()
+                .map(|r| r.into_iter().map(json_to_input).collect())
+                .collect(),
+        })
+    }
+
+    /// The leader's read index: asked of consensus here when this node leads, else of the
+    /// leader over the cluster transport; within `timeout`.
+    async fn read_index(&self, timeout: Duration) -> Result<u64, ServiceError> {
+        if let Some(refusal) = self.quorum_refusal() {
+            return Err(refusal);
+        }
+        let timed_out = || ServiceError::Timeout {
+            message: format!(
+                "the leader did not confirm its leadership within {} ms",
+                timeout.as_millis()
+            ),
+            lsn: None,
+            lagging: Vec::new(),
+        };
+        let leading = self.inner.node.raft().metrics().borrow().state == ServerState::Leader;
+        let answer = if leading {
+            tokio::time::timeout(timeout, self.inner.node.read_index())
+                .await
+                .map_err(|_| timed_out())?
+        } else {
+            let leader = self.leader().ok_or_else(no_leader)?;
+            match self
+                .inner
+                .node
+                .client()
+                .call::<_, PeerResponse>(&leader.cluster_addr, &PeerRequest::ReadIndex, timeout)
+                .await
+            {
+                Ok(PeerResponse::ReadIndex(r)) => r,
+                Ok(_) => {
+                    return Err(ServiceError::Internal(
+                        "leader answered with the wrong message".into(),
+                    ))
+                }
+                Err(crate::transport::Error::Timeout { .. }) => return Err(timed_out()),
+                // Reads change nothing: any other transport failure is worth a retry.
+                Err(_) => return Err(no_leader()),
+            }
+        };
+        answer.map_err(|e| match e {
+            // Leadership moved while we asked: the client retries and finds the new one.
+            ClusterError::NoLeader | ClusterError::NotLeader(..) => no_leader(),
+            other => ServiceError::Internal(other.to_string()),
+        })
+    }
+}
+
+fn json_to_input(v: serde_json::Value) -> Input {
+    match v {
+        serde_json::Value::Null => Input::Null,
+        serde_json::Value::Bool(b) => Input::Bool(b),
+        serde_json::Value::Number(n) => Input::Number(n.to_string()),
+        serde_json::Value::String(s) => Input::Text(s),
+        serde_json::Value::Object(ref o)
+            if o.len() == 1 && o.get("$base64").is_some_and(|b| b.is_string()) =>
+        {
+            Input::Base64(
+                o.get("$base64")
+                    .and_then(|b| b.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+        other => Input::Json(other),
+    }
+}
