@@ -89,6 +89,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Replace a node's copy of the replicated database with a fresh snapshot of the
+    /// leader's, then let it apply the log again: for a DIVERGED node (with
+    /// `cluster.auto_resync = false`) or one `wolfscale check` reports as different. The
+    /// node is SYNCING meanwhile; the rest of the cluster keeps taking writes.
+    Resync {
+        /// HTTP API address of the node to resync (default: this node's api.bind_address).
+        #[arg(long)]
+        node: Option<String>,
+    },
     /// Change the cluster's membership or leadership, through any member's HTTP API.
     Cluster {
         /// What to change.
@@ -259,6 +268,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
         ),
         Command::Status { node } => status(&mut out, &cli.config, &env, node),
         Command::Check { node, json } => check(&mut out, &cli.config, &env, node, json),
+        Command::Resync { node } => resync(&mut out, &cli.config, &env, node),
         Command::Cluster { command } => cluster(&mut out, &cli.config, &env, command),
         Command::Snapshot { command } => snapshot(&mut out, &cli.config, &env, command),
         Command::Docs { out: dir } => crate::cli_docs::write(&dir)
@@ -710,6 +720,54 @@ fn check(
     ))
 }
 
+/// `wolfscale resync`: asks the node to resync itself and, while it does, draws its
+/// snapshot transfer from its `/status`.
+fn resync(
+    out: &mut impl Write,
+    path: &Path,
+    env: &EnvOverrides,
+    node: Option<String>,
+) -> CliResult {
+    let client =
+        api_client(path, env, node.clone())?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
+    let poller = api_client(path, env, node)?;
+    let mut bar = crate::observe::terminal::RestoreProgress::new();
+    let done = runtime()?.block_on(async {
+        let call = client.resync();
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                r = &mut call => break r,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                    if let Ok(Some(p)) = poller.status().await.map(|s| s.sync) {
+                        bar.update(&p);
+                    }
+                }
+            }
+        }
+    });
+    bar.finish();
+    let d = done.map_err(|e| format!("resync failed on {}: {e}", client.address()))?;
+    let cleared = d.divergence.map_or_else(String::new, |v| {
+        format!("; cleared the divergence at lsn {}", v.lsn)
+    });
+    writeln!(
+        out,
+        "{} resynced from {}: snapshot {} at lsn {}, {} rows in {} tables, {} bytes, {:.1}s{cleared}\n\
+         it applies the log from lsn {} on",
+        d.node_id,
+        d.leader_id,
+        d.snapshot_id,
+        d.lsn,
+        d.rows,
+        d.tables,
+        d.bytes,
+        d.secs,
+        d.lsn + 1
+    )
+    .map_err(|e| e.to_string())
+}
+
 fn snapshot(
     out: &mut impl Write,
     path: &Path,
@@ -846,6 +904,8 @@ mod tests {
             divergence: None,
             apply_error: None,
             sync: None,
+            resyncs: 0,
+            resync_error: None,
             last_quorum_contact_ms: ms,
             disagrees_on_leader: dissent,
             last_check: None,

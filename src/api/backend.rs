@@ -89,6 +89,14 @@ pub trait Backend: Send + Sync + 'static {
     fn snapshot_list(&self) -> impl Future<Output = Result<SnapshotList, ServiceError>> + Send {
         async { Err(ServiceError::snapshots_unsupported()) }
     }
+    /// Replaces this node's replicated database with a fresh snapshot of the leader's
+    /// (`POST /resync`); answers when it is done. The default answers that this node
+    /// cannot.
+    fn resync(
+        &self,
+    ) -> impl Future<Output = Result<crate::node::resync::ResyncDone, ServiceError>> + Send {
+        async { Err(ServiceError::snapshots_unsupported()) }
+    }
     /// Compares every member's replicated tables at one LSN (`POST /check`); answers when
     /// the comparison is done. The default answers that this node cannot.
     fn check(&self) -> impl Future<Output = Result<CheckReport, ServiceError>> + Send {

@@ -280,6 +280,12 @@ impl Client {
         self.post("/check", &serde_json::json!({})).await
     }
 
+    /// `POST /resync`: replaces the node's replicated database with a fresh snapshot of
+    /// the leader's (give the client a long timeout).
+    pub async fn resync(&self) -> Result<crate::node::resync::ResyncDone, Error> {
+        self.post("/resync", &serde_json::json!({})).await
+    }
+
     /// `GET /snapshot`: this node's snapshots and any transfer under way.
     pub async fn snapshot_list(&self) -> Result<SnapshotList, Error> {
         self.get("/snapshot").await

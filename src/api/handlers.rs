@@ -73,6 +73,7 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
         .route("/cluster/remove", post(cluster_remove::<B>))
         .route("/cluster/transfer-leader", post(cluster_transfer::<B>))
         .route("/check", post(check::<B>))
+        .route("/resync", post(resync::<B>))
         .route("/cluster/promote", post(cluster_promote::<B>))
         .route("/cluster/demote", post(cluster_demote::<B>))
         .route(
@@ -668,6 +669,14 @@ async fn snapshot_list<B: Backend>(
     State(s): State<AppState<B>>,
 ) -> Result<Json<SnapshotList>, ApiError> {
     Ok(Json(s.backend.snapshot_list().await?))
+}
+
+/// `POST /resync`: any body is ignored; admin token (not a read route).
+async fn resync<B: Backend>(
+    State(s): State<AppState<B>>,
+) -> Result<Json<super::ResyncDone>, ApiError> {
+    tracing::info!("resync requested");
+    Ok(Json(s.backend.resync().await?))
 }
 
 /// `POST /check`: any body is ignored.

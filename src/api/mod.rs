@@ -29,6 +29,7 @@
 //! | `GET /ui` | → the web dashboard (no token needed for the page; it asks for one) |
 //! | `GET /openapi.json` | → the OpenAPI 3 description of these routes (no token needed) |
 //! | `POST /check` | → [`CheckReport`]: every member compared at one LSN (may take minutes) |
+//! | `POST /resync` | → [`ResyncDone`]: this node's database replaced with a fresh snapshot of the leader's (may take minutes) |
 //!
 //! Statuses: 400 invalid (codes from `command::Error::code` and `sql::SqlError::code`, or
 //! `invalid_json` / `invalid_request` for bodies serde refuses), 401 `unauthorized`, 403
@@ -53,6 +54,7 @@ pub use backend::{
 };
 // The service's types the API answers as they are: its JSON contract, documented in the
 // OpenAPI description.
+pub use crate::node::resync::ResyncDone;
 pub use crate::service::{
     check_text, CheckReport, CheckSummary, ClusterStatus, Consistency, NodeProblem, NodeState,
     NodeStatus, RangeDiff, Role, RowDiff, RowDiffKind, SnapshotCreated, SnapshotInfo, SnapshotList,

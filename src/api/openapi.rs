@@ -13,6 +13,7 @@ use crate::command::{
     DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest, SqlStatementRequest,
     UpdateRequest, Wait,
 };
+use crate::node::resync::ResyncDone;
 use crate::observe::events::{Event, EventKind, EventList};
 use crate::service::{
     CheckReport, CheckSummary, ClusterStatus, Consistency, NodeProblem, NodeState, NodeStatus,
@@ -39,7 +40,7 @@ pub(super) fn json() -> String {
     paths(
         write_insert, write_update, write_delete, write_ddl, write_sql, query, id, health,
         livez, status, cluster, cluster_nodes, cluster_remove, cluster_promote, cluster_demote, cluster_transfer, snapshot_create,
-        snapshot_list, metrics, events, ui, openapi_json, check
+        snapshot_list, metrics, events, ui, openapi_json, check, resync
     ),
     components(schemas(
         ClusterStatus, Consistency, ErrorBody, NodeRef, NodeRequest, NodeState, NodeStatus,
@@ -48,7 +49,7 @@ pub(super) fn json() -> String {
         Ids, Nodes, DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest,
         SqlStatementRequest, UpdateRequest, Wait, Event, EventKind, EventList, Phase,
         SyncProgress, CheckReport, CheckSummary, NodeProblem, TableCheck, RangeDiff, RowDiff,
-        RowDiffKind, Divergence
+        RowDiffKind, Divergence, ResyncDone
     )),
     modifiers(&Bearer),
     security(("bearer" = []))
@@ -201,6 +202,18 @@ fn health() {}
     ))]
 #[allow(dead_code)]
 fn check() {}
+
+#[utoipa::path(post, path = "/resync", tag = "cluster",
+    responses(
+        (status = 200, description = "this node's replicated database was replaced with a fresh snapshot of the leader's; it is ACTIVE and applies the log again (may take minutes; the node is SYNCING meanwhile)", body = ResyncDone),
+        (status = 400, description = "this node cannot take part in state transfer", body = ErrorBody),
+        (status = 401, description = "missing or wrong token", body = ErrorBody),
+        (status = 403, description = "the read-only token cannot resync a node", body = ErrorBody),
+        (status = 409, description = "this node leads (code `leader`; transfer leadership first) or a resync is already running (`busy`)", body = ErrorBody),
+        (status = 503, description = "no leader, or the transfer or load failed (the reason is in the body); retry", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn resync() {}
 
 #[utoipa::path(get, path = "/livez", tag = "status", security(()),
     responses((status = 200, description = "the process serves HTTP (whatever the cluster's state)",

@@ -52,6 +52,8 @@ pub(super) fn node(name: &str, number: u64, role: Role) -> NodeStatus {
         divergence: None,
         apply_error: None,
         sync: None,
+        resyncs: 0,
+        resync_error: None,
         last_quorum_contact_ms: Some(120),
         disagrees_on_leader: false,
         last_check: None,

@@ -86,6 +86,13 @@ impl Agreement {
     pub(super) fn diverged(&self) -> Option<Divergence> {
         self.diverged
     }
+
+    /// The database was replaced by a copy of a healthy member's: this node's digests
+    /// describe a state it no longer has, and it no longer differs.
+    pub(super) fn reset(&mut self) {
+        self.own.clear();
+        self.diverged = None;
+    }
 }
 
 /// The digest of one entry's outcomes (one per request, in order): what each request did

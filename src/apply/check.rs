@@ -381,11 +381,12 @@ impl CheckSnapshots {
         );
     }
 
-    /// Called by the applier before it applies the DDL entry at `lsn`: ends every open
-    /// snapshot (their metadata locks would block the DDL), so the checks using them
-    /// report "run again" instead. Never fails the apply: a snapshot connection that
-    /// cannot be killed is logged, and the DDL then waits for its check as MariaDB rules.
-    pub(super) async fn end_all(&self, lsn: u64) {
+    /// Called by the applier before it applies the DDL entry at `lsn`, and by a resync
+    /// before it replaces the database (at applied LSN `lsn`): ends every open snapshot
+    /// (their metadata locks would block the DDL or the load), so the checks using them
+    /// report "run again" instead. Never fails: a snapshot connection that cannot be
+    /// killed is logged, and the DDL then waits for its check as MariaDB rules.
+    pub(crate) async fn end_all(&self, lsn: u64) {
         let ids: Vec<(u64, u32)> = {
             let mut reg = self.lock();
             reg.slots
@@ -393,8 +394,8 @@ impl CheckSnapshots {
                 .filter_map(|(id, slot)| {
                     let conn = slot.connection_id.take()?;
                     slot.state = SlotState::Failed(format!(
-                        "its check snapshot was ended by the DDL entry at lsn {lsn}, applied \
-                         after the barrier; run the check again"
+                        "its check snapshot was ended at lsn {lsn} (a DDL entry applied \
+                         after the barrier, or a resync); run the check again"
                     ));
                     Some((*id, conn))
                 })

@@ -70,7 +70,7 @@ pub use agreement::{digest, digest_limit, Divergence};
 pub use certify::rows_digest;
 pub use outcome::{Failure, FailureClass, Outcome, OutcomeDecodeError, StatementOutcome};
 pub use read::{QueryError, ReadLimits, Reader, Rows};
-pub use status::{ApplyStatus, StatusSnapshot, WaitTimeout};
+pub use status::{ApplyStatus, Paused, StatusSnapshot, WaitTimeout};
 
 use crate::config::{DatabaseConfig, Secret};
 use crate::consensus::state_machine::{Applier, ApplyError};
@@ -311,10 +311,27 @@ impl Applier for MariaDbApplier {
 
     async fn apply(&mut self, entries: Vec<Entry>) -> Result<Vec<Responses>, ApplyError> {
         // A diverged node applies nothing more: its state already differs from the
-        // leader's, and applying on would only spread the difference. It waits for an
-        // operator (see `/status`, `wolfscale status`).
-        while self.status.divergence().is_some() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        // leader's, and applying on would only spread the difference. It waits for a
+        // resync (automatic unless `cluster.auto_resync = false`, else `wolfscale
+        // resync`), which replaces the database while this call waits for the gate.
+        let _applying = loop {
+            while self.status.divergence().is_some() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let gate = self.status.applying().await;
+            if self.status.divergence().is_none() {
+                break gate;
+            }
+        };
+        if self.status.take_reload() {
+            // A resync loaded a snapshot: the position, the AUTO_INCREMENT counters and
+            // the writer's connection (its prepared statements name replaced tables) are
+            // read and opened again. Entries the snapshot covers are then AlreadyApplied.
+            self.position = None;
+            self.session_ts = None;
+            if let Some(conn) = self.conn.take() {
+                let _ = conn.disconnect().await;
+            }
         }
         // A client entry answers each of its requests; others answer nothing, though they
         // have one (internal) outcome.
@@ -446,7 +463,7 @@ impl MariaDbApplier {
                         log_index = d.lsn,
                         own = d.own,
                         agreed = d.agreed,
-                        "diverged: this node's outcome of an entry differs from the leader's; it stops applying (check `wolfscale status`, then remove the node, wipe it and join it again)"
+                        "diverged: this node's outcome of an entry differs from the leader's; it stops applying until it is resynced from the leader (automatically unless cluster.auto_resync = false; else `wolfscale resync`)"
                     );
                 }
             }

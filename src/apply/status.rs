@@ -1,6 +1,8 @@
 //! The applier's shared, cheap-to-clone status: the applied LSN (watchable, so a read
 //! with `min_lsn` can wait for it), whether the applier is DEGRADED (retrying a transient
-//! error) with the last error, and counters. Written only by the applier.
+//! error) with the last error, and counters. Written only by the applier, except for the
+//! apply gate: a resync ([`ApplyStatus::pause`]) holds it while it replaces the database,
+//! so the applier applies nothing meanwhile and re-reads its position after.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +26,11 @@ struct Inner {
     agreement: Mutex<super::agreement::Agreement>,
     /// The largest leader timestamp among the entries decoded for applying.
     max_timestamp_us: AtomicU64,
+    /// Held by the applier while it applies, and by a resync while it loads a snapshot.
+    gate: Arc<tokio::sync::Mutex<()>>,
+    /// Set by a resync: the database under the applier was replaced, so its cached
+    /// position and connection are stale.
+    reload: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -79,6 +86,8 @@ impl ApplyStatus {
                 retries: AtomicU64::new(0),
                 max_timestamp_us: AtomicU64::new(0),
                 agreement: Mutex::new(super::agreement::Agreement::default()),
+                gate: Arc::default(),
+                reload: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -113,6 +122,27 @@ impl ApplyStatus {
             .agreement
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Taken by the applier for each batch it applies.
+    pub(crate) async fn applying(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.inner.gate.clone().lock_owned().await
+    }
+
+    /// Whether a resync replaced the database since the applier last asked (asking
+    /// clears it).
+    pub(crate) fn take_reload(&self) -> bool {
+        self.inner.reload.swap(false, Ordering::SeqCst)
+    }
+
+    /// Stops the applier between two batches (waiting for the current one to commit) and
+    /// keeps it stopped until the returned [`Paused`] is dropped: the database may then be
+    /// replaced underneath it.
+    pub async fn pause(&self) -> Paused {
+        Paused {
+            _gate: self.inner.gate.clone().lock_owned().await,
+            status: self.clone(),
+        }
     }
 
     /// Records the leader timestamp of an entry about to be applied.
@@ -211,6 +241,30 @@ impl ApplyStatus {
     }
 }
 
+/// The applier held between two batches (see [`ApplyStatus::pause`]).
+#[derive(Debug)]
+pub struct Paused {
+    _gate: tokio::sync::OwnedMutexGuard<()>,
+    status: ApplyStatus,
+}
+
+impl Paused {
+    /// The applied LSN, which stays put while paused.
+    pub fn applied_lsn(&self) -> Option<u64> {
+        self.status.applied_lsn()
+    }
+
+    /// The database now holds a consistent copy at `lsn` (a resync loaded it): the
+    /// applier re-reads its position before the next batch, the outcome digests of the
+    /// state it had are forgotten and any divergence is cleared. Applying resumes when
+    /// `self` is dropped.
+    pub fn resynced(self, lsn: u64) {
+        self.status.inner.reload.store(true, Ordering::SeqCst);
+        self.status.agreement().reset();
+        self.status.set_applied(Some(lsn));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +310,32 @@ mod tests {
             (snap.entries_applied, snap.batches, snap.retries),
             (64, 1, 2)
         );
+    }
+
+    #[tokio::test]
+    async fn a_pause_holds_the_applier_and_a_resync_clears_the_divergence() {
+        let s = ApplyStatus::new();
+        s.set_applied(Some(5));
+        s.record_digest(6, 1);
+        assert!(s
+            .compare_digests(&[crate::command::OutcomeDigest { lsn: 6, digest: 2 }])
+            .is_some());
+        assert!(s.divergence().is_some());
+        let paused = s.pause().await;
+        assert_eq!(paused.applied_lsn(), Some(5));
+        // The applier cannot start a batch while paused.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), s.applying())
+                .await
+                .is_err()
+        );
+        assert!(!s.take_reload());
+        paused.resynced(40);
+        assert!(s.divergence().is_none());
+        assert_eq!(s.applied_lsn(), Some(40));
+        assert!(s.unreported_digests(10).is_empty());
+        let _applying = s.applying().await;
+        assert!(s.take_reload());
+        assert!(!s.take_reload());
     }
 }

@@ -329,6 +329,11 @@ pub struct ClusterConfig {
     /// the node joins (`wolfscale join --learner` sets it too). Default: true.
     #[serde(default = "defaults::yes")]
     pub voter: bool,
+    /// Whether a node whose outcome of an entry differs from the leader's (DIVERGED)
+    /// reinstalls a snapshot from the leader by itself and continues; `false` leaves it
+    /// DIVERGED until an operator runs `wolfscale resync`. Default: true.
+    #[serde(default = "defaults::yes")]
+    pub auto_resync: bool,
 }
 
 /// `[api]`: the HTTP API.
@@ -550,6 +555,7 @@ impl Config {
                 secret: Some(String::new()),
                 secret_file: Some(PathBuf::new()),
                 voter: true,
+                auto_resync: true,
             },
             api: ApiConfig {
                 enabled: true,
@@ -648,6 +654,7 @@ impl Default for ClusterConfig {
             secret: None,
             secret_file: None,
             voter: true,
+            auto_resync: true,
         }
     }
 }

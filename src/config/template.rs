@@ -86,6 +86,10 @@ secret = {secret}
 # or a remote site): it applies the log and serves reads, and the voters never wait for
 # it, until `wolfscale cluster promote` makes it a voter. Read when the node joins.
 voter = true
+# A node whose result for an entry differs from the leader's (DIVERGED: its MariaDB was
+# changed behind WolfScale's back) reloads the database from the leader by itself and
+# goes on. false leaves it DIVERGED until `wolfscale resync`.
+auto_resync = {auto_resync}
 
 [api]
 # Serve the HTTP API.
@@ -140,6 +144,7 @@ format = "text"
         check_chunk_rows = cl.check_chunk_rows,
         check_rows_per_sec = cl.check_rows_per_sec,
         check_interval_minutes = cl.check_interval_minutes,
+        auto_resync = cl.auto_resync,
         election = cl.election_timeout_ms,
         secret = q(secret),
         api_enabled = api.enabled,

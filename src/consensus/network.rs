@@ -71,6 +71,9 @@ pub enum PeerRequest {
     /// A divergence-check coordinator asks a member about its snapshot at a check barrier
     /// (JSON of `apply::check::CheckAsk`).
     Check(Vec<u8>),
+    /// A node resyncing itself (DIVERGED, or changed behind WolfScale's back) asks the
+    /// leader for a consistent copy of the database, one chunk at a time.
+    SnapshotFetch(SnapshotFetch),
 }
 
 /// Answers to [`PeerRequest`], variant for variant.
@@ -106,6 +109,34 @@ pub enum PeerResponse {
     ReadIndex(Result<u64, ClusterError>),
     /// Answer to [`PeerRequest::Check`] (JSON of `apply::check::CheckAnswer`).
     Check(Vec<u8>),
+    /// Answer to [`PeerRequest::SnapshotFetch`].
+    SnapshotFetch(Result<SnapshotChunk, ClusterError>),
+}
+
+/// One request of a resyncing node for a piece of the leader's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotFetch {
+    /// The resyncing node's applied LSN: the copy must reflect at least this entry, so
+    /// the node can go on applying the log right after it.
+    pub min_lsn: u64,
+    /// `None` for the first piece (the leader then takes a fresh snapshot); afterwards
+    /// the id the first answer named.
+    pub snapshot: Option<String>,
+    /// Byte offset of the piece wanted.
+    pub offset: u64,
+}
+
+/// A piece of the leader's snapshot file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    /// Which snapshot, its position and membership (openraft's metadata).
+    pub meta: openraft::storage::SnapshotMeta<NodeId, NodeInfo>,
+    /// Where `data` starts in the file.
+    pub offset: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// The file's size.
+    pub total: u64,
 }
 
 /// A cluster-management operation; `node` is a member's name or number.

@@ -181,6 +181,10 @@ impl Backend for NodeBackend {
         self.service.check().await
     }
 
+    async fn resync(&self) -> Result<super::resync::ResyncDone, ServiceError> {
+        self.service.resync().await
+    }
+
     async fn snapshot_list(&self) -> Result<SnapshotList, ServiceError> {
         self.service.snapshot_list().await
     }

@@ -117,6 +117,9 @@ impl Handler for PeerHandler {
                 Some(svc) => PeerResponse::Check(svc.check_answer(body).await),
                 None => return Err("node is starting; no client service yet".into()),
             },
+            PeerRequest::SnapshotFetch(ask) => {
+                PeerResponse::SnapshotFetch(super::resync::serve_fetch(&self.node, ask).await)
+            }
             PeerRequest::Leader => {
                 let m = raft.metrics().borrow().clone();
                 PeerResponse::Leader(m.current_leader.and_then(|id| {

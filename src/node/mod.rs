@@ -17,6 +17,7 @@ pub use outcomes::REPORT_INTERVAL as OUTCOME_REPORT_INTERVAL;
 mod quorum;
 mod registry;
 mod remove;
+pub mod resync;
 pub mod retention;
 mod run;
 mod seed;

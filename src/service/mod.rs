@@ -62,6 +62,8 @@ struct Inner {
     checker: Arc<Checker>,
     /// The last timestamp given to an entry prepared here.
     last_timestamp_us: AtomicU64,
+    /// Replacing this node's database with the leader's (`wolfscale resync`, auto resync).
+    resyncer: Arc<crate::node::resync::Resyncer>,
 }
 
 impl Service {
@@ -84,11 +86,16 @@ impl Service {
         let service = Service {
             inner: Arc::new(Inner {
                 node: node.clone(),
-                apply,
+                apply: apply.clone(),
                 reader,
                 ids: Arc::new(ids),
                 commit: AtomicU64::new(0),
                 events: Default::default(),
+                resyncer: Arc::new(crate::node::resync::Resyncer::new(
+                    node.clone(),
+                    apply.clone(),
+                    checks.clone(),
+                )),
                 checker: Arc::new(Checker::new(node.clone(), checks)),
                 last_timestamp_us: AtomicU64::new(0),
             }),
@@ -101,6 +108,7 @@ impl Service {
             service.inner.ids.clone(),
         ));
         node.spawn(crate::node::report_outcomes(service.clone()));
+        node.spawn(crate::node::resync::auto(service.inner.resyncer.clone()));
         // The watcher holds a weak reference: the service must not outlive its node.
         let weak = Arc::downgrade(&service.inner);
         node.spawn(crate::node::watch(
@@ -158,6 +166,38 @@ impl Service {
                 retry_after: 1,
             })?;
         self.inner.checker.run(id.as_u64()).await
+    }
+
+    /// Replaces this node's copy of the replicated database with a fresh snapshot of the
+    /// leader's and lets it apply the log on from there (a DIVERGED node, or one `wolfscale
+    /// check` found different); answers when it is done.
+    ///
+    /// # Errors
+    /// This node leads or has no snapshots ([`ServiceError::Conflict`],
+    /// [`ServiceError::Invalid`]), another resync runs, no leader, or the transfer failed
+    /// ([`ServiceError::NotReady`] with the reason).
+    pub async fn resync(&self) -> Result<crate::node::resync::ResyncDone, ServiceError> {
+        use crate::node::resync::ResyncError as E;
+        self.inner
+            .resyncer
+            .start("asked by an operator")
+            .await
+            .map_err(|e| match e {
+                E::Unsupported => ServiceError::snapshots_unsupported(),
+                E::Leading => ServiceError::Conflict {
+                    code: "leader".into(),
+                    message: e.to_string(),
+                },
+                E::Busy => ServiceError::Conflict {
+                    code: "busy".into(),
+                    message: e.to_string(),
+                },
+                E::NoLeader => ServiceError::NoLeader { retry_after: 1 },
+                E::Fetch { .. } | E::Install(_) | E::Stopping => ServiceError::NotReady {
+                    reason: format!("resync failed: {e}"),
+                    retry_after: 5,
+                },
+            })
     }
 
     /// Takes a snapshot of the replicated database on this node now; with `purge`, then

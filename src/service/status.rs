@@ -90,6 +90,13 @@ pub struct NodeStatus {
     /// A snapshot transfer into this node (it is SYNCING meanwhile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<crate::snapshot::SyncProgress>,
+    /// Resyncs this node completed since it started (`wolfscale resync`, auto resync).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resyncs: u64,
+    /// Why the last resync failed, until one succeeds. After a failed load the node
+    /// applies nothing (status DIVERGED) until a resync succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync_error: Option<String>,
     /// Milliseconds since the last successful round trip with a majority of voters (a
     /// leader), or since the last word from a leader (any other node); over the election
     /// timeout the node is NO_QUORUM. Absent for a node that did not answer.
@@ -103,6 +110,10 @@ pub struct NodeStatus {
     /// periodic one), since it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<super::CheckSummary>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl NodeStatus {
@@ -165,11 +176,12 @@ impl Service {
             .node
             .snapshots()
             .and_then(|s| s.progress().report());
+        let resyncer = &self.inner.resyncer;
         let state = if self.inner.node.is_removed() {
             NodeState::Removed
-        } else if sync.is_some() {
+        } else if sync.is_some() || resyncer.is_running() {
             NodeState::Syncing
-        } else if self.inner.apply.divergence().is_some() {
+        } else if self.inner.apply.divergence().is_some() || resyncer.is_unfinished() {
             NodeState::Diverged
         } else if self.inner.apply.is_degraded() {
             NodeState::Degraded
@@ -209,6 +221,8 @@ impl Service {
                 .then(|| self.inner.apply.last_error())
                 .flatten(),
             sync,
+            resyncs: resyncer.completed(),
+            resync_error: resyncer.last_error(),
             last_quorum_contact_ms: Some(contact.since_ms()),
             disagrees_on_leader: false,
             last_check: self.inner.checker.last(),
@@ -301,6 +315,8 @@ fn offline(id: u64, info: &crate::consensus::NodeInfo) -> NodeStatus {
         divergence: None,
         apply_error: None,
         sync: None,
+        resyncs: 0,
+        resync_error: None,
         last_quorum_contact_ms: None,
         disagrees_on_leader: false,
         last_check: None,

@@ -9,6 +9,8 @@
 //! - `crash`: kill -9 of node processes and of `mariadbd` in the middle of a load.
 //! - `restore`: SPEC's "restore a backup first, then join" flow.
 //! - `stranded`: a leader without a majority answers 504 within the write deadline.
+//! - `outcomes`, `resync`: outcome agreement (DIVERGED) and resync, automatic and by
+//!   `wolfscale resync`.
 
 mod crash;
 mod determinism;
@@ -16,6 +18,7 @@ mod hostile;
 mod load;
 mod outcomes;
 mod restore;
+mod resync;
 mod stranded;
 
 use crate::support::procs::ProcCluster;

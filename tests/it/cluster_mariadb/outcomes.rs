@@ -3,9 +3,10 @@
 //! the client while the next write succeeds at once — and a follower whose MariaDB was
 //! changed behind WolfScale's back, so that it reaches another outcome than the leader for
 //! the same entry, stops applying and reports DIVERGED with that entry, while the others go
-//! on serving writes.
+//! on serving writes. With `cluster.auto_resync = false` it stays DIVERGED until an
+//! operator runs `wolfscale resync`, which makes it identical and ACTIVE again.
 
-use crate::support::procs::{write, ProcCluster, DATABASE};
+use crate::support::procs::{write, NodeConfig, ProcCluster, DATABASE};
 use mysql_async::prelude::Queryable;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -13,8 +14,12 @@ use wolfscale::api::client::WriteKind;
 use wolfscale::api::NodeState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_statements_are_results_and_a_different_outcome_is_diverged() {
-    let c = ProcCluster::start(3).await;
+async fn failed_statements_are_results_and_a_different_outcome_is_diverged_until_resync() {
+    let config = NodeConfig {
+        cluster: "auto_resync = false",
+        ..NodeConfig::default()
+    };
+    let c = ProcCluster::start_with(3, &config).await;
     let leader = c.leader(Duration::from_secs(10)).await;
     let lc = c.client(leader);
     for ddl in [
@@ -133,4 +138,39 @@ async fn failed_statements_are_results_and_a_different_outcome_is_diverged() {
     );
     let l = c.nodes[leader].status().await.expect("leader");
     assert_eq!(l.status, NodeState::Active, "{l:?}");
+
+    // Without auto resync it is still DIVERGED now, and resyncs only when told to.
+    let v = c.nodes[victim].status().await.expect("victim");
+    assert_eq!(v.status, NodeState::Diverged, "{v:?}");
+    assert_eq!(v.resyncs, 0, "{v:?}");
+    let out = super::resync::resync_cli(&c.nodes[victim].api).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "stdout: {text}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("cleared the divergence at lsn {}", ok.lsn)),
+        "{text}"
+    );
+    let v = super::resync::wait_status(&c, victim, Duration::from_secs(30), "ACTIVE", |s| {
+        s.status == NodeState::Active
+    })
+    .await;
+    assert!(v.divergence.is_none() && v.resyncs == 1, "{v:?}");
+    write(
+        &lc,
+        WriteKind::Sql,
+        &json!({"statements": [{"sql": "INSERT INTO acct (id, v) VALUES (30, 1)"}]}).to_string(),
+    )
+    .await
+    .expect("a write after the resync");
+    c.wait_converged(Duration::from_secs(60)).await;
+    let report = super::resync::check(&lc).await;
+    assert!(
+        report.identical(),
+        "{}",
+        wolfscale::api::check_text(&report)
+    );
 }

@@ -1,0 +1,290 @@
+//! Resync (issue 12) on real 3-node clusters, each node with its own MariaDB: a follower
+//! changed behind WolfScale's back so that a later client entry's outcome differs there
+//! (a row inserted by hand, so the client's INSERT gets 1062 only on that follower) goes
+//! DIVERGED and — `cluster.auto_resync` being on by default — reinstalls a snapshot of the
+//! leader's by itself and comes back ACTIVE and identical, while a client keeps writing;
+//! and a follower changed by hand without any outcome difference is reported by
+//! `wolfscale check` and fixed by `wolfscale resync`. (The `auto_resync = false` case is
+//! in `outcomes`: the node stays DIVERGED until `wolfscale resync`.)
+
+use crate::support::procs::{write, ProcCluster, DATABASE};
+use mysql_async::prelude::Queryable;
+use serde_json::json;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wolfscale::api::client::{Client, WriteKind};
+use wolfscale::api::{CheckReport, NodeState, NodeStatus};
+
+/// Runs `wolfscale resync --node API` to completion.
+pub(super) async fn resync_cli(api: &str) -> Output {
+    let api = api.to_string();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_wolfscale"))
+            .args([
+                "resync",
+                "--node",
+                &api,
+                "-c",
+                "/nonexistent/wolfscale.toml",
+            ])
+            .env("NO_COLOR", "1")
+            .env_remove("WOLFSCALE_API_TOKEN")
+            .output()
+            .expect("run wolfscale resync")
+    })
+    .await
+    .expect("resync task")
+}
+
+/// `POST /check` from `client`, retried while a check cannot compare every node (a DDL
+/// or resync may end a check's snapshots).
+pub(super) async fn check(client: &Client) -> CheckReport {
+    let client = client.clone().with_timeout(Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let report = client.check().await.expect("POST /check");
+        if report.unchecked.is_empty() || Instant::now() > deadline {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until `pick` accepts node `i`'s status; panics with the last one after `limit`.
+pub(super) async fn wait_status(
+    c: &ProcCluster,
+    i: usize,
+    limit: Duration,
+    what: &str,
+    pick: impl Fn(&NodeStatus) -> bool,
+) -> NodeStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = c.nodes[i].status().await;
+        if let Some(s) = &s {
+            if pick(s) {
+                return s.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never {what} within {limit:?}: {s:?}",
+            c.nodes[i].name
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A client that inserts rows into `busy` until stopped; returns how many it wrote.
+pub(super) fn writer(client: Client, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    let written = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        let mut i = 1u64;
+        while !stop.load(Ordering::Relaxed) {
+            let body = json!({"table": "busy", "values": {"id": i, "v": format!("w{i}")}});
+            write(&client, WriteKind::Insert, &body.to_string())
+                .await
+                .unwrap_or_else(|e| panic!("write {i} while a node resyncs: {e}"));
+            written.store(i, Ordering::Relaxed);
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        written.load(Ordering::Relaxed)
+    })
+}
+
+async fn ddl(client: &Client, sql: &str) {
+    write(client, WriteKind::Ddl, &json!({ "ddl": sql }).to_string())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn count(c: &ProcCluster, i: usize, table: &str) -> u64 {
+    let mut conn = c.nodes[i].db.conn_to(DATABASE).await.expect("connect");
+    let n: Option<u64> = conn
+        .query_first(format!("SELECT COUNT(*) FROM {table}"))
+        .await
+        .expect("count");
+    n.unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diverged_follower_resyncs_by_itself_and_is_identical_again() {
+    let c = ProcCluster::start(3).await;
+    let leader = c.leader(Duration::from_secs(30)).await;
+    let lc = c.client(leader);
+    ddl(
+        &lc,
+        "CREATE TABLE acct (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB",
+    )
+    .await;
+    ddl(
+        &lc,
+        "CREATE TABLE busy (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
+    )
+    .await;
+    for id in 1..=50 {
+        let body = json!({"table": "acct", "values": {"id": id, "v": id * 10}});
+        write(&lc, WriteKind::Insert, &body.to_string())
+            .await
+            .expect("seed");
+    }
+    c.wait_converged(Duration::from_secs(60)).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(lc.clone(), stop.clone());
+
+    // Behind WolfScale's back on one follower: the client's insert of id 100 then fails
+    // with a duplicate key there only.
+    let victim = c.other_than(leader);
+    let mut conn = c.nodes[victim].db.conn_to(DATABASE).await.expect("connect");
+    conn.query_drop("INSERT INTO acct (id, v) VALUES (100, -1)")
+        .await
+        .expect("write behind WolfScale's back");
+    drop(conn);
+    let ok = write(
+        &lc,
+        WriteKind::Insert,
+        &json!({"table": "acct", "values": {"id": 100, "v": 1000}}).to_string(),
+    )
+    .await
+    .expect("the leader applies it");
+
+    // DIVERGED at that entry, then resynced by itself: ACTIVE, the divergence cleared.
+    let s = wait_status(
+        &c,
+        victim,
+        Duration::from_secs(90),
+        "resynced and ACTIVE",
+        |s| s.resyncs >= 1 && s.status == NodeState::Active && s.divergence.is_none(),
+    )
+    .await;
+    assert!(s.resync_error.is_none(), "{s:?}");
+    let log = c.nodes[victim].log_text();
+    assert!(log.contains("diverged"), "no divergence logged:\n{log}");
+    assert!(log.contains("resync started"), "{log}");
+    assert!(log.contains("resync finished"), "{log}");
+
+    // Writes never stopped, and the victim applies new ones.
+    stop.store(true, Ordering::Relaxed);
+    let written = writing.await.expect("writer");
+    assert!(written > 0, "the writer never wrote");
+    let after = write(
+        &lc,
+        WriteKind::Insert,
+        &json!({"table": "acct", "values": {"id": 101, "v": 1010}}).to_string(),
+    )
+    .await
+    .expect("a write after the resync");
+    assert!(after.lsn > ok.lsn);
+    let lsn = c.wait_converged(Duration::from_secs(60)).await;
+    for (i, node) in c.nodes.iter().enumerate() {
+        let s = node.status().await.expect("status");
+        assert_eq!(s.status, NodeState::Active, "{}: {s:?}", node.name);
+        assert!(s.applied_lsn >= lsn, "{}: {s:?}", node.name);
+        assert_eq!(count(&c, i, "busy").await, written, "{}", node.name);
+    }
+    let mut conn = c.nodes[victim].db.conn_to(DATABASE).await.expect("connect");
+    let v: Option<i64> = conn
+        .query_first("SELECT v FROM acct WHERE id = 100")
+        .await
+        .expect("read");
+    assert_eq!(
+        v,
+        Some(1000),
+        "the victim holds the agreed row, not its own"
+    );
+    drop(conn);
+
+    let report = check(&c.client(leader)).await;
+    assert!(
+        report.identical(),
+        "{}",
+        wolfscale::api::check_text(&report)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wolfscale_resync_fixes_a_follower_check_reports_as_different() {
+    let c = ProcCluster::start(3).await;
+    let leader = c.leader(Duration::from_secs(30)).await;
+    let lc = c.client(leader);
+    ddl(
+        &lc,
+        "CREATE TABLE item (id INT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB",
+    )
+    .await;
+    ddl(
+        &lc,
+        "CREATE TABLE busy (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
+    )
+    .await;
+    let rows: Vec<String> = (1..=300).map(|i| format!("({i}, 'row {i}')")).collect();
+    let body = json!({"statements": [{"sql": format!("INSERT INTO item (id, v) VALUES {}", rows.join(", "))}]});
+    write(&lc, WriteKind::Sql, &body.to_string())
+        .await
+        .expect("seed");
+    c.wait_converged(Duration::from_secs(60)).await;
+
+    // Behind WolfScale's back on one follower: a changed row and a missing one. No later
+    // entry touches them, so outcome agreement cannot notice; the check does.
+    let victim = c.other_than(leader);
+    let mut conn = c.nodes[victim].db.conn_to(DATABASE).await.expect("connect");
+    for s in [
+        "UPDATE item SET v = 'tampered' WHERE id = 42",
+        "DELETE FROM item WHERE id = 250",
+    ] {
+        conn.query_drop(s)
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    drop(conn);
+    let report = check(&lc).await;
+    assert!(!report.identical());
+    let item = report
+        .tables
+        .iter()
+        .find(|t| t.table == "item")
+        .expect("item in the report");
+    assert_eq!(item.differing_nodes, vec![c.nodes[victim].name.clone()]);
+
+    // The operator resyncs the node the check named, while a client keeps writing.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(lc.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = resync_cli(&c.nodes[victim].api).await;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "stdout: {text}\nstderr: {err}");
+    assert!(
+        text.contains(&format!("{} resynced from", c.nodes[victim].name)),
+        "{text}"
+    );
+    let s = wait_status(&c, victim, Duration::from_secs(30), "ACTIVE", |s| {
+        s.status == NodeState::Active
+    })
+    .await;
+    assert_eq!(s.resyncs, 1, "{s:?}");
+    stop.store(true, Ordering::Relaxed);
+    let written = writing.await.expect("writer");
+    assert!(written > 0, "the writer never wrote");
+
+    // The leader cannot be resynced: its data is the agreed state.
+    let refused = resync_cli(&c.nodes[leader].api).await;
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(err.contains("transfer-leader"), "{err}");
+
+    c.wait_converged(Duration::from_secs(60)).await;
+    for (i, node) in c.nodes.iter().enumerate() {
+        assert_eq!(count(&c, i, "busy").await, written, "{}", node.name);
+    }
+    let report = check(&lc).await;
+    assert!(
+        report.identical(),
+        "{}",
+        wolfscale::api::check_text(&report)
+    );
+}
