@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use wolfscale::api::client::Client;
 use wolfscale::api::NodeState;
 
-/// Nodes in a chaos cluster.
+/// Nodes in a chaos cluster unless a profile asks for more ([`Cluster::start_n`]).
 pub const NODES: usize = 3;
 /// Heartbeat period of every node (ms).
 pub const HEARTBEAT_MS: u64 = 150;
@@ -122,7 +122,12 @@ impl Cluster {
     /// Starts MariaDB servers and three nodes (`start --bootstrap` on node-1, `join` on the
     /// others) and waits until all are ACTIVE.
     pub async fn start(wrappers: Wrappers) -> Cluster {
-        let dbs = MariaDb::start_many(NODES).await.expect("start mariadb");
+        Cluster::start_n(wrappers, NODES).await
+    }
+
+    /// Like [`Cluster::start`] with `n` nodes.
+    pub async fn start_n(wrappers: Wrappers, n: usize) -> Cluster {
+        let dbs = MariaDb::start_many(n).await.expect("start mariadb");
         let dir = tempfile::Builder::new()
             .prefix("wolfscale-chaos-")
             .tempdir()
@@ -153,13 +158,13 @@ impl Cluster {
         })
         .await;
         let seed = cluster.nodes[0].cluster_addr.clone();
-        for i in 1..NODES {
+        for i in 1..n {
             cluster.launch(i, &["join", &seed]).await;
         }
-        wait_until("all nodes ACTIVE", Duration::from_secs(120), || async {
+        wait_until("all nodes ACTIVE", Duration::from_secs(180), || async {
             match first.cluster().await {
                 Ok(c) => {
-                    c.nodes.len() == NODES && c.nodes.iter().all(|n| n.status == NodeState::Active)
+                    c.nodes.len() == n && c.nodes.iter().all(|n| n.status == NodeState::Active)
                 }
                 Err(_) => false,
             }

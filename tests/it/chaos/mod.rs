@@ -6,20 +6,30 @@
 //! twice, replicas identical at the same applied LSN, one leader per term, and the cluster
 //! taking writes again soon after the faults heal.
 //!
-//! `cargo test` runs three fixed seeds of the short profile. Soak runs:
+//! The `five` profile runs five nodes (kill, pause, mariadbd kill, the partitions and a
+//! 2 | 3 split aimed at the leader, where an entry the old leader appended may be cut by
+//! the new one or still commit on the majority's side) with a hostile client beside the
+//! workload: statements the admission must refuse and statements that fail the same way
+//! on every node, none of which may ever succeed (`hostile`); its table is compared on
+//! every node with the others.
+//!
+//! `cargo test` runs three fixed seeds of the short profile and one of the five-node
+//! profile (30 s of workload). Soak runs:
 //!
 //! ```text
 //! WOLFSCALE_CHAOS_RUNS=50 WOLFSCALE_CHAOS_SECS=90 cargo test --test it chaos::soak -- --ignored --nocapture
 //! ```
 //!
 //! `WOLFSCALE_CHAOS_SEED` (first seed, default from the clock), `WOLFSCALE_CHAOS_PROFILE`
-//! (`full`, the default, or `short`) and `WOLFSCALE_CHAOS_SECS` (workload seconds per run,
+//! (`full`, the default, `short` or `five`), `WOLFSCALE_CHAOS_HOSTILE=1` (the hostile
+//! client in any profile; always on in `five`) and `WOLFSCALE_CHAOS_SECS` (workload seconds per run,
 //! default 60; the full profile needs about 90 to schedule all nine fault kinds) tune it; a failed run prints the exact command that replays its seed and
 //! keeps the nodes' logs and data (`WOLFSCALE_CHAOS_KEEP=1` keeps them for clean runs too).
 
 mod checker;
 mod cluster;
 mod history;
+mod hostile;
 mod monitor;
 mod nemesis;
 mod quorum;
@@ -101,7 +111,7 @@ impl std::fmt::Display for RunReport {
 pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
     crate::support::init_tracing();
     let wrappers = profile.wrappers(seed);
-    let mut cluster = Cluster::start(wrappers).await;
+    let mut cluster = Cluster::start_n(wrappers, profile.nodes()).await;
     let apis: Vec<String> = cluster.nodes.iter().map(|n| n.api.clone()).collect();
     create_schema(&apis[0]).await;
 
@@ -123,6 +133,9 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
         t0,
         stop_work.clone(),
     ));
+    let hostile = (profile == Profile::Five
+        || std::env::var_os("WOLFSCALE_CHAOS_HOSTILE").is_some())
+    .then(|| tokio::spawn(hostile::run(seed, apis.clone(), t0, stop_work.clone())));
     let stop_faults = CancellationToken::new();
     let timer = {
         let s = stop_faults.clone();
@@ -150,6 +163,23 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
         .iter()
         .map(|(at, p)| Violation::new("nemesis", p.clone(), Some(*at)))
         .collect();
+    if let Some(h) = hostile {
+        let h = h.await.expect("hostile client");
+        eprintln!(
+            "hostile client: {} requests, {} refused (4xx), {} not answered definitely, {} \
+             acknowledged inserts each followed by a duplicate",
+            h.sent, h.refused, h.unavailable, h.inserted
+        );
+        assert!(
+            h.refused > 0,
+            "the hostile client was never refused: nothing was tested"
+        );
+        violations.extend(
+            h.problems
+                .iter()
+                .map(|(at, p)| Violation::new("hostile accepted", p.clone(), Some(*at))),
+        );
+    }
     let (probe, recovery) = recover(&apis, t0, healed).await;
     let probe_lsn = probe.acked_lsn();
     history.ops.push(probe.clone());
@@ -295,7 +325,7 @@ async fn create_schema(api: &str) {
     let c = Client::new(api)
         .expect("client")
         .with_timeout(Duration::from_secs(30));
-    for ddl in workload::SCHEMA {
+    for ddl in workload::SCHEMA.iter().chain(&hostile::SCHEMA) {
         let body = serde_json::json!({"ddl": ddl, "wait": "all"});
         c.write_raw(WriteKind::Ddl, body.to_string())
             .await
@@ -461,8 +491,10 @@ async fn snapshot(node: usize, db: &crate::support::MariaDb) -> Result<Snapshot,
         .await
         .map_err(e)?;
     conn.query_drop("COMMIT").await.map_err(e)?;
-    let sums: Vec<(String, Option<i64>)> =
-        conn.query("CHECKSUM TABLE items, hot").await.map_err(e)?;
+    let sums: Vec<(String, Option<i64>)> = conn
+        .query("CHECKSUM TABLE items, hot, guarded")
+        .await
+        .map_err(e)?;
     let _ = conn.disconnect().await;
     Ok(Snapshot {
         node,
@@ -522,6 +554,27 @@ async fn chaos_short_seed_c() {
     short_run(0xC4A0_5EED_0003).await;
 }
 
+/// Five nodes, the hostile client beside the workload, 30 s of faults
+/// (`WOLFSCALE_CHAOS_SECS` overrides; the soak takes `WOLFSCALE_CHAOS_PROFILE=five`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_five_nodes_hostile_client() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let secs = std::env::var("WOLFSCALE_CHAOS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let seed = 0xC4A0_5EED_0005;
+    let r = run(seed, Profile::Five, Duration::from_secs(secs)).await;
+    assert!(r.acked_writes > 30, "too few writes to check anything: {r}");
+    assert!(
+        r.violations.is_empty(),
+        "chaos seed {seed:#x} (five nodes) broke invariants ({} violations, listed with a \
+         timeline above); the first: {}",
+        r.violations.len(),
+        r.violations[0]
+    );
+}
+
 /// Soak mode: `WOLFSCALE_CHAOS_RUNS` runs (default 1) from `WOLFSCALE_CHAOS_SEED`
 /// upwards, every fault kind unless `WOLFSCALE_CHAOS_PROFILE=short`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,7 +594,7 @@ async fn soak() {
         });
     let profile = std::env::var("WOLFSCALE_CHAOS_PROFILE")
         .ok()
-        .map(|p| Profile::parse(&p).expect("WOLFSCALE_CHAOS_PROFILE: short or full"))
+        .map(|p| Profile::parse(&p).expect("WOLFSCALE_CHAOS_PROFILE: short, full or five"))
         .unwrap_or(Profile::Full);
     let duration = duration_from_env();
     let _turn = ONE_AT_A_TIME.lock().await;

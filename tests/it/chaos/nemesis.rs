@@ -64,6 +64,11 @@ pub enum Fault {
     OneWay,
     /// Every link to and from a node that does not lead is black-holed.
     IsolateFollower,
+    /// Five nodes split 2 | 3: the node (aimed at the leader) and the next one are cut off
+    /// from the other three. Entries the old leader appended reach at most its partner:
+    /// the new leader of the three may cut them, or — when the partner had them and is
+    /// elected or they reached the majority side before the cut — still commit them.
+    SplitPair,
 }
 
 impl Fault {
@@ -79,6 +84,7 @@ impl Fault {
             Fault::Isolate => "partition",
             Fault::OneWay => "one-way-partition",
             Fault::IsolateFollower => "isolate-follower",
+            Fault::SplitPair => "split-2-3",
         }
     }
 
@@ -96,6 +102,7 @@ impl Fault {
     fn leader_bias(self) -> f64 {
         match self {
             Fault::Kill | Fault::Isolate => 0.6,
+            Fault::SplitPair => 0.8,
             Fault::Pause | Fault::OneWay => 0.5,
             Fault::IsolateFollower => 0.0,
             _ => 0.4,
@@ -110,7 +117,7 @@ impl Fault {
             Fault::KillDb => (500, 3000),
             Fault::FsyncFail | Fault::DiskFull => (2000, 6000),
             Fault::ClockSkew => (3000, 8000),
-            Fault::Isolate | Fault::OneWay | Fault::IsolateFollower => {
+            Fault::Isolate | Fault::OneWay | Fault::IsolateFollower | Fault::SplitPair => {
                 (ELECTION_TIMEOUT_MS * 2, ELECTION_TIMEOUT_MS * 6)
             }
         }
@@ -124,6 +131,8 @@ pub enum Profile {
     Short,
     /// Soak runs: every fault kind.
     Full,
+    /// Five nodes: kill, pause, mariadbd kill, partitions including a 2 | 3 split.
+    Five,
 }
 
 impl Profile {
@@ -132,6 +141,15 @@ impl Profile {
         match self {
             Profile::Short => "short",
             Profile::Full => "full",
+            Profile::Five => "five",
+        }
+    }
+
+    /// How many nodes its cluster has.
+    pub fn nodes(self) -> usize {
+        match self {
+            Profile::Five => 5,
+            Profile::Short | Profile::Full => NODES,
         }
     }
 
@@ -140,6 +158,7 @@ impl Profile {
         match s {
             "short" => Some(Profile::Short),
             "full" => Some(Profile::Full),
+            "five" => Some(Profile::Five),
             _ => None,
         }
     }
@@ -166,6 +185,15 @@ impl Profile {
                 (Fault::DiskFull, 2),
                 (Fault::ClockSkew, 2),
             ],
+            Profile::Five => &[
+                (Fault::Kill, 2),
+                (Fault::Pause, 1),
+                (Fault::KillDb, 1),
+                (Fault::Isolate, 1),
+                (Fault::OneWay, 1),
+                (Fault::IsolateFollower, 1),
+                (Fault::SplitPair, 3),
+            ],
         }
     }
 
@@ -173,7 +201,7 @@ impl Profile {
     pub fn wrappers(self, seed: u64) -> Wrappers {
         let full = self == Profile::Full;
         Wrappers {
-            node: StdRng::seed_from_u64(seed ^ 0x5EED).gen_range(0..NODES),
+            node: StdRng::seed_from_u64(seed ^ 0x5EED).gen_range(0..self.nodes()),
             fiu: full,
             faketime: full,
             tmpfs: full,
@@ -211,8 +239,13 @@ pub fn plan(seed: u64, profile: Profile, duration: Duration, wrapped: usize) -> 
     // Every kind of the profile comes once, in a seeded order, before the weighted draws:
     // a run long enough for them never misses one.
     let mut unused: Vec<Fault> = kinds.iter().map(|(f, _)| *f).collect();
+    // The five-node profile exists for its 2 | 3 split: a short run starts with it.
+    let mut first = (profile == Profile::Five).then_some(Fault::SplitPair);
     while t < duration {
-        let fault = if unused.is_empty() {
+        let fault = if let Some(f) = first.take() {
+            unused.retain(|u| *u != f);
+            f
+        } else if unused.is_empty() {
             let mut roll = rng.gen_range(0..total);
             kinds
                 .iter()
@@ -236,7 +269,7 @@ pub fn plan(seed: u64, profile: Profile, duration: Duration, wrapped: usize) -> 
             pick: if fault.needs_wrapper() {
                 wrapped
             } else {
-                rng.gen_range(0..NODES)
+                rng.gen_range(0..profile.nodes())
             },
             hold: Duration::from_millis(rng.gen_range(lo..hi)),
             skew_s: {
@@ -311,10 +344,11 @@ impl<'a> Nemesis<'a> {
                 break;
             }
             let leader = self.shared.leader.load(Ordering::Relaxed);
-            let node = if step.aim_leader && leader < NODES {
+            let n = self.cluster.nodes.len();
+            let node = if step.aim_leader && leader < n {
                 leader
             } else if step.fault == Fault::IsolateFollower && step.pick == leader {
-                (step.pick + 1) % NODES
+                (step.pick + 1) % n
             } else {
                 step.pick
             };
@@ -334,7 +368,7 @@ impl<'a> Nemesis<'a> {
                     continue;
                 }
             };
-            for i in 0..NODES {
+            for i in 0..n {
                 self.cluster.mark_log(
                     i,
                     &format!(
@@ -347,7 +381,11 @@ impl<'a> Nemesis<'a> {
             }
             let allow = step.fault.may_exit().then_some(node);
             // A node cut off from every other must refuse requests soon: time it.
-            let probe = matches!(step.fault, Fault::Isolate | Fault::IsolateFollower).then(|| {
+            let probe = matches!(
+                step.fault,
+                Fault::Isolate | Fault::IsolateFollower | Fault::SplitPair
+            )
+            .then(|| {
                 tokio::spawn(probe_refusal(
                     self.cluster.nodes[node].api.clone(),
                     injected,
@@ -413,7 +451,7 @@ impl<'a> Nemesis<'a> {
     /// heal) and for a node in its grace period (restarted now), otherwise reported and
     /// restarted now.
     async fn reap(&mut self, allow: Option<usize>) {
-        for i in 0..NODES {
+        for i in 0..self.cluster.nodes.len() {
             let Some(status) = self.cluster.reap(i) else {
                 continue;
             };
@@ -492,15 +530,27 @@ impl<'a> Nemesis<'a> {
                     .set_clock_offset(node, &format!("{:+}s", step.skew_s))?;
                 Ok(format!("{hold}, offset {:+}s", step.skew_s))
             }
+            Fault::SplitPair => {
+                let n = self.cluster.nodes.len();
+                let partner = (node + 1) % n;
+                let pair = [node, partner];
+                for a in pair {
+                    for b in (0..n).filter(|b| !pair.contains(b)) {
+                        self.cluster.cut(a, b);
+                        self.cluster.cut(b, a);
+                    }
+                }
+                Ok(format!("{hold}, with node-{} on its side", partner + 1))
+            }
             Fault::Isolate | Fault::IsolateFollower => {
-                for other in (0..NODES).filter(|&o| o != node) {
+                for other in (0..self.cluster.nodes.len()).filter(|&o| o != node) {
                     self.cluster.cut(node, other);
                     self.cluster.cut(other, node);
                 }
                 Ok(hold)
             }
             Fault::OneWay => {
-                for other in (0..NODES).filter(|&o| o != node) {
+                for other in (0..self.cluster.nodes.len()).filter(|&o| o != node) {
                     if step.inbound {
                         self.cluster.cut(other, node);
                     } else {
@@ -539,7 +589,9 @@ impl<'a> Nemesis<'a> {
                 std::fs::remove_file(ballast(self.cluster, node)).map_err(|e| e.to_string())?;
             }
             Fault::ClockSkew => self.cluster.set_clock_offset(node, "+0")?,
-            Fault::Isolate | Fault::OneWay | Fault::IsolateFollower => self.cluster.heal_network(),
+            Fault::Isolate | Fault::OneWay | Fault::IsolateFollower | Fault::SplitPair => {
+                self.cluster.heal_network()
+            }
         }
         // A node that exited under the fault comes back now, as a supervisor would.
         self.reap(Some(node)).await;
@@ -559,7 +611,7 @@ impl<'a> Nemesis<'a> {
         self.shared.heavy.store(false, Ordering::Relaxed);
         self.cluster.heal_network();
         let w = self.cluster.wrappers;
-        for i in 0..NODES {
+        for i in 0..self.cluster.nodes.len() {
             self.cluster.resume(i);
             if self.cluster.dbs[i].pid().is_none() {
                 if let Err(e) = self.cluster.dbs[i].restart().await {
@@ -597,7 +649,7 @@ impl<'a> Nemesis<'a> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-        for i in 0..NODES {
+        for i in 0..self.cluster.nodes.len() {
             if !self.cluster.is_running(i) {
                 self.cluster.restart(i).await;
                 self.report.events.push(Event {
@@ -647,7 +699,11 @@ fn fill(path: &std::path::Path) -> Result<u64, String> {
 fn every_plan_has_every_kind_of_its_profile() {
     // The short profile's six kinds fit in `cargo test`'s minute; the full profile's nine
     // need about a minute and a half.
-    for (profile, secs) in [(Profile::Short, 60), (Profile::Full, 90)] {
+    for (profile, secs) in [
+        (Profile::Short, 60),
+        (Profile::Full, 90),
+        (Profile::Five, 90),
+    ] {
         let run = Duration::from_secs(secs);
         for seed in 0..200u64 {
             let steps = plan(seed, profile, run, 1);
