@@ -375,6 +375,17 @@ pub(crate) async fn auto(resyncer: Arc<Resyncer>) {
         match resyncer.start("diverged").await {
             Ok(_) => wait = AUTO_RETRY.0,
             Err(ResyncError::Stopping) => return,
+            Err(ResyncError::Leading) => {
+                // Elected before it applied the entry that showed the difference: a leader
+                // that applies nothing stalls every write, so it hands leadership over and
+                // resyncs as a follower.
+                hand_over(&node).await;
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = (wait * 2).min(AUTO_RETRY.1);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?wait, "automatic resync failed; retrying");
                 tokio::select! {
@@ -384,6 +395,26 @@ pub(crate) async fn auto(resyncer: Arc<Resyncer>) {
                 wait = (wait * 2).min(AUTO_RETRY.1);
             }
         }
+    }
+}
+
+/// Transfers leadership from this diverged leader to another voter.
+async fn hand_over(node: &Node) {
+    let target = {
+        let m = node.raft().metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        membership
+            .voter_ids()
+            .find(|v| *v != m.id)
+            .and_then(|v| membership.get_node(&v).map(|n| n.name.clone()))
+    };
+    let Some(target) = target else {
+        tracing::error!("this diverged node is the only voter: nothing to resync from");
+        return;
+    };
+    tracing::warn!(target = %target, "this leader diverged: handing leadership over to resync");
+    if let Err(e) = node.transfer_leader(&target).await {
+        tracing::warn!(target = %target, error = %e, "handing leadership over failed");
     }
 }
 
