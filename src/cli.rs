@@ -540,6 +540,20 @@ fn status_lines(cluster: crate::api::ClusterStatus) -> Vec<String> {
     ];
     let mut dissent = Vec::new();
     for n in cluster.nodes {
+        if let Some(d) = &n.divergence {
+            dissent.push(format!(
+                "{} DIVERGED at lsn {} (its outcome digest {:x}, the leader's {:x}): it applies \
+                 nothing until resynced (`wolfscale resync --node {}`, automatic unless \
+                 cluster.auto_resync = false)",
+                n.node_id, d.lsn, d.own, d.agreed, n.api_address
+            ));
+        }
+        if let Some(e) = &n.resync_error {
+            dissent.push(format!("{} resync failed: {e}", n.node_id));
+        }
+        if let Some(e) = &n.apply_error {
+            dissent.push(format!("{} retrying: {e}", n.node_id));
+        }
         if n.disagrees_on_leader {
             dissent.push(format!(
                 "* {} follows {} (it is cut off, or missed the election)",
@@ -957,6 +971,38 @@ mod tests {
             lines[4].contains(" OFFLINE ") && lines[4].ends_with(" -"),
             "{}",
             lines[4]
+        );
+        let mut diverged = node(
+            "node-3",
+            Role::Follower,
+            NodeState::Diverged,
+            Some("node-2"),
+            Some(40),
+            false,
+        );
+        diverged.divergence = Some(crate::apply::Divergence {
+            lsn: 77,
+            own: 0xab,
+            agreed: 0xcd,
+        });
+        diverged.api_address = "127.0.0.3:8080".into();
+        diverged.resync_error = Some("no leader is known; retry shortly".into());
+        let shown = status_lines(ClusterStatus {
+            leader_id: Some("node-2".into()),
+            term: 2,
+            nodes: vec![diverged],
+        });
+        assert!(shown[2].contains(" DIVERGED "), "{}", shown[2]);
+        assert!(
+            shown[3]
+                .starts_with("node-3 DIVERGED at lsn 77 (its outcome digest ab, the leader's cd)")
+                && shown[3].contains("wolfscale resync --node 127.0.0.3:8080"),
+            "{}",
+            shown[3]
+        );
+        assert_eq!(
+            shown[4],
+            "node-3 resync failed: no leader is known; retry shortly"
         );
         assert_eq!(
             lines[5],
