@@ -257,6 +257,21 @@ async fn wolfscale_resync_fixes_a_follower_check_reports_as_different() {
     let stop = Arc::new(AtomicBool::new(false));
     let writing = writer(lc.clone(), stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // What the victim reports while it resyncs.
+    let seen = {
+        let client = c.client(victim);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(s) = client.status().await {
+                    seen.insert(format!("{:?}", s.status));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seen
+        })
+    };
     let out = resync_cli(&c.nodes[victim].api).await;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
@@ -273,6 +288,11 @@ async fn wolfscale_resync_fixes_a_follower_check_reports_as_different() {
     stop.store(true, Ordering::Relaxed);
     let written = writing.await.expect("writer");
     assert!(written > 0, "the writer never wrote");
+    let seen = seen.await.expect("status poller");
+    assert!(
+        seen.contains("Syncing"),
+        "never SYNCING during the resync: {seen:?}"
+    );
 
     // The leader cannot be resynced: its data is the agreed state.
     let refused = resync_cli(&c.nodes[leader].api).await;
