@@ -18,6 +18,11 @@
 //! and the node keeps receiving log entries. Once the load has begun the applier stays held
 //! until a load succeeds (a later resync, or the restart's `INSTALLING` redo), so nothing is
 //! ever applied over a half-loaded database.
+//!
+//! Divergence is found in memory (outcome digests), so a `RESYNC` marker in the snapshot
+//! directory remembers it across a stop: written when the node diverges and when a resync
+//! begins, removed when one succeeds. A node that starts with it applies nothing (DIVERGED)
+//! until a resync succeeds: a stop can never turn a differing node back into an ACTIVE one.
 
 mod serve;
 
@@ -37,6 +42,8 @@ use tokio::io::AsyncWriteExt;
 /// How long one piece of the file may take (the first one waits for the leader's build,
 /// bounded by [`crate::consensus::INSTALL_TIMEOUT`] instead).
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(60);
+/// The marker file, in the snapshot directory, of a node that must be resynced.
+const MARKER: &str = "RESYNC";
 /// First and longest wait between automatic attempts that failed.
 const AUTO_RETRY: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(300));
 
@@ -162,6 +169,69 @@ impl Resyncer {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = e;
     }
 
+    fn marker(&self) -> Option<std::path::PathBuf> {
+        self.node.snapshots().map(|s| s.dir().join(MARKER))
+    }
+
+    /// Records durably that this node must be resynced (`why` is for whoever reads the
+    /// file). A failure is logged: the node then only forgets it over a stop.
+    async fn mark(&self, why: &str) {
+        let Some(path) = self.marker() else { return };
+        let why = why.to_string();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(why.as_bytes())?;
+            f.sync_all()?;
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            tracing::error!(result = ?written, "cannot record that this node must be resynced");
+        }
+    }
+
+    async fn unmark(&self) {
+        let Some(path) = self.marker() else { return };
+        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .await;
+        if !matches!(removed, Ok(Ok(()))) {
+            tracing::warn!(result = ?removed, "cannot remove the resync marker");
+        }
+    }
+
+    async fn marked(&self) -> bool {
+        let Some(path) = self.marker() else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || path.exists())
+            .await
+            .unwrap_or(false)
+    }
+
+    /// At start, with the marker present: hold the applier until a resync succeeds.
+    async fn hold_from_start(&self) {
+        tracing::error!(
+            node_id = %self.node.info().name,
+            "this node stopped while DIVERGED or in the middle of a resync: its database may \
+             differ from the leader's, so it applies nothing until a resync succeeds"
+        );
+        self.unfinished.store(true, Ordering::SeqCst);
+        self.set_error(Some(
+            "the node stopped while DIVERGED or resyncing; it must be resynced".into(),
+        ));
+        let mut held = self.held.lock().await;
+        if held.is_none() {
+            *held = Some(self.apply.pause().await);
+        }
+    }
+
     /// Runs a resync as a task the node owns, so that it completes even when the caller
     /// goes away; `reason` is for the log.
     ///
@@ -192,6 +262,8 @@ impl Resyncer {
         let _running = Running(&self.running);
         let leader = self.leader()?;
         let divergence = self.apply.divergence();
+        // Whether the node had to be resynced before this attempt (the marker stays then).
+        let required = divergence.is_some() || self.is_unfinished();
         let started = Instant::now();
         // Dropped with this future only when the load never began (see `unfinished`).
         let mut held = self.held.lock().await;
@@ -199,6 +271,7 @@ impl Resyncer {
             *held = Some(self.apply.pause().await);
         }
         let applied = held.as_ref().and_then(Paused::applied_lsn).unwrap_or(0);
+        self.mark(reason).await;
         tracing::warn!(
             node_id = %self.node.info().name,
             leader = %leader.name,
@@ -223,6 +296,7 @@ impl Resyncer {
         };
         match result {
             Ok(m) => {
+                self.unmark().await;
                 self.unfinished.store(false, Ordering::SeqCst);
                 if let Some(paused) = held.take() {
                     paused.resynced(m.index());
@@ -255,6 +329,9 @@ impl Resyncer {
                 if !self.unfinished.load(Ordering::SeqCst) {
                     // Nothing was changed: the applier goes on (or waits, if diverged).
                     *held = None;
+                    if !required {
+                        self.unmark().await;
+                    }
                 }
                 tracing::error!(
                     node_id = %self.node.info().name,
@@ -353,22 +430,33 @@ impl Resyncer {
 
 type SnapshotMetaT = openraft::storage::SnapshotMeta<crate::consensus::NodeId, NodeInfo>;
 
-/// Resyncs a DIVERGED node by itself while `cluster.auto_resync` is on (and a node whose
-/// load failed), retrying with a growing wait; ends with the node.
+/// Watches for divergence until the node stops: records it durably (the `RESYNC` marker),
+/// holds a node that started with the marker, and — while `cluster.auto_resync` is on —
+/// resyncs the node, retrying with a growing wait.
 pub(crate) async fn auto(resyncer: Arc<Resyncer>) {
     let node = resyncer.node.clone();
-    if !node.config().cluster.auto_resync {
-        return;
-    }
     let token = node.shutdown_token();
+    if resyncer.marked().await {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            () = resyncer.hold_from_start() => {}
+        }
+    }
+    let automatic = node.config().cluster.auto_resync;
+    let mut recorded = false;
     let mut wait = AUTO_RETRY.0;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
-        let needed = resyncer.apply.divergence().is_some() || resyncer.is_unfinished();
-        if !needed || resyncer.is_running() {
+        let diverged = resyncer.apply.divergence().is_some();
+        if diverged && !recorded && !resyncer.is_running() {
+            resyncer.mark("diverged").await;
+        }
+        recorded = diverged;
+        let needed = diverged || resyncer.is_unfinished();
+        if !automatic || !needed || resyncer.is_running() {
             continue;
         }
         match resyncer.start("diverged").await {

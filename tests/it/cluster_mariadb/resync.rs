@@ -4,8 +4,9 @@
 //! DIVERGED and — `cluster.auto_resync` being on by default — reinstalls a snapshot of the
 //! leader's by itself and comes back ACTIVE and identical, while a client keeps writing;
 //! and a follower changed by hand without any outcome difference is reported by
-//! `wolfscale check` and fixed by `wolfscale resync`. (The `auto_resync = false` case is
-//! in `outcomes`: the node stays DIVERGED until `wolfscale resync`.)
+//! `wolfscale check` and fixed by `wolfscale resync`; a DIVERGED node killed and restarted
+//! (with `auto_resync = false`) is still held as DIVERGED until `wolfscale resync`. (The
+//! plain `auto_resync = false` case is in `outcomes`.)
 
 use crate::support::procs::{write, ProcCluster, DATABASE};
 use mysql_async::prelude::Queryable;
@@ -310,4 +311,98 @@ async fn wolfscale_resync_fixes_a_follower_check_reports_as_different() {
         "{}",
         wolfscale::api::check_text(&report)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diverged_follower_that_restarts_is_still_held_until_resynced() {
+    let config = crate::support::procs::NodeConfig {
+        cluster: "auto_resync = false",
+        ..crate::support::procs::NodeConfig::default()
+    };
+    let mut c = ProcCluster::start_with(3, &config).await;
+    let leader = c.leader(Duration::from_secs(30)).await;
+    let lc = c.client(leader);
+    ddl(
+        &lc,
+        "CREATE TABLE acct (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB",
+    )
+    .await;
+    c.wait_converged(Duration::from_secs(60)).await;
+    let victim = c.other_than(leader);
+    let mut conn = c.nodes[victim].db.conn_to(DATABASE).await.expect("connect");
+    conn.query_drop("INSERT INTO acct (id, v) VALUES (7, -1)")
+        .await
+        .expect("write behind WolfScale's back");
+    drop(conn);
+    write(
+        &lc,
+        WriteKind::Insert,
+        &json!({"table": "acct", "values": {"id": 7, "v": 70}}).to_string(),
+    )
+    .await
+    .expect("the leader applies it");
+    wait_status(&c, victim, Duration::from_secs(30), "DIVERGED", |s| {
+        s.status == NodeState::Diverged
+    })
+    .await;
+    // The divergence is recorded on disk within a moment.
+    let marker = c.nodes[victim].data_dir().join("snapshots/RESYNC");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "no {} written", marker.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The divergence was found in memory; a stop must not make the node ACTIVE again.
+    c.nodes[victim].kill9().await;
+    c.nodes[victim].spawn(&["start"]);
+    let s = wait_status(
+        &c,
+        victim,
+        Duration::from_secs(60),
+        "DIVERGED after a restart",
+        |s| s.status == NodeState::Diverged && s.resync_error.is_some(),
+    )
+    .await;
+    assert!(s.divergence.is_none(), "{s:?}");
+    for id in 20..23 {
+        let body = json!({"table": "acct", "values": {"id": id, "v": 1}});
+        write(&lc, WriteKind::Insert, &body.to_string())
+            .await
+            .expect("the others take writes");
+    }
+    let held = c.nodes[victim].status().await.expect("victim");
+    assert_eq!(held.status, NodeState::Diverged, "{held:?}");
+
+    let out = resync_cli(&c.nodes[victim].api).await;
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_status(&c, victim, Duration::from_secs(30), "ACTIVE", |s| {
+        s.status == NodeState::Active && s.resync_error.is_none()
+    })
+    .await;
+    assert!(!marker.exists(), "the marker outlived the resync");
+    c.wait_converged(Duration::from_secs(60)).await;
+    let report = check(&lc).await;
+    assert!(
+        report.identical(),
+        "{}",
+        wolfscale::api::check_text(&report)
+    );
+
+    // Resynced: a later restart is an ordinary one.
+    c.nodes[victim].kill9().await;
+    c.nodes[victim].spawn(&["start"]);
+    wait_status(
+        &c,
+        victim,
+        Duration::from_secs(60),
+        "ACTIVE after a clean restart",
+        |s| s.status == NodeState::Active,
+    )
+    .await;
 }

@@ -134,6 +134,12 @@ impl NodeProc {
         }
     }
 
+    /// Its data dir (`data-{i}` beside its config).
+    pub fn data_dir(&self) -> PathBuf {
+        self.cfg
+            .with_file_name(self.name.replacen("node-", "data-", 1))
+    }
+
     /// Points the node at `db` from its next spawn on (its config's `database.host` and
     /// `port` change, nothing else); returns the server it used before.
     pub fn swap_db(&mut self, db: MariaDb) -> MariaDb {
