@@ -406,3 +406,76 @@ async fn a_diverged_follower_that_restarts_is_still_held_until_resynced() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_killed_while_it_loads_the_leaders_snapshot_comes_back_identical() {
+    let mut c = ProcCluster::start(3).await;
+    let leader = c.leader(Duration::from_secs(30)).await;
+    let lc = c.client(leader);
+    ddl(
+        &lc,
+        "CREATE TABLE bulk (id INT PRIMARY KEY, v VARCHAR(200) NOT NULL) ENGINE=InnoDB",
+    )
+    .await;
+    // Enough rows that loading them takes a while.
+    for chunk in 0..40 {
+        let rows: Vec<String> = (1..=1000)
+            .map(|i| {
+                let id = chunk * 1000 + i;
+                format!("({id}, '{}')", format!("{id:08}").repeat(20))
+            })
+            .collect();
+        let body = json!({"statements": [{"sql": format!("INSERT INTO bulk (id, v) VALUES {}", rows.join(", "))}]});
+        write(&lc, WriteKind::Sql, &body.to_string())
+            .await
+            .expect("seed");
+    }
+    c.wait_converged(Duration::from_secs(120)).await;
+    let victim = c.other_than(leader);
+    let mut conn = c.nodes[victim].db.conn_to(DATABASE).await.expect("connect");
+    conn.query_drop("UPDATE bulk SET v = 'tampered' WHERE id = 31337")
+        .await
+        .expect("write behind WolfScale's back");
+    drop(conn);
+
+    // Resync it, and kill it while it loads the snapshot into MariaDB.
+    let asked = {
+        let client = c.client(victim).with_timeout(Duration::from_secs(600));
+        tokio::spawn(async move { client.resync().await })
+    };
+    wait_status(&c, victim, Duration::from_secs(120), "loading", |s| {
+        s.sync
+            .as_ref()
+            .is_some_and(|p| p.phase == wolfscale::snapshot::Phase::Loading)
+    })
+    .await;
+    c.nodes[victim].kill9().await;
+    assert!(
+        asked.await.expect("resync call").is_err(),
+        "the resync cannot have finished: the node was killed while loading"
+    );
+
+    // Restarted, it finishes the load and resyncs by itself (its RESYNC marker): ACTIVE
+    // and identical, never ACTIVE over a half-loaded database.
+    c.nodes[victim].spawn(&["start"]);
+    wait_status(
+        &c,
+        victim,
+        Duration::from_secs(180),
+        "resynced after the restart",
+        |s| s.status == NodeState::Active && s.resyncs >= 1,
+    )
+    .await;
+    let body = json!({"table": "bulk", "values": {"id": 99999, "v": "after"}});
+    write(&lc, WriteKind::Insert, &body.to_string())
+        .await
+        .expect("a write after the restart");
+    c.wait_converged(Duration::from_secs(120)).await;
+    assert_eq!(count(&c, victim, "bulk").await, 40_001);
+    let report = check(&lc).await;
+    assert!(
+        report.identical(),
+        "{}",
+        wolfscale::api::check_text(&report)
+    );
+}
