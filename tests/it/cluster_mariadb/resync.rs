@@ -5,8 +5,9 @@
 //! leader's by itself and comes back ACTIVE and identical, while a client keeps writing;
 //! and a follower changed by hand without any outcome difference is reported by
 //! `wolfscale check` and fixed by `wolfscale resync`; a DIVERGED node killed and restarted
-//! (with `auto_resync = false`) is still held as DIVERGED until `wolfscale resync`. (The
-//! plain `auto_resync = false` case is in `outcomes`.)
+//! (with `auto_resync = false`) is still held as DIVERGED until `wolfscale resync`; a node
+//! killed while it loads the leader's snapshot finishes and resyncs after its restart.
+//! (The plain `auto_resync = false` case is in `outcomes`.)
 
 use crate::support::procs::{write, ProcCluster, DATABASE};
 use mysql_async::prelude::Queryable;
