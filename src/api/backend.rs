@@ -94,7 +94,7 @@ pub trait Backend: Send + Sync + 'static {
     /// cannot.
     fn resync(
         &self,
-    ) -> impl Future<Output = Result<crate::node::resync::ResyncDone, ServiceError>> + Send {
+    ) -> impl Future<Output = Result<crate::service::ResyncDone, ServiceError>> + Send {
         async { Err(ServiceError::snapshots_unsupported()) }
     }
     /// Compares every member's replicated tables at one LSN (`POST /check`); answers when

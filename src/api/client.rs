@@ -282,7 +282,7 @@ impl Client {
 
     /// `POST /resync`: replaces the node's replicated database with a fresh snapshot of
     /// the leader's (give the client a long timeout).
-    pub async fn resync(&self) -> Result<crate::node::resync::ResyncDone, Error> {
+    pub async fn resync(&self) -> Result<crate::service::ResyncDone, Error> {
         self.post("/resync", &serde_json::json!({})).await
     }
 

@@ -54,11 +54,10 @@ pub use backend::{
 };
 // The service's types the API answers as they are: its JSON contract, documented in the
 // OpenAPI description.
-pub use crate::node::resync::ResyncDone;
 pub use crate::service::{
     check_text, CheckReport, CheckSummary, ClusterStatus, Consistency, NodeProblem, NodeState,
-    NodeStatus, RangeDiff, Role, RowDiff, RowDiffKind, SnapshotCreated, SnapshotInfo, SnapshotList,
-    TableCheck,
+    NodeStatus, RangeDiff, ResyncDone, Role, RowDiff, RowDiffKind, SnapshotCreated, SnapshotInfo,
+    SnapshotList, TableCheck,
 };
 
 use crate::service::ServiceError;

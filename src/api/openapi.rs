@@ -13,11 +13,11 @@ use crate::command::{
     DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest, SqlStatementRequest,
     UpdateRequest, Wait,
 };
-use crate::node::resync::ResyncDone;
 use crate::observe::events::{Event, EventKind, EventList};
 use crate::service::{
     CheckReport, CheckSummary, ClusterStatus, Consistency, NodeProblem, NodeState, NodeStatus,
-    RangeDiff, Role, RowDiff, RowDiffKind, SnapshotCreated, SnapshotInfo, SnapshotList, TableCheck,
+    RangeDiff, ResyncDone, Role, RowDiff, RowDiffKind, SnapshotCreated, SnapshotInfo, SnapshotList,
+    TableCheck,
 };
 use crate::snapshot::{Phase, SyncProgress};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};

@@ -181,7 +181,7 @@ impl Backend for NodeBackend {
         self.service.check().await
     }
 
-    async fn resync(&self) -> Result<super::resync::ResyncDone, ServiceError> {
+    async fn resync(&self) -> Result<crate::service::ResyncDone, ServiceError> {
         self.service.resync().await
     }
 

@@ -29,8 +29,8 @@ pub use check_report::{
 pub use error::{DbError, ErrorKind, ServiceError};
 pub use status::{ClusterStatus, NodeState, NodeStatus, Role};
 pub use types::{
-    check_write, Consistency, ReadRequest, ReadResult, SnapshotCreated, SnapshotInfo, SnapshotList,
-    StatementDone, WriteOutcome,
+    check_write, Consistency, ReadRequest, ReadResult, ResyncDone, SnapshotCreated, SnapshotInfo,
+    SnapshotList, StatementDone, WriteOutcome,
 };
 pub use write::WRITE_TIMEOUT;
 
@@ -176,7 +176,7 @@ impl Service {
     /// This node leads or has no snapshots ([`ServiceError::Conflict`],
     /// [`ServiceError::Invalid`]), another resync runs, no leader, or the transfer failed
     /// ([`ServiceError::NotReady`] with the reason).
-    pub async fn resync(&self) -> Result<crate::node::resync::ResyncDone, ServiceError> {
+    pub async fn resync(&self) -> Result<ResyncDone, ServiceError> {
         use crate::node::resync::ResyncError as E;
         self.inner
             .resyncer

@@ -158,3 +158,26 @@ pub struct SnapshotCreated {
     /// The first log index still in the WAL.
     pub wal_first_lsn: Option<u64>,
 }
+
+/// What a resync did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResyncDone {
+    /// The node resynced.
+    pub node_id: String,
+    /// The leader the snapshot came from.
+    pub leader_id: String,
+    /// The snapshot installed.
+    pub snapshot_id: String,
+    /// The log position the snapshot reflects; the node applies the log after it.
+    pub lsn: u64,
+    /// Rows loaded.
+    pub rows: u64,
+    /// Tables loaded.
+    pub tables: u64,
+    /// Size of the snapshot file.
+    pub bytes: u64,
+    /// The divergence it cleared, if the node was DIVERGED.
+    pub divergence: Option<crate::apply::Divergence>,
+    /// Seconds it took.
+    pub secs: f64,
+}

@@ -30,10 +30,10 @@ pub(crate) use serve::serve_fetch;
 
 use super::Node;
 use crate::apply::check::CheckSnapshots;
-use crate::apply::{ApplyStatus, Divergence, Paused};
+use crate::apply::{ApplyStatus, Paused};
 use crate::consensus::network::{PeerRequest, PeerResponse, SnapshotFetch};
 use crate::consensus::NodeInfo;
-use serde::{Deserialize, Serialize};
+use crate::service::ResyncDone;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,29 +46,6 @@ const CHUNK_TIMEOUT: Duration = Duration::from_secs(60);
 const MARKER: &str = "RESYNC";
 /// First and longest wait between automatic attempts that failed.
 const AUTO_RETRY: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(300));
-
-/// What a resync did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ResyncDone {
-    /// The node resynced.
-    pub node_id: String,
-    /// The leader the snapshot came from.
-    pub leader_id: String,
-    /// The snapshot installed.
-    pub snapshot_id: String,
-    /// The log position the snapshot reflects; the node applies the log after it.
-    pub lsn: u64,
-    /// Rows loaded.
-    pub rows: u64,
-    /// Tables loaded.
-    pub tables: u64,
-    /// Size of the snapshot file.
-    pub bytes: u64,
-    /// The divergence it cleared, if the node was DIVERGED.
-    pub divergence: Option<Divergence>,
-    /// Seconds it took.
-    pub secs: f64,
-}
 
 /// Why a resync did not happen or failed.
 #[derive(Debug, thiserror::Error)]
