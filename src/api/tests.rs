@@ -1368,7 +1368,13 @@ fn capture(level: tracing::Level) -> (LogBuffer, tracing::subscriber::DefaultGua
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    (buf, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Other tests in this binary install a global subscriber (the CLI's logging::init)
+    // at INFO; a callsite whose interest was cached while only that one existed would
+    // stay silent here. Recompute every callsite's interest and the max level with this
+    // scoped TRACE subscriber registered.
+    tracing::callsite::rebuild_interest_cache();
+    (buf, guard)
 }
 
 #[tokio::test]
