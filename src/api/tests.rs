@@ -1379,9 +1379,18 @@ fn capture(level: tracing::Level) -> (LogBuffer, tracing::subscriber::DefaultGua
 
 #[tokio::test]
 async fn logs_carry_route_and_status_but_never_row_data() {
+    let body = json!({"table": "t", "values": {"secret_col": "SECRET-VALUE"}});
+    // Register the request log's callsites before the scoped subscriber exists (tests on
+    // other threads may be registering them right now, and a callsite whose first
+    // registration races a dispatcher's can keep a stale interest).
+    {
+        let (warm, r) = setup(None);
+        post_json(&r, "/write/insert", body.clone()).await;
+        warm.fail_with(ServiceError::Internal("warm-up".into()));
+        post_json(&r, "/write/insert", body.clone()).await;
+    }
     let (logs, _guard) = capture(tracing::Level::TRACE);
     let (fake, r) = setup(None);
-    let body = json!({"table": "t", "values": {"secret_col": "SECRET-VALUE"}});
     assert_eq!(
         post_json(&r, "/write/insert", body.clone()).await.0,
         StatusCode::OK
