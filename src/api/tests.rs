@@ -314,6 +314,7 @@ async fn every_write_route_succeeds() {
             WriteRequest::Delete(_) => "delete",
             WriteRequest::Ddl(_) => "ddl",
             WriteRequest::Sql(_) => "sql",
+            WriteRequest::Certified(_) => "certified",
         })
         .collect();
     assert_eq!(kinds, ["update", "delete", "ddl", "sql"]);
