@@ -51,7 +51,8 @@ pub fn check_galera_ddl(sql: &str) -> Result<(), SqlError> {
         Some(Statement::AlterTable(alter)) => {
             let drops = alter.operations.iter().any(|op| match op {
                 AlterTableOperation::DropPrimaryKey { .. } => true,
-                AlterTableOperation::DropIndex { name } => {
+                AlterTableOperation::DropIndex { name }
+                | AlterTableOperation::DropConstraint { name, .. } => {
                     name.value.eq_ignore_ascii_case("PRIMARY")
                 }
                 _ => false,
@@ -102,6 +103,7 @@ mod tests {
         for sql in [
             "CREATE TABLE t (id INT, v TEXT)",
             "CREATE TABLE t (id INT NOT NULL UNIQUE, v TEXT)",
+            "CREATE TABLE t (id INT UNIQUE KEY, v TEXT)",
             "CREATE TABLE IF NOT EXISTS t (id INT, UNIQUE KEY u (id)) ENGINE=InnoDB",
             "CREATE OR REPLACE TABLE t (a INT, b INT, KEY (a))",
         ] {
@@ -121,6 +123,9 @@ mod tests {
     fn create_table_with_a_primary_key_passes() {
         for sql in [
             "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)",
+            // In a column definition, KEY alone means PRIMARY KEY.
+            "CREATE TABLE t (id INT KEY, v TEXT)",
+            "CREATE TABLE t (id INT NOT NULL, PRIMARY KEY USING BTREE (id))",
             "CREATE TABLE t (id BIGINT NOT NULL AUTO_INCREMENT, v TEXT, PRIMARY KEY (id))",
             "CREATE TABLE t (a INT, b INT, CONSTRAINT pk PRIMARY KEY (a, b)) ENGINE=InnoDB",
             "CREATE TABLE `quoted` (`id` INT NOT NULL, PRIMARY KEY (`id`));",
@@ -142,6 +147,7 @@ mod tests {
             "ALTER TABLE t DROP PRIMARY KEY",
             "ALTER TABLE t ADD COLUMN w INT, DROP PRIMARY KEY",
             "ALTER TABLE t DROP INDEX `PRIMARY`",
+            "ALTER TABLE t DROP CONSTRAINT `PRIMARY`",
         ] {
             assert_eq!(galera(sql), "galera_unsupported", "{sql}");
         }
