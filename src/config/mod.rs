@@ -772,6 +772,24 @@ mod tests {
     }
 
     #[test]
+    fn galera_is_auto_on_or_off() {
+        let with = |v: &str| format!("{}[database]\ngalera = {v}\n", minimal());
+        for (v, mode, applies) in [
+            ("\"auto\"", GaleraMode::Auto, [false, true]),
+            ("\"on\"", GaleraMode::On, [true, true]),
+            ("\"off\"", GaleraMode::Off, [false, false]),
+        ] {
+            let c = parse(&with(v), &EnvOverrides::default())
+                .expect("valid")
+                .config;
+            assert_eq!(c.database.galera, mode);
+            assert_eq!([mode.applies(false), mode.applies(true)], applies, "{v}");
+        }
+        assert_eq!(keys(&problems(&with("true"))), vec!["database.galera"]);
+        assert!(parse(&with("\"yes\""), &EnvOverrides::default()).is_err());
+    }
+
+    #[test]
     fn syntax_errors_carry_line_and_column() {
         match parse("[node]\nid = \"n1\nx", &EnvOverrides::default()) {
             Err(ParseError::Syntax(m)) => assert!(m.contains("line 2"), "{m}"),
