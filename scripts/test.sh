@@ -40,6 +40,9 @@ if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'schemathesis>=4,<5'
 fi
+# cargo-deb packages the .deb that tests/it/service.rs installs with dpkg -i (the
+# version scripts/build-deb.sh pins).
+command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version "~3.8"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 cargo fmt --all -- --check

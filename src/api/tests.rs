@@ -316,6 +316,7 @@ async fn every_write_route_succeeds() {
             WriteRequest::Delete(_) => "delete",
             WriteRequest::Ddl(_) => "ddl",
             WriteRequest::Sql(_) => "sql",
+            WriteRequest::Certified(_) => "certified",
         })
         .collect();
     assert_eq!(kinds, ["update", "delete", "ddl", "sql"]);
@@ -1370,14 +1371,29 @@ fn capture(level: tracing::Level) -> (LogBuffer, tracing::subscriber::DefaultGua
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    (buf, tracing::subscriber::set_default(subscriber))
+    let guard = tracing::subscriber::set_default(subscriber);
+    // Other tests in this binary install a global subscriber (the CLI's logging::init)
+    // at INFO; a callsite whose interest was cached while only that one existed would
+    // stay silent here. Recompute every callsite's interest and the max level with this
+    // scoped TRACE subscriber registered.
+    tracing::callsite::rebuild_interest_cache();
+    (buf, guard)
 }
 
 #[tokio::test]
 async fn logs_carry_route_and_status_but_never_row_data() {
+    let body = json!({"table": "t", "values": {"secret_col": "SECRET-VALUE"}});
+    // Register the request log's callsites before the scoped subscriber exists (tests on
+    // other threads may be registering them right now, and a callsite whose first
+    // registration races a dispatcher's can keep a stale interest).
+    {
+        let (warm, r) = setup(None);
+        post_json(&r, "/write/insert", body.clone()).await;
+        warm.fail_with(ServiceError::Internal("warm-up".into()));
+        post_json(&r, "/write/insert", body.clone()).await;
+    }
     let (logs, _guard) = capture(tracing::Level::TRACE);
     let (fake, r) = setup(None);
-    let body = json!({"table": "t", "values": {"secret_col": "SECRET-VALUE"}});
     assert_eq!(
         post_json(&r, "/write/insert", body.clone()).await.0,
         StatusCode::OK

@@ -158,6 +158,8 @@ pub struct MariaDbApplier {
     database: String,
     addr: String,
     connect_timeout: Duration,
+    /// Whether the server reported `@@wsrep_on = ON` (a Galera node) at connect.
+    wsrep_on: bool,
     /// The pool's options (database selected, session setup), for snapshot connections.
     opts: mysql_async::Opts,
     /// Held for writing while a DDL entry runs (see [`crate::snapshot::Database`]).
@@ -193,6 +195,13 @@ impl MariaDbApplier {
             .query_drop(position::create_database(&cfg.database))
             .await
             .map_err(wrap)?;
+        // A server without the variable (not built with wsrep) is no Galera node.
+        let wsrep_on = first
+            .query_first::<String, _>(sql::GALERA_WSREP_ON)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("ON"));
         // A failed goodbye on a connection we are done with changes nothing.
         let _ = first.disconnect().await;
         // mysql_async runs setup commands last to first.
@@ -222,6 +231,7 @@ impl MariaDbApplier {
             database: cfg.database.clone(),
             addr,
             connect_timeout,
+            wsrep_on,
         };
         match applier.load_position().await {
             Ok(()) => Ok(applier),
@@ -255,6 +265,12 @@ impl MariaDbApplier {
     /// Changes the retry backoff (tests use short waits).
     pub fn set_backoff(&mut self, backoff: Backoff) {
         self.backoff = backoff;
+    }
+
+    /// Whether the server reported `@@wsrep_on = ON` when the applier connected: it is
+    /// a node of a Galera cluster.
+    pub fn wsrep_on(&self) -> bool {
+        self.wsrep_on
     }
 
     /// The replicated database's name.

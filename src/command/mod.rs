@@ -25,7 +25,7 @@ pub mod request;
 
 pub use certified::prepare_certified;
 pub use request::{
-    prepare, DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest,
+    prepare, CertifiedRequest, DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest,
     SqlStatementRequest, UpdateRequest, Wait, WriteRequest,
 };
 

@@ -364,6 +364,21 @@ pub struct SqlRequest {
     pub wait: Wait,
 }
 
+/// An interactive transaction to certify: the statements a client ran inside its local
+/// transaction with what each returned to it, to be replayed and compared by every node
+/// (see [`super::prepare_certified`]). Built by the MySQL front end at COMMIT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertifiedRequest {
+    /// The statements in the order the client ran them.
+    pub steps: Vec<super::CertifiedStep>,
+    /// The `SET timestamp` (µs since the epoch) the client's statements ran under.
+    pub session_timestamp_us: u64,
+    /// When to answer.
+    #[serde(default)]
+    pub wait: Wait,
+}
+
 /// Any write request, as the route that received it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteRequest {
@@ -377,6 +392,8 @@ pub enum WriteRequest {
     Ddl(DdlRequest),
     /// `/write/sql`.
     Sql(SqlRequest),
+    /// COMMIT of an interactive transaction (MySQL front end).
+    Certified(CertifiedRequest),
 }
 
 impl WriteRequest {
@@ -388,6 +405,7 @@ impl WriteRequest {
             WriteRequest::Delete(r) => r.wait,
             WriteRequest::Ddl(r) => r.wait,
             WriteRequest::Sql(r) => r.wait,
+            WriteRequest::Certified(r) => r.wait,
         }
     }
 }
@@ -405,6 +423,9 @@ pub fn prepare(
 ) -> Result<Entry, Error> {
     let mut generated = Vec::new();
     let command = match request {
+        WriteRequest::Certified(r) => {
+            return super::prepare_certified(r.steps, r.session_timestamp_us, timestamp_us)
+        }
         WriteRequest::Insert(r) => {
             let table = Ident::table(&r.table)?;
             let mut values = columns("values", r.values)?;

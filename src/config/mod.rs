@@ -253,6 +253,44 @@ pub struct DatabaseConfig {
     /// Timeout for opening one connection, in milliseconds. Default: 5000.
     #[serde(default = "defaults::db_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
+    /// Whether this MariaDB is a node of a Galera cluster, so that admission also refuses
+    /// what Galera cannot replicate (a table without a primary key, …). `auto` asks the
+    /// server (`@@wsrep_on`) once at start. Default: "auto".
+    #[serde(default)]
+    pub galera: GaleraMode,
+}
+
+/// `database.galera`: whether Galera's rules apply at admission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GaleraMode {
+    /// On when the server reports `@@wsrep_on = ON` at start.
+    #[default]
+    Auto,
+    /// Always on: set it on every node when any node of the cluster applies into Galera.
+    On,
+    /// Never.
+    Off,
+}
+
+impl GaleraMode {
+    /// The key's value as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GaleraMode::Auto => "auto",
+            GaleraMode::On => "on",
+            GaleraMode::Off => "off",
+        }
+    }
+
+    /// Whether the rules apply, given what the server reported (`wsrep_on`) at start.
+    pub fn applies(self, wsrep_on: bool) -> bool {
+        match self {
+            GaleraMode::Auto => wsrep_on,
+            GaleraMode::On => true,
+            GaleraMode::Off => false,
+        }
+    }
 }
 
 /// `[wal]`: the write-ahead log.
@@ -534,6 +572,7 @@ impl Config {
                 database: String::new(),
                 pool_size: u32::MAX,
                 connect_timeout_ms: U64,
+                galera: GaleraMode::Auto,
             },
             wal: WalConfig {
                 batch_size: u32::MAX,
@@ -604,6 +643,7 @@ impl Default for DatabaseConfig {
             database: defaults::db_name(),
             pool_size: defaults::db_pool_size(),
             connect_timeout_ms: defaults::db_connect_timeout_ms(),
+            galera: GaleraMode::Auto,
         }
     }
 }
@@ -736,6 +776,24 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("did you mean `bind_address`"), "{text}");
+    }
+
+    #[test]
+    fn galera_is_auto_on_or_off() {
+        let with = |v: &str| format!("{}[database]\ngalera = {v}\n", minimal());
+        for (v, mode, applies) in [
+            ("\"auto\"", GaleraMode::Auto, [false, true]),
+            ("\"on\"", GaleraMode::On, [true, true]),
+            ("\"off\"", GaleraMode::Off, [false, false]),
+        ] {
+            let c = parse(&with(v), &EnvOverrides::default())
+                .expect("valid")
+                .config;
+            assert_eq!(c.database.galera, mode);
+            assert_eq!([mode.applies(false), mode.applies(true)], applies, "{v}");
+        }
+        assert_eq!(keys(&problems(&with("true"))), vec!["database.galera"]);
+        assert!(parse(&with("\"yes\""), &EnvOverrides::default()).is_err());
     }
 
     #[test]

@@ -41,6 +41,11 @@ database = {database}
 pool_size = {pool_size}
 # Timeout for opening one connection (ms).
 connect_timeout_ms = {connect_timeout_ms}
+# Whether this MariaDB is a Galera cluster node: "on" also refuses at admission what
+# Galera cannot replicate (tables without a primary key, dropping one); "auto" asks
+# the server (@@wsrep_on) at start. Set "on" on every node when any node applies
+# into Galera: only the leader admits writes.
+galera = {galera}
 
 [wal]
 # Most records in one write to the log (with fsync on, one sync covers every write
@@ -132,6 +137,7 @@ format = "text"
         database = q(&db.database),
         pool_size = db.pool_size,
         connect_timeout_ms = db.connect_timeout_ms,
+        galera = q(db.galera.as_str()),
         batch_size = wal.batch_size,
         flush_interval_ms = wal.flush_interval_ms,
         compression = wal.compression,

@@ -47,6 +47,13 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         max_bytes: config.api.max_result_bytes,
     });
     let checks = applier.checks();
+    let galera = config.database.galera.applies(applier.wsrep_on());
+    if galera {
+        tracing::info!(
+            setting = config.database.galera.as_str(),
+            "galera rules apply at admission"
+        );
+    }
     let api_cfg = config.api.clone();
     let node = Node::start(config, &secrets, mode, applier).await?;
     let ids = u16::try_from(node.number())
@@ -58,7 +65,8 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
                 node.number()
             ))
         })?;
-    let service = crate::service::Service::install(node.clone(), apply_status, reader, ids, checks);
+    let service =
+        crate::service::Service::install(node.clone(), apply_status, reader, ids, checks, galera);
     let backend = std::sync::Arc::new(NodeBackend::new(service.clone()));
 
     if api_cfg.enabled {

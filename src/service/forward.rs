@@ -8,7 +8,8 @@
 
 use super::{ServiceError, WriteOutcome};
 use crate::command::{
-    DdlRequest, DeleteRequest, InsertRequest, SqlRequest, UpdateRequest, WriteRequest,
+    CertifiedRequest, DdlRequest, DeleteRequest, InsertRequest, SqlRequest, UpdateRequest,
+    WriteRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -26,6 +27,7 @@ pub fn encode_write(request: &WriteRequest) -> Vec<u8> {
         WriteRequest::Delete(r) => serde_json::to_vec(&("delete", r)),
         WriteRequest::Ddl(r) => serde_json::to_vec(&("ddl", r)),
         WriteRequest::Sql(r) => serde_json::to_vec(&("sql", r)),
+        WriteRequest::Certified(r) => serde_json::to_vec(&("certified", r)),
     };
     // Serialising these types only fails for an `Input::Number` that is not a number,
     // which deserialisation never produces; an empty message then fails to decode loudly.
@@ -47,6 +49,7 @@ pub fn decode_write(bytes: &[u8]) -> Result<WriteRequest, ForwardError> {
         "delete" => WriteRequest::Delete(serde_json::from_str::<DeleteRequest>(text)?),
         "ddl" => WriteRequest::Ddl(serde_json::from_str::<DdlRequest>(text)?),
         "sql" => WriteRequest::Sql(serde_json::from_str::<SqlRequest>(text)?),
+        "certified" => WriteRequest::Certified(serde_json::from_str::<CertifiedRequest>(text)?),
         other => {
             return Err(ForwardError(serde::de::Error::unknown_variant(
                 other,
@@ -87,7 +90,9 @@ pub fn decode_answer(bytes: &[u8]) -> Result<Result<WriteOutcome, ServiceError>,
 mod tests {
     use super::*;
     use crate::apply::FailureClass;
-    use crate::command::{Fields, Input, SqlStatementRequest, Wait};
+    use crate::command::{
+        CertifiedStep, Fields, Input, Observed, SqlStatementRequest, Value, Wait,
+    };
     use crate::service::{DbError, StatementDone};
 
     #[test]
@@ -126,6 +131,33 @@ mod tests {
                 }],
                 transaction: true,
                 wait: Wait::Quorum,
+            }),
+            WriteRequest::Certified(CertifiedRequest {
+                steps: vec![
+                    CertifiedStep {
+                        sql: "SELECT v FROM t WHERE id = ? FOR UPDATE".into(),
+                        params: vec![Value::Int(i64::MIN)],
+                        observed: Observed::Rows {
+                            count: 1,
+                            digest: u64::MAX,
+                        },
+                    },
+                    CertifiedStep {
+                        sql: "UPDATE t SET v = ? WHERE id = ?".into(),
+                        params: vec![Value::Bytes(vec![0, 255, 39]), Value::UInt(u64::MAX)],
+                        observed: Observed::Changed {
+                            affected_rows: 1,
+                            insert_id: 0,
+                        },
+                    },
+                    CertifiedStep {
+                        sql: "INSERT INTO t VALUES (?)".into(),
+                        params: vec![Value::Null],
+                        observed: Observed::Failed { code: 1062 },
+                    },
+                ],
+                session_timestamp_us: u64::MAX - 1,
+                wait: Wait::All,
             }),
         ];
         for r in requests {

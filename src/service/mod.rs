@@ -64,19 +64,23 @@ struct Inner {
     last_timestamp_us: AtomicU64,
     /// Replacing this node's database with the leader's (`wolfscale resync`, auto resync).
     resyncer: Arc<crate::node::resync::Resyncer>,
+    /// Whether Galera's rules apply to schema changes prepared here (`database.galera`).
+    galera: bool,
 }
 
 impl Service {
     /// Builds the service over a started node and its applier's handles, registers it
     /// with the node for peers' forwarded writes and status questions, and starts the
     /// tasks it owns (commit tracking, periodic checks, outcome reports, the status
-    /// watcher), which stop with the node.
+    /// watcher), which stop with the node. With `galera`, schema changes this node
+    /// prepares as the leader are also held to Galera's rules ([`crate::sql::check_galera_ddl`]).
     pub fn install(
         node: Node,
         apply: ApplyStatus,
         reader: Reader,
         ids: Generator,
         checks: CheckSnapshots,
+        galera: bool,
     ) -> Service {
         let cluster = &node.config().cluster;
         checks.set_pace(Pace {
@@ -98,6 +102,7 @@ impl Service {
                 )),
                 checker: Arc::new(Checker::new(node.clone(), checks)),
                 last_timestamp_us: AtomicU64::new(0),
+                galera,
             }),
         };
         node.set_services(Arc::new(service.clone()));

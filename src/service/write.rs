@@ -144,6 +144,12 @@ impl Service {
         let now_us = self.next_timestamp_us();
         let mut pool = fresh.into_iter();
         let entry = command::prepare(request, now_us, &mut || pool.next().unwrap_or(0))?;
+        if self.inner.galera {
+            if let command::Command::Ddl { statement } = &entry.command {
+                crate::sql::check_galera_ddl(statement)
+                    .map_err(|e| ServiceError::from(command::Error::Ddl(e)))?;
+            }
+        }
         let request = Request {
             payload: entry.encode(),
         };

@@ -114,6 +114,15 @@ pub enum SqlError {
         /// Where it starts.
         offset: usize,
     },
+    /// A schema change Galera cannot replicate, refused when the leader applies into a
+    /// Galera cluster (`database.galera`).
+    #[error("{construct} is refused: this cluster applies into Galera, and {reason}")]
+    Galera {
+        /// The rule, e.g. `CREATE TABLE without a PRIMARY KEY`.
+        construct: &'static str,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
     /// A statement reaches into one of MariaDB's system schemas (`mysql.user`, …).
     #[error("`{name}` is a MariaDB system schema: statements sent through WolfScale work on the replicated database only")]
     SystemSchema {
@@ -149,6 +158,7 @@ impl SqlError {
             SqlError::NotReplicable { .. } => "not_replicable",
             SqlError::OtherDatabase { .. } => "other_database",
             SqlError::ExecutableComment { .. } => "executable_comment",
+            SqlError::Galera { .. } => "galera_unsupported",
         }
     }
 }
@@ -416,7 +426,7 @@ fn lex(sql: &str) -> Result<Vec<Token>, SqlError> {
 
 /// Lexes `sql`, refuses more than one statement, and cuts one trailing `;` (with the
 /// whitespace and comments after it).
-fn single(sql: &str) -> Result<(&str, Vec<Token>), SqlError> {
+pub(super) fn single(sql: &str) -> Result<(&str, Vec<Token>), SqlError> {
     let mut toks = lex(sql)?;
     if toks.is_empty() {
         return Err(SqlError::Empty);
@@ -450,7 +460,7 @@ fn single(sql: &str) -> Result<(&str, Vec<Token>), SqlError> {
 }
 
 /// `CREATE … TRIGGER|PROCEDURE|FUNCTION` (with OR REPLACE, DEFINER and the like between).
-fn creates_program(sql: &str, toks: &[Token]) -> bool {
+pub(super) fn creates_program(sql: &str, toks: &[Token]) -> bool {
     toks.first().is_some_and(|t| t.is_word(sql, "CREATE"))
         && toks.iter().take(12).any(|t| {
             ["TRIGGER", "PROCEDURE", "FUNCTION"]
@@ -541,7 +551,7 @@ fn no_executable_comment(toks: &[Token]) -> Result<(), SqlError> {
 /// The statement as given to the parser: `DEFINER = account`, `ALGORITHM = x` and `SQL
 /// SECURITY x` before the object keyword are cut (the parser does not know MariaDB's
 /// account syntax); the stored text keeps them.
-fn parser_text(sql: &str, toks: &[Token]) -> String {
+pub(super) fn parser_text(sql: &str, toks: &[Token]) -> String {
     let object = toks
         .iter()
         .position(|t| DDL_OBJECTS.iter().any(|o| t.is_word(sql, o)))

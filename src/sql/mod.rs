@@ -1,6 +1,7 @@
 //! The only place SQL text exists: identifier quoting, the parameterised statements a
 //! [`Command`] becomes, the session settings every applier connection uses, the checks on
-//! client SQL ([`check_ddl`], [`check_write`], [`check_read`], [`NON_DETERMINISTIC`]) and
+//! client SQL ([`check_ddl`], [`check_write`], [`check_read`], [`NON_DETERMINISTIC`], and
+//! Galera's own rules in [`check_galera_ddl`]) and
 //! the classification of MariaDB error codes ([`classify`]). It runs nothing: the applier
 //! owns connections.
 //!
@@ -12,6 +13,7 @@ mod check;
 pub mod checksum;
 mod errors;
 pub mod functions;
+mod galera;
 mod lex;
 pub mod position;
 mod routine;
@@ -24,6 +26,7 @@ pub use check::{
     CertifiedKind, SqlError, StatementKind,
 };
 pub use errors::{classify, classify_error, ddl_already_applied, sqlstate, ErrorClass};
+pub use galera::{check_galera_ddl, WSREP_ON as GALERA_WSREP_ON};
 pub use rules::{Pattern, Rule, NON_DETERMINISTIC};
 
 use crate::command::{Column, Command, Ident, Value};

@@ -24,6 +24,7 @@ pub fn config(db: &MariaDb, database: &str) -> DatabaseConfig {
         database: database.into(),
         pool_size: 4,
         connect_timeout_ms: 5000,
+        galera: Default::default(),
     }
 }
 

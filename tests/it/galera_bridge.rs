@@ -3,7 +3,9 @@
 //! learner applying into a node of cluster B. Writes reach all six servers with
 //! identical checksums; when the Galera node under the learner dies, the learner is
 //! pointed at another node of B (config change, restart) and resumes from the position
-//! that travelled with the data through Galera, applying nothing twice. About 40 s here
+//! that travelled with the data through Galera, applying nothing twice. Galera's own
+//! rules are found (`database.galera = "auto"`) and refused at admission with a clear
+//! 400, on the leader and through the learner. About 40 s here
 //! (two clusters of three, rsync state transfers); needs `galera-4` and `rsync`, which
 //! scripts/test.sh installs.
 
@@ -108,6 +110,65 @@ async fn applied_index(db: &MariaDb) -> u64 {
     at.expect("a position row")
 }
 
+/// `database.galera = "auto"` (the default) found `@@wsrep_on` on the leader's server: a
+/// table without a primary key and dropping one are refused with a clear 400, on the
+/// leader and through the learner (which relays the leader's refusal), and nothing
+/// reaches any server.
+async fn galera_rules_refused(c: &ProcCluster) {
+    for (node, ddl, rule) in [
+        (
+            0,
+            "CREATE TABLE nokey (a INT, b TEXT)",
+            "CREATE TABLE without a PRIMARY KEY",
+        ),
+        (
+            1,
+            "CREATE TABLE nokey (a INT UNIQUE)",
+            "CREATE TABLE without a PRIMARY KEY",
+        ),
+        (
+            0,
+            "ALTER TABLE events DROP PRIMARY KEY",
+            "ALTER TABLE … DROP PRIMARY KEY",
+        ),
+    ] {
+        let e = procs::write(
+            &c.client(node),
+            WriteKind::Ddl,
+            &format!(r#"{{"ddl": "{ddl}"}}"#),
+        )
+        .await
+        .expect_err(ddl);
+        assert_eq!(e.status().map(|s| s.as_u16()), Some(400), "{ddl}: {e}");
+        assert_eq!(e.code(), Some("galera_unsupported"), "{ddl}: {e}");
+        let message = e.to_string();
+        assert!(
+            message.contains(rule) && message.contains("primary key"),
+            "{ddl}: {message}"
+        );
+    }
+    // The learner may lag; the leader's server applied the CREATE TABLEs already.
+    let mut conn = c.nodes[0]
+        .db
+        .conn_to(procs::DATABASE)
+        .await
+        .expect("connect");
+    let tables: Vec<String> = conn
+        .query("SHOW TABLES LIKE 'nokey'")
+        .await
+        .expect("tables");
+    let keys: Vec<String> = conn
+        .query(
+            "SELECT index_name FROM information_schema.statistics WHERE table_schema = \
+             DATABASE() AND table_name = 'events' AND index_name = 'PRIMARY'",
+        )
+        .await
+        .expect("keys");
+    conn.disconnect().await.expect("disconnect");
+    assert!(tables.is_empty(), "{tables:?}");
+    assert_eq!(keys, ["PRIMARY"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_bridges_two_galera_clusters_and_moves_to_another_node() {
     let started = Instant::now();
@@ -142,6 +203,7 @@ async fn a_learner_bridges_two_galera_clusters_and_moves_to_another_node() {
     )
     .await
     .expect("counter row");
+    galera_rules_refused(&c).await;
     let mut writes = 0i64;
     let mut last = 0;
     for id in 0..100u64 {

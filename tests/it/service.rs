@@ -282,3 +282,231 @@ async fn the_node_notifies_systemd_when_it_serves_and_when_it_stops() {
     c.nodes[0].signal(libc::SIGTERM);
     assert_eq!(recv().await.trim(), "STOPPING=1");
 }
+
+/// Runs in a private mount namespace (`unshare -m`): a tmpfs at `$1` holds the upper
+/// layer of an overlay over `/`, `dpkg -i` installs the package `$2` into that overlay
+/// through `chroot`, and the installed `wolfscale` runs there. Every change (the binary,
+/// the user, the dpkg database) lives in the tmpfs and is gone when the namespace ends:
+/// the host's own root is never written. Each `== name` line starts a section of output.
+const DPKG_IN_OVERLAY: &str = r#"
+set -eu
+scratch="$1"; deb="$2"
+mount -t tmpfs tmpfs "$scratch"
+mkdir "$scratch/upper" "$scratch/work" "$scratch/root"
+root="$scratch/root"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$scratch/upper,workdir=$scratch/work" "$root"
+mount -t proc proc "$root/proc"
+mount --rbind /dev "$root/dev"
+# No systemd to talk to, and nothing of the host's /tmp.
+mount -t tmpfs tmpfs "$root/run"
+mount -t tmpfs tmpfs "$root/tmp"
+cp "$deb" "$root/tmp/wolfscale.deb"
+in_root() {
+    chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+        PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
+}
+echo "== dpkg"
+in_root dpkg -i /tmp/wolfscale.deb 2>&1
+echo "== status"
+in_root dpkg-query -W -f '${Status}\n' wolfscale
+echo "== version"
+in_root wolfscale --version
+echo "== validate"
+in_root wolfscale --config /etc/wolfscale/wolfscale.toml validate 2>&1
+echo "== init"
+in_root wolfscale init --node-id node-9 --output /tmp/node-9.toml 2>&1
+in_root wolfscale --config /tmp/node-9.toml validate 2>&1
+echo "== example"
+in_root wolfscale --config /usr/share/doc/wolfscale/wolfscale.toml.example validate 2>&1
+echo "== user"
+in_root getent passwd wolfscale
+echo "== files"
+node="$(in_root hostname -s)"
+in_root dpkg -L wolfscale | while read -r f; do
+    [ -f "$root$f" ] && in_root stat -c '%n %a %U %G' "$f"
+done
+in_root stat -c '%n %a %U %G' /etc/wolfscale /etc/wolfscale/wolfscale.toml \
+    /var/lib/wolfscale "/var/lib/wolfscale/$node"
+echo "== verify"
+in_root systemd-analyze verify /usr/lib/systemd/system/wolfscale.service 2>&1
+echo "== unit"
+in_root cat /usr/lib/systemd/system/wolfscale.service
+echo "== enabled"
+in_root sh -c 'ls /etc/systemd/system/*.wants 2>/dev/null | grep wolfscale || echo none'
+echo "== man"
+in_root man -w wolfscale 2>&1 || true
+"#;
+
+/// The lines of section `name` of [`DPKG_IN_OVERLAY`]'s output.
+fn section<'a>(out: &'a str, name: &str) -> Vec<&'a str> {
+    out.lines()
+        .skip_while(|l| *l != format!("== {name}"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("== "))
+        .collect()
+}
+
+/// `scripts/build-deb.sh` packages the binary `cargo test` just built (`PROFILE=dev
+/// NO_BUILD=1`, `--fast` compression), and `dpkg -i` installs it into a private overlay of
+/// this machine's root: the installed `wolfscale` runs, `init` and `validate` work, and
+/// the unit (not enabled), man pages, completions, example config and the postinst's user,
+/// config and directories are there with their modes. About 35 s beyond the build (half
+/// packaging, half `dpkg -i` with its man-db trigger).
+#[test]
+fn the_deb_package_installs_a_working_wolfscale() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "installing the .deb into a private overlay needs root (unshare -m, mount, chroot)"
+    );
+    let started = std::time::Instant::now();
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let deb = out_dir.path().join("wolfscale.deb");
+    let build = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-deb.sh"))
+        .args(["--fast", "--output", deb.to_str().expect("utf-8 path")])
+        .env("PROFILE", "dev")
+        .env("NO_BUILD", "1")
+        .output()
+        .expect("run build-deb.sh");
+    assert!(
+        build.status.success(),
+        "build-deb.sh failed: {}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let printed = String::from_utf8_lossy(&build.stdout);
+    assert_eq!(printed.lines().last(), deb.to_str(), "{printed}");
+    let built_secs = started.elapsed().as_secs();
+
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let run = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            DPKG_IN_OVERLAY,
+            "sh",
+        ])
+        .arg(scratch.path())
+        .arg(&deb)
+        .output()
+        .expect("run unshare");
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "installing the package failed:\n{out}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(section(&out, "status"), ["install ok installed"], "{out}");
+    assert_eq!(
+        section(&out, "version"),
+        [format!("wolfscale {}", env!("CARGO_PKG_VERSION"))],
+        "{out}"
+    );
+    // `set -e`: each of these exited 0; they also said something.
+    for name in ["validate", "init", "example"] {
+        assert!(!section(&out, name).is_empty(), "{name}: {out}");
+    }
+
+    // The service user: a system account that cannot log in.
+    let user = section(&out, "user");
+    let fields: Vec<&str> = user.first().expect("a wolfscale user").split(':').collect();
+    let uid: u32 = fields[2].parse().expect("uid");
+    assert!(uid > 0 && uid < 1000, "a system user: {user:?}");
+    assert_eq!(fields[5], "/var/lib/wolfscale", "{user:?}");
+    assert_eq!(fields[6], "/usr/sbin/nologin", "{user:?}");
+
+    // path → "mode owner group"
+    let files: std::collections::HashMap<&str, String> = section(&out, "files")
+        .into_iter()
+        .filter_map(|l| {
+            let (path, rest) = l.split_once(' ')?;
+            Some((path, rest.to_string()))
+        })
+        .collect();
+    let has = |path: &str, want: &str| {
+        assert_eq!(
+            files.get(path).map(String::as_str),
+            Some(want),
+            "{path} in {files:#?}"
+        )
+    };
+    has("/usr/bin/wolfscale", "755 root root");
+    has(
+        "/usr/share/doc/wolfscale/wolfscale.toml.example",
+        "644 root root",
+    );
+    has(
+        "/usr/share/bash-completion/completions/wolfscale",
+        "644 root root",
+    );
+    has(
+        "/usr/share/zsh/vendor-completions/_wolfscale",
+        "644 root root",
+    );
+    has(
+        "/usr/share/fish/vendor_completions.d/wolfscale.fish",
+        "644 root root",
+    );
+    let unit = files
+        .keys()
+        .find(|p| p.ends_with("systemd/system/wolfscale.service"))
+        .unwrap_or_else(|| panic!("no unit in {files:#?}"));
+    has(unit, "644 root root");
+    let pages: Vec<_> = files
+        .keys()
+        .filter(|p| p.starts_with("/usr/share/man/man1/wolfscale"))
+        .collect();
+    assert!(
+        pages
+            .iter()
+            .any(|p| p.starts_with("/usr/share/man/man1/wolfscale.1")),
+        "{pages:?}"
+    );
+    assert!(pages.len() > 5, "one page per subcommand: {pages:?}");
+    assert!(
+        section(&out, "man")
+            .iter()
+            .any(|l| l.starts_with("/usr/share/man/man1/wolfscale.1")),
+        "man finds the page: {out}"
+    );
+    // What postinst made: the config (with a secret: root and the group only), the
+    // directories, and a data dir for the node named after the host.
+    has("/etc/wolfscale", "750 root wolfscale");
+    has("/etc/wolfscale/wolfscale.toml", "640 root wolfscale");
+    has("/var/lib/wolfscale", "750 wolfscale wolfscale");
+    let data = files
+        .iter()
+        .find(|(p, _)| p.starts_with("/var/lib/wolfscale/"))
+        .unwrap_or_else(|| panic!("no data dir in {files:#?}"));
+    assert_eq!(data.1, "700 wolfscale wolfscale", "{data:?}");
+    // The repository's unit, unchanged, and valid where it is installed (ExecStart's
+    // /usr/bin/wolfscale exists there); installed, not enabled or started.
+    let dist = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/wolfscale.service"),
+    )
+    .expect("dist/wolfscale.service");
+    assert_eq!(section(&out, "unit"), dist.lines().collect::<Vec<_>>());
+    assert_eq!(section(&out, "verify"), Vec::<&str>::new(), "{out}");
+    assert_eq!(section(&out, "enabled"), ["none"], "{out}");
+
+    // Nothing reached the host.
+    assert!(
+        !Path::new("/usr/bin/wolfscale").exists(),
+        "the host's /usr/bin/wolfscale"
+    );
+    let host = Command::new("dpkg-query")
+        .args(["-W", "wolfscale"])
+        .output()
+        .expect("dpkg-query");
+    assert!(!host.status.success(), "the host's dpkg knows wolfscale");
+    tracing::info!(
+        built_secs,
+        total_secs = started.elapsed().as_secs(),
+        "deb package built and installed"
+    );
+}

@@ -82,6 +82,7 @@ async fn run_in(dir: &Path, per_run: u64) -> anyhow::Result<()> {
         database: "bench".into(),
         pool_size: 2,
         connect_timeout_ms: 5000,
+        galera: Default::default(),
     };
     let mut a = MariaDbApplier::connect(&cfg, None).await?;
     let mut stats = mysql_async::Conn::new(db.opts()).await?;

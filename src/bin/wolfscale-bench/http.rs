@@ -19,12 +19,13 @@ use wolfscale::api::client::{Client, Error as ClientError, WriteKind};
 use wolfscale::api::NodeState;
 
 /// The table on the cluster and on the bare server alike.
-const TABLE: &str = "CREATE TABLE bench (id BIGINT PRIMARY KEY, v VARCHAR(100) NOT NULL, \
+pub(crate) const TABLE: &str =
+    "CREATE TABLE bench (id BIGINT PRIMARY KEY, v VARCHAR(100) NOT NULL, \
      at DATETIME(6) NOT NULL DEFAULT NOW(6)) ENGINE=InnoDB";
-const WARM_UP: Duration = Duration::from_millis(500);
+pub(crate) const WARM_UP: Duration = Duration::from_millis(500);
 
 /// A `wolfscale` process, SIGKILLed on drop if it has not stopped.
-struct Proc {
+pub(crate) struct Proc {
     child: Option<Child>,
     api: String,
     cluster: String,
@@ -84,7 +85,7 @@ impl Proc {
         Ok(())
     }
 
-    fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
 
@@ -94,7 +95,7 @@ impl Proc {
         lines.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -140,7 +141,7 @@ async fn wait_active(client: &Client, procs: &[Proc]) -> anyhow::Result<String> 
 }
 
 /// CPU seconds used by groups of processes over one phase.
-struct Cpu {
+pub(crate) struct Cpu {
     groups: Vec<Vec<u32>>,
     start: Vec<f64>,
 }
@@ -150,13 +151,13 @@ impl Cpu {
         pids.iter().filter_map(|&p| cpu_secs(p)).sum()
     }
 
-    fn start(groups: Vec<Vec<u32>>) -> Cpu {
+    pub(crate) fn start(groups: Vec<Vec<u32>>) -> Cpu {
         let start = groups.iter().map(|g| Cpu::total(g)).collect();
         Cpu { groups, start }
     }
 
     /// Microseconds of CPU per operation, per group.
-    fn per_op(&self, ops: usize) -> Vec<f64> {
+    pub(crate) fn per_op(&self, ops: usize) -> Vec<f64> {
         self.groups
             .iter()
             .zip(&self.start)
@@ -166,7 +167,7 @@ impl Cpu {
 }
 
 /// One write, retried while the cluster has no leader (503).
-async fn write(client: &Client, kind: WriteKind, json: String) -> anyhow::Result<()> {
+pub(crate) async fn write(client: &Client, kind: WriteKind, json: String) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         match client.write_raw(kind, json.clone()).await {
@@ -181,13 +182,13 @@ async fn write(client: &Client, kind: WriteKind, json: String) -> anyhow::Result
     }
 }
 
-struct Phase {
-    ops: f64,
-    lat: Latencies,
+pub(crate) struct Phase {
+    pub(crate) ops: f64,
+    pub(crate) lat: Latencies,
 }
 
 impl Phase {
-    fn cells(&self) -> String {
+    pub(crate) fn cells(&self) -> String {
         format!(
             "{:>9.0} {:>7.2} {:>7.2}",
             self.ops,
@@ -197,7 +198,7 @@ impl Phase {
     }
 }
 
-async fn cluster_phase(
+pub(crate) async fn cluster_phase(
     client: &Client,
     clients: usize,
     until: Instant,
@@ -231,7 +232,7 @@ async fn cluster_phase(
     })
 }
 
-async fn bare_phase(
+pub(crate) async fn bare_phase(
     pool: &mysql_async::Pool,
     clients: usize,
     until: Instant,
@@ -273,7 +274,7 @@ async fn bare_phase(
 }
 
 /// Waits until every node applied what the leader holds; returns how long that took.
-async fn wait_caught_up(client: &Client) -> anyhow::Result<Duration> {
+pub(crate) async fn wait_caught_up(client: &Client) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
         let c = client.cluster().await?;
@@ -286,6 +287,64 @@ async fn wait_caught_up(client: &Client) -> anyhow::Result<Duration> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Starts a 3-process cluster over `servers` (node-1 bootstraps, the others join),
+/// waits until every node is ACTIVE and creates the benchmark table through it.
+/// Returns the processes, the leader's API address and a client of the leader.
+pub(crate) async fn start_cluster(
+    dir: &Path,
+    bin: &Path,
+    servers: &[Server],
+) -> anyhow::Result<(Vec<Proc>, String, Client)> {
+    let mut procs = Vec::new();
+    for (i, db) in servers.iter().enumerate() {
+        procs.push(Proc::new(dir, i + 1, db)?);
+    }
+    procs[0].spawn(bin, &["start", "--bootstrap"])?;
+    let first = Client::new(&procs[0].api)?;
+    let started = Instant::now();
+    while first.health().await.is_err() {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "node-1 not healthy within 60 s; its log:\n{}",
+                procs[0].log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seed = procs[0].cluster.clone();
+    for p in procs.iter_mut().skip(1) {
+        p.spawn(bin, &["join", &seed])?;
+    }
+    let leader_api = wait_active(&first, &procs).await?;
+    let leader = Client::new(&leader_api)?.with_timeout(Duration::from_secs(30));
+    write(
+        &leader,
+        WriteKind::Ddl,
+        serde_json::json!({ "ddl": TABLE }).to_string(),
+    )
+    .await
+    .context("create the table through the cluster")?;
+    Ok((procs, leader_api, leader))
+}
+
+/// Creates database `bench` with the benchmark table on a plain server (or the primary
+/// of a replicated one) and returns a pool of connections to it.
+pub(crate) async fn bench_pool(
+    opts: mysql_async::OptsBuilder,
+) -> anyhow::Result<mysql_async::Pool> {
+    let mut conn = mysql_async::Conn::new(opts.clone()).await?;
+    conn.query_drop("CREATE DATABASE bench").await?;
+    conn.query_drop(format!("USE bench; {TABLE}")).await?;
+    conn.disconnect().await?;
+    Ok(mysql_async::Pool::new(
+        mysql_async::OptsBuilder::from_opts(opts)
+            .db_name(Some("bench"))
+            .pool_opts(mysql_async::PoolOpts::default().with_constraints(
+                mysql_async::PoolConstraints::new(0, 256).context("pool constraints")?,
+            )),
+    ))
 }
 
 pub fn run(
@@ -324,49 +383,9 @@ async fn run_in(dir: &Path, secs: f64, clients: &[usize], bin: &Path) -> anyhow:
         servers.push(Server::start(&template, dir, &format!("db-{i}"), 2).await?);
     }
     let mut bare = Server::start(&template, dir, "bare", 2).await?;
-    let mut procs = Vec::new();
-    for (i, db) in servers.iter().enumerate() {
-        procs.push(Proc::new(dir, i + 1, db)?);
-    }
-    procs[0].spawn(bin, &["start", "--bootstrap"])?;
-    let first = Client::new(&procs[0].api)?;
-    let started = Instant::now();
-    while first.health().await.is_err() {
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!(
-                "node-1 not healthy within 60 s; its log:\n{}",
-                procs[0].log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let seed = procs[0].cluster.clone();
-    for p in procs.iter_mut().skip(1) {
-        p.spawn(bin, &["join", &seed])?;
-    }
-    let leader_api = wait_active(&first, &procs).await?;
-    let leader = Client::new(&leader_api)?.with_timeout(Duration::from_secs(30));
-    write(
-        &leader,
-        WriteKind::Ddl,
-        serde_json::json!({ "ddl": TABLE }).to_string(),
-    )
-    .await
-    .context("create the table through the cluster")?;
+    let (mut procs, leader_api, leader) = start_cluster(dir, bin, &servers).await?;
 
-    {
-        let mut conn = mysql_async::Conn::new(bare.opts()).await?;
-        conn.query_drop("CREATE DATABASE bench").await?;
-        conn.query_drop(format!("USE bench; {TABLE}")).await?;
-        conn.disconnect().await?;
-    }
-    let bare_pool = mysql_async::Pool::new(
-        mysql_async::OptsBuilder::from_opts(bare.opts())
-            .db_name(Some("bench"))
-            .pool_opts(mysql_async::PoolOpts::default().with_constraints(
-                mysql_async::PoolConstraints::new(0, 256).context("pool constraints")?,
-            )),
-    );
+    let bare_pool = bench_pool(bare.opts()).await?;
 
     println!(
         "http benchmark: single-row INSERTs (table `{}`), {secs} s per phase; \

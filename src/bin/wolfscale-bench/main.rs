@@ -7,6 +7,10 @@
 //! - `wolfscale-bench http [--dir DIR] [--seconds N]`: single-row inserts through the
 //!   HTTP API of a 3-process cluster, each node with its own private MariaDB, against
 //!   the same inserts straight into a bare private MariaDB.
+//! - `wolfscale-bench peers [--dir DIR] [--seconds N] [--clients 1,16,64]`: the same
+//!   inserts into WolfScale (HTTP), a 3-node Galera cluster and semi-synchronous
+//!   replication (primary + 2 replicas), each keeping three copies on this machine, with
+//!   a bare server as the reference line; ratios printed.
 //! - `wolfscale-bench apply [--dir DIR] [--entries N]`: entries/s one MariaDB applier
 //!   re-applies, as a lagging follower does.
 //! - `wolfscale-bench wal-probe --dir DIR`: opens a WAL and tries two appends, printing
@@ -22,6 +26,7 @@ mod apply;
 mod cluster;
 mod http;
 mod mariadb;
+mod peers;
 mod scratch;
 mod snapshot;
 mod stats;
@@ -97,6 +102,21 @@ enum Cmd {
         #[arg(long)]
         wolfscale: Option<PathBuf>,
     },
+    /// Inserts into WolfScale, Galera and semi-sync replication (3 copies each), side by side.
+    Peers {
+        /// Directory for every server's data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Concurrent clients, one case each.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
+        clients: Vec<usize>,
+        /// The `wolfscale` binary (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
+    },
     /// Entries/s one MariaDB applier re-applies (a lagging follower catching up).
     Apply {
         /// Directory for the server's data (on the disk to measure).
@@ -131,6 +151,12 @@ fn main() -> ExitCode {
             clients,
             wolfscale,
         } => http::run(&dir, seconds, &clients, wolfscale),
+        Cmd::Peers {
+            dir,
+            seconds,
+            clients,
+            wolfscale,
+        } => peers::run(&dir, seconds, &clients, wolfscale),
         Cmd::Apply { dir, entries } => apply::run(&dir, entries),
         Cmd::WalProbe { dir } => wal::probe(&dir),
         Cmd::Snapshot {

@@ -105,6 +105,19 @@ impl Server {
         name: &str,
         flush: u8,
     ) -> anyhow::Result<Server> {
+        Server::start_with(template, dir, name, flush, |_| Vec::new()).await
+    }
+
+    /// As [`Server::start`], with more server options: `extra(port)` gives them for the
+    /// port the server is about to get (a Galera node names its own address, say). A
+    /// `--log-bin` among them replaces the default `--skip-log-bin`.
+    pub async fn start_with(
+        template: &Template,
+        dir: &Path,
+        name: &str,
+        flush: u8,
+        extra: impl Fn(u16) -> Vec<String>,
+    ) -> anyhow::Result<Server> {
         let home = dir.join(name);
         let data = home.join("data");
         std::fs::create_dir_all(home.join("tmp"))?;
@@ -121,7 +134,7 @@ impl Server {
         let mut last = None;
         for _ in 0..5 {
             let port = free_port()?;
-            let child = spawn(&home, port, flush)?;
+            let child = spawn(&home, port, flush, &extra(port))?;
             let mut server = Server {
                 child,
                 port,
@@ -197,7 +210,8 @@ impl Server {
     }
 }
 
-fn spawn(home: &Path, port: u16, flush: u8) -> anyhow::Result<Child> {
+fn spawn(home: &Path, port: u16, flush: u8, extra: &[String]) -> anyhow::Result<Child> {
+    let log_bin = extra.iter().any(|a| a.starts_with("--log-bin"));
     let mut cmd = Command::new(tool("mariadbd")?);
     // `--no-defaults` must come first: the machine's my.cnf must not leak in.
     cmd.arg("--no-defaults")
@@ -211,7 +225,12 @@ fn spawn(home: &Path, port: u16, flush: u8) -> anyhow::Result<Child> {
         .arg(format!("--tmpdir={}", home.join("tmp").display()))
         .arg(format!("--port={port}"))
         .arg(format!("--innodb-flush-log-at-trx-commit={flush}"))
-        .args(FLAGS)
+        .args(
+            FLAGS
+                .iter()
+                .filter(|f| !(log_bin && **f == "--skip-log-bin")),
+        )
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

@@ -50,6 +50,7 @@ fn db_config(addr: &str, user: &str, database: &str) -> anyhow::Result<DatabaseC
         database: database.to_string(),
         pool_size: 4,
         connect_timeout_ms: 10_000,
+        galera: Default::default(),
     })
 }
 
