@@ -111,6 +111,7 @@ pub fn parse(text: &str, env: &EnvOverrides) -> Result<Loaded, ParseError> {
         return Err(ParseError::Invalid(problems));
     };
     problems.extend(check::semantics(&config));
+    problems.extend(check_tls(&config));
     let secrets = match secret::resolve(&config, env) {
         Ok(s) => Some(s),
         Err(p) => {
@@ -124,8 +125,31 @@ pub fn parse(text: &str, env: &EnvOverrides) -> Result<Loaded, ParseError> {
     }
 }
 
+/// `[tls]`: every file readable and valid PEM, and the key matching the certificate.
+fn check_tls(c: &Config) -> Vec<Problem> {
+    let Some(t) = &c.tls else {
+        return Vec::new();
+    };
+    let key = |e: &crate::tls::TlsError| match e {
+        crate::tls::TlsError::Read { path, .. } | crate::tls::TlsError::Pem { path, .. } => {
+            if *path == t.key_file {
+                "tls.key_file"
+            } else if *path == t.ca_file {
+                "tls.ca_file"
+            } else {
+                "tls.cert_file"
+            }
+        }
+        _ => "tls",
+    };
+    match crate::tls::Material::load(t).and_then(|m| crate::tls::Configs::build(&m)) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Problem::new(key(&e), e.to_string())],
+    }
+}
+
 /// Settings that are allowed but unsafe, each named by key: a non-loopback address
-/// carries traffic unencrypted (WolfScale has no TLS yet), and an API opened with
+/// carries traffic unencrypted (no `[tls]`), and an API opened with
 /// `api.allow_unauthenticated`. `validate` prints them and `start` logs them.
 pub fn warnings(loaded: &Loaded) -> Vec<Problem> {
     let public = |a: &str| {
@@ -134,7 +158,7 @@ pub fn warnings(loaded: &Loaded) -> Vec<Problem> {
     };
     let c = &loaded.config;
     let mut w = Vec::new();
-    if public(&c.node.bind_address) {
+    if c.tls.is_none() && public(&c.node.bind_address) {
         w.push(Problem::new(
             "node.bind_address",
             format!(
@@ -145,14 +169,16 @@ pub fn warnings(loaded: &Loaded) -> Vec<Problem> {
         ));
     }
     if c.api.enabled && public(&c.api.bind_address) {
-        w.push(Problem::new(
-            "api.bind_address",
-            format!(
-                "{} is not a loopback address and the API speaks plain HTTP (tokens and rows \
-                 unencrypted): put a TLS proxy in front or keep it on a trusted network",
-                c.api.bind_address
-            ),
-        ));
+        if c.tls.is_none() {
+            w.push(Problem::new(
+                "api.bind_address",
+                format!(
+                    "{} is not a loopback address and the API speaks plain HTTP (tokens and rows \
+                 unencrypted): set [tls] or keep it on a trusted network",
+                    c.api.bind_address
+                ),
+            ));
+        }
         if loaded.secrets.api_admin_hash.is_none() {
             w.push(Problem::new(
                 "api.allow_unauthenticated",
@@ -199,6 +225,24 @@ pub struct Config {
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
+    /// TLS on the API and the cluster port. Default: none (plain TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: when present, the API serves HTTPS only and the cluster port uses mutual TLS
+/// (a peer must present a certificate signed by `ca_file`) in addition to the secret.
+/// Certificates are re-read on SIGHUP or when a file changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of this node, leaf first. Required.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`. Required.
+    pub key_file: PathBuf,
+    /// PEM CA certificate(s) peers' certificates must be signed by; also what HTTPS
+    /// clients of this cluster trust. Required.
+    pub ca_file: PathBuf,
 }
 
 /// `[node]`: who this node is and where it keeps its files.
@@ -569,6 +613,11 @@ impl Config {
                 level: String::new(),
                 format: LogFormat::Json,
             },
+            tls: Some(TlsConfig {
+                cert_file: PathBuf::new(),
+                key_file: PathBuf::new(),
+                ca_file: PathBuf::new(),
+            }),
         }
     }
 
