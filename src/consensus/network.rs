@@ -4,7 +4,8 @@
 
 use super::election::{ElectionClock, PreVoteAnswer, PreVoteRequest};
 use super::{NodeId, NodeInfo, Request, Response, TypeConfig};
-use crate::transport::{self, Client};
+use crate::tls::ClusterClient as Client;
+use crate::transport;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };

@@ -46,7 +46,8 @@ use crate::consensus::state_machine::{Applier, StateMachine};
 use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Requests, Response};
 use crate::snapshot::{Manifest, Snapshots};
 use crate::state::StateDb;
-use crate::transport::{self, AuthKey, Client, ClientConfig, Identity, ServerConfig};
+use crate::tls::{ClusterAcceptor, ClusterClient as Client, ClusterConnector, Tls};
+use crate::transport::{self, AuthKey, ClientConfig, Identity, ServerConfig};
 use crate::wal::{Wal, WalOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -148,6 +149,8 @@ struct Inner {
     number: NodeId,
     info: NodeInfo,
     client: Client,
+    /// The live `[tls]` configurations, when set (the API serves HTTPS with them).
+    tls: Option<Arc<Tls>>,
     log_store: LogStore,
     /// Last contact with a leader or voter, for the election task.
     clock: Arc<ElectionClock>,
@@ -256,7 +259,11 @@ impl Node {
         };
         let mut client_cfg = ClientConfig::new(ident.clone(), key.clone());
         client_cfg.local_ip = source_ip(&config);
-        let client = Client::new(client_cfg);
+        let tls = match &config.tls {
+            Some(t) => Some(Tls::load(t).map_err(|e| NodeError::Config(format!("[tls]: {e}")))?),
+            None => None,
+        };
+        let client = Client::with_connector(client_cfg, ClusterConnector(tls.clone()));
 
         let known: Option<NodeIdentity> = state.get(KEY_IDENTITY)?;
         if let Some(k) = &known {
@@ -353,6 +360,7 @@ impl Node {
                 number,
                 info: info.clone(),
                 client,
+                tls: tls.clone(),
                 log_store,
                 clock,
                 shutdown: shutdown.clone(),
@@ -374,12 +382,16 @@ impl Node {
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
-        tasks.spawn(transport::serve(
+        tasks.spawn(transport::serve_with(
             listener,
             ServerConfig::new(ident, key),
             handler,
+            ClusterAcceptor(tls.clone()),
             shutdown.clone(),
         ));
+        if let Some(tls) = tls {
+            tasks.spawn(tls.watch(shutdown.clone()));
+        }
 
         if bootstrap {
             let members = BTreeMap::from([(number, info.clone())]);
@@ -450,6 +462,11 @@ impl Node {
     /// This node's name and addresses.
     pub fn info(&self) -> &NodeInfo {
         &self.inner.info
+    }
+
+    /// The live TLS configurations, when `[tls]` is set.
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.inner.tls.clone()
     }
 
     /// The effective configuration.

@@ -72,12 +72,17 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
             })?;
         let app = api::router(backend.clone(), ApiOptions::from_config(&api_cfg, &secrets));
         let token = node.shutdown_token();
+        let tls = node.tls();
         node.spawn(async move {
-            if let Err(e) = api::serve(listener, app, token).await {
+            let served = match tls {
+                Some(tls) => api::serve_tls(listener, app, tls, token).await,
+                None => api::serve(listener, app, token).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "http api stopped");
             }
         });
-        tracing::info!(addr = %api_cfg.bind_address, "http api listening");
+        tracing::info!(addr = %api_cfg.bind_address, https = node.tls().is_some(), "http api listening");
     }
     if progress {
         let b = service.clone();

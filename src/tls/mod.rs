@@ -7,7 +7,7 @@ mod generate;
 mod stream;
 
 pub use generate::{generate, GenerateError, Generated};
-pub use stream::{ClusterAcceptor, ClusterConnector};
+pub use stream::{ClusterAcceptor, ClusterClient, ClusterConnector};
 
 use crate::config::TlsConfig;
 use arc_swap::ArcSwap;

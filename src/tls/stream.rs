@@ -48,3 +48,6 @@ impl Connector for ClusterConnector {
         }
     }
 }
+
+/// The transport client every node uses: mutual TLS when `[tls]` is set.
+pub type ClusterClient = crate::transport::Client<ClusterConnector>;
