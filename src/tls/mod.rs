@@ -164,14 +164,14 @@ impl Configs {
 
 /// A client configuration that trusts the CA in `ca_file` and presents no certificate:
 /// what the CLI and the benchmark use to talk HTTPS to the API.
-pub fn https_client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+pub fn https_client_config(ca_file: &Path) -> Result<rustls::ClientConfig, TlsError> {
     let roots = read_roots(ca_file)?;
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok(cfg)
 }
 
 /// The name a peer's certificate must carry: the host part of `host:port` (an IP address
