@@ -166,12 +166,11 @@ impl Configs {
 /// what the CLI and the benchmark use to talk HTTPS to the API.
 pub fn https_client_config(ca_file: &Path) -> Result<rustls::ClientConfig, TlsError> {
     let roots = read_roots(ca_file)?;
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+    // No ALPN here: the HTTPS connector sets it from the protocols it enables.
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(cfg)
+        .with_no_client_auth())
 }
 
 /// The name a peer's certificate must carry: the host part of `host:port` (an IP address
