@@ -118,6 +118,14 @@ max_result_bytes = {max_result_bytes}
 level = {log_level}
 # "text" (colour only on a terminal) or "json" (one object per line, for log shippers).
 format = "text"
+
+# TLS, off by default. When set, the API serves HTTPS only and the cluster port uses
+# mutual TLS (a peer must present a certificate signed by ca_file) besides the secret.
+# Files are re-read on SIGHUP or when they change. Test certificates: `wolfscale tls init`.
+# [tls]
+# cert_file = "/etc/wolfscale/node-1.pem"
+# key_file = "/etc/wolfscale/node-1-key.pem"
+# ca_file = "/etc/wolfscale/ca.pem"
 "#,
         id = q(node_id),
         raw_id = node_id,
