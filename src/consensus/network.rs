@@ -233,6 +233,8 @@ pub struct JoinRequest {
     pub name: String,
     /// The number it was configured with, if any; otherwise the leader assigns one.
     pub number: Option<NodeId>,
+    /// Its random identity, kept in its data dir (see [`NodeInfo::identity`]).
+    pub identity: String,
     /// Where its cluster transport listens.
     pub cluster_addr: String,
     /// Where its HTTP API listens ("" when disabled).

@@ -136,6 +136,18 @@ pub enum NodeError {
 struct NodeIdentity {
     name: String,
     number: NodeId,
+    /// The random identity drawn at this data dir's first start (32 hex digits); absent
+    /// in state dbs written before identities existed, and drawn at the next start.
+    #[serde(default)]
+    token: String,
+}
+
+/// A fresh random node identity: 128 bits from the OS, as 32 hex digits.
+fn new_identity() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A running node; clones share it.
@@ -239,7 +251,11 @@ impl Node {
                 String::new()
             },
             learner: !config.cluster.voter,
+            // Set below from the state db, or drawn for a new data dir.
+            identity: String::new(),
+            retired: Default::default(),
         };
+        let mut info = info;
         let snapshot_db = applier.snapshot_db();
         let state_dir = config.state_dir();
         let wal_dir = config.wal_dir();
@@ -274,6 +290,11 @@ impl Node {
                 });
             }
         }
+        info.identity = known
+            .as_ref()
+            .map(|k| k.token.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(new_identity);
         let has_history = known.is_some() || wal.last().is_some();
         let (number, bootstrap) = match (&mode, &known) {
             (StartMode::Bootstrap, _) if has_history => {
@@ -290,10 +311,12 @@ impl Node {
                 ))
             }
             (StartMode::Bootstrap, _) => (config.node.node_number.map_or(1, NodeId::from), true),
-            (StartMode::Join(peers), _) => (
-                join(&client, peers, &info, &config, known.as_ref()).await?,
-                false,
-            ),
+            (StartMode::Join(peers), _) => {
+                // A removed node's number is retired: it asks for a new one.
+                let removed = state.get::<RemovedMark>(KEY_REMOVED)?.is_some();
+                let known = known.as_ref().filter(|_| !removed);
+                (join(&client, peers, &info, &config, known).await?, false)
+            }
             (StartMode::Start, Some(k)) => {
                 if state.get::<RemovedMark>(KEY_REMOVED)?.is_some() {
                     return Err(NodeError::Removed(k.name.clone()));
@@ -403,6 +426,7 @@ impl Node {
         let me = NodeIdentity {
             name: info.name.clone(),
             number,
+            token: info.identity.clone(),
         };
         let st = state.clone();
         // A node that joins again after it was removed is a member once more.
@@ -1009,6 +1033,7 @@ async fn join(
         number: known
             .map(|k| k.number)
             .or(config.node.node_number.map(NodeId::from)),
+        identity: info.identity.clone(),
         cluster_addr: info.cluster_addr.clone(),
         api_addr: info.api_addr.clone(),
         learner: info.learner,
