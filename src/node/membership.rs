@@ -262,7 +262,10 @@ mod tests {
 
     fn cluster(nodes: &[(NodeId, NodeInfo)]) -> Membership<NodeId, NodeInfo> {
         let voters: BTreeSet<NodeId> = nodes.iter().map(|(id, _)| *id).collect();
-        Membership::new(vec![voters], nodes.iter().cloned().collect::<BTreeMap<_, _>>())
+        Membership::new(
+            vec![voters],
+            nodes.iter().cloned().collect::<BTreeMap<_, _>>(),
+        )
     }
 
     fn join(name: &str, identity: &str, number: Option<NodeId>) -> JoinRequest {
@@ -305,7 +308,9 @@ mod tests {
              (wolfscale cluster remove node-2), then join"
         );
         // Even when it asks for its old number.
-        assert!(conflict(decide(&m, &join("node-2", "fresh", Some(2)))).contains("another identity"));
+        assert!(
+            conflict(decide(&m, &join("node-2", "fresh", Some(2)))).contains("another identity")
+        );
         // A member recorded before identities existed cannot prove who it is either.
         let old = cluster(&[(1, member("node-1", "a1")), (2, member("node-2", ""))]);
         assert!(conflict(decide(&old, &join("node-2", "b2", None))).contains("remove node-2 first"));
@@ -316,20 +321,32 @@ mod tests {
     #[test]
     fn the_same_node_asking_again_keeps_its_seat() {
         let m = three();
-        assert_eq!(ok(decide(&m, &join("node-2", "b2", None))), Admission::Again(2));
-        assert_eq!(ok(decide(&m, &join("node-2", "b2", Some(2)))), Admission::Again(2));
-        assert!(conflict(decide(&m, &join("node-2", "b2", Some(7)))).contains("already member number 2"));
+        assert_eq!(
+            ok(decide(&m, &join("node-2", "b2", None))),
+            Admission::Again(2)
+        );
+        assert_eq!(
+            ok(decide(&m, &join("node-2", "b2", Some(2)))),
+            Admission::Again(2)
+        );
+        assert!(conflict(decide(&m, &join("node-2", "b2", Some(7))))
+            .contains("already member number 2"));
         let mut moved = join("node-2", "b2", None);
         moved.cluster_addr = "elsewhere:7100".into();
         assert!(conflict(decide(&m, &moved)).contains("already taken by the member at node-2:7100"));
         // One data dir, one name.
-        assert!(conflict(decide(&m, &join("node-9", "b2", None))).contains("belongs to member node-2"));
+        assert!(
+            conflict(decide(&m, &join("node-9", "b2", None))).contains("belongs to member node-2")
+        );
     }
 
     #[test]
     fn removed_numbers_are_never_handed_out_again() {
         let m = three();
-        assert_eq!(ok(decide(&m, &join("node-4", "d4", None))), Admission::New(4));
+        assert_eq!(
+            ok(decide(&m, &join("node-4", "d4", None))),
+            Admission::New(4)
+        );
         // Remove node-2: its number is recorded on the first member that stays.
         let Some(ChangeMembers::SetNodes(set)) = retire(&m, 2) else {
             panic!("no record of the retired number");
@@ -339,11 +356,21 @@ mod tests {
         let after = cluster(&[(1, set[&1].clone()), (3, member("node-3", "c3"))]);
         assert_eq!(retired(&after), BTreeSet::from([2]));
         // Lowest free number skips 2; asking for 2 explicitly is refused.
-        assert_eq!(ok(decide(&after, &join("node-2", "fresh", None))), Admission::New(4));
+        assert_eq!(
+            ok(decide(&after, &join("node-2", "fresh", None))),
+            Admission::New(4)
+        );
         assert!(conflict(decide(&after, &join("node-5", "e5", Some(2)))).contains("never reused"));
-        assert_eq!(ok(decide(&after, &join("node-5", "e5", Some(9)))), Admission::New(9));
-        assert!(conflict(decide(&after, &join("node-5", "e5", Some(3)))).contains("taken by node-3"));
-        assert!(conflict(decide(&after, &join("node-5", "e5", Some(1024)))).contains("out of range"));
+        assert_eq!(
+            ok(decide(&after, &join("node-5", "e5", Some(9)))),
+            Admission::New(9)
+        );
+        assert!(
+            conflict(decide(&after, &join("node-5", "e5", Some(3)))).contains("taken by node-3")
+        );
+        assert!(
+            conflict(decide(&after, &join("node-5", "e5", Some(1024)))).contains("out of range")
+        );
         // Removing the carrier moves the whole record to the next member.
         let Some(ChangeMembers::SetNodes(set)) = retire(&after, 1) else {
             panic!("the record did not move");
@@ -351,12 +378,12 @@ mod tests {
         assert_eq!(set[&3].retired, BTreeSet::from([1, 2]));
         let last = cluster(&[(3, set[&3].clone())]);
         assert_eq!(retired(&last), BTreeSet::from([1, 2]));
-        assert_eq!(ok(decide(&last, &join("node-1", "new", None))), Admission::New(4));
+        assert_eq!(
+            ok(decide(&last, &join("node-1", "new", None))),
+            Admission::New(4)
+        );
         // Nothing to write when the record is already there; nobody left to carry it.
-        let same = cluster(&[
-            (3, set[&3].clone()),
-            (4, member("node-4", "d4")),
-        ]);
+        let same = cluster(&[(3, set[&3].clone()), (4, member("node-4", "d4"))]);
         assert!(retire(&same, 1).is_none());
         assert!(retire(&cluster(&[(3, member("node-3", "c3"))]), 3).is_none());
     }
