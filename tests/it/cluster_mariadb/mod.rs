@@ -9,12 +9,14 @@
 //! - `crash`: kill -9 of node processes and of `mariadbd` in the middle of a load.
 //! - `restore`: SPEC's "restore a backup first, then join" flow.
 //! - `stranded`: a leader without a majority answers 504 within the write deadline.
+//! - `rejoin`: a node whose data dir and database were wiped cannot take back its seat.
 
 mod crash;
 mod determinism;
 mod hostile;
 mod load;
 mod outcomes;
+mod rejoin;
 mod restore;
 mod stranded;
 

@@ -207,6 +207,15 @@ impl NodeProc {
         tracing::info!(node = %self.name, "node process killed");
     }
 
+    /// Waits up to `limit` for the node process to exit by itself and returns how it
+    /// ended (`None` if it still ran: it is then killed).
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take().expect("node process runs");
+        process::wait_exit(&mut child.0, limit)
+            .await
+            .expect("wait for wolfscale")
+    }
+
     /// Sends `signal` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) to the running node process.
     pub fn signal(&self, signal: libc::c_int) {
         let child = self.child.as_ref().expect("node process runs");
@@ -300,6 +309,11 @@ impl ProcCluster {
             .map(|(i, db)| NodeProc::new(dir.path(), i + 1, db))
             .collect();
         ProcCluster { nodes, dir }
+    }
+
+    /// Node `i`'s data dir (`node.data_dir`).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("data-{}", i + 1))
     }
 
     /// Adds a stopped node `node-{len+1}` on `db`; returns its position.
