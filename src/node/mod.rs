@@ -63,6 +63,8 @@ const CLUSTER_NAME: &str = "wolfscale";
 const KEY_IDENTITY: &str = "node.identity";
 /// State db key set once this node learns it was removed from the cluster.
 const KEY_REMOVED: &str = "node.removed";
+/// This data dir's identity before the node has a place in a cluster (see [`identity_token`]).
+const KEY_TOKEN: &str = "node.identity_token";
 /// How long one RPC between nodes for cluster management may take.
 pub(crate) const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a joining node keeps asking while the cluster is busy (election, another
@@ -140,6 +142,22 @@ struct NodeIdentity {
     /// in state dbs written before identities existed, and drawn at the next start.
     #[serde(default)]
     token: String,
+}
+
+/// This data dir's identity: the one recorded with its membership, or the one drawn at
+/// an earlier start that has not joined yet, or a new one, written before any join asks
+/// with it (a crash between an accepted join and the first record keeps it).
+fn identity_token(state: &StateDb) -> Result<String, crate::state::StateError> {
+    let known: Option<NodeIdentity> = state.get(KEY_IDENTITY)?;
+    if let Some(t) = known.map(|k| k.token).filter(|t| !t.is_empty()) {
+        return Ok(t);
+    }
+    if let Some(t) = state.get::<String>(KEY_TOKEN)?.filter(|t| !t.is_empty()) {
+        return Ok(t);
+    }
+    let t = new_identity();
+    state.put(KEY_TOKEN, &t)?;
+    Ok(t)
 }
 
 /// A fresh random node identity: 128 bits from the OS, as 32 hex digits.
@@ -260,10 +278,11 @@ impl Node {
         let state_dir = config.state_dir();
         let wal_dir = config.wal_dir();
         let wal_opts = WalOptions::from(&config.wal);
-        let (state, wal) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+        let (state, wal, token) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
             let state = StateDb::open(&state_dir)?;
+            let token = identity_token(&state)?;
             let wal = Wal::open(&wal_dir, wal_opts)?;
-            Ok((state, wal))
+            Ok((state, wal, token))
         })
         .await
         .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))??;
@@ -290,11 +309,7 @@ impl Node {
                 });
             }
         }
-        info.identity = known
-            .as_ref()
-            .map(|k| k.token.clone())
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(new_identity);
+        info.identity = token;
         let has_history = known.is_some() || wal.last().is_some();
         let (number, bootstrap) = match (&mode, &known) {
             (StartMode::Bootstrap, _) if has_history => {
