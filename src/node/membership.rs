@@ -33,74 +33,70 @@ pub(super) enum Admission {
 /// members ([`retired`]) are never handed out again.
 ///
 /// # Errors
-/// [`ClusterError::Conflict`] saying what clashes and what to do.
+/// What clashes and what to do, for a [`ClusterError::Conflict`].
 pub(super) fn decide(
     membership: &Membership<NodeId, NodeInfo>,
     req: &JoinRequest,
-) -> Result<Admission, ClusterError> {
+) -> Result<Admission, String> {
     if req.identity.is_empty() {
-        return Err(ClusterError::Conflict(format!(
+        return Err(format!(
             "{} sent no node identity; upgrade it to this WolfScale version, then join",
             req.name
-        )));
+        ));
     }
     for (id, info) in membership.nodes() {
         if info.name == req.name {
             if info.identity != req.identity {
-                return Err(ClusterError::Conflict(format!(
+                return Err(format!(
                     "{n} is a member with another identity: remove {n} first \
                      (wolfscale cluster remove {n}), then join",
                     n = req.name
-                )));
+                ));
             }
             if req.number.is_some_and(|n| n != *id) {
-                return Err(ClusterError::Conflict(format!(
+                return Err(format!(
                     "node name {} is already member number {id}, not {}",
                     req.name,
                     req.number.unwrap_or_default()
-                )));
+                ));
             }
             if info.cluster_addr != req.cluster_addr {
-                return Err(ClusterError::Conflict(format!(
+                return Err(format!(
                     "node name {} is already taken by the member at {}",
                     req.name, info.cluster_addr
-                )));
+                ));
             }
             // The same node asking twice: same name, identity, address and number.
             return Ok(Admission::Again(*id));
         }
         if info.identity == req.identity {
-            return Err(ClusterError::Conflict(format!(
+            return Err(format!(
                 "this node's data dir belongs to member {} (number {id}); start it under \
                  that name, or remove {} first",
                 info.name, info.name
-            )));
+            ));
         }
     }
     let taken: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
     let retired = retired(membership);
     match req.number {
-        Some(n) if n > MAX_NUMBER => Err(ClusterError::Conflict(format!(
-            "node number {n} is out of range 0-{MAX_NUMBER}"
-        ))),
+        Some(n) if n > MAX_NUMBER => Err(format!("node number {n} is out of range 0-{MAX_NUMBER}")),
         Some(n) if taken.contains(&n) => {
             let holder = membership
                 .get_node(&n)
                 .map(|i| i.name.clone())
                 .unwrap_or_default();
-            Err(ClusterError::Conflict(format!(
-                "node number {n} is already taken by {holder}"
-            )))
+            Err(format!("node number {n} is already taken by {holder}"))
         }
-        Some(n) if retired.contains(&n) => Err(ClusterError::Conflict(format!(
+        Some(n) if retired.contains(&n) => Err(format!(
             "node number {n} belonged to a removed member and is never reused: \
              leave node.node_number unset to get a new one"
-        ))),
+        )),
         Some(n) => Ok(Admission::New(n)),
         None => (1..=MAX_NUMBER)
             .find(|n| !taken.contains(n) && !retired.contains(n))
             .map(Admission::New)
-            .ok_or_else(|| ClusterError::Conflict("no free node number left (0-1023)".into())),
+            .ok_or_else(|| "no free node number left (0-1023)".to_string()),
     }
 }
 
@@ -173,7 +169,7 @@ pub(super) async fn admit(node: &Node, req: JoinRequest) -> Result<JoinAccepted,
         return Err(ClusterError::NoLeader);
     }
     let membership = metrics.membership_config.membership().clone();
-    let number = match decide(&membership, &req)? {
+    let number = match decide(&membership, &req).map_err(ClusterError::Conflict)? {
         Admission::Again(number) => {
             return Ok(JoinAccepted {
                 number,
@@ -287,15 +283,12 @@ mod tests {
         ])
     }
 
-    fn ok(r: Result<Admission, ClusterError>) -> Admission {
+    fn ok(r: Result<Admission, String>) -> Admission {
         r.unwrap_or_else(|e| panic!("expected an admission, got {e}"))
     }
 
-    fn conflict(r: Result<Admission, ClusterError>) -> String {
-        match r {
-            Err(ClusterError::Conflict(m)) => m,
-            other => panic!("expected a conflict, got {other:?}"),
-        }
+    fn conflict(r: Result<Admission, String>) -> String {
+        r.expect_err("expected a conflict")
     }
 
     #[test]
