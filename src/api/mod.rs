@@ -84,6 +84,9 @@ pub struct ApiOptions {
     pub read_token: Option<TokenHash>,
     /// Longest a client may take to send a request body: a trickling client is cut off.
     pub body_timeout: Duration,
+    /// Most requests handled at once over all connections (`api.max_concurrent_requests`);
+    /// further requests wait for a slot.
+    pub max_concurrent_requests: usize,
 }
 
 impl ApiOptions {
@@ -94,6 +97,8 @@ impl ApiOptions {
             token: secrets.api_admin_hash,
             read_token: secrets.api_read_hash,
             body_timeout: Duration::from_secs(10),
+            max_concurrent_requests: usize::try_from(api.max_concurrent_requests)
+                .unwrap_or(usize::MAX),
         }
     }
 }
@@ -238,7 +243,7 @@ pub async fn serve_limited(
     serve_inner(listener, router, limits, None, shutdown).await
 }
 
-/// [`serve`] over HTTPS only: each connection is a TLS session using the certificate
+/// [`serve_limited`] over HTTPS only: each connection is a TLS session using the certificate
 /// current in `tls` when it was accepted (so a reloaded certificate reaches new
 /// connections). A client that does not complete the TLS handshake within the
 /// header-read timeout is closed.
@@ -249,9 +254,10 @@ pub async fn serve_tls(
     listener: TcpListener,
     router: Router,
     tls: Arc<crate::tls::Tls>,
+    max_connections: usize,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let limits = (HEADER_READ_TIMEOUT, MAX_CONNECTIONS);
+    let limits = (HEADER_READ_TIMEOUT, max_connections);
     serve_inner(listener, router, limits, Some(tls), shutdown).await
 }
 

@@ -198,6 +198,7 @@ pub(super) fn options(token: Option<&str>) -> ApiOptions {
         token: token.map(crate::config::TokenHash::of),
         read_token: None,
         body_timeout: Duration::from_millis(300),
+        max_concurrent_requests: 64,
     }
 }
 

@@ -373,6 +373,15 @@ pub struct ClusterConfig {
     /// the node joins (`wolfscale join --learner` sets it too). Default: true.
     #[serde(default = "defaults::yes")]
     pub voter: bool,
+    /// Most connections the cluster port serves at once (each member needs one; further
+    /// connections are closed at once). Default: 64.
+    #[serde(default = "defaults::cluster_max_connections")]
+    pub max_connections: u64,
+    /// Most requests one cluster connection runs at once; the connection is not read
+    /// while all are busy. With `max_connections` this bounds the node's concurrent
+    /// cluster requests. Default: 256.
+    #[serde(default = "defaults::cluster_max_requests_per_connection")]
+    pub max_requests_per_connection: u64,
 }
 
 /// `[api]`: the HTTP API.
@@ -422,6 +431,14 @@ pub struct ApiConfig {
     /// beyond which it is refused like `max_result_rows`. Default: 33554432 (32 MiB).
     #[serde(default = "defaults::api_max_result_bytes")]
     pub max_result_bytes: u64,
+    /// Most connections the API serves at once; past it new clients wait in the
+    /// kernel's backlog until one closes. Default: 1024.
+    #[serde(default = "defaults::api_max_connections")]
+    pub max_connections: u64,
+    /// Most requests the API handles at once, over all connections; further requests
+    /// wait for a slot. Default: 256.
+    #[serde(default = "defaults::api_max_concurrent_requests")]
+    pub max_concurrent_requests: u64,
 }
 
 /// `[log]`: what the node writes to stderr.
@@ -525,6 +542,18 @@ mod defaults {
     pub fn api_max_result_bytes() -> u64 {
         32 << 20
     }
+    pub fn api_max_connections() -> u64 {
+        1024
+    }
+    pub fn api_max_concurrent_requests() -> u64 {
+        256
+    }
+    pub fn cluster_max_connections() -> u64 {
+        64
+    }
+    pub fn cluster_max_requests_per_connection() -> u64 {
+        256
+    }
 }
 
 impl Config {
@@ -594,6 +623,8 @@ impl Config {
                 secret: Some(String::new()),
                 secret_file: Some(PathBuf::new()),
                 voter: true,
+                max_connections: U64,
+                max_requests_per_connection: U64,
             },
             api: ApiConfig {
                 enabled: true,
@@ -608,6 +639,8 @@ impl Config {
                 max_body_bytes: U64,
                 max_result_rows: U64,
                 max_result_bytes: U64,
+                max_connections: U64,
+                max_concurrent_requests: U64,
             },
             log: LogConfig {
                 level: String::new(),
@@ -697,6 +730,8 @@ impl Default for ClusterConfig {
             secret: None,
             secret_file: None,
             voter: true,
+            max_connections: defaults::cluster_max_connections(),
+            max_requests_per_connection: defaults::cluster_max_requests_per_connection(),
         }
     }
 }
@@ -716,6 +751,8 @@ impl Default for ApiConfig {
             max_body_bytes: defaults::api_max_body_bytes(),
             max_result_rows: defaults::api_max_result_rows(),
             max_result_bytes: defaults::api_max_result_bytes(),
+            max_connections: defaults::api_max_connections(),
+            max_concurrent_requests: defaults::api_max_concurrent_requests(),
         }
     }
 }

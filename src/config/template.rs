@@ -86,6 +86,10 @@ secret = {secret}
 # or a remote site): it applies the log and serves reads, and the voters never wait for
 # it, until `wolfscale cluster promote` makes it a voter. Read when the node joins.
 voter = true
+# Most connections the cluster port serves at once, and most requests each runs at
+# once; together they bound the cluster requests this node handles concurrently.
+max_connections = {cluster_max_connections}
+max_requests_per_connection = {cluster_max_requests}
 
 [api]
 # Serve the HTTP API.
@@ -111,6 +115,10 @@ max_body_bytes = {max_body_bytes}
 # refused (413) and its statement killed.
 max_result_rows = {max_result_rows}
 max_result_bytes = {max_result_bytes}
+# Most connections the API serves at once (more wait in the kernel's backlog), and
+# most requests it handles at once over all of them (more wait for a slot).
+max_connections = {api_max_connections}
+max_concurrent_requests = {api_max_concurrent_requests}
 
 [log]
 # Log filter in RUST_LOG syntax, e.g. "info" or "info,openraft=warn"; the
@@ -156,6 +164,10 @@ format = "text"
         max_body_bytes = api.max_body_bytes,
         max_result_rows = api.max_result_rows,
         max_result_bytes = api.max_result_bytes,
+        api_max_connections = api.max_connections,
+        api_max_concurrent_requests = api.max_concurrent_requests,
+        cluster_max_connections = cl.max_connections,
+        cluster_max_requests = cl.max_requests_per_connection,
         log_level = q(&super::defaults::log_level()),
     )
 }

@@ -215,11 +215,8 @@ mod old {
                 Payload::Blank => openraft::EntryPayload::<TypeConfig>::Blank,
                 Payload::Normal(r) => openraft::EntryPayload::Normal(r),
                 Payload::Membership(m) => {
-                    let nodes: BTreeMap<NodeId, NodeInfo> = m
-                        .nodes
-                        .into_iter()
-                        .map(|(id, n)| (id, n.into()))
-                        .collect();
+                    let nodes: BTreeMap<NodeId, NodeInfo> =
+                        m.nodes.into_iter().map(|(id, n)| (id, n.into())).collect();
                     openraft::EntryPayload::Membership(openraft::Membership::new(m.configs, nodes))
                 }
             };

@@ -271,6 +271,7 @@ mod tests {
             identity: identity.into(),
             cluster_addr: format!("{name}:7100"),
             api_addr: String::new(),
+            learner: false,
             forwarded: false,
         }
     }

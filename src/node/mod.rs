@@ -160,6 +160,11 @@ fn identity_token(state: &StateDb) -> Result<String, crate::state::StateError> {
     Ok(t)
 }
 
+/// A configured count as `usize` (validated to fit; at least 1).
+fn limit(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX).max(1)
+}
+
 /// A fresh random node identity: 128 bits from the OS, as 32 hex digits.
 fn new_identity() -> String {
     use rand::RngCore;
@@ -294,8 +299,17 @@ impl Node {
         };
         let mut client_cfg = ClientConfig::new(ident.clone(), key.clone());
         client_cfg.local_ip = source_ip(&config);
-        let tls = match &config.tls {
-            Some(t) => Some(Tls::load(t).map_err(|e| NodeError::Config(format!("[tls]: {e}")))?),
+        let mut server_cfg = ServerConfig::new(ident.clone(), key.clone());
+        server_cfg.max_connections = limit(config.cluster.max_connections);
+        server_cfg.max_in_flight = limit(config.cluster.max_requests_per_connection);
+        let tls = match config.tls.clone() {
+            // Reads the PEM files: off the runtime, like the state db above.
+            Some(t) => Some(
+                tokio::task::spawn_blocking(move || Tls::load(&t))
+                    .await
+                    .map_err(|e| NodeError::Raft(format!("tls load task failed: {e}")))?
+                    .map_err(|e| NodeError::Config(format!("[tls]: {e}")))?,
+            ),
             None => None,
         };
         let client = Client::with_connector(client_cfg, ClusterConnector(tls.clone()));
@@ -422,7 +436,7 @@ impl Node {
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
         tasks.spawn(transport::serve_with(
             listener,
-            ServerConfig::new(ident, key),
+            server_cfg,
             handler,
             ClusterAcceptor(tls.clone()),
             shutdown.clone(),

@@ -73,10 +73,14 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         let app = api::router(backend.clone(), ApiOptions::from_config(&api_cfg, &secrets));
         let token = node.shutdown_token();
         let tls = node.tls();
+        let max_conn = usize::try_from(api_cfg.max_connections).unwrap_or(usize::MAX);
         node.spawn(async move {
             let served = match tls {
-                Some(tls) => api::serve_tls(listener, app, tls, token).await,
-                None => api::serve(listener, app, token).await,
+                Some(tls) => api::serve_tls(listener, app, tls, max_conn, token).await,
+                None => {
+                    let timeout = api::HEADER_READ_TIMEOUT;
+                    api::serve_limited(listener, app, timeout, max_conn, token).await
+                }
             };
             if let Err(e) = served {
                 tracing::error!(error = %e, "http api stopped");

@@ -239,31 +239,55 @@ impl Tls {
 
     /// Reloads on SIGHUP and whenever a file's modification time changes (checked every
     /// [`RELOAD_CHECK_INTERVAL`]), until `shutdown`. Failed reloads are logged and retried
-    /// at the next change.
+    /// at the next change. The file checks and reads run on a blocking thread, never on a
+    /// runtime worker (a slow or hung filesystem must not delay heartbeats).
     pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         let mut tick = tokio::time::interval(RELOAD_CHECK_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let asked = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => false,
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
             };
-            if !asked && !self.changed() {
-                continue;
-            }
-            match self.reload() {
-                Ok(()) => tracing::info!(sighup = asked, "TLS certificates reloaded"),
-                Err(e) => {
-                    // Do not retry the same broken files every tick.
-                    if let Ok(mut s) = self.stamps.lock() {
-                        *s = stamps(&self.files);
-                    }
-                    tracing::error!(error = %e, "TLS reload failed; keeping the previous certificates")
-                }
+            let this = self.clone();
+            let outcome = tokio::task::spawn_blocking(move || this.check(asked)).await;
+            match outcome {
+                Ok(Check::Unchanged) => {}
+                Ok(Check::Reloaded) => tracing::info!(sighup = asked, "tls certificates reloaded"),
+                Ok(Check::Failed(e)) => tracing::error!(
+                    error = %e,
+                    "tls reload failed; keeping the previous certificates"
+                ),
+                Err(e) => tracing::error!(error = %e, "tls reload task failed"),
             }
         }
     }
+
+    /// One watcher step (blocking file I/O): reloads when `asked` or a file changed.
+    fn check(&self, asked: bool) -> Check {
+        if !asked && !self.changed() {
+            return Check::Unchanged;
+        }
+        match self.reload() {
+            Ok(()) => Check::Reloaded,
+            Err(e) => {
+                // Do not retry the same broken files every tick.
+                if let Ok(mut s) = self.stamps.lock() {
+                    *s = stamps(&self.files);
+                }
+                Check::Failed(e)
+            }
+        }
+    }
+}
+
+/// What one watcher step did.
+enum Check {
+    Unchanged,
+    Reloaded,
+    Failed(TlsError),
 }
 
 fn stamps(cfg: &TlsConfig) -> Vec<Option<SystemTime>> {

@@ -129,7 +129,13 @@ async fn http(tls: Option<(&TlsConfig, &Path)>, clients: usize, seconds: f64) ->
     let ca = match tls {
         Some((server, ca)) => {
             let t = Tls::load(server)?;
-            tokio::spawn(wolfscale::api::serve_tls(listener, router, t, stop.clone()));
+            tokio::spawn(wolfscale::api::serve_tls(
+                listener,
+                router,
+                t,
+                wolfscale::api::MAX_CONNECTIONS,
+                stop.clone(),
+            ));
             Some(ca.to_path_buf())
         }
         None => {

@@ -18,7 +18,7 @@ use wolfscale::api::{NodeState, NodeStatus, Role, WriteResult};
 /// The replicated database every node uses.
 pub const DATABASE: &str = "app";
 /// The cluster secret every node shares.
-const SECRET: &str = "cluster-test-secret-0123456789abcdef";
+pub const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 /// Default log filter of the node processes.
 pub const LOG_FILTER: &str = "info,openraft=warn";
 
