@@ -65,7 +65,7 @@ async fn a_wiped_node_cannot_rejoin_under_its_old_name_and_w_survives() {
     let seed = c.nodes[a].cluster.clone();
     c.nodes[b].spawn(&["join", &seed]);
     let exit = c.nodes[b]
-        .wait_exit(Duration::from_secs(30))
+        .wait_exit(Duration::from_secs(90))
         .await
         .expect("the refused join ends");
     assert!(!exit.success(), "a wiped B joined: {exit:?}");
