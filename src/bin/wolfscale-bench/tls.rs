@@ -169,7 +169,10 @@ async fn http(tls: Option<(&TlsConfig, &Path)>, clients: usize, seconds: f64) ->
     rate
 }
 
-/// Prints calls/s for both ports, TLS off and on, and the ratio.
+/// Rounds of off/on pairs per port.
+const ROUNDS: usize = 3;
+
+/// Prints calls/s for both ports, TLS off and on, and the ratio, per round and the median.
 pub fn run(dir: &Path, seconds: f64, clients: usize) -> Result<()> {
     let certs = dir.join("tls-bench-certs");
     if certs.exists() {
@@ -185,13 +188,13 @@ pub fn run(dir: &Path, seconds: f64, clients: usize) -> Result<()> {
     let (a, b) = (files(0), files(1));
     let rt = tokio::runtime::Runtime::new()?;
     println!(
-        "tls: {clients} clients, {seconds} s per case, load average {}",
+        "tls: {clients} clients, {seconds} s per case, {ROUNDS} rounds, load average {}",
         crate::stats::load_average()
     );
-    let cl_plain = rt.block_on(cluster(None, clients, seconds))?;
-    let cl_tls = rt.block_on(cluster(Some((&a, &b)), clients, seconds))?;
-    let http_plain = rt.block_on(http(None, clients, seconds))?;
-    let http_tls = rt.block_on(http(Some((&a, &g.ca_file)), clients, seconds))?;
+    // Off and on alternate within each round, so a burst of load from elsewhere on a
+    // shared machine hits both sides of one ratio; the median ratio is the result.
+    let mut cluster_ratios = Vec::new();
+    let mut http_ratios = Vec::new();
     let line = |name: &str, off: f64, on: f64| {
         println!(
             "{name:<8} plain {off:>10.0} calls/s   tls {on:>10.0} calls/s   tls/plain {:.3} ({:+.1} %)",
@@ -199,7 +202,29 @@ pub fn run(dir: &Path, seconds: f64, clients: usize) -> Result<()> {
             (on / off - 1.0) * 100.0
         )
     };
-    line("cluster", cl_plain, cl_tls);
-    line("http", http_plain, http_tls);
+    for round in 1..=ROUNDS {
+        let cl_plain = rt.block_on(cluster(None, clients, seconds))?;
+        let cl_tls = rt.block_on(cluster(Some((&a, &b)), clients, seconds))?;
+        let http_plain = rt.block_on(http(None, clients, seconds))?;
+        let http_tls = rt.block_on(http(Some((&a, &g.ca_file)), clients, seconds))?;
+        println!(
+            "round {round} (load average {})",
+            crate::stats::load_average()
+        );
+        line("cluster", cl_plain, cl_tls);
+        line("http", http_plain, http_tls);
+        cluster_ratios.push(cl_tls / cl_plain);
+        http_ratios.push(http_tls / http_plain);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (c, h) = (median(cluster_ratios), median(http_ratios));
+    println!(
+        "median tls/plain: cluster {c:.3} ({:+.1} %), http {h:.3} ({:+.1} %)",
+        (c - 1.0) * 100.0,
+        (h - 1.0) * 100.0
+    );
     Ok(())
 }
