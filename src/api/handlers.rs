@@ -84,8 +84,8 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
         .route("/events", get(super::observe::events::<B>))
         .route_layer(middleware::from_fn_with_state(options.clone(), auth))
         // One semaphore for every route: at most this many requests run on the node at
-        // once; the rest wait (the connection limit bounds how many can wait). `/health`
-        // and `/livez` stay outside so probes answer under load.
+        // once; the rest wait (the connection limit bounds how many can wait). `/health`,
+        // `/livez` and the static UI files stay outside so probes answer under load.
         .route_layer(GlobalConcurrencyLimitLayer::new(
             options.max_concurrent_requests.max(1),
         ));
