@@ -23,6 +23,10 @@ pub struct Cli {
         default_value = "wolfscale.toml"
     )]
     pub config: PathBuf,
+    /// CA certificate the HTTP API's certificate must be signed by: the CLI then speaks
+    /// HTTPS (default: the config file's `tls.ca_file`, when it has a `[tls]` section).
+    #[arg(long, global = true, env = "WOLFSCALE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -122,6 +126,30 @@ pub enum Command {
         /// Directory to write them under (created if missing).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// TLS certificates.
+    Tls {
+        /// What to do.
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+}
+
+/// `wolfscale tls ...`
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Generate a self-signed CA and a certificate and key per node, for a test cluster
+    /// (use certificates from your own CA in production).
+    Init {
+        /// Directory to write `ca.pem`, `ca-key.pem`, `NODE.pem` and `NODE-key.pem` into.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node names, comma-separated: node-1,node-2,node-3.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        /// Host names and IP addresses every certificate is valid for, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1,localhost")]
+        hosts: Vec<String>,
     },
 }
 
@@ -235,6 +263,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
             return ExitCode::from(2);
         }
     }
+    let ca = cli.ca_file.as_deref();
     let result = match cli.command {
         Command::Init {
             node_id,
@@ -266,17 +295,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>, env: EnvOverrides) -> ExitC
             true,
             learner,
         ),
-        Command::Status { node } => status(&mut out, &cli.config, &env, node),
-        Command::Check { node, json } => check(&mut out, &cli.config, &env, node, json),
-        Command::Resync { node } => resync(&mut out, &cli.config, &env, node),
-        Command::Cluster { command } => cluster(&mut out, &cli.config, &env, command),
-        Command::Snapshot { command } => snapshot(&mut out, &cli.config, &env, command),
+        Command::Status { node } => status(&mut out, &cli.config, &env, ca, node),
+        Command::Check { node, json } => check(&mut out, &cli.config, &env, ca, node, json),
+        Command::Resync { node } => resync(&mut out, &cli.config, &env, ca, node),
+        Command::Cluster { command } => cluster(&mut out, &cli.config, &env, ca, command),
+        Command::Snapshot { command } => snapshot(&mut out, &cli.config, &env, ca, command),
         Command::Docs { out: dir } => crate::cli_docs::write(&dir)
             .map_err(|e| format!("cannot write the docs under {}: {e}", dir.display()))
             .and_then(|files| {
                 writeln!(out, "wrote {} files under {}", files.len(), dir.display())
                     .map_err(|e| e.to_string())
             }),
+        Command::Tls { command } => tls(&mut out, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -462,16 +492,17 @@ fn run_node_as(
 fn api_client(
     path: &Path,
     env: &EnvOverrides,
+    ca: Option<&Path>,
     addr: Option<String>,
 ) -> Result<crate::api::client::Client, String> {
-    let (addr, token) = match addr {
+    let (addr, token, config_ca) = match addr {
         Some(a) => {
-            let from_file = || {
-                config::load(path, env)
-                    .ok()
-                    .and_then(|l| l.secrets.api_token.map(|t| t.expose().to_string()))
-            };
-            (a, env.api_token.clone().or_else(from_file))
+            let loaded = config::load(path, env).ok();
+            let from_file = loaded
+                .as_ref()
+                .and_then(|l| l.secrets.api_token.as_ref().map(|t| t.expose().to_string()));
+            let ca = loaded.and_then(|l| l.config.tls.map(|t| t.ca_file));
+            (a, env.api_token.clone().or(from_file), ca)
         }
         None => {
             let loaded = load(path, env)?;
@@ -483,10 +514,16 @@ fn api_client(
             (
                 bind,
                 loaded.secrets.api_token.map(|t| t.expose().to_string()),
+                loaded.config.tls.map(|t| t.ca_file),
             )
         }
     };
     let mut client = crate::api::client::Client::new(&addr).map_err(|e| e.to_string())?;
+    if let Some(ca) = ca.map(Path::to_path_buf).or(config_ca) {
+        client = client
+            .with_ca_file(&ca)
+            .map_err(|e| format!("--ca-file: {e}"))?;
+    }
     if let Some(t) = token {
         client = client.with_token(t);
     }
@@ -497,9 +534,10 @@ fn status(
     out: &mut impl Write,
     path: &Path,
     env: &EnvOverrides,
+    ca: Option<&Path>,
     node: Option<String>,
 ) -> CliResult {
-    let client = api_client(path, env, node)?;
+    let client = api_client(path, env, ca, node)?;
     let addr = client.address().to_string();
     let cluster = runtime()?
         .block_on(client.cluster())
@@ -589,6 +627,7 @@ fn cluster(
     out: &mut impl Write,
     path: &Path,
     env: &EnvOverrides,
+    ca: Option<&Path>,
     command: ClusterCommand,
 ) -> CliResult {
     let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| e.to_string());
@@ -602,7 +641,7 @@ fn cluster(
     let promote = matches!(command, ClusterCommand::Promote { .. });
     match command {
         ClusterCommand::Remove { node, api } => {
-            let client = api_client(path, env, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
+            let client = api_client(path, env, ca, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
             let addr = client.address().to_string();
             let r = runtime()?
                 .block_on(client.remove_node(&node))
@@ -618,7 +657,7 @@ fn cluster(
             w(out, format!("learners: {}", list(&r.learners)))
         }
         ClusterCommand::TransferLeader { node, api } => {
-            let client = api_client(path, env, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
+            let client = api_client(path, env, ca, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
             let addr = client.address().to_string();
             let r = runtime()?
                 .block_on(client.transfer_leader(&node))
@@ -642,7 +681,7 @@ fn cluster(
             }
         }
         ClusterCommand::Promote { node, api } | ClusterCommand::Demote { node, api } => {
-            let client = api_client(path, env, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
+            let client = api_client(path, env, ca, api)?.with_timeout(CLUSTER_OP_TIMEOUT);
             let addr = client.address().to_string();
             let rt = runtime()?;
             let r = if promote {
@@ -710,10 +749,11 @@ fn check(
     out: &mut impl Write,
     path: &Path,
     env: &EnvOverrides,
+    ca: Option<&Path>,
     node: Option<String>,
     json: bool,
 ) -> CliResult {
-    let client = api_client(path, env, node)?.with_timeout(CHECK_TIMEOUT);
+    let client = api_client(path, env, ca, node)?.with_timeout(CHECK_TIMEOUT);
     let report = runtime()?
         .block_on(client.check())
         .map_err(|e| format!("check failed on {}: {e}", client.address()))?;
@@ -740,11 +780,12 @@ fn resync(
     out: &mut impl Write,
     path: &Path,
     env: &EnvOverrides,
+    ca: Option<&Path>,
     node: Option<String>,
 ) -> CliResult {
     let client =
-        api_client(path, env, node.clone())?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
-    let poller = api_client(path, env, node)?;
+        api_client(path, env, ca, node.clone())?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
+    let poller = api_client(path, env, ca, node)?;
     let mut bar = crate::observe::terminal::RestoreProgress::new();
     let done = runtime()?.block_on(async {
         let call = client.resync();
@@ -786,6 +827,7 @@ fn snapshot(
     out: &mut impl Write,
     path: &Path,
     env: &EnvOverrides,
+    ca: Option<&Path>,
     command: SnapshotCommand,
 ) -> CliResult {
     let w = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| e.to_string());
@@ -793,7 +835,7 @@ fn snapshot(
         SnapshotCommand::Create { node, purge } => {
             // A large database takes a while to copy.
             let client =
-                api_client(path, env, node)?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
+                api_client(path, env, ca, node)?.with_timeout(crate::consensus::INSTALL_TIMEOUT);
             let spin = crate::observe::terminal::spinner(format!(
                 "taking a snapshot on {}{}",
                 client.address(),
@@ -825,7 +867,7 @@ fn snapshot(
             Ok(())
         }
         SnapshotCommand::List { node } => {
-            let client = api_client(path, env, node)?;
+            let client = api_client(path, env, ca, node)?;
             let list = runtime()?
                 .block_on(client.snapshot_list())
                 .map_err(|e| format!("cannot list snapshots on {}: {e}", client.address()))?;
@@ -872,6 +914,28 @@ fn snapshot(
             )
         }
     }
+}
+
+fn tls(out: &mut impl Write, command: TlsCommand) -> CliResult {
+    let TlsCommand::Init { dir, nodes, hosts } = command;
+    let g = crate::tls::generate(&dir, &nodes, &hosts).map_err(|e| e.to_string())?;
+    let w = |e: std::io::Error| e.to_string();
+    writeln!(out, "CA certificate: {}", g.ca_file.display()).map_err(w)?;
+    for (name, cert, key) in &g.nodes {
+        writeln!(
+            out,
+            "{name}: cert_file = {}  key_file = {}",
+            cert.display(),
+            key.display()
+        )
+        .map_err(w)?;
+    }
+    writeln!(
+        out,
+        "Add to each node's config:\n[tls]\ncert_file = \"<its cert>\"\nkey_file = \"<its key>\"\nca_file = \"{}\"",
+        g.ca_file.display()
+    )
+    .map_err(w)
 }
 
 fn info(out: &mut impl Write, path: &Path, env: &EnvOverrides) -> CliResult {

@@ -15,6 +15,7 @@
 //! | [`state`] | the SQLite state database: vote, log pointers, node registry |
 //! | [`consensus`] | openraft over the WAL: types, log store, state-machine seam, network, election timing and pre-vote |
 //! | [`transport`] | authenticated, multiplexed RPC over TCP between nodes |
+//! | [`tls`] | the `[tls]` files as rustls configurations (mutual TLS on the cluster port, HTTPS on the API), their reload, `tls init` certificates |
 //! | [`node`] | one running node: identity, start/join/bootstrap, member removal, promotion and demotion, leadership transfer, background tasks, systemd readiness |
 //! | [`id`] | Snowflake IDs: layout, encode/decode, the per-node generator and its clock |
 //! | [`db`] | MariaDB connection options and the pre-flight check |
@@ -39,5 +40,6 @@ pub mod service;
 pub mod snapshot;
 pub mod sql;
 pub mod state;
+pub mod tls;
 pub mod transport;
 pub mod wal;

@@ -13,6 +13,7 @@ use crate::service::{ClusterStatus, NodeStatus, SnapshotCreated, SnapshotList};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::http::{header, Method, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
@@ -63,6 +64,9 @@ pub enum Error {
     /// The address given to [`Client::new`] is not `host:port` or `http://host:port`.
     #[error("invalid node address {0:?}: expected host:port or http://host:port")]
     Address(String),
+    /// The CA file for HTTPS could not be used.
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Error {
@@ -128,7 +132,30 @@ pub struct Client {
     address: String,
     token: Option<String>,
     timeout: Duration,
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    http: Http,
+}
+
+/// Plain HTTP, or HTTPS trusting only the cluster's CA.
+#[derive(Clone)]
+enum Http {
+    Plain(hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>),
+    Tls(hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+}
+
+impl Http {
+    fn scheme(&self) -> &'static str {
+        match self {
+            Http::Plain(_) => "http",
+            Http::Tls(_) => "https",
+        }
+    }
+
+    fn request(&self, request: Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture {
+        match self {
+            Http::Plain(c) => c.request(request),
+            Http::Tls(c) => c.request(request),
+        }
+    }
 }
 
 impl fmt::Debug for Client {
@@ -161,8 +188,28 @@ impl Client {
             address: bare.to_string(),
             token: None,
             timeout: DEFAULT_TIMEOUT,
-            http: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
+            http: Http::Plain(
+                hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
+            ),
         })
+    }
+
+    /// Speaks HTTPS only, trusting the CA certificate(s) in `ca_file` (the `[tls]`
+    /// `ca_file` of the cluster).
+    ///
+    /// # Errors
+    /// [`Error::Tls`] when the file cannot be read or holds no usable certificate.
+    pub fn with_ca_file(mut self, ca_file: &std::path::Path) -> Result<Client, Error> {
+        let config = crate::tls::https_client_config(ca_file)?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .build();
+        self.http = Http::Tls(
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector),
+        );
+        Ok(self)
     }
 
     /// Sends `Authorization: Bearer <token>` on every call.
@@ -349,7 +396,7 @@ impl Client {
         content_type: Option<&str>,
         body: Bytes,
     ) -> Result<RawResponse, Error> {
-        let uri = format!("http://{}{path_and_query}", self.address);
+        let uri = format!("{}://{}{path_and_query}", self.http.scheme(), self.address);
         let mut builder = Request::builder().method(method).uri(uri);
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);

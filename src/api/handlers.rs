@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tracing::Instrument;
 
 /// Bodies above this are parsed and validated on a blocking thread: lexing a large batch
@@ -82,7 +83,13 @@ pub(super) fn router<B: Backend>(backend: Arc<B>, options: Arc<ApiOptions>) -> R
         )
         .route("/metrics", get(super::observe::metrics::<B>))
         .route("/events", get(super::observe::events::<B>))
-        .route_layer(middleware::from_fn_with_state(options, auth));
+        .route_layer(middleware::from_fn_with_state(options.clone(), auth))
+        // One semaphore for every route: at most this many requests run on the node at
+        // once; the rest wait (the connection limit bounds how many can wait). `/health`,
+        // `/livez` and the static UI files stay outside so probes answer under load.
+        .route_layer(GlobalConcurrencyLimitLayer::new(
+            options.max_concurrent_requests.max(1),
+        ));
     Router::new()
         .route("/health", get(health::<B>))
         .route("/livez", get(livez))

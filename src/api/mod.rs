@@ -85,6 +85,9 @@ pub struct ApiOptions {
     pub read_token: Option<TokenHash>,
     /// Longest a client may take to send a request body: a trickling client is cut off.
     pub body_timeout: Duration,
+    /// Most requests handled at once over all connections (`api.max_concurrent_requests`);
+    /// further requests wait for a slot.
+    pub max_concurrent_requests: usize,
 }
 
 impl ApiOptions {
@@ -95,6 +98,8 @@ impl ApiOptions {
             token: secrets.api_admin_hash,
             read_token: secrets.api_read_hash,
             body_timeout: Duration::from_secs(10),
+            max_concurrent_requests: usize::try_from(api.max_concurrent_requests)
+                .unwrap_or(usize::MAX),
         }
     }
 }
@@ -235,6 +240,35 @@ pub async fn serve_limited(
     max_connections: usize,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let limits = (header_timeout, max_connections);
+    serve_inner(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve_limited`] over HTTPS only: each connection is a TLS session using the certificate
+/// current in `tls` when it was accepted (so a reloaded certificate reaches new
+/// connections). A client that does not complete the TLS handshake within the
+/// header-read timeout is closed.
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    tls: Arc<crate::tls::Tls>,
+    max_connections: usize,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let limits = (HEADER_READ_TIMEOUT, max_connections);
+    serve_inner(listener, router, limits, Some(tls), shutdown).await
+}
+
+async fn serve_inner(
+    listener: TcpListener,
+    router: Router,
+    (header_timeout, max_connections): (Duration, usize),
+    tls: Option<Arc<crate::tls::Tls>>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     tracing::info!(address = %local, "api listening");
@@ -265,13 +299,32 @@ pub async fn serve_limited(
             },
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.as_ref().map(|t| t.current().api_server.clone());
         tasks.spawn(async move {
-            if let Err(e) = conn.await {
+            let _slot = slot;
+            let stream: Box<dyn crate::transport::Stream> = match tls {
+                None => Box::new(stream),
+                Some(cfg) => {
+                    let accept = tokio_rustls::TlsAcceptor::from(cfg).accept(stream);
+                    match tokio::time::timeout(header_timeout, accept).await {
+                        Ok(Ok(s)) => Box::new(s),
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "api TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "api TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(peer = %peer, error = %e, "api connection ended with an error");
             }
-            drop(slot);
         });
     }
     drop(listener);

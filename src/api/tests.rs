@@ -200,6 +200,7 @@ pub(super) fn options(token: Option<&str>) -> ApiOptions {
         token: token.map(crate::config::TokenHash::of),
         read_token: None,
         body_timeout: Duration::from_millis(300),
+        max_concurrent_requests: 64,
     }
 }
 
@@ -736,6 +737,48 @@ async fn trickling_body_is_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(fake.writes.lock().expect("lock").is_empty());
     drop(tx);
+}
+
+/// `api.max_concurrent_requests` is one limit over every route: with one slot, a request
+/// still reading its body holds it, the next request waits until it ends, and the
+/// probes are not counted.
+#[tokio::test]
+async fn concurrent_requests_share_one_node_wide_limit() {
+    let fake = Arc::new(Fake::default());
+    let mut o = options(None);
+    o.max_concurrent_requests = 1;
+    o.body_timeout = Duration::from_secs(600);
+    let r = router(fake.clone(), o);
+    // A write whose body never ends while `tx` lives: it holds the only slot.
+    let (mut tx, held) = Channel::<bytes::Bytes, std::io::Error>::new(1);
+    tx.send_data(bytes::Bytes::from_static(b"{"))
+        .await
+        .expect("send");
+    let req = Request::post("/write/insert")
+        .header("content-type", "application/json")
+        .body(Body::new(held))
+        .expect("request");
+    let first = tokio::spawn(r.clone().oneshot(req));
+    // This test's runtime has one thread: yielding lets the first request take the slot
+    // and block on its body before the second exists.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    // Once the first request holds the slot, /status cannot start; /livez still answers.
+    let mut second = tokio::spawn(r.clone().oneshot(get("/status")));
+    let waited = tokio::time::timeout(Duration::from_millis(500), &mut second).await;
+    assert!(waited.is_err(), "a second request ran beside the first");
+    assert_eq!(send(&r, get("/livez")).await.0, StatusCode::OK);
+    // The first ends (its body closes early: 400), and the second gets the slot.
+    drop(tx);
+    let first = first.await.expect("first task").expect("infallible");
+    assert!(first.status().is_client_error(), "{}", first.status());
+    let second = tokio::time::timeout(Duration::from_secs(60), second)
+        .await
+        .expect("second request ran once the slot was free")
+        .expect("second task")
+        .expect("infallible");
+    assert_eq!(second.status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -653,7 +653,7 @@ mod tests {
                 name: "n1".into(),
                 cluster_addr: "127.0.0.1:7001".into(),
                 api_addr: "127.0.0.1:8001".into(),
-                learner: false,
+                ..NodeInfo::default()
             },
         );
         let m = Membership::new(vec![std::collections::BTreeSet::from([1u64])], nodes);

@@ -282,6 +282,34 @@ pub(super) fn semantics(c: &Config) -> Vec<Problem> {
         1 << 32,
         " bytes",
     );
+    range(
+        "api.max_connections",
+        c.api.max_connections,
+        1,
+        65_536,
+        " connections",
+    );
+    range(
+        "api.max_concurrent_requests",
+        c.api.max_concurrent_requests,
+        1,
+        65_536,
+        " requests",
+    );
+    range(
+        "cluster.max_connections",
+        c.cluster.max_connections,
+        4,
+        65_536,
+        " connections",
+    );
+    range(
+        "cluster.max_requests_per_connection",
+        c.cluster.max_requests_per_connection,
+        1,
+        65_536,
+        " requests",
+    );
     if let Some(n) = c.node.node_number {
         range("node.node_number", n.into(), 0, 1023, "");
     }

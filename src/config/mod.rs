@@ -111,6 +111,7 @@ pub fn parse(text: &str, env: &EnvOverrides) -> Result<Loaded, ParseError> {
         return Err(ParseError::Invalid(problems));
     };
     problems.extend(check::semantics(&config));
+    problems.extend(check_tls(&config));
     let secrets = match secret::resolve(&config, env) {
         Ok(s) => Some(s),
         Err(p) => {
@@ -124,8 +125,31 @@ pub fn parse(text: &str, env: &EnvOverrides) -> Result<Loaded, ParseError> {
     }
 }
 
+/// `[tls]`: every file readable and valid PEM, and the key matching the certificate.
+fn check_tls(c: &Config) -> Vec<Problem> {
+    let Some(t) = &c.tls else {
+        return Vec::new();
+    };
+    let key = |e: &crate::tls::TlsError| match e {
+        crate::tls::TlsError::Read { path, .. } | crate::tls::TlsError::Pem { path, .. } => {
+            if *path == t.key_file {
+                "tls.key_file"
+            } else if *path == t.ca_file {
+                "tls.ca_file"
+            } else {
+                "tls.cert_file"
+            }
+        }
+        _ => "tls",
+    };
+    match crate::tls::Material::load(t).and_then(|m| crate::tls::Configs::build(&m)) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Problem::new(key(&e), e.to_string())],
+    }
+}
+
 /// Settings that are allowed but unsafe, each named by key: a non-loopback address
-/// carries traffic unencrypted (WolfScale has no TLS yet), and an API opened with
+/// carries traffic unencrypted (no `[tls]`), and an API opened with
 /// `api.allow_unauthenticated`. `validate` prints them and `start` logs them.
 pub fn warnings(loaded: &Loaded) -> Vec<Problem> {
     let public = |a: &str| {
@@ -134,7 +158,7 @@ pub fn warnings(loaded: &Loaded) -> Vec<Problem> {
     };
     let c = &loaded.config;
     let mut w = Vec::new();
-    if public(&c.node.bind_address) {
+    if c.tls.is_none() && public(&c.node.bind_address) {
         w.push(Problem::new(
             "node.bind_address",
             format!(
@@ -145,14 +169,16 @@ pub fn warnings(loaded: &Loaded) -> Vec<Problem> {
         ));
     }
     if c.api.enabled && public(&c.api.bind_address) {
-        w.push(Problem::new(
-            "api.bind_address",
-            format!(
-                "{} is not a loopback address and the API speaks plain HTTP (tokens and rows \
-                 unencrypted): put a TLS proxy in front or keep it on a trusted network",
-                c.api.bind_address
-            ),
-        ));
+        if c.tls.is_none() {
+            w.push(Problem::new(
+                "api.bind_address",
+                format!(
+                    "{} is not a loopback address and the API speaks plain HTTP (tokens and rows \
+                 unencrypted): set [tls] or keep it on a trusted network",
+                    c.api.bind_address
+                ),
+            ));
+        }
         if loaded.secrets.api_admin_hash.is_none() {
             w.push(Problem::new(
                 "api.allow_unauthenticated",
@@ -199,6 +225,24 @@ pub struct Config {
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
+    /// TLS on the API and the cluster port. Default: none (plain TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[tls]`: when present, the API serves HTTPS only and the cluster port uses mutual TLS
+/// (a peer must present a certificate signed by `ca_file`) in addition to the secret.
+/// Certificates are re-read on SIGHUP or when a file changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of this node, leaf first. Required.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`. Required.
+    pub key_file: PathBuf,
+    /// PEM CA certificate(s) peers' certificates must be signed by; also what HTTPS
+    /// clients of this cluster trust. Required.
+    pub ca_file: PathBuf,
 }
 
 /// `[node]`: who this node is and where it keeps its files.
@@ -372,6 +416,15 @@ pub struct ClusterConfig {
     /// DIVERGED until an operator runs `wolfscale resync`. Default: true.
     #[serde(default = "defaults::yes")]
     pub auto_resync: bool,
+    /// Most connections the cluster port serves at once (each member needs one; further
+    /// connections are closed at once). Default: 64.
+    #[serde(default = "defaults::cluster_max_connections")]
+    pub max_connections: u64,
+    /// Most requests one cluster connection runs at once; the connection is not read
+    /// while all are busy. With `max_connections` this bounds the node's concurrent
+    /// cluster requests. Default: 256.
+    #[serde(default = "defaults::cluster_max_requests_per_connection")]
+    pub max_requests_per_connection: u64,
 }
 
 /// `[api]`: the HTTP API.
@@ -421,6 +474,14 @@ pub struct ApiConfig {
     /// beyond which it is refused like `max_result_rows`. Default: 33554432 (32 MiB).
     #[serde(default = "defaults::api_max_result_bytes")]
     pub max_result_bytes: u64,
+    /// Most connections the API serves at once; past it new clients wait in the
+    /// kernel's backlog until one closes. Default: 1024.
+    #[serde(default = "defaults::api_max_connections")]
+    pub max_connections: u64,
+    /// Most requests the API handles at once, over all connections; further requests
+    /// wait for a slot. Default: 256.
+    #[serde(default = "defaults::api_max_concurrent_requests")]
+    pub max_concurrent_requests: u64,
 }
 
 /// `[log]`: what the node writes to stderr.
@@ -524,6 +585,18 @@ mod defaults {
     pub fn api_max_result_bytes() -> u64 {
         32 << 20
     }
+    pub fn api_max_connections() -> u64 {
+        1024
+    }
+    pub fn api_max_concurrent_requests() -> u64 {
+        256
+    }
+    pub fn cluster_max_connections() -> u64 {
+        64
+    }
+    pub fn cluster_max_requests_per_connection() -> u64 {
+        256
+    }
 }
 
 impl Config {
@@ -595,6 +668,8 @@ impl Config {
                 secret_file: Some(PathBuf::new()),
                 voter: true,
                 auto_resync: true,
+                max_connections: U64,
+                max_requests_per_connection: U64,
             },
             api: ApiConfig {
                 enabled: true,
@@ -609,11 +684,18 @@ impl Config {
                 max_body_bytes: U64,
                 max_result_rows: U64,
                 max_result_bytes: U64,
+                max_connections: U64,
+                max_concurrent_requests: U64,
             },
             log: LogConfig {
                 level: String::new(),
                 format: LogFormat::Json,
             },
+            tls: Some(TlsConfig {
+                cert_file: PathBuf::new(),
+                key_file: PathBuf::new(),
+                ca_file: PathBuf::new(),
+            }),
         }
     }
 
@@ -695,6 +777,8 @@ impl Default for ClusterConfig {
             secret_file: None,
             voter: true,
             auto_resync: true,
+            max_connections: defaults::cluster_max_connections(),
+            max_requests_per_connection: defaults::cluster_max_requests_per_connection(),
         }
     }
 }
@@ -714,6 +798,8 @@ impl Default for ApiConfig {
             max_body_bytes: defaults::api_max_body_bytes(),
             max_result_rows: defaults::api_max_result_rows(),
             max_result_bytes: defaults::api_max_result_bytes(),
+            max_connections: defaults::api_max_connections(),
+            max_concurrent_requests: defaults::api_max_concurrent_requests(),
         }
     }
 }

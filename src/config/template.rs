@@ -95,6 +95,10 @@ voter = true
 # changed behind WolfScale's back) reloads the database from the leader by itself and
 # goes on. false leaves it DIVERGED until `wolfscale resync`.
 auto_resync = {auto_resync}
+# Most connections the cluster port serves at once, and most requests each runs at
+# once; together they bound the cluster requests this node handles concurrently.
+max_connections = {cluster_max_connections}
+max_requests_per_connection = {cluster_max_requests}
 
 [api]
 # Serve the HTTP API.
@@ -120,6 +124,10 @@ max_body_bytes = {max_body_bytes}
 # refused (413) and its statement killed.
 max_result_rows = {max_result_rows}
 max_result_bytes = {max_result_bytes}
+# Most connections the API serves at once (more wait in the kernel's backlog), and
+# most requests it handles at once over all of them (more wait for a slot).
+max_connections = {api_max_connections}
+max_concurrent_requests = {api_max_concurrent_requests}
 
 [log]
 # Log filter in RUST_LOG syntax, e.g. "info" or "info,openraft=warn"; the
@@ -127,6 +135,14 @@ max_result_bytes = {max_result_bytes}
 level = {log_level}
 # "text" (colour only on a terminal) or "json" (one object per line, for log shippers).
 format = "text"
+
+# TLS, off by default. When set, the API serves HTTPS only and the cluster port uses
+# mutual TLS (a peer must present a certificate signed by ca_file) besides the secret.
+# Files are re-read on SIGHUP or when they change. Test certificates: `wolfscale tls init`.
+# [tls]
+# cert_file = "/etc/wolfscale/node-1.pem"
+# key_file = "/etc/wolfscale/node-1-key.pem"
+# ca_file = "/etc/wolfscale/ca.pem"
 "#,
         id = q(node_id),
         raw_id = node_id,
@@ -159,6 +175,10 @@ format = "text"
         max_body_bytes = api.max_body_bytes,
         max_result_rows = api.max_result_rows,
         max_result_bytes = api.max_result_bytes,
+        api_max_connections = api.max_connections,
+        api_max_concurrent_requests = api.max_concurrent_requests,
+        cluster_max_connections = cl.max_connections,
+        cluster_max_requests = cl.max_requests_per_connection,
         log_level = q(&super::defaults::log_level()),
     )
 }

@@ -1,25 +1,37 @@
 //! How a consensus log entry is laid out inside a WAL record payload:
 //!
 //! ```text
-//! byte 0     format version (3; 2 is still read)
+//! byte 0     format version (4; 2 and 3 are still read)
 //! bytes 1..  postcard of openraft::Entry<TypeConfig> (log id, then Blank | Normal | Membership)
 //! ```
 //!
-//! Version 3 added `learner` to each member's `NodeInfo` in membership entries; the
-//! other payloads are byte for byte those of version 2. postcard is not self-describing,
-//! so a version-2 membership is decoded through the old layout (`v2` below) and its
-//! members read as voting-eligible (`learner = false`), which is what they were.
+//! The versions differ only in each member's [`NodeInfo`](super::NodeInfo) inside
+//! membership entries; blank and client entries are byte for byte the same:
+//!
+//! | version | member record |
+//! |---|---|
+//! | 2 | name, cluster address, API address |
+//! | 3 | as 2, then `learner` |
+//! | 4 | as 3, then `identity` and the `retired` node numbers |
+//!
+//! postcard writes fields in order with no names or lengths, so an older entry cannot be
+//! read as the newer one through a serde default: it is read with its own member type
+//! ([`old`]) and converted, the fields it lacks empty (`learner = false`, which is what a
+//! version-2 member was; no identity; nothing retired).
 //!
 //! The WAL record already carries its own length, CRC, LSN and term; this layer only
 //! names the encoding so a later format can be told apart.
 
 use super::{Entry, LogId};
 
-/// The previous entry encoding: a client entry carries a list of requests (version 1, one
-/// request per entry, was never released); members carry no `learner` flag.
+/// Still read: a client entry carries a list of requests (version 1, one request per
+/// entry, was never released); members are name and addresses only.
 pub const ENTRY_FORMAT_V2: u8 = 2;
-/// The entry encoding written now: as version 2, with `NodeInfo::learner`.
+/// Still read: as version 2, each member with `NodeInfo::learner`.
 pub const ENTRY_FORMAT_V3: u8 = 3;
+/// The entry encoding written now: as version 3, each member also with its identity and
+/// the retired node numbers.
+pub const ENTRY_FORMAT_V4: u8 = 4;
 
 /// Why a WAL payload is not a consensus entry.
 #[derive(Debug, thiserror::Error)]
@@ -51,19 +63,25 @@ pub enum CodecError {
 /// # Errors
 /// Only if postcard cannot serialise (it can for every entry our types produce).
 pub fn encode(entry: &Entry) -> Result<Vec<u8>, CodecError> {
-    Ok(postcard::to_extend(entry, vec![ENTRY_FORMAT_V3])?)
+    Ok(postcard::to_extend(entry, vec![ENTRY_FORMAT_V4])?)
 }
 
-/// The entry in `payload` (version byte first), and what follows it.
+/// The entry in `payload` (version byte first), and the number of bytes after it.
 fn parse(payload: &[u8]) -> Result<(Entry, usize), CodecError> {
     let (&version, body) = payload.split_first().ok_or(CodecError::Empty)?;
     match version {
-        ENTRY_FORMAT_V3 => {
+        ENTRY_FORMAT_V4 => {
             let (entry, rest): (Entry, &[u8]) = postcard::take_from_bytes(body)?;
             Ok((entry, rest.len()))
         }
+        ENTRY_FORMAT_V3 => {
+            let (entry, rest): (old::Entry<old::MemberV3>, &[u8]) =
+                postcard::take_from_bytes(body)?;
+            Ok((entry.into(), rest.len()))
+        }
         ENTRY_FORMAT_V2 => {
-            let (entry, rest): (v2::Entry, &[u8]) = postcard::take_from_bytes(body)?;
+            let (entry, rest): (old::Entry<old::MemberV2>, &[u8]) =
+                postcard::take_from_bytes(body)?;
             Ok((entry.into(), rest.len()))
         }
         other => Err(CodecError::Version(other)),
@@ -73,7 +91,7 @@ fn parse(payload: &[u8]) -> Result<(Entry, usize), CodecError> {
 /// Decodes the entry stored at `lsn`, checking that it really belongs there.
 ///
 /// # Errors
-/// [`CodecError`] when the payload is not a version-2 or -3 entry for `lsn`.
+/// [`CodecError`] when the payload is not a version-2, -3 or -4 entry for `lsn`.
 pub fn decode(lsn: u64, payload: &[u8]) -> Result<Entry, CodecError> {
     let (entry, rest) = parse(payload)?;
     if rest != 0 {
@@ -122,61 +140,83 @@ pub fn describe(payload: &[u8]) -> Option<String> {
     ))
 }
 
-/// The version-2 layout of a log entry, for reading logs written before `learner`.
-mod v2 {
+/// The member records of versions 2 and 3 and the entry layout around them, for reading
+/// WALs written by older builds.
+mod old {
     use crate::consensus::{LogId, NodeId, NodeInfo, Requests, TypeConfig};
     use serde::Deserialize;
     use std::collections::{BTreeMap, BTreeSet};
 
-    /// `openraft::Entry` as version 2 laid it out.
+    /// `openraft::Entry` as versions 2 and 3 laid it out, over their member record `M`.
     #[derive(Deserialize)]
-    pub(super) struct Entry {
+    pub(super) struct Entry<M> {
         log_id: LogId,
-        payload: Payload,
+        payload: Payload<M>,
     }
 
     /// `openraft::EntryPayload`, variant for variant.
     #[derive(Deserialize)]
-    enum Payload {
+    enum Payload<M> {
         Blank,
         Normal(Requests),
-        Membership(Membership),
+        Membership(Membership<M>),
     }
 
     /// `openraft::Membership`, field for field.
     #[derive(Deserialize)]
-    struct Membership {
+    struct Membership<M> {
         configs: Vec<BTreeSet<NodeId>>,
-        nodes: BTreeMap<NodeId, Member>,
+        nodes: BTreeMap<NodeId, M>,
     }
 
-    /// `NodeInfo` before `learner`.
+    /// A member as version 2 wrote it.
     #[derive(Deserialize)]
-    struct Member {
+    pub(super) struct MemberV2 {
         name: String,
         cluster_addr: String,
         api_addr: String,
     }
 
-    impl From<Entry> for super::Entry {
-        fn from(e: Entry) -> Self {
+    /// A member as version 3 wrote it.
+    #[derive(Deserialize)]
+    pub(super) struct MemberV3 {
+        name: String,
+        cluster_addr: String,
+        api_addr: String,
+        learner: bool,
+    }
+
+    impl From<MemberV2> for NodeInfo {
+        fn from(m: MemberV2) -> Self {
+            NodeInfo {
+                name: m.name,
+                cluster_addr: m.cluster_addr,
+                api_addr: m.api_addr,
+                ..NodeInfo::default()
+            }
+        }
+    }
+
+    impl From<MemberV3> for NodeInfo {
+        fn from(m: MemberV3) -> Self {
+            NodeInfo {
+                name: m.name,
+                cluster_addr: m.cluster_addr,
+                api_addr: m.api_addr,
+                learner: m.learner,
+                ..NodeInfo::default()
+            }
+        }
+    }
+
+    impl<M: Into<NodeInfo>> From<Entry<M>> for super::Entry {
+        fn from(e: Entry<M>) -> Self {
             let payload = match e.payload {
                 Payload::Blank => openraft::EntryPayload::<TypeConfig>::Blank,
                 Payload::Normal(r) => openraft::EntryPayload::Normal(r),
                 Payload::Membership(m) => {
-                    let nodes: BTreeMap<NodeId, NodeInfo> = m
-                        .nodes
-                        .into_iter()
-                        .map(|(id, n)| {
-                            let info = NodeInfo {
-                                name: n.name,
-                                cluster_addr: n.cluster_addr,
-                                api_addr: n.api_addr,
-                                learner: false,
-                            };
-                            (id, info)
-                        })
-                        .collect();
+                    let nodes: BTreeMap<NodeId, NodeInfo> =
+                        m.nodes.into_iter().map(|(id, n)| (id, n.into())).collect();
                     openraft::EntryPayload::Membership(openraft::Membership::new(m.configs, nodes))
                 }
             };
@@ -191,7 +231,7 @@ mod v2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consensus::{Request, Requests};
+    use crate::consensus::{NodeInfo, Request, Requests};
     use openraft::{CommittedLeaderId, EntryPayload};
 
     fn entry(index: u64, payload: EntryPayload<crate::consensus::TypeConfig>) -> Entry {
@@ -235,6 +275,10 @@ mod tests {
         assert!(matches!(decode(1, &[]), Err(CodecError::Empty)));
         assert!(matches!(decode(1, &[9, 0]), Err(CodecError::Version(9))));
         assert!(matches!(decode(1, &[1, 0]), Err(CodecError::Version(1))));
+        assert!(matches!(
+            decode(1, &[4, 0xff]),
+            Err(CodecError::Postcard(_))
+        ));
         assert!(matches!(
             decode(1, &[3, 0xff]),
             Err(CodecError::Postcard(_))
@@ -283,5 +327,62 @@ mod tests {
         assert!(!two.learner && !m.get_node(&1).expect("node 1").learner);
         assert_eq!(m.get_node(&1).expect("node 1").api_addr, "10.0.0.1:8080");
         assert!(describe(&bytes).is_some_and(|d| d.contains("membership")));
+    }
+
+    /// A membership entry in the version-3 layout (members carry `learner`, no identity),
+    /// byte for byte what the version-3 encoder wrote (the version-2 bytes above with a
+    /// learner byte after each member): node 1 a voter, node 2 a learner. Still read, the
+    /// learner flag kept, identities empty, nothing retired.
+    #[test]
+    fn reads_a_version_3_membership() {
+        let hex = "03030109020101010201066e6f64652d310d31302e302e302e313a373635340d31302e302e\
+                   302e313a383038300002066e6f64652d320d31302e302e302e323a373635340001";
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        let e = decode(9, &bytes).expect("a version-3 entry decodes");
+        assert_eq!(e.log_id, LogId::new(CommittedLeaderId::new(3, 1), 9));
+        let EntryPayload::Membership(m) = e.payload else {
+            panic!("expected a membership, got {:?}", e.payload);
+        };
+        assert_eq!(m.voter_ids().collect::<Vec<_>>(), [1]);
+        assert_eq!(m.learner_ids().collect::<Vec<_>>(), [2]);
+        let one = m.get_node(&1).expect("node 1");
+        let two = m.get_node(&2).expect("node 2");
+        assert_eq!(
+            (one.name.as_str(), one.api_addr.as_str(), one.learner),
+            ("node-1", "10.0.0.1:8080", false)
+        );
+        assert_eq!(
+            (two.name.as_str(), two.cluster_addr.as_str(), two.learner),
+            ("node-2", "10.0.0.2:7654", true)
+        );
+        assert!(one.identity.is_empty() && two.identity.is_empty());
+        assert!(one.retired.is_empty() && two.retired.is_empty());
+        assert!(describe(&bytes).is_some_and(|d| d.contains("membership")));
+    }
+
+    /// Version 4 keeps every member field: learner flag, identity and retired numbers.
+    #[test]
+    fn version_4_keeps_learner_identity_and_retired_numbers() {
+        let info = NodeInfo {
+            name: "node-3".into(),
+            cluster_addr: "10.0.0.3:7654".into(),
+            api_addr: String::new(),
+            learner: true,
+            identity: "0123456789abcdef0123456789abcdef".into(),
+            retired: std::collections::BTreeSet::from([2, 5]),
+        };
+        let m = openraft::Membership::new(
+            vec![std::collections::BTreeSet::from([1u64])],
+            std::collections::BTreeMap::from([(1u64, NodeInfo::default()), (3u64, info.clone())]),
+        );
+        let bytes = encode(&entry(2, EntryPayload::Membership(m))).expect("encode");
+        assert_eq!(bytes[0], ENTRY_FORMAT_V4);
+        let EntryPayload::Membership(m) = decode(2, &bytes).expect("decode").payload else {
+            panic!("not a membership entry");
+        };
+        assert_eq!(m.get_node(&3), Some(&info));
     }
 }

@@ -36,6 +36,16 @@ pub struct NodeInfo {
     /// Set while it is a learner and cleared when it is promoted. Default: false.
     #[serde(default)]
     pub learner: bool,
+    /// The random identity the node drew at its first start and keeps in its data dir
+    /// (32 hex digits); empty for members recorded before identities existed. A join
+    /// under this member's name must present it (see `node::membership`).
+    #[serde(default)]
+    pub identity: String,
+    /// Numbers of removed members, which are never handed out again. The leader records
+    /// them on one remaining member when it removes a node; the cluster's set is the union
+    /// over all members.
+    #[serde(default)]
+    pub retired: std::collections::BTreeSet<NodeId>,
 }
 
 impl fmt::Display for NodeInfo {

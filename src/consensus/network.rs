@@ -4,7 +4,8 @@
 
 use super::election::{ElectionClock, PreVoteAnswer, PreVoteRequest};
 use super::{NodeId, NodeInfo, Request, Response, TypeConfig};
-use crate::transport::{self, Client};
+use crate::tls::ClusterClient as Client;
+use crate::transport;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
 };
@@ -263,6 +264,8 @@ pub struct JoinRequest {
     pub name: String,
     /// The number it was configured with, if any; otherwise the leader assigns one.
     pub number: Option<NodeId>,
+    /// Its random identity, kept in its data dir (see [`NodeInfo::identity`]).
+    pub identity: String,
     /// Where its cluster transport listens.
     pub cluster_addr: String,
     /// Where its HTTP API listens ("" when disabled).

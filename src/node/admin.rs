@@ -154,7 +154,7 @@ mod tests {
             name: name.into(),
             cluster_addr: format!("{name}:7654"),
             api_addr: String::new(),
-            learner: false,
+            ..NodeInfo::default()
         }
     }
 

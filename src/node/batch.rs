@@ -229,7 +229,7 @@ mod tests {
                     name: "node-3".into(),
                     cluster_addr: "127.0.0.1:1".into(),
                     api_addr: String::new(),
-                    learner: false,
+                    ..NodeInfo::default()
                 },
             ),
         ] {

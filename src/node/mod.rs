@@ -47,7 +47,8 @@ use crate::consensus::state_machine::{Applier, StateMachine};
 use crate::consensus::{raft_config, NodeId, NodeInfo, Raft, Request, Requests, Response};
 use crate::snapshot::{Manifest, Snapshots};
 use crate::state::StateDb;
-use crate::transport::{self, AuthKey, Client, ClientConfig, Identity, ServerConfig};
+use crate::tls::{ClusterAcceptor, ClusterClient as Client, ClusterConnector, Tls};
+use crate::transport::{self, AuthKey, ClientConfig, Identity, ServerConfig};
 use crate::wal::{Wal, WalOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -63,6 +64,8 @@ const CLUSTER_NAME: &str = "wolfscale";
 const KEY_IDENTITY: &str = "node.identity";
 /// State db key set once this node learns it was removed from the cluster.
 const KEY_REMOVED: &str = "node.removed";
+/// This data dir's identity before the node has a place in a cluster (see [`identity_token`]).
+const KEY_TOKEN: &str = "node.identity_token";
 /// How long one RPC between nodes for cluster management may take.
 pub(crate) const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a joining node keeps asking while the cluster is busy (election, another
@@ -136,6 +139,39 @@ pub enum NodeError {
 struct NodeIdentity {
     name: String,
     number: NodeId,
+    /// The random identity drawn at this data dir's first start (32 hex digits); absent
+    /// in state dbs written before identities existed, and drawn at the next start.
+    #[serde(default)]
+    token: String,
+}
+
+/// This data dir's identity: the one recorded with its membership, or the one drawn at
+/// an earlier start that has not joined yet, or a new one, written before any join asks
+/// with it (a crash between an accepted join and the first record keeps it).
+fn identity_token(state: &StateDb) -> Result<String, crate::state::StateError> {
+    let known: Option<NodeIdentity> = state.get(KEY_IDENTITY)?;
+    if let Some(t) = known.map(|k| k.token).filter(|t| !t.is_empty()) {
+        return Ok(t);
+    }
+    if let Some(t) = state.get::<String>(KEY_TOKEN)?.filter(|t| !t.is_empty()) {
+        return Ok(t);
+    }
+    let t = new_identity();
+    state.put(KEY_TOKEN, &t)?;
+    Ok(t)
+}
+
+/// A configured count as `usize` (validated to fit; at least 1).
+fn limit(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX).max(1)
+}
+
+/// A fresh random node identity: 128 bits from the OS, as 32 hex digits.
+fn new_identity() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A running node; clones share it.
@@ -149,6 +185,8 @@ struct Inner {
     number: NodeId,
     info: NodeInfo,
     client: Client,
+    /// The live `[tls]` configurations, when set (the API serves HTTPS with them).
+    tls: Option<Arc<Tls>>,
     log_store: LogStore,
     /// Last contact with a leader or voter, for the election task.
     clock: Arc<ElectionClock>,
@@ -237,15 +275,20 @@ impl Node {
                 String::new()
             },
             learner: !config.cluster.voter,
+            // Set below from the state db, or drawn for a new data dir.
+            identity: String::new(),
+            retired: Default::default(),
         };
+        let mut info = info;
         let snapshot_db = applier.snapshot_db();
         let state_dir = config.state_dir();
         let wal_dir = config.wal_dir();
         let wal_opts = WalOptions::from(&config.wal);
-        let (state, wal) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
+        let (state, wal, token) = tokio::task::spawn_blocking(move || -> Result<_, NodeError> {
             let state = StateDb::open(&state_dir)?;
+            let token = identity_token(&state)?;
             let wal = Wal::open(&wal_dir, wal_opts)?;
-            Ok((state, wal))
+            Ok((state, wal, token))
         })
         .await
         .map_err(|e| NodeError::Raft(format!("startup task failed: {e}")))??;
@@ -257,7 +300,20 @@ impl Node {
         };
         let mut client_cfg = ClientConfig::new(ident.clone(), key.clone());
         client_cfg.local_ip = source_ip(&config);
-        let client = Client::new(client_cfg);
+        let mut server_cfg = ServerConfig::new(ident.clone(), key.clone());
+        server_cfg.max_connections = limit(config.cluster.max_connections);
+        server_cfg.max_in_flight = limit(config.cluster.max_requests_per_connection);
+        let tls = match config.tls.clone() {
+            // Reads the PEM files: off the runtime, like the state db above.
+            Some(t) => Some(
+                tokio::task::spawn_blocking(move || Tls::load(&t))
+                    .await
+                    .map_err(|e| NodeError::Raft(format!("tls load task failed: {e}")))?
+                    .map_err(|e| NodeError::Config(format!("[tls]: {e}")))?,
+            ),
+            None => None,
+        };
+        let client = Client::with_connector(client_cfg, ClusterConnector(tls.clone()));
 
         let known: Option<NodeIdentity> = state.get(KEY_IDENTITY)?;
         if let Some(k) = &known {
@@ -268,6 +324,7 @@ impl Node {
                 });
             }
         }
+        info.identity = token;
         let has_history = known.is_some() || wal.last().is_some();
         let (number, bootstrap) = match (&mode, &known) {
             (StartMode::Bootstrap, _) if has_history => {
@@ -284,10 +341,12 @@ impl Node {
                 ))
             }
             (StartMode::Bootstrap, _) => (config.node.node_number.map_or(1, NodeId::from), true),
-            (StartMode::Join(peers), _) => (
-                join(&client, peers, &info, &config, known.as_ref()).await?,
-                false,
-            ),
+            (StartMode::Join(peers), _) => {
+                // A removed node's number is retired: it asks for a new one.
+                let removed = state.get::<RemovedMark>(KEY_REMOVED)?.is_some();
+                let known = known.as_ref().filter(|_| !removed);
+                (join(&client, peers, &info, &config, known).await?, false)
+            }
             (StartMode::Start, Some(k)) => {
                 if state.get::<RemovedMark>(KEY_REMOVED)?.is_some() {
                     return Err(NodeError::Removed(k.name.clone()));
@@ -354,6 +413,7 @@ impl Node {
                 number,
                 info: info.clone(),
                 client,
+                tls: tls.clone(),
                 log_store,
                 clock,
                 shutdown: shutdown.clone(),
@@ -375,12 +435,16 @@ impl Node {
             }),
         };
         let handler = Arc::new(handler::PeerHandler::new(node.clone()));
-        tasks.spawn(transport::serve(
+        tasks.spawn(transport::serve_with(
             listener,
-            ServerConfig::new(ident, key),
+            server_cfg,
             handler,
+            ClusterAcceptor(tls.clone()),
             shutdown.clone(),
         ));
+        if let Some(tls) = tls {
+            tasks.spawn(tls.watch(shutdown.clone()));
+        }
 
         if bootstrap {
             let members = BTreeMap::from([(number, info.clone())]);
@@ -392,6 +456,7 @@ impl Node {
         let me = NodeIdentity {
             name: info.name.clone(),
             number,
+            token: info.identity.clone(),
         };
         let st = state.clone();
         // A node that joins again after it was removed is a member once more.
@@ -451,6 +516,11 @@ impl Node {
     /// This node's name and addresses.
     pub fn info(&self) -> &NodeInfo {
         &self.inner.info
+    }
+
+    /// The live TLS configurations, when `[tls]` is set.
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.inner.tls.clone()
     }
 
     /// The effective configuration.
@@ -993,6 +1063,7 @@ async fn join(
         number: known
             .map(|k| k.number)
             .or(config.node.node_number.map(NodeId::from)),
+        identity: info.identity.clone(),
         cluster_addr: info.cluster_addr.clone(),
         api_addr: info.api_addr.clone(),
         learner: info.learner,

@@ -120,6 +120,21 @@ async fn remove_here(node: &Node, wanted: &str, handover: bool) -> Result<Step, 
     } else {
         ChangeMembers::RemoveNodes(BTreeSet::from([number]))
     };
+    // Its number is recorded as retired first (a change of node records only), so it is
+    // never handed out again even if the removal itself does not go through.
+    if let Some(record) = super::membership::retire(&membership, number) {
+        tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(record, false))
+            .await
+            .map_err(|_| {
+                AdminError::Timeout(format!(
+                    "recording {}'s number {number} as retired was not committed within {} s; \
+                     check `wolfscale status`",
+                    info.name,
+                    CHANGE_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(change_error)?;
+    }
     tracing::info!(name = %info.name, number, "removing member");
     let resp = tokio::time::timeout(CHANGE_TIMEOUT, raft.change_membership(change, false))
         .await

@@ -80,12 +80,21 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
             })?;
         let app = api::router(backend.clone(), ApiOptions::from_config(&api_cfg, &secrets));
         let token = node.shutdown_token();
+        let tls = node.tls();
+        let max_conn = usize::try_from(api_cfg.max_connections).unwrap_or(usize::MAX);
         node.spawn(async move {
-            if let Err(e) = api::serve(listener, app, token).await {
+            let served = match tls {
+                Some(tls) => api::serve_tls(listener, app, tls, max_conn, token).await,
+                None => {
+                    let timeout = api::HEADER_READ_TIMEOUT;
+                    api::serve_limited(listener, app, timeout, max_conn, token).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "http api stopped");
             }
         });
-        tracing::info!(addr = %api_cfg.bind_address, "http api listening");
+        tracing::info!(addr = %api_cfg.bind_address, https = node.tls().is_some(), "http api listening");
     }
     if progress {
         let b = service.clone();

@@ -29,8 +29,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Handshake protocol version; peers with another one are refused with a clear reason.
 /// Version 2: a client log entry carries a list of requests (batched proposals), so
 /// replication messages of version 1 do not decode. Version 3: a member's `NodeInfo`
-/// carries `learner`, so membership in version-2 messages does not decode.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// carries `learner`, so membership in version-2 messages does not decode. Version 4: it
+/// also carries the member's identity and the retired numbers (issue 13).
+pub const PROTOCOL_VERSION: u16 = 4;
 const NONCE_LEN: usize = 32;
 const TAG_LEN: usize = 32;
 const CLIENT_LABEL: &[u8] = b"wolfscale transport v1 client proof";

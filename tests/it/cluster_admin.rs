@@ -142,6 +142,7 @@ async fn a_node_removed_while_down_learns_it_on_return_and_can_join_again() {
     }
     let gone = (leader + 1) % 3;
     let gone_name = c.slots[gone].name.clone();
+    let gone_number = c.slots[gone].node().number();
     c.slots[gone].stop().await;
     let term = c.slots[leader].node().status().term;
     c.slots[leader]
@@ -169,7 +170,8 @@ async fn a_node_removed_while_down_learns_it_on_return_and_can_join_again() {
         c.slots[gone].start(StartMode::Start).await,
         Err(NodeError::Removed(_))
     ));
-    // `join` adds it back, with its old log and number.
+    // `join` adds it back with its old log, under a new number: a removed member's
+    // number is never handed out again.
     let seed = c.slots[leader].addr();
     c.slots[gone]
         .start(StartMode::Join(vec![seed]))
@@ -177,6 +179,7 @@ async fn a_node_removed_while_down_learns_it_on_return_and_can_join_again() {
         .expect("join again");
     c.wait_voters(3, Duration::from_secs(20)).await;
     assert!(!c.slots[gone].node().is_removed());
+    assert_ne!(c.slots[gone].node().number(), gone_number);
     let last = write_retry(&c, gone, b"c0".to_vec()).await;
     c.wait_applied(last, Duration::from_secs(20)).await;
     assert_eq!(same_history(&c).len(), 21);

@@ -30,6 +30,7 @@ mod snapshot_cluster;
 mod snapshot_db;
 mod snapshot_e2e;
 mod support;
+mod tls;
 mod transport;
 mod wal_crash;
 mod wal_disk_full;

@@ -13,6 +13,8 @@
 //!   a bare server as the reference line; ratios printed.
 //! - `wolfscale-bench apply [--dir DIR] [--entries N]`: entries/s one MariaDB applier
 //!   re-applies, as a lagging follower does.
+//! - `wolfscale-bench tls [--dir DIR] [--seconds N] [--clients N]`: cluster-transport and
+//!   HTTP calls/s with TLS off and on in one run, and their ratio.
 //! - `wolfscale-bench wal-probe --dir DIR`: opens a WAL and tries two appends, printing
 //!   each outcome; the fsync fault-injection test runs it under `fiu-run`.
 //! - `wolfscale-bench snapshot --source H:P --target H:P [--mb N]`: state transfer (snapshot
@@ -30,6 +32,7 @@ mod peers;
 mod scratch;
 mod snapshot;
 mod stats;
+mod tls;
 mod wal;
 
 use clap::{Parser, Subcommand};
@@ -126,6 +129,18 @@ enum Cmd {
         #[arg(long, default_value_t = 40_000)]
         entries: u64,
     },
+    /// Cluster-transport and HTTP calls/s, TLS off versus on, in one run.
+    Tls {
+        /// Directory for the generated certificates.
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+    },
     /// Open a WAL and try two appends, printing each outcome (for fault injection).
     #[command(hide = true)]
     WalProbe {
@@ -158,6 +173,11 @@ fn main() -> ExitCode {
             wolfscale,
         } => peers::run(&dir, seconds, &clients, wolfscale),
         Cmd::Apply { dir, entries } => apply::run(&dir, entries),
+        Cmd::Tls {
+            dir,
+            seconds,
+            clients,
+        } => tls::run(&dir, seconds, clients),
         Cmd::WalProbe { dir } => wal::probe(&dir),
         Cmd::Snapshot {
             source,

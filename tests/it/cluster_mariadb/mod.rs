@@ -11,12 +11,14 @@
 //! - `stranded`: a leader without a majority answers 504 within the write deadline.
 //! - `outcomes`, `resync`: outcome agreement (DIVERGED) and resync, automatic and by
 //!   `wolfscale resync`.
+//! - `rejoin`: a node whose data dir and database were wiped cannot take back its seat.
 
 mod crash;
 mod determinism;
 mod hostile;
 mod load;
 mod outcomes;
+mod rejoin;
 mod restore;
 mod resync;
 mod stranded;

@@ -18,7 +18,7 @@ use wolfscale::api::{NodeState, NodeStatus, Role, WriteResult};
 /// The replicated database every node uses.
 pub const DATABASE: &str = "app";
 /// The cluster secret every node shares.
-const SECRET: &str = "cluster-test-secret-0123456789abcdef";
+pub const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 /// Default log filter of the node processes.
 pub const LOG_FILTER: &str = "info,openraft=warn";
 
@@ -213,6 +213,15 @@ impl NodeProc {
         tracing::info!(node = %self.name, "node process killed");
     }
 
+    /// Waits up to `limit` for the node process to exit by itself and returns how it
+    /// ended (`None` if it still ran: it is then killed).
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take().expect("node process runs");
+        process::wait_exit(&mut child.0, limit)
+            .await
+            .expect("wait for wolfscale")
+    }
+
     /// Sends `signal` (e.g. `libc::SIGSTOP`, `libc::SIGCONT`) to the running node process.
     pub fn signal(&self, signal: libc::c_int) {
         let child = self.child.as_ref().expect("node process runs");
@@ -306,6 +315,11 @@ impl ProcCluster {
             .map(|(i, db)| NodeProc::new(dir.path(), i + 1, db))
             .collect();
         ProcCluster { nodes, dir }
+    }
+
+    /// Node `i`'s data dir (`node.data_dir`).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("data-{}", i + 1))
     }
 
     /// Adds a stopped node `node-{len+1}` on `db`; returns its position.
