@@ -24,6 +24,10 @@ command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || need_apt+=(pas
 # with rsync state transfers.
 [ -e /usr/lib/galera/libgalera_smm.so ] || need_apt+=(galera-4)
 command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
+# The MySQL front end's tests (tests/it/proxy.rs) drive it with real clients: the
+# mariadb CLI and mariadb-dump (mariadb-client, with the server) and sysbench.
+command -v mariadb >/dev/null 2>&1 || need_apt+=(mariadb-client)
+command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   sudo_cmd=()
@@ -39,6 +43,15 @@ if ! "$venv/bin/schemathesis" --version >/dev/null 2>&1; then
   rm -rf "$venv"
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'schemathesis>=4,<5'
+fi
+# PyMySQL drives the MySQL front end (tests/it/proxy.rs), from its own venv like
+# schemathesis.
+venv=target/pymysql-venv
+if ! "$venv/bin/python" -c 'import pymysql' >/dev/null 2>&1; then
+  echo "installing PyMySQL into $venv"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'PyMySQL>=1.1,<2'
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 

@@ -74,6 +74,44 @@ pub struct Rows {
     pub rows: Vec<Vec<Json>>,
 }
 
+/// A result set as MariaDB sent it: column definitions and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRows {
+    /// MariaDB's column definitions (name, table, type, flags, decimals, charset).
+    pub columns: Vec<Column>,
+    /// One vector per row, one value per column.
+    pub rows: Vec<Vec<mysql_async::Value>>,
+}
+
+impl RawRows {
+    /// The rows as JSON values (see the module docs for the mapping).
+    pub fn into_rows(self) -> Rows {
+        let columns = self.columns;
+        Rows {
+            rows: self
+                .rows
+                .into_iter()
+                .map(|r| {
+                    r.into_iter()
+                        .zip(columns.iter())
+                        .map(|(v, c)| to_json(v, c))
+                        .collect()
+                })
+                .collect(),
+            columns: columns.iter().map(|c| c.name_str().into_owned()).collect(),
+        }
+    }
+}
+
+/// How a read is sent to MariaDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// As text (only without parameters): values come back in MariaDB's text form.
+    Text,
+    /// As a prepared statement: values come back typed.
+    Binary,
+}
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -150,7 +188,32 @@ impl Reader {
         params: &[Value],
         timeout: Duration,
     ) -> Result<Rows, QueryError> {
+        let raw = self
+            .query_raw(sql_text, params, timeout, Protocol::Binary)
+            .await?;
+        Ok(raw.into_rows())
+    }
+
+    /// [`Reader::query`], answering the result set as MariaDB sent it (column
+    /// definitions and values), for a front end that relays it to a MySQL client. With
+    /// [`Protocol::Text`] and no parameters the statement is sent as text, so every value
+    /// is MariaDB's own text form.
+    ///
+    /// # Errors
+    /// As [`Reader::query`].
+    pub async fn query_raw(
+        &self,
+        sql_text: &str,
+        params: &[Value],
+        timeout: Duration,
+        protocol: Protocol,
+    ) -> Result<RawRows, QueryError> {
         let text = sql::check_read(sql_text, params.len())?;
+        let protocol = if params.is_empty() {
+            protocol
+        } else {
+            Protocol::Binary
+        };
         let params: Vec<mysql_async::Value> = params.iter().map(sql::to_mysql).collect();
         let params = if params.is_empty() {
             mysql_async::Params::Empty
@@ -168,7 +231,7 @@ impl Reader {
             let left = timeout.saturating_sub(started.elapsed());
             conn.query_drop(session::max_statement_time(left)).await?;
             conn.query_drop(position::BEGIN_READ_ONLY).await?;
-            let rows = read(conn, text, params, self.limits).await;
+            let rows = read(conn, text, params, self.limits, protocol).await;
             if matches!(rows, Err(QueryError::TooLarge { .. })) {
                 // The rest of the result is still coming: kill it rather than read it.
                 return rows;
@@ -255,8 +318,18 @@ async fn read(
     text: &str,
     params: mysql_async::Params,
     limits: ReadLimits,
-) -> Result<Rows, QueryError> {
-    let mut result = conn.exec_iter(text, params).await?;
+    protocol: Protocol,
+) -> Result<RawRows, QueryError> {
+    match protocol {
+        Protocol::Text => collect(conn.query_iter(text).await?, limits).await,
+        Protocol::Binary => collect(conn.exec_iter(text, params).await?, limits).await,
+    }
+}
+
+async fn collect<P: mysql_async::prelude::Protocol>(
+    mut result: mysql_async::QueryResult<'_, '_, P>,
+    limits: ReadLimits,
+) -> Result<RawRows, QueryError> {
     let columns: Vec<Column> = result.columns_ref().to_vec();
     let mut rows = Vec::new();
     let mut bytes = 0u64;
@@ -282,16 +355,12 @@ async fn read(
         rows.push(
             values
                 .into_iter()
-                .zip(columns.iter())
-                .map(|(v, c)| to_json(v.unwrap_or(mysql_async::Value::NULL), c))
+                .map(|v| v.unwrap_or(mysql_async::Value::NULL))
                 .collect(),
         );
     }
     result.drop_result().await?;
-    Ok(Rows {
-        columns: columns.iter().map(|c| c.name_str().into_owned()).collect(),
-        rows,
-    })
+    Ok(RawRows { columns, rows })
 }
 
 /// One value as JSON (see the module docs for the mapping).

@@ -196,6 +196,9 @@ pub struct Config {
     /// The HTTP API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The MySQL-protocol front end.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
@@ -380,6 +383,67 @@ pub struct ApiConfig {
     pub max_result_bytes: u64,
 }
 
+/// `[proxy]`: the MySQL-protocol front end, which MySQL/MariaDB clients and drivers
+/// connect to; their writes go through the replicated log like the HTTP API's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Serve the MySQL protocol (it listens only once `[[proxy.users]]` names a user).
+    /// Default: true.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Address the front end listens on. Default: "127.0.0.1:3307".
+    #[serde(default = "defaults::proxy_bind_address")]
+    pub bind_address: String,
+    /// Most client connections open at once; more are refused with error 1040.
+    /// Default: 256.
+    #[serde(default = "defaults::proxy_max_connections")]
+    pub max_connections: u32,
+    /// The accounts clients log in with (`mysql_native_password`). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<ProxyUser>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            enabled: true,
+            bind_address: defaults::proxy_bind_address(),
+            max_connections: defaults::proxy_max_connections(),
+            users: Vec::new(),
+        }
+    }
+}
+
+/// `[[proxy.users]]`: one account of the MySQL front end.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyUser {
+    /// The user name clients log in with. Required.
+    pub name: String,
+    /// The password, in clear. Default: none (then `password_sha1` is required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The password as `mysql_native_password` stores it: SHA1(SHA1(password)) in 40 hex
+    /// digits (MariaDB's `PASSWORD()` without the leading `*` also works). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_sha1: Option<String>,
+}
+
+impl std::fmt::Debug for ProxyUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Passwords never reach a log line.
+        f.debug_struct("ProxyUser")
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "password_sha1",
+                &self.password_sha1.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
 /// `[log]`: what the node writes to stderr.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -471,6 +535,12 @@ mod defaults {
     }
     pub fn api_bind_address() -> String {
         "127.0.0.1:8080".into()
+    }
+    pub fn proxy_bind_address() -> String {
+        "127.0.0.1:3307".into()
+    }
+    pub fn proxy_max_connections() -> u32 {
+        256
     }
     pub fn api_max_body_bytes() -> u64 {
         1 << 20
@@ -565,6 +635,16 @@ impl Config {
                 max_result_rows: U64,
                 max_result_bytes: U64,
             },
+            proxy: ProxyConfig {
+                enabled: true,
+                bind_address: String::new(),
+                max_connections: u32::MAX,
+                users: vec![ProxyUser {
+                    name: String::new(),
+                    password: Some(String::new()),
+                    password_sha1: Some(String::new()),
+                }],
+            },
             log: LogConfig {
                 level: String::new(),
                 format: LogFormat::Json,
@@ -583,6 +663,10 @@ impl Config {
         // A weak token can be found from its hash by trying guesses: not shown either.
         c.api.token_sha256 = mask(&c.api.token_sha256);
         c.api.read_token_sha256 = mask(&c.api.read_token_sha256);
+        for u in &mut c.proxy.users {
+            u.password = mask(&u.password);
+            u.password_sha1 = mask(&u.password_sha1);
+        }
         c
     }
 }
