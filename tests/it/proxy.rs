@@ -369,3 +369,98 @@ async fn proxy_drivers_crud_with_parameters() {
     let sums = checksums(&c, &["py", "rs"]).await;
     assert!(sums.iter().all(|s| *s == sums[0]), "nodes differ: {sums:?}");
 }
+
+fn conn_opts(c: &ProcCluster, i: usize) -> mysql_async::OptsBuilder {
+    let (host, port) = front_end(c, i);
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname(host)
+        .tcp_port(port)
+        .user(Some(MYSQL_USER.0))
+        .pass(Some(MYSQL_USER.1))
+        .db_name(Some(DATABASE))
+        .prefer_socket(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_leader_loss_answers_a_retryable_error_never_a_hang() {
+    let mut c = cluster().await;
+    let leader = c.leader(Duration::from_secs(30)).await;
+    let follower = c.other_than(leader);
+    let mut conn = mysql_async::Conn::new(conn_opts(&c, follower))
+        .await
+        .expect("connect");
+    conn.query_drop("CREATE TABLE k (id INT PRIMARY KEY, v INT NOT NULL)")
+        .await
+        .expect("create");
+    conn.query_drop("INSERT INTO k VALUES (0, 0)")
+        .await
+        .expect("first insert");
+
+    // Linearizable reads on request; a bad value is refused.
+    conn.query_drop("SET @@wolfscale_consistency = 'linearizable'")
+        .await
+        .expect("set consistency");
+    let n: Option<i64> = conn
+        .query_first("SELECT COUNT(*) FROM k")
+        .await
+        .expect("read");
+    assert_eq!(n, Some(1));
+    let e = conn
+        .query_drop("SET wolfscale_consistency = 'sometimes'")
+        .await
+        .expect_err("bad value");
+    assert!(
+        matches!(&e, mysql_async::Error::Server(s) if s.code == 1231),
+        "{e:?}"
+    );
+    conn.query_drop("SET wolfscale_consistency = none")
+        .await
+        .expect("back to none");
+
+    c.nodes[leader].kill9().await;
+    // Every write answers within a bound: applied, or an error the client can act on
+    // (1213: nothing written, retry; 1105: outcome unknown). Then a new leader takes it.
+    let started = std::time::Instant::now();
+    let (mut retryable, mut applied) = (0, 0);
+    for i in 1..=200 {
+        let sent = std::time::Instant::now();
+        let answer = tokio::time::timeout(
+            Duration::from_secs(30),
+            conn.query_drop(format!("INSERT INTO k VALUES ({i}, {i})")),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("insert {i} hung for 30 s"));
+        match answer {
+            Ok(()) => {
+                applied += 1;
+                if applied >= 3 {
+                    break;
+                }
+            }
+            Err(mysql_async::Error::Server(e)) if e.code == 1213 => {
+                assert_eq!(e.state, "40001", "{e:?}");
+                retryable += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(mysql_async::Error::Server(e)) if e.code == 1105 => {
+                assert!(e.message.contains("may or may not"), "{e:?}");
+            }
+            Err(other) => panic!("insert {i}: unexpected {other:?}"),
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(20),
+            "insert {i} took {:?}",
+            sent.elapsed()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no write applied within 90 s of the leader's death"
+        );
+    }
+    assert!(
+        applied >= 3,
+        "writes never resumed ({retryable} retryable errors)"
+    );
+    tracing::info!(retryable, applied, "writes resumed after the leader died");
+    conn.disconnect().await.expect("disconnect");
+}
