@@ -189,7 +189,7 @@ impl Reader {
         timeout: Duration,
     ) -> Result<Rows, QueryError> {
         let raw = self
-            .query_raw(sql_text, params, timeout, Protocol::Binary)
+            .query_raw(sql_text, params, timeout, Protocol::Binary, None)
             .await?;
         Ok(raw.into_rows())
     }
@@ -197,7 +197,8 @@ impl Reader {
     /// [`Reader::query`], answering the result set as MariaDB sent it (column
     /// definitions and values), for a front end that relays it to a MySQL client. With
     /// [`Protocol::Text`] and no parameters the statement is sent as text, so every value
-    /// is MariaDB's own text form.
+    /// is MariaDB's own text form. With `sql_mode`, the statement runs under that mode
+    /// (a client session's), and the connection gets the server's back afterwards.
     ///
     /// # Errors
     /// As [`Reader::query`].
@@ -207,6 +208,7 @@ impl Reader {
         params: &[Value],
         timeout: Duration,
         protocol: Protocol,
+        sql_mode: Option<&str>,
     ) -> Result<RawRows, QueryError> {
         let text = sql::check_read(sql_text, params.len())?;
         let protocol = if params.is_empty() {
@@ -230,6 +232,9 @@ impl Reader {
             let conn = held.conn();
             let left = timeout.saturating_sub(started.elapsed());
             conn.query_drop(session::max_statement_time(left)).await?;
+            if let Some(mode) = sql_mode {
+                conn.exec_drop(session::SET_SQL_MODE, (mode,)).await?;
+            }
             conn.query_drop(position::BEGIN_READ_ONLY).await?;
             let rows = read(conn, text, params, self.limits, protocol).await;
             if matches!(rows, Err(QueryError::TooLarge { .. })) {
@@ -242,7 +247,12 @@ impl Reader {
             } else {
                 position::ROLLBACK
             };
-            let ended = conn.query_drop(end).await;
+            let mut ended = conn.query_drop(end).await;
+            if sql_mode.is_some() && ended.is_ok() {
+                ended = conn.query_drop(session::RESET_SQL_MODE).await;
+            }
+            // A connection that failed here goes back to the pool like any other, which
+            // resets its session (mysql_async's default) before lending it again.
             held.release();
             let rows = rows?;
             ended?;
@@ -257,6 +267,23 @@ impl Reader {
             })) => Err(QueryError::Timeout(timeout)),
             Ok(other) => other,
         }
+    }
+}
+
+impl Reader {
+    /// The result columns of a read (checked by [`sql::check_read`] for `params`
+    /// placeholders) as MariaDB prepares it, without running it: what a MySQL client
+    /// that prepares a statement expects to be told.
+    ///
+    /// # Errors
+    /// An invalid statement, MariaDB's refusal, or unavailability.
+    pub async fn describe(&self, sql_text: &str, params: usize) -> Result<Vec<Column>, QueryError> {
+        let text = sql::check_read(sql_text, params)?;
+        let mut conn = self.pool.get_conn().await?;
+        let stmt = conn.prep(text).await?;
+        let columns = stmt.columns().to_vec();
+        conn.close(stmt).await?;
+        Ok(columns)
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Session {
     last_lsn: Option<u64>,
     /// How fresh reads must be (`SET @@wolfscale_consistency`).
     consistency: Consistency,
+    /// `SET sql_mode`: reads run under it; writes are refused while it is set.
+    sql_mode: Option<String>,
     autocommit: bool,
     txn: Option<Transaction>,
     /// The last statement's error, for SHOW WARNINGS.
@@ -71,6 +73,7 @@ impl Session {
             scramble,
             last_lsn: None,
             consistency: Consistency::None,
+            sql_mode: None,
             autocommit: true,
             txn: None,
             last_error: None,
@@ -190,6 +193,7 @@ impl Session {
                             self.autocommit = on;
                         }
                         Effect::Consistency(c) => self.consistency = c,
+                        Effect::SqlMode(m) => self.sql_mode = m,
                         Effect::UserVar(name, value) => {
                             self.user_vars.insert(name, value);
                         }
@@ -198,6 +202,8 @@ impl Session {
                 }
                 Ok(Answer::done())
             }
+            // Transactions here only read: a savepoint has nothing to undo.
+            Action::Savepoint(_) => Ok(Answer::done()),
             Action::Use(db) => self.use_db(&db).map(|()| Answer::done()),
             Action::ShowWarnings => Ok(Answer::Warnings),
             Action::Empty => Ok(Answer::done()),
@@ -217,6 +223,7 @@ impl Session {
             params,
             consistency: self.consistency,
             min_lsn: self.last_lsn,
+            sql_mode: self.sql_mode.clone(),
             timeout: READ_TIMEOUT,
         };
         let rows = self
@@ -233,6 +240,13 @@ impl Session {
         }
         if !self.autocommit {
             return Err(Transaction::implicit_write());
+        }
+        if let Some(mode) = &self.sql_mode {
+            return Err(MyError::unsupported(format!(
+                "this session set sql_mode = '{mode}', which WolfScale does not carry into \
+                 its log (every node applies writes under the cluster's sql_mode): nothing \
+                 was written; SET sql_mode = DEFAULT to write again"
+            )));
         }
         let size = match &request {
             WriteRequest::Sql(r) => r.statements.iter().map(|s| s.sql.len()).sum(),
@@ -440,6 +454,18 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
                 return info.error(e.kind, e.message.as_bytes()).await;
             }
         };
+        // A read's columns as MariaDB prepares it: drivers bind their result buffers
+        // from them.
+        let columns: Vec<Column> = match &action {
+            Action::Read(sql) => match self.service.describe_read(sql, count).await {
+                Ok(cols) => cols.iter().map(wire::column).collect(),
+                Err(e) => {
+                    let e = wire::service_error(&e, false);
+                    return info.error(e.kind, e.message.as_bytes()).await;
+                }
+            },
+            _ => Vec::new(),
+        };
         let id = self.next_stmt;
         self.next_stmt = self.next_stmt.wrapping_add(1).max(1);
         self.prepared.insert(
@@ -450,7 +476,7 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
             },
         );
         let params: Vec<Column> = (0..count).map(|_| wire::text_column("?")).collect();
-        info.reply(id, &params, &[]).await
+        info.reply(id, &params, &columns).await
     }
 
     async fn on_execute<'a>(

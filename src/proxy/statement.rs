@@ -29,6 +29,9 @@ pub enum Action {
     Set(Vec<Assignment>),
     /// `USE db`.
     Use(String),
+    /// `SAVEPOINT x`, `ROLLBACK [WORK] TO [SAVEPOINT] x`, `RELEASE SAVEPOINT x`. Nothing
+    /// to undo while transactions only read; certified transactions record them.
+    Savepoint(String),
     /// `SHOW WARNINGS` / `SHOW ERRORS`: about this session, answered by the front end.
     ShowWarnings,
     /// Nothing but comments: an OK.
@@ -49,7 +52,7 @@ pub struct Assignment {
 
 /// Classifies one statement from COM_QUERY or COM_STMT_PREPARE.
 pub fn classify(text: &str) -> Action {
-    let text = unwrap_executable_comment(text.trim());
+    let text = unwrap_executable_comments(text);
     let text = text.trim().trim_end_matches(';').trim_end();
     let kind = match sql::statement_kind(text) {
         Ok(k) => k,
@@ -75,27 +78,61 @@ pub fn classify(text: &str) -> Action {
     }
 }
 
-/// A statement that is one executable comment (`/*!40101 SET NAMES utf8mb4 */`, as dump
-/// files hold) is its content: the front end decides what it means, once, for every node.
-fn unwrap_executable_comment(text: &str) -> &str {
-    let Some(inner) = text
-        .strip_prefix("/*!")
-        .or_else(|| text.strip_prefix("/*M!"))
-    else {
-        return text;
-    };
-    let Some(inner) = inner
-        .trim_end()
-        .trim_end_matches(';')
-        .trim_end()
-        .strip_suffix("*/")
-    else {
-        return text;
-    };
-    if inner.contains("*/") {
-        return text;
+/// The statement with every executable comment (`/*! … */`, `/*!50100 … */`,
+/// `/*M! … */`) replaced by its content, as the MariaDB this front end stands for would
+/// read it (dump files and sysbench write `/*! ENGINE = InnoDB */`). The front end
+/// decides once, and every node then runs the same text; MariaDB itself deciding per
+/// node, by its version, is what the SQL rules refuse.
+fn unwrap_executable_comments(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("/*!") && !text.contains("/*M!") {
+        return std::borrow::Cow::Borrowed(text);
     }
-    inner.trim_start_matches(|c: char| c.is_ascii_digit())
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut i, mut copied) = (0, 0);
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    if b[i] == b'\\' && q != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'#' => i = text[i..].find('\n').map_or(b.len(), |n| i + n),
+            b'-' if text[i..].starts_with("-- ") => {
+                i = text[i..].find('\n').map_or(b.len(), |n| i + n)
+            }
+            b'/' if text[i..].starts_with("/*") => {
+                let open = if text[i..].starts_with("/*!") {
+                    Some(3)
+                } else if text[i..].starts_with("/*M!") {
+                    Some(4)
+                } else {
+                    None
+                };
+                let Some(end) = text[i + 2..].find("*/").map(|n| i + 2 + n) else {
+                    // Unterminated: left for the SQL rules to refuse.
+                    return std::borrow::Cow::Borrowed(text);
+                };
+                if let Some(open) = open {
+                    let body = text[i + open..end].trim_start_matches(|c: char| c.is_ascii_digit());
+                    out.push_str(&text[copied..i]);
+                    out.push(' ');
+                    out.push_str(body.trim());
+                    out.push(' ');
+                    copied = end + 2;
+                }
+                i = end + 2;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&text[copied.min(text.len())..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// The first `n` words of `text`, lower case.
@@ -121,7 +158,13 @@ fn session(text: &str) -> Action {
         }
         ["commit"] | ["commit", "work"] => Action::Commit,
         ["rollback"] | ["rollback", "work"] => Action::Rollback,
+        ["savepoint", ..]
+        | ["release", "savepoint", ..]
+        | ["rollback", "to", ..]
+        | ["rollback", "work", "to", ..] => Action::Savepoint(text.to_string()),
         ["use", db] => Action::Use(db.trim_matches('`').to_string()),
+        // No table locks are ever held here (LOCK TABLES is refused): nothing to release.
+        ["unlock", "tables" | "table"] => Action::Empty,
         ["set", ..] => match parse_set(&text[3..]) {
             Ok(a) => Action::Set(a),
             Err(m) => Action::Refuse(MyError::refused(m)),
@@ -275,6 +318,11 @@ mod tests {
         assert_eq!(classify("commit;"), Action::Commit);
         assert_eq!(classify("ROLLBACK"), Action::Rollback);
         assert_eq!(classify("USE `app`"), Action::Use("app".into()));
+        assert_eq!(classify("UNLOCK TABLES"), Action::Empty);
+        assert_eq!(
+            classify("ROLLBACK TO SAVEPOINT sp"),
+            Action::Savepoint("ROLLBACK TO SAVEPOINT sp".into())
+        );
     }
 
     #[test]
@@ -308,6 +356,30 @@ mod tests {
                 "transaction".into(),
                 "isolation level read committed".into()
             )]
+        );
+    }
+
+    #[test]
+    fn executable_comments_are_read_as_their_content() {
+        assert_eq!(
+            classify("CREATE TABLE t (id INT PRIMARY KEY) /*! ENGINE = innodb */"),
+            Action::Ddl("CREATE TABLE t (id INT PRIMARY KEY)  ENGINE = innodb".into())
+        );
+        assert_eq!(
+            classify("/*!40101 SET NAMES utf8mb4 */;"),
+            Action::Set(vec![Assignment {
+                name: "names".into(),
+                value: "utf8mb4".into()
+            }])
+        );
+        // Inside literals and ordinary comments nothing changes.
+        assert_eq!(
+            classify("SELECT '/*! x */' /* plain */"),
+            Action::Read("SELECT '/*! x */' /* plain */".into())
+        );
+        assert_eq!(
+            unwrap_executable_comments("SELECT 1 /*M!100000 + 1 */ -- /*! no */"),
+            "SELECT 1  + 1  -- /*! no */"
         );
     }
 

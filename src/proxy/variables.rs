@@ -1,6 +1,7 @@
 //! What a session `SET` may change. A setting that would change how a write applies
-//! (`sql_mode`, `time_zone`, `foreign_key_checks`, a character set other than UTF-8, …)
-//! is not carried into the log, so it is refused with a clear error, never ignored;
+//! (`time_zone`, `foreign_key_checks`, a character set other than UTF-8, …) is not
+//! carried into the log, so it is refused with a clear error, never ignored; `sql_mode`
+//! is kept for the session's reads, and its writes are refused while it is set;
 //! setting one back to its own current value (`SET sql_mode = @OLD_SQL_MODE` after
 //! `SET @OLD_SQL_MODE = @@sql_mode`, as dump files do) changes nothing and is accepted.
 
@@ -16,6 +17,9 @@ pub enum Effect {
     Autocommit(bool),
     /// `wolfscale_consistency`: how fresh this session's reads are.
     Consistency(Consistency),
+    /// `sql_mode` for this session's reads (`None`: the server's again). Writes are
+    /// refused while it is set: the log does not carry it.
+    SqlMode(Option<String>),
     /// A user variable saving a setting's current value (`@saved = @@name`).
     UserVar(String, String),
     /// Accepted; nothing to change (client-side settings, UTF-8 character sets).
@@ -126,6 +130,14 @@ fn one(a: &Assignment, vars: &HashMap<String, String>) -> Result<Effect, MyError
         ));
     }
     match name.as_str() {
+        "sql_mode" => match value.as_str() {
+            "default" | "@@global.sql_mode" => Ok(Effect::SqlMode(None)),
+            _ if a.value.trim().starts_with('@') => Err(MyError::unsupported(format!(
+                "`SET sql_mode = {}`: only a literal mode, DEFAULT or a saved value can be set",
+                a.value
+            ))),
+            _ => Ok(Effect::SqlMode(Some(a.value.clone()))),
+        },
         "autocommit" => match value.as_str() {
             "1" | "on" | "true" => Ok(Effect::Autocommit(true)),
             "0" | "off" | "false" => Ok(Effect::Autocommit(false)),
@@ -199,7 +211,6 @@ mod tests {
     #[test]
     fn settings_that_change_writes_are_refused() {
         for (n, v) in [
-            ("sql_mode", "''"),
             ("time_zone", "+05:00"),
             ("foreign_key_checks", "0"),
             ("names", "latin1"),
@@ -208,7 +219,20 @@ mod tests {
             assert!(e.message.contains(n), "{}", e.message);
         }
         // All or nothing: the accepted first assignment does not count either.
-        assert!(set(&[("autocommit", "1"), ("sql_mode", "")]).is_err());
+        assert!(set(&[("autocommit", "1"), ("time_zone", "+01:00")]).is_err());
+    }
+
+    #[test]
+    fn sql_mode_is_kept_for_reads_until_reset() {
+        assert_eq!(
+            set(&[("sql_mode", "ANSI_QUOTES")]).expect("set"),
+            vec![Effect::SqlMode(Some("ANSI_QUOTES".into()))]
+        );
+        assert_eq!(
+            set(&[("sql_mode", "DEFAULT")]).expect("reset"),
+            vec![Effect::SqlMode(None)]
+        );
+        assert!(set(&[("sql_mode", "@x")]).is_err());
     }
 
     #[test]

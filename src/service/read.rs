@@ -54,7 +54,30 @@ impl Service {
         let left = request.timeout.saturating_sub(started.elapsed());
         self.inner
             .reader
-            .query_raw(&request.sql, &request.params, left, protocol)
+            .query_raw(
+                &request.sql,
+                &request.params,
+                left,
+                protocol,
+                request.sql_mode.as_deref(),
+            )
+            .await
+            .map_err(query_error)
+    }
+
+    /// The result columns `sql` (a read with `params` placeholders) will have, as this
+    /// node's MariaDB prepares it, for a front end answering a client's prepare.
+    ///
+    /// # Errors
+    /// Not one read, MariaDB's refusal, or MariaDB unavailable.
+    pub async fn describe_read(
+        &self,
+        sql: &str,
+        params: usize,
+    ) -> Result<Vec<mysql_async::Column>, ServiceError> {
+        self.inner
+            .reader
+            .describe(sql, params)
             .await
             .map_err(query_error)
     }
