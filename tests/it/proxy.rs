@@ -299,6 +299,16 @@ async fn proxy_drivers_crud_with_parameters() {
         .db_name(Some(DATABASE))
         .prefer_socket(false)
         .stmt_cache_size(0);
+    // A wrong password or an unknown user does not get in.
+    for (user, pass) in [(MYSQL_USER.0, "wrong"), ("nobody", MYSQL_USER.1)] {
+        let bad = opts.clone().user(Some(user)).pass(Some(pass));
+        match mysql_async::Conn::new(bad).await {
+            Err(mysql_async::Error::Server(e)) => {
+                assert!(e.message.contains("Authenticate failed"), "{user}: {e:?}")
+            }
+            other => panic!("{user}/{pass} must be refused, got {other:?}"),
+        }
+    }
     let mut conn = mysql_async::Conn::new(opts).await.expect("connect");
     conn.query_drop(
         "CREATE TABLE rs (id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, k SMALLINT NOT NULL, \
