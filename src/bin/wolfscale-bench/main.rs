@@ -7,6 +7,8 @@
 //! - `wolfscale-bench http [--dir DIR] [--seconds N]`: single-row inserts through the
 //!   HTTP API of a 3-process cluster, each node with its own private MariaDB, against
 //!   the same inserts straight into a bare private MariaDB.
+//! - `wolfscale-bench sysbench [--dir DIR] [--seconds N] [--threads 1,16,64]`: sysbench
+//!   `oltp_insert` through the MySQL front end of a 3-process cluster's leader.
 //! - `wolfscale-bench apply [--dir DIR] [--entries N]`: entries/s one MariaDB applier
 //!   re-applies, as a lagging follower does.
 //! - `wolfscale-bench wal-probe --dir DIR`: opens a WAL and tries two appends, printing
@@ -25,6 +27,7 @@ mod mariadb;
 mod scratch;
 mod snapshot;
 mod stats;
+mod sysbench;
 mod wal;
 
 use clap::{Parser, Subcommand};
@@ -97,6 +100,21 @@ enum Cmd {
         #[arg(long)]
         wolfscale: Option<PathBuf>,
     },
+    /// sysbench oltp_insert through the MySQL front end of a 3-process cluster.
+    Sysbench {
+        /// Directory for the nodes' and servers' data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// sysbench threads, one case each.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
+        threads: Vec<usize>,
+        /// The `wolfscale` binary (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
+    },
     /// Entries/s one MariaDB applier re-applies (a lagging follower catching up).
     Apply {
         /// Directory for the server's data (on the disk to measure).
@@ -131,6 +149,12 @@ fn main() -> ExitCode {
             clients,
             wolfscale,
         } => http::run(&dir, seconds, &clients, wolfscale),
+        Cmd::Sysbench {
+            dir,
+            seconds,
+            threads,
+            wolfscale,
+        } => sysbench::run(&dir, seconds, &threads, wolfscale),
         Cmd::Apply { dir, entries } => apply::run(&dir, entries),
         Cmd::WalProbe { dir } => wal::probe(&dir),
         Cmd::Snapshot {
