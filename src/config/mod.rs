@@ -777,6 +777,47 @@ mod tests {
     }
 
     #[test]
+    fn proxy_users_need_a_unique_name_and_one_password_form() {
+        let c = parse(&minimal(), &EnvOverrides::default())
+            .expect("valid")
+            .config;
+        assert_eq!(c.proxy, ProxyConfig::default());
+        assert_eq!(c.proxy.bind_address, "127.0.0.1:3307");
+        let hash = "*".to_string() + &"A1".repeat(20);
+        let ok = format!(
+            "{}[proxy]\nmax_connections = 10\n[[proxy.users]]\nname = \"app\"\npassword = \"pw\"\n\
+             [[proxy.users]]\nname = \"ro\"\npassword_sha1 = \"{hash}\"\n",
+            minimal()
+        );
+        let c = parse(&ok, &EnvOverrides::default()).expect("valid").config;
+        assert_eq!(c.proxy.users.len(), 2);
+        // Neither form of the password reaches a Debug line.
+        let shown = format!("{:?}", c.proxy.users);
+        assert!(!shown.contains("pw\"") && !shown.contains(&hash), "{shown}");
+        let bad = format!(
+            "{}[proxy]\nbind_address = \"0.0.0.0:7654\"\nmax_connections = 0\n\
+             [[proxy.users]]\nname = \"app\"\npassword = \"a\"\npassword_sha1 = \"{hash}\"\n\
+             [[proxy.users]]\nname = \"app\"\n\
+             [[proxy.users]]\nname = \"x\"\npassword_sha1 = \"abc\"\n",
+            minimal()
+        );
+        let p = problems(&bad);
+        assert_eq!(
+            keys(&p),
+            [
+                "proxy.bind_address",
+                "proxy.max_connections",
+                "proxy.users[0]",
+                "proxy.users[1].name",
+                "proxy.users[1]",
+                "proxy.users[2].password_sha1",
+            ],
+            "{p:?}"
+        );
+        assert!(!format!("{p:?}").contains(&hash));
+    }
+
+    #[test]
     fn minimal_config_gets_spec_defaults() {
         let c = parse(&minimal(), &EnvOverrides::default())
             .expect("valid")
