@@ -122,6 +122,13 @@ impl Proxy {
                 continue;
             };
             crate::observe::metrics::proxy_connection("accepted");
+            let (stream, watch) = match watched(stream) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "mysql connection setup failed");
+                    continue;
+                }
+            };
             let session = session::Session::new(service.clone(), self.shared.clone(), id);
             let stop = stop.clone();
             service.node().spawn(async move {
@@ -129,14 +136,39 @@ impl Proxy {
                 crate::observe::metrics::proxy_open(1.0);
                 let (r, w) = stream.into_split();
                 let run = opensrv_mysql::AsyncMysqlIntermediary::run_on(session, r, w);
+                // Dropping `run` drops a statement under way: a read is then killed on
+                // MariaDB (a write already handed to the log still applies).
                 tokio::select! {
                     _ = stop.cancelled() => {}
+                    _ = client_gone(watch) => {
+                        tracing::debug!(connection = id, "mysql client disconnected");
+                    }
                     ended = run => if let Err(e) = ended {
                         tracing::debug!(connection = id, error = %e, "mysql connection ended");
                     },
                 }
                 crate::observe::metrics::proxy_open(-1.0);
             });
+        }
+    }
+}
+
+/// The connection, and a second handle on the same socket that only watches for the
+/// client closing it (the protocol crate reads the socket only between statements).
+fn watched(stream: TcpStream) -> std::io::Result<(TcpStream, TcpStream)> {
+    let std = stream.into_std()?;
+    let dup = std.try_clone()?;
+    Ok((TcpStream::from_std(std)?, TcpStream::from_std(dup)?))
+}
+
+/// Ends when the client has closed the connection (or it failed). Bytes waiting to be
+/// read are the client's next command, for the session to read: checked again shortly.
+async fn client_gone(watch: TcpStream) {
+    let mut byte = [0u8; 1];
+    loop {
+        match watch.peek(&mut byte).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
         }
     }
 }

@@ -594,3 +594,57 @@ async fn proxy_sysbench_and_mariadb_dump_through_the_front_end() {
     assert!(inserts > 0, "{stdout:.2000}");
     assert_eq!(Some(dumped), rows, "rows in the dump vs the table");
 }
+
+/// Statements running on node `i`'s MariaDB whose text starts with `prefix`.
+async fn running(c: &ProcCluster, i: usize, prefix: &str) -> i64 {
+    let mut conn = c.nodes[i].db.conn().await.expect("connect");
+    let n: Option<i64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE ?",
+            (format!("{prefix}%"),),
+        )
+        .await
+        .expect("processlist");
+    conn.disconnect().await.expect("disconnect");
+    n.unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_client_disconnect_stops_its_read() {
+    let c = cluster().await;
+    let (host, port) = front_end(&c, 1);
+    let mut cli = tokio::process::Command::new("mariadb")
+        .args([
+            "-h",
+            &host,
+            "-P",
+            &port.to_string(),
+            "--protocol=TCP",
+            "--skip-ssl",
+        ])
+        .arg(format!("-u{}", MYSQL_USER.0))
+        .arg(format!("-p{}", MYSQL_USER.1))
+        .args(["-e", "SELECT SLEEP(25)", DATABASE])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run mariadb");
+    let started = std::time::Instant::now();
+    while running(&c, 1, "SELECT SLEEP(25)").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the read never started on MariaDB"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cli.kill().await.expect("kill the client");
+    let gone = std::time::Instant::now();
+    while running(&c, 1, "SELECT SLEEP(25)").await > 0 {
+        assert!(
+            gone.elapsed() < Duration::from_secs(15),
+            "the read kept running after its client disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
