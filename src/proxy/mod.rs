@@ -189,3 +189,30 @@ async fn refuse(mut stream: TcpStream, max: usize) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_over_the_limit_gets_error_1040_from_a_real_client() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            if let Ok((stream, _)) = listener.accept().await {
+                refuse(stream, 3).await;
+            }
+        });
+        let opts = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(addr.ip().to_string())
+            .tcp_port(addr.port())
+            .prefer_socket(false);
+        match mysql_async::Conn::new(opts).await {
+            Err(mysql_async::Error::Server(e)) => {
+                assert_eq!(e.code, 1040, "{e:?}");
+                assert!(e.message.contains("max_connections is 3"), "{e:?}");
+            }
+            other => panic!("expected error 1040, got {other:?}"),
+        }
+    }
+}
