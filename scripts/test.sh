@@ -24,6 +24,10 @@ command -v useradd >/dev/null 2>&1 || [ -x /usr/sbin/useradd ] || need_apt+=(pas
 # with rsync state transfers.
 [ -e /usr/lib/galera/libgalera_smm.so ] || need_apt+=(galera-4)
 command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
+# The MySQL front end's tests (tests/it/proxy.rs) drive it with real clients: the
+# mariadb CLI and mariadb-dump (mariadb-client, with the server) and sysbench.
+command -v mariadb >/dev/null 2>&1 || need_apt+=(mariadb-client)
+command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   sudo_cmd=()
@@ -43,6 +47,15 @@ fi
 # cargo-deb packages the .deb that tests/it/service.rs installs with dpkg -i (the
 # version scripts/build-deb.sh pins).
 command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked --version "~3.8"
+# PyMySQL drives the MySQL front end (tests/it/proxy.rs), from its own venv like
+# schemathesis.
+venv=target/pymysql-venv
+if ! "$venv/bin/python" -c 'import pymysql' >/dev/null 2>&1; then
+  echo "installing PyMySQL into $venv"
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q 'PyMySQL>=1.1,<2'
+fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
 cargo fmt --all -- --check

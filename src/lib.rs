@@ -36,6 +36,7 @@ pub mod db;
 pub mod id;
 pub mod node;
 pub mod observe;
+pub mod proxy;
 pub mod service;
 pub mod snapshot;
 pub mod sql;

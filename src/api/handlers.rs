@@ -466,6 +466,7 @@ pub(super) fn check_query(request: QueryRequest) -> Result<ReadRequest, ApiError
         }
     };
     Ok(ReadRequest {
+        sql_mode: None,
         sql,
         params: bind(request.params)?,
         consistency: request.consistency,

@@ -69,7 +69,7 @@ mod status;
 pub use agreement::{digest, digest_limit, Divergence};
 pub use certify::rows_digest;
 pub use outcome::{Failure, FailureClass, Outcome, OutcomeDecodeError, StatementOutcome};
-pub use read::{QueryError, ReadLimits, Reader, Rows};
+pub use read::{Protocol, QueryError, RawRows, ReadLimits, Reader, Rows};
 pub use status::{ApplyStatus, Paused, StatusSnapshot, WaitTimeout};
 
 use crate::config::{DatabaseConfig, Secret};

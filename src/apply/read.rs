@@ -74,6 +74,44 @@ pub struct Rows {
     pub rows: Vec<Vec<Json>>,
 }
 
+/// A result set as MariaDB sent it: column definitions and values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRows {
+    /// MariaDB's column definitions (name, table, type, flags, decimals, charset).
+    pub columns: Vec<Column>,
+    /// One vector per row, one value per column.
+    pub rows: Vec<Vec<mysql_async::Value>>,
+}
+
+impl RawRows {
+    /// The rows as JSON values (see the module docs for the mapping).
+    pub fn into_rows(self) -> Rows {
+        let columns = self.columns;
+        Rows {
+            rows: self
+                .rows
+                .into_iter()
+                .map(|r| {
+                    r.into_iter()
+                        .zip(columns.iter())
+                        .map(|(v, c)| to_json(v, c))
+                        .collect()
+                })
+                .collect(),
+            columns: columns.iter().map(|c| c.name_str().into_owned()).collect(),
+        }
+    }
+}
+
+/// How a read is sent to MariaDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// As text (only without parameters): values come back in MariaDB's text form.
+    Text,
+    /// As a prepared statement: values come back typed.
+    Binary,
+}
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -150,7 +188,34 @@ impl Reader {
         params: &[Value],
         timeout: Duration,
     ) -> Result<Rows, QueryError> {
+        let raw = self
+            .query_raw(sql_text, params, timeout, Protocol::Binary, None)
+            .await?;
+        Ok(raw.into_rows())
+    }
+
+    /// [`Reader::query`], answering the result set as MariaDB sent it (column
+    /// definitions and values), for a front end that relays it to a MySQL client. With
+    /// [`Protocol::Text`] and no parameters the statement is sent as text, so every value
+    /// is MariaDB's own text form. With `sql_mode`, the statement runs under that mode
+    /// (a client session's), and the connection gets the server's back afterwards.
+    ///
+    /// # Errors
+    /// As [`Reader::query`].
+    pub async fn query_raw(
+        &self,
+        sql_text: &str,
+        params: &[Value],
+        timeout: Duration,
+        protocol: Protocol,
+        sql_mode: Option<&str>,
+    ) -> Result<RawRows, QueryError> {
         let text = sql::check_read(sql_text, params.len())?;
+        let protocol = if params.is_empty() {
+            protocol
+        } else {
+            Protocol::Binary
+        };
         let params: Vec<mysql_async::Value> = params.iter().map(sql::to_mysql).collect();
         let params = if params.is_empty() {
             mysql_async::Params::Empty
@@ -167,8 +232,11 @@ impl Reader {
             let conn = held.conn();
             let left = timeout.saturating_sub(started.elapsed());
             conn.query_drop(session::max_statement_time(left)).await?;
+            if let Some(mode) = sql_mode {
+                conn.exec_drop(session::SET_SQL_MODE, (mode,)).await?;
+            }
             conn.query_drop(position::BEGIN_READ_ONLY).await?;
-            let rows = read(conn, text, params, self.limits).await;
+            let rows = read(conn, text, params, self.limits, protocol).await;
             if matches!(rows, Err(QueryError::TooLarge { .. })) {
                 // The rest of the result is still coming: kill it rather than read it.
                 return rows;
@@ -179,7 +247,12 @@ impl Reader {
             } else {
                 position::ROLLBACK
             };
-            let ended = conn.query_drop(end).await;
+            let mut ended = conn.query_drop(end).await;
+            if sql_mode.is_some() && ended.is_ok() {
+                ended = conn.query_drop(session::RESET_SQL_MODE).await;
+            }
+            // A connection that failed here goes back to the pool like any other, which
+            // resets its session (mysql_async's default) before lending it again.
             held.release();
             let rows = rows?;
             ended?;
@@ -194,6 +267,23 @@ impl Reader {
             })) => Err(QueryError::Timeout(timeout)),
             Ok(other) => other,
         }
+    }
+}
+
+impl Reader {
+    /// The result columns of a read (checked by [`sql::check_read`] for `params`
+    /// placeholders) as MariaDB prepares it, without running it: what a MySQL client
+    /// that prepares a statement expects to be told.
+    ///
+    /// # Errors
+    /// An invalid statement, MariaDB's refusal, or unavailability.
+    pub async fn describe(&self, sql_text: &str, params: usize) -> Result<Vec<Column>, QueryError> {
+        let text = sql::check_read(sql_text, params)?;
+        let mut conn = self.pool.get_conn().await?;
+        let stmt = conn.prep(text).await?;
+        let columns = stmt.columns().to_vec();
+        conn.close(stmt).await?;
+        Ok(columns)
     }
 }
 
@@ -255,8 +345,18 @@ async fn read(
     text: &str,
     params: mysql_async::Params,
     limits: ReadLimits,
-) -> Result<Rows, QueryError> {
-    let mut result = conn.exec_iter(text, params).await?;
+    protocol: Protocol,
+) -> Result<RawRows, QueryError> {
+    match protocol {
+        Protocol::Text => collect(conn.query_iter(text).await?, limits).await,
+        Protocol::Binary => collect(conn.exec_iter(text, params).await?, limits).await,
+    }
+}
+
+async fn collect<P: mysql_async::prelude::Protocol>(
+    mut result: mysql_async::QueryResult<'_, '_, P>,
+    limits: ReadLimits,
+) -> Result<RawRows, QueryError> {
     let columns: Vec<Column> = result.columns_ref().to_vec();
     let mut rows = Vec::new();
     let mut bytes = 0u64;
@@ -282,16 +382,12 @@ async fn read(
         rows.push(
             values
                 .into_iter()
-                .zip(columns.iter())
-                .map(|(v, c)| to_json(v.unwrap_or(mysql_async::Value::NULL), c))
+                .map(|v| v.unwrap_or(mysql_async::Value::NULL))
                 .collect(),
         );
     }
     result.drop_result().await?;
-    Ok(Rows {
-        columns: columns.iter().map(|c| c.name_str().into_owned()).collect(),
-        rows,
-    })
+    Ok(RawRows { columns, rows })
 }
 
 /// One value as JSON (see the module docs for the mapping).

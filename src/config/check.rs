@@ -383,7 +383,57 @@ pub(super) fn semantics(c: &Config) -> Vec<Problem> {
             }
         }
     }
+    if c.proxy.enabled {
+        check_proxy(&c.proxy, node_bind, &mut p);
+    }
     p
+}
+
+/// `[proxy]`: a usable address apart from the node's, at least one connection, and users
+/// with a name and exactly one password form each.
+fn check_proxy(proxy: &super::ProxyConfig, node_bind: Option<SocketAddr>, p: &mut Vec<Problem>) {
+    let bind = bind_address("proxy.bind_address", &proxy.bind_address, p);
+    if let (Some(a), Some(n)) = (bind, node_bind) {
+        if a.port() == n.port()
+            && (a.ip() == n.ip() || a.ip().is_unspecified() || n.ip().is_unspecified())
+        {
+            p.push(Problem::new(
+                "proxy.bind_address",
+                format!("conflicts with node.bind_address ({n}): they need different ports"),
+            ));
+        }
+    }
+    if proxy.max_connections == 0 {
+        p.push(Problem::new("proxy.max_connections", "must be at least 1"));
+    }
+    let mut seen = HashSet::new();
+    for (i, user) in proxy.users.iter().enumerate() {
+        let key = format!("proxy.users[{i}]");
+        if user.name.is_empty() || user.name.len() > 80 {
+            p.push(Problem::new(
+                format!("{key}.name"),
+                "must be 1 to 80 bytes long",
+            ));
+        } else if !seen.insert(user.name.as_str()) {
+            p.push(Problem::new(
+                format!("{key}.name"),
+                format!("duplicate user {}", user.name),
+            ));
+        }
+        match (&user.password, &user.password_sha1) {
+            (Some(_), Some(_)) => p.push(Problem::new(
+                &key,
+                "set either password or password_sha1, not both",
+            )),
+            (None, None) => p.push(Problem::new(&key, "needs password or password_sha1")),
+            (None, Some(hash)) => {
+                if let Err(reason) = crate::proxy::auth::parse_stored(hash) {
+                    p.push(Problem::new(format!("{key}.password_sha1"), reason));
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
 }
 
 fn bind_address(key: &str, value: &str, p: &mut Vec<Problem>) -> Option<SocketAddr> {

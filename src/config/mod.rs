@@ -222,6 +222,9 @@ pub struct Config {
     /// The HTTP API.
     #[serde(default)]
     pub api: ApiConfig,
+    /// The MySQL-protocol front end.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
     /// Log output.
     #[serde(default)]
     pub log: LogConfig,
@@ -484,6 +487,67 @@ pub struct ApiConfig {
     pub max_concurrent_requests: u64,
 }
 
+/// `[proxy]`: the MySQL-protocol front end, which MySQL/MariaDB clients and drivers
+/// connect to; their writes go through the replicated log like the HTTP API's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Serve the MySQL protocol (it listens only once `[[proxy.users]]` names a user).
+    /// Default: true.
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Address the front end listens on. Default: "127.0.0.1:3307".
+    #[serde(default = "defaults::proxy_bind_address")]
+    pub bind_address: String,
+    /// Most client connections open at once; more are refused with error 1040.
+    /// Default: 256.
+    #[serde(default = "defaults::proxy_max_connections")]
+    pub max_connections: u32,
+    /// The accounts clients log in with (`mysql_native_password`). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<ProxyUser>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            enabled: true,
+            bind_address: defaults::proxy_bind_address(),
+            max_connections: defaults::proxy_max_connections(),
+            users: Vec::new(),
+        }
+    }
+}
+
+/// `[[proxy.users]]`: one account of the MySQL front end.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyUser {
+    /// The user name clients log in with. Required.
+    pub name: String,
+    /// The password, in clear. Default: none (then `password_sha1` is required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The password as `mysql_native_password` stores it: SHA1(SHA1(password)) in 40 hex
+    /// digits (MariaDB's `PASSWORD()` without the leading `*` also works). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_sha1: Option<String>,
+}
+
+impl std::fmt::Debug for ProxyUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Passwords never reach a log line.
+        f.debug_struct("ProxyUser")
+            .field("name", &self.name)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "password_sha1",
+                &self.password_sha1.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
 /// `[log]`: what the node writes to stderr.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -575,6 +639,12 @@ mod defaults {
     }
     pub fn api_bind_address() -> String {
         "127.0.0.1:8080".into()
+    }
+    pub fn proxy_bind_address() -> String {
+        "127.0.0.1:3307".into()
+    }
+    pub fn proxy_max_connections() -> u32 {
+        256
     }
     pub fn api_max_body_bytes() -> u64 {
         1 << 20
@@ -687,6 +757,16 @@ impl Config {
                 max_connections: U64,
                 max_concurrent_requests: U64,
             },
+            proxy: ProxyConfig {
+                enabled: true,
+                bind_address: String::new(),
+                max_connections: u32::MAX,
+                users: vec![ProxyUser {
+                    name: String::new(),
+                    password: Some(String::new()),
+                    password_sha1: Some(String::new()),
+                }],
+            },
             log: LogConfig {
                 level: String::new(),
                 format: LogFormat::Json,
@@ -710,6 +790,10 @@ impl Config {
         // A weak token can be found from its hash by trying guesses: not shown either.
         c.api.token_sha256 = mask(&c.api.token_sha256);
         c.api.read_token_sha256 = mask(&c.api.read_token_sha256);
+        for u in &mut c.proxy.users {
+            u.password = mask(&u.password);
+            u.password_sha1 = mask(&u.password_sha1);
+        }
         c
     }
 }
@@ -823,6 +907,47 @@ mod tests {
 
     fn minimal() -> String {
         format!("[node]\nid = \"n1\"\n[cluster]\nsecret = \"{SECRET}\"\n")
+    }
+
+    #[test]
+    fn proxy_users_need_a_unique_name_and_one_password_form() {
+        let c = parse(&minimal(), &EnvOverrides::default())
+            .expect("valid")
+            .config;
+        assert_eq!(c.proxy, ProxyConfig::default());
+        assert_eq!(c.proxy.bind_address, "127.0.0.1:3307");
+        let hash = "*".to_string() + &"A1".repeat(20);
+        let ok = format!(
+            "{}[proxy]\nmax_connections = 10\n[[proxy.users]]\nname = \"app\"\npassword = \"pw\"\n\
+             [[proxy.users]]\nname = \"ro\"\npassword_sha1 = \"{hash}\"\n",
+            minimal()
+        );
+        let c = parse(&ok, &EnvOverrides::default()).expect("valid").config;
+        assert_eq!(c.proxy.users.len(), 2);
+        // Neither form of the password reaches a Debug line.
+        let shown = format!("{:?}", c.proxy.users);
+        assert!(!shown.contains("pw\"") && !shown.contains(&hash), "{shown}");
+        let bad = format!(
+            "{}[proxy]\nbind_address = \"0.0.0.0:7654\"\nmax_connections = 0\n\
+             [[proxy.users]]\nname = \"app\"\npassword = \"a\"\npassword_sha1 = \"{hash}\"\n\
+             [[proxy.users]]\nname = \"app\"\n\
+             [[proxy.users]]\nname = \"x\"\npassword_sha1 = \"abc\"\n",
+            minimal()
+        );
+        let p = problems(&bad);
+        assert_eq!(
+            keys(&p),
+            [
+                "proxy.bind_address",
+                "proxy.max_connections",
+                "proxy.users[0]",
+                "proxy.users[1].name",
+                "proxy.users[1]",
+                "proxy.users[2].password_sha1",
+            ],
+            "{p:?}"
+        );
+        assert!(!format!("{p:?}").contains(&hash));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The commented `wolfscale.toml` that `wolfscale init` writes. Every value is taken from
 //! the real defaults, and tests check that every schema key appears, so it cannot drift.
 
-use super::{ApiConfig, ClusterConfig, DatabaseConfig, WalConfig};
+use super::{ApiConfig, ClusterConfig, DatabaseConfig, ProxyConfig, WalConfig};
 
 /// A complete, commented config for node `node_id` sharing the cluster secret `secret`.
 pub fn template(node_id: &str, secret: &str) -> String {
@@ -9,6 +9,7 @@ pub fn template(node_id: &str, secret: &str) -> String {
     let wal = WalConfig::default();
     let cl = ClusterConfig::default();
     let api = ApiConfig::default();
+    let proxy = ProxyConfig::default();
     let q = |s: &str| toml::Value::String(s.to_string()).to_string();
     format!(
         r#"# WolfScale node configuration. Every key is shown with its default value;
@@ -129,6 +130,19 @@ max_result_bytes = {max_result_bytes}
 max_connections = {api_max_connections}
 max_concurrent_requests = {api_max_concurrent_requests}
 
+[proxy]
+# The MySQL-protocol front end: MySQL/MariaDB clients and drivers connect here; reads
+# run on this node's MariaDB, writes go through the replicated log. It listens only
+# once a user is configured.
+enabled = {proxy_enabled}
+# Address it listens on.
+bind_address = {proxy_bind}
+# Most client connections at once; more are refused with MySQL error 1040.
+max_connections = {proxy_max_connections}
+# Accounts (mysql_native_password), one table each: name, and either password or
+# password_sha1 (SHA1(SHA1(password)) in hex, as MariaDB's PASSWORD() shows it).
+# users = [{{ name = "app", password = "change-me" }}]
+
 [log]
 # Log filter in RUST_LOG syntax, e.g. "info" or "info,openraft=warn"; the
 # WOLFSCALE_LOG environment variable wins.
@@ -179,6 +193,9 @@ format = "text"
         api_max_concurrent_requests = api.max_concurrent_requests,
         cluster_max_connections = cl.max_connections,
         cluster_max_requests = cl.max_requests_per_connection,
+        proxy_enabled = proxy.enabled,
+        proxy_bind = q(&proxy.bind_address),
+        proxy_max_connections = proxy.max_connections,
         log_level = q(&super::defaults::log_level()),
     )
 }
@@ -199,6 +216,7 @@ mod tests {
         assert_eq!(c.database, DatabaseConfig::default());
         assert_eq!(c.wal, WalConfig::default());
         assert_eq!(c.api, ApiConfig::default());
+        assert_eq!(c.proxy, ProxyConfig::default());
         assert_eq!(c.cluster.secret.as_deref(), Some(SECRET));
         assert_eq!(loaded.secrets.cluster_secret.expose(), SECRET);
     }
@@ -243,5 +261,6 @@ mod tests {
         let loaded = parse(&text, &EnvOverrides::default()).expect("uncommented template is valid");
         assert_eq!(loaded.config.node.node_number, Some(1));
         assert!(loaded.config.api.token.is_some());
+        assert_eq!(loaded.config.proxy.users.len(), 1);
     }
 }

@@ -55,6 +55,7 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         );
     }
     let api_cfg = config.api.clone();
+    let proxy_cfg = config.proxy.clone();
     let node = Node::start(config, &secrets, mode, applier).await?;
     let ids = u16::try_from(node.number())
         .ok()
@@ -95,6 +96,16 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
             }
         });
         tracing::info!(addr = %api_cfg.bind_address, https = node.tls().is_some(), "http api listening");
+    }
+    if let Some(proxy) = crate::proxy::Proxy::bind(&proxy_cfg)
+        .await
+        .map_err(|e| NodeError::Config(e.to_string()))?
+    {
+        let addr = proxy
+            .local_addr()
+            .map_or_else(|_| proxy_cfg.bind_address.clone(), |a| a.to_string());
+        node.spawn(proxy.serve(service.clone(), node.shutdown_token()));
+        tracing::info!(addr = %addr, "mysql front end listening");
     }
     if progress {
         let b = service.clone();

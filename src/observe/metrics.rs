@@ -175,6 +175,22 @@ fn describe() {
         "wolfscale_snapshot_transfers_total",
         "snapshots installed into this node since it started"
     );
+    describe_counter!(
+        "wolfscale_proxy_connections_total",
+        "MySQL front-end connections, by result (accepted, refused over max_connections)"
+    );
+    describe_counter!(
+        "wolfscale_proxy_logins_total",
+        "MySQL front-end logins, by result (ok, denied)"
+    );
+    describe_gauge!(
+        "wolfscale_proxy_connections",
+        "MySQL front-end connections open now"
+    );
+    describe_counter!(
+        "wolfscale_proxy_statements_total",
+        "MySQL front-end statements answered, by kind (read, write, ddl, session, refused) and result (ok, error)"
+    );
     // Counters that must read 0 before their first event, for rate() and alerts.
     counter!(ELECTIONS).absolute(0);
     counter!(LEADER_CHANGES).absolute(0);
@@ -275,6 +291,28 @@ pub fn read_done(consistency: &str, result: Result<(), &str>) {
         "result" => result
     )
     .increment(1);
+}
+
+/// A MySQL front-end connection arrived: `accepted` or `refused`.
+pub fn proxy_connection(result: &'static str) {
+    counter!("wolfscale_proxy_connections_total", "result" => result).increment(1);
+}
+
+/// A MySQL front-end login was accepted or denied.
+pub fn proxy_login(ok: bool) {
+    let result = if ok { "ok" } else { "denied" };
+    counter!("wolfscale_proxy_logins_total", "result" => result).increment(1);
+}
+
+/// A MySQL front-end connection opened (`1.0`) or closed (`-1.0`).
+pub fn proxy_open(delta: f64) {
+    gauge!("wolfscale_proxy_connections").increment(delta);
+}
+
+/// A MySQL front-end statement of `kind` was answered.
+pub fn proxy_statement(kind: &'static str, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    counter!("wolfscale_proxy_statements_total", "kind" => kind, "result" => result).increment(1);
 }
 
 /// One WAL data sync took `took`.

@@ -23,6 +23,7 @@ mod status;
 mod types;
 mod write;
 
+pub use crate::apply::{Protocol, RawRows};
 pub use check_report::{
     check_text, CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, TableCheck,
 };

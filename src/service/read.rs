@@ -4,7 +4,7 @@
 
 use super::write::no_leader;
 use super::{Consistency, ReadRequest, ReadResult, Service, ServiceError};
-use crate::apply::QueryError;
+use crate::apply::{Protocol, QueryError, RawRows};
 use crate::command::Input;
 use crate::consensus::network::{ClusterError, PeerRequest, PeerResponse};
 use openraft::ServerState;
@@ -20,6 +20,75 @@ impl Service {
     /// waits or the statement ran past `timeout` ([`ServiceError::Timeout`]), the answer
     /// is too large, or the node cannot serve reads now.
     pub async fn read(&self, request: ReadRequest) -> Result<ReadResult, ServiceError> {
+        let started = Instant::now();
+        self.wait_for_read(&request, started).await?;
+        let rows = self
+            .inner
+            .reader
+            .query(&request.sql, &request.params, request.timeout)
+            .await
+            .map_err(query_error)?;
+        Ok(ReadResult {
+            columns: rows.columns,
+            rows: rows
+                .rows
+                .into_iter()
+                .map(|r| r.into_iter().map(json_to_input).collect())
+                .collect(),
+        })
+    }
+
+    /// [`Service::read`], answering MariaDB's result set as it is (column definitions and
+    /// values), for a front end that relays it to a MySQL client; see
+    /// [`crate::apply::Reader::query_raw`] for `protocol`.
+    ///
+    /// # Errors
+    /// As [`Service::read`].
+    pub async fn read_raw(
+        &self,
+        request: ReadRequest,
+        protocol: Protocol,
+    ) -> Result<RawRows, ServiceError> {
+        let started = Instant::now();
+        self.wait_for_read(&request, started).await?;
+        let left = request.timeout.saturating_sub(started.elapsed());
+        self.inner
+            .reader
+            .query_raw(
+                &request.sql,
+                &request.params,
+                left,
+                protocol,
+                request.sql_mode.as_deref(),
+            )
+            .await
+            .map_err(query_error)
+    }
+
+    /// The result columns `sql` (a read with `params` placeholders) will have, as this
+    /// node's MariaDB prepares it, for a front end answering a client's prepare.
+    ///
+    /// # Errors
+    /// Not one read, MariaDB's refusal, or MariaDB unavailable.
+    pub async fn describe_read(
+        &self,
+        sql: &str,
+        params: usize,
+    ) -> Result<Vec<mysql_async::Column>, ServiceError> {
+        self.inner
+            .reader
+            .describe(sql, params)
+            .await
+            .map_err(query_error)
+    }
+
+    /// Waits until this node may serve `request`: it is a member with its data, and it
+    /// has applied what the request's consistency and `min_lsn` ask for.
+    async fn wait_for_read(
+        &self,
+        request: &ReadRequest,
+        started: Instant,
+    ) -> Result<(), ServiceError> {
         if self.inner.node.is_removed() {
             return Err(self.removed_error());
         }
@@ -29,7 +98,6 @@ impl Service {
                 retry_after: 5,
             });
         }
-        let started = Instant::now();
         let mut min_lsn = request.min_lsn;
         if request.consistency == Consistency::Linearizable {
             // Everything committed before this read started is applied here before it runs.
@@ -52,42 +120,7 @@ impl Service {
                     lagging: vec![self.inner.node.info().name.clone()],
                 })?;
         }
-        let rows = self
-            .inner
-            .reader
-            .query(&request.sql, &request.params, request.timeout)
-            .await
-            .map_err(|e| match e {
-                QueryError::Invalid(e) => ServiceError::Invalid {
-                    code: e.code().to_string(),
-                    message: e.to_string(),
-                },
-                QueryError::Sql {
-                    code,
-                    message,
-                    class,
-                } => ServiceError::from_mariadb(class, code, &message),
-                QueryError::Unavailable(m) => ServiceError::NotReady {
-                    reason: m,
-                    retry_after: 1,
-                },
-                QueryError::Timeout(t) => ServiceError::Timeout {
-                    message: format!("query did not finish within {t:?}"),
-                    lsn: None,
-                    lagging: Vec::new(),
-                },
-                e @ QueryError::TooLarge { .. } => ServiceError::TooLarge {
-                    message: e.to_string(),
-                },
-            })?;
-        Ok(ReadResult {
-            columns: rows.columns,
-            rows: rows
-                .rows
-                .into_iter()
-                .map(|r| r.into_iter().map(json_to_input).collect())
-                .collect(),
-        })
+        Ok(())
     }
 
     /// The leader's read index: asked of consensus here when this node leads, else of the
@@ -134,6 +167,33 @@ impl Service {
             ClusterError::NoLeader | ClusterError::NotLeader(..) => no_leader(),
             other => ServiceError::Internal(other.to_string()),
         })
+    }
+}
+
+/// A failed read as the client must see it.
+fn query_error(e: QueryError) -> ServiceError {
+    match e {
+        QueryError::Invalid(e) => ServiceError::Invalid {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        },
+        QueryError::Sql {
+            code,
+            message,
+            class,
+        } => ServiceError::from_mariadb(class, code, &message),
+        QueryError::Unavailable(m) => ServiceError::NotReady {
+            reason: m,
+            retry_after: 1,
+        },
+        QueryError::Timeout(t) => ServiceError::Timeout {
+            message: format!("query did not finish within {t:?}"),
+            lsn: None,
+            lagging: Vec::new(),
+        },
+        e @ QueryError::TooLarge { .. } => ServiceError::TooLarge {
+            message: e.to_string(),
+        },
     }
 }
 

@@ -88,6 +88,9 @@ pub struct ReadRequest {
     pub consistency: Consistency,
     /// Wait until this node has applied this LSN first (read-your-writes on any node).
     pub min_lsn: Option<u64>,
+    /// The `sql_mode` to read under (a MySQL client session's own); `None`: the
+    /// server's.
+    pub sql_mode: Option<String>,
     /// Deadline for the waits and the statement; past it the answer is
     /// [`ServiceError::Timeout`].
     pub timeout: Duration,

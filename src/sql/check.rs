@@ -407,6 +407,16 @@ pub fn statement_kind(sql: &str) -> Result<StatementKind, SqlError> {
     Ok(kind_of(&first_word(text, &toks)))
 }
 
+/// The number of `?` placeholders of one statement (outside literals and comments), for
+/// a front end that prepares a statement before its values arrive.
+///
+/// # Errors
+/// An empty, unterminated or multi-statement string.
+pub fn placeholders(sql: &str) -> Result<usize, SqlError> {
+    let (_, toks) = single(sql)?;
+    Ok(toks.iter().filter(|t| t.kind == Kind::Placeholder).count())
+}
+
 /// Checks `sql` against every [`NON_DETERMINISTIC`] rule; the first construct found, in
 /// text order, is reported.
 ///

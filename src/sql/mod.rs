@@ -22,8 +22,8 @@ pub mod session;
 pub mod snapshot;
 
 pub use check::{
-    check_certified_step, check_ddl, check_deterministic, check_read, check_write, statement_kind,
-    CertifiedKind, SqlError, StatementKind,
+    check_certified_step, check_ddl, check_deterministic, check_read, check_write, placeholders,
+    statement_kind, CertifiedKind, SqlError, StatementKind,
 };
 pub use errors::{classify, classify_error, ddl_already_applied, sqlstate, ErrorClass};
 pub use galera::{check_galera_ddl, WSREP_ON as GALERA_WSREP_ON};

@@ -25,6 +25,12 @@ pub fn kill_query(id: u32) -> String {
 /// id the client was told, or conflicts.
 pub const SET_INSERT_ID: &str = "SET SESSION insert_id = ?";
 
+/// Sets a read connection's `sql_mode` to a client session's (parameter: the mode).
+pub const SET_SQL_MODE: &str = "SET SESSION sql_mode = ?";
+
+/// Gives a read connection the server's `sql_mode` back.
+pub const RESET_SQL_MODE: &str = "SET SESSION sql_mode = @@GLOBAL.sql_mode";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ mod galera_bridge;
 mod mariadb_harness;
 mod observe;
 mod partition;
+mod proxy;
 mod security;
 mod service;
 mod snapshot_cluster;

@@ -27,8 +27,8 @@ pub(crate) const WARM_UP: Duration = Duration::from_millis(500);
 /// A `wolfscale` process, SIGKILLed on drop if it has not stopped.
 pub(crate) struct Proc {
     child: Option<Child>,
-    api: String,
-    cluster: String,
+    pub(crate) api: String,
+    pub(crate) cluster: String,
     cfg: PathBuf,
     log: PathBuf,
 }
@@ -44,6 +44,16 @@ impl Drop for Proc {
 
 impl Proc {
     fn new(dir: &Path, i: usize, db: &Server) -> anyhow::Result<Proc> {
+        Self::with_extra(dir, i, db, "")
+    }
+
+    /// [`Proc::new`] with `extra` appended to its config (more sections).
+    pub(crate) fn with_extra(
+        dir: &Path,
+        i: usize,
+        db: &Server,
+        extra: &str,
+    ) -> anyhow::Result<Proc> {
         let cluster = format!("127.0.0.1:{}", free_port()?);
         let api = format!("127.0.0.1:{}", free_port()?);
         let cfg = dir.join(format!("node-{i}.toml"));
@@ -53,7 +63,7 @@ impl Proc {
                 "[node]\nid = \"node-{i}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{}\"\n\
                  [database]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\n\
                  [cluster]\nsecret = \"bench-cluster-secret-0123456789\"\n\
-                 [api]\nbind_address = \"{api}\"\n",
+                 [api]\nbind_address = \"{api}\"\n{extra}",
                 dir.join(format!("node-{i}-data")).display(),
                 db.port(),
             ),
@@ -67,7 +77,7 @@ impl Proc {
         })
     }
 
-    fn spawn(&mut self, bin: &Path, args: &[&str]) -> anyhow::Result<()> {
+    pub(crate) fn spawn(&mut self, bin: &Path, args: &[&str]) -> anyhow::Result<()> {
         let log = std::fs::File::create(&self.log)?;
         let mut cmd = Command::new(bin);
         cmd.args(args)
@@ -89,7 +99,7 @@ impl Proc {
         self.child.as_ref().map(Child::id)
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().rev().take(20).collect();
         lines.into_iter().rev().collect::<Vec<_>>().join("\n")
@@ -115,7 +125,9 @@ impl Proc {
     }
 }
 
-async fn wait_active(client: &Client, procs: &[Proc]) -> anyhow::Result<String> {
+/// Waits until the cluster has `procs.len()` ACTIVE members; answers the leader's API
+/// address.
+pub(crate) async fn wait_active(client: &Client, procs: &[Proc]) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Ok(c) = client.cluster().await {

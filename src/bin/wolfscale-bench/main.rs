@@ -11,6 +11,8 @@
 //!   inserts into WolfScale (HTTP), a 3-node Galera cluster and semi-synchronous
 //!   replication (primary + 2 replicas), each keeping three copies on this machine, with
 //!   a bare server as the reference line; ratios printed.
+//! - `wolfscale-bench sysbench [--dir DIR] [--seconds N] [--threads 1,16,64]`: sysbench
+//!   `oltp_insert` through the MySQL front end of a 3-process cluster's leader.
 //! - `wolfscale-bench apply [--dir DIR] [--entries N]`: entries/s one MariaDB applier
 //!   re-applies, as a lagging follower does.
 //! - `wolfscale-bench tls [--dir DIR] [--seconds N] [--clients N]`: cluster-transport and
@@ -32,6 +34,7 @@ mod peers;
 mod scratch;
 mod snapshot;
 mod stats;
+mod sysbench;
 mod tls;
 mod wal;
 
@@ -120,6 +123,21 @@ enum Cmd {
         #[arg(long)]
         wolfscale: Option<PathBuf>,
     },
+    /// sysbench oltp_insert through the MySQL front end of a 3-process cluster.
+    Sysbench {
+        /// Directory for the nodes' and servers' data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// sysbench threads, one case each.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
+        threads: Vec<usize>,
+        /// The `wolfscale` binary (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
+    },
     /// Entries/s one MariaDB applier re-applies (a lagging follower catching up).
     Apply {
         /// Directory for the server's data (on the disk to measure).
@@ -172,6 +190,12 @@ fn main() -> ExitCode {
             clients,
             wolfscale,
         } => peers::run(&dir, seconds, &clients, wolfscale),
+        Cmd::Sysbench {
+            dir,
+            seconds,
+            threads,
+            wolfscale,
+        } => sysbench::run(&dir, seconds, &threads, wolfscale),
         Cmd::Apply { dir, entries } => apply::run(&dir, entries),
         Cmd::Tls {
             dir,

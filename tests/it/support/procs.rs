@@ -33,7 +33,12 @@ pub struct NodeConfig<'a> {
     pub cluster: &'a str,
     /// Extra lines of the `[api]` section.
     pub api: &'a str,
+    /// Serve the MySQL front end on a free port, with the user [`MYSQL_USER`].
+    pub mysql: bool,
 }
+
+/// The MySQL front-end account of process tests: `(name, password)`.
+pub const MYSQL_USER: (&str, &str) = ("app", "app-secret");
 
 impl Default for NodeConfig<'_> {
     fn default() -> Self {
@@ -42,6 +47,7 @@ impl Default for NodeConfig<'_> {
             wal: "",
             cluster: "",
             api: "",
+            mysql: false,
         }
     }
 }
@@ -56,6 +62,8 @@ pub struct NodeFiles {
     pub cluster: String,
     /// The two reserved ports (cluster, API).
     pub ports: (PortReservation, PortReservation),
+    /// `host:port` of its MySQL front end and the port reserved for it, when served.
+    pub mysql: Option<(String, PortReservation)>,
 }
 
 impl NodeConfig<'_> {
@@ -72,6 +80,17 @@ impl NodeConfig<'_> {
             format!("[wal]\n{}\n", self.wal)
         };
         let (cluster_extra, api_extra) = (self.cluster, self.api);
+        let mysql = self.mysql.then(|| {
+            let p = PortReservation::new(Ipv4Addr::LOCALHOST).expect("free port");
+            (format!("127.0.0.1:{}", p.port()), p)
+        });
+        let proxy = match &mysql {
+            Some((addr, _)) => format!(
+                "[proxy]\nbind_address = \"{addr}\"\n[[proxy.users]]\nname = \"{}\"\npassword = \"{}\"\n",
+                MYSQL_USER.0, MYSQL_USER.1
+            ),
+            None => String::new(),
+        };
         std::fs::write(
             &cfg,
             format!(
@@ -79,6 +98,7 @@ impl NodeConfig<'_> {
                  [database]\nhost = \"{host}\"\nport = {port}\nuser = \"root\"\ndatabase = \"{DATABASE}\"\npool_size = 4\n\
                  {wal}\
                  [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = {timeout}\n{cluster_extra}\n\
+                 {proxy}\
                  [api]\nbind_address = \"{api}\"\n{api_extra}\n",
                 data = dir.join(format!("data-{i}")).display(),
                 host = db.host(),
@@ -92,6 +112,7 @@ impl NodeConfig<'_> {
             api,
             cluster,
             ports: (p1, p2),
+            mysql,
         }
     }
 }
@@ -106,10 +127,13 @@ pub struct NodeProc {
     pub api: String,
     /// `host:port` of its cluster transport.
     pub cluster: String,
+    /// `host:port` of its MySQL front end, when it serves one.
+    pub mysql: Option<String>,
     cfg: PathBuf,
     log: PathBuf,
     log_filter: String,
     _ports: (PortReservation, PortReservation),
+    _mysql_port: Option<PortReservation>,
     child: Option<Tied>,
 }
 
@@ -127,6 +151,8 @@ impl NodeProc {
             db,
             api: files.api,
             cluster: files.cluster,
+            mysql: files.mysql.as_ref().map(|(a, _)| a.clone()),
+            _mysql_port: files.mysql.map(|(_, p)| p),
             cfg: files.cfg,
             log_filter: LOG_FILTER.into(),
             _ports: files.ports,

@@ -1,0 +1,161 @@
+//! sysbench `oltp_insert` through the MySQL front end of a 3-process cluster (each
+//! `wolfscale` process with its own private MariaDB), clients on the leader's front end,
+//! one case per thread count. Galera and semi-sync baselines are not measured here yet.
+
+use crate::http::{wait_active, Proc};
+use crate::mariadb::{self, Server, Template};
+use crate::scratch::{free_port, Scratch};
+use crate::stats::load_average;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use wolfscale::api::client::Client;
+
+const USER: (&str, &str) = ("bench", "bench-secret");
+const TABLE_SIZE: u32 = 1000;
+
+pub fn run(
+    dir: &Path,
+    secs: f64,
+    threads: &[usize],
+    wolfscale: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let bin = match wolfscale {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("wolfscale"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it (`cargo build --release --bins`) or pass --wolfscale",
+            bin.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let scratch = Scratch::new(dir, "sysbench-bench")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_in(scratch.path(), secs, threads, &bin))?;
+    drop(rt);
+    drop(scratch);
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow::Result<()> {
+    let template = Template::make(dir).await?;
+    let mut servers = Vec::new();
+    for i in 1..=3 {
+        servers.push(Server::start(&template, dir, &format!("db-{i}"), 2).await?);
+    }
+    let mut procs = Vec::new();
+    let mut fronts = Vec::new();
+    for (i, db) in servers.iter().enumerate() {
+        let front = format!("127.0.0.1:{}", free_port()?);
+        let extra = format!(
+            "[proxy]\nbind_address = \"{front}\"\nmax_connections = 512\n\
+             [[proxy.users]]\nname = \"{}\"\npassword = \"{}\"\n",
+            USER.0, USER.1
+        );
+        procs.push(Proc::with_extra(dir, i + 1, db, &extra)?);
+        fronts.push(front);
+    }
+    procs[0].spawn(bin, &["start", "--bootstrap"])?;
+    let first = Client::new(&procs[0].api)?;
+    let started = Instant::now();
+    while first.health().await.is_err() {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "node-1 not healthy within 60 s; its log:\n{}",
+                procs[0].log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seed = procs[0].cluster.clone();
+    for p in procs.iter_mut().skip(1) {
+        p.spawn(bin, &["join", &seed])?;
+    }
+    let leader_api = wait_active(&first, &procs).await?;
+    let li = procs
+        .iter()
+        .position(|p| p.api == leader_api)
+        .context("the leader is none of the three nodes")?;
+    let front = &fronts[li];
+    sysbench(front, 1, 0.0, "prepare").await?;
+    println!(
+        "sysbench benchmark: oltp_insert (1 table of {TABLE_SIZE} rows to start), {secs} s \
+         per case, through the leader's MySQL front end of 3 wolfscale processes (default \
+         config: WAL fsync on); every MariaDB: {}; data in {}",
+        mariadb::describe_flags(),
+        dir.display()
+    );
+    println!("Galera and semi-sync replication: not measured by this build (no launchers yet)");
+    println!("load average at start: {}", load_average());
+    println!(
+        "{:>7} | {:>9} {:>9} {:>7}",
+        "threads", "ins/s", "p95 ms", "errors"
+    );
+    for &t in threads {
+        let report = sysbench(front, t, secs, "run").await?;
+        let tps = figure(&report, "transactions:", true).context("transactions")?;
+        let p95 = figure(&report, "95th percentile:", false).context("p95")?;
+        let errors = figure(&report, "ignored errors:", false).context("errors")?;
+        println!("{t:>7} | {tps:>9.0} {p95:>9.2} {errors:>7.0}");
+    }
+    println!("load average at end: {}", load_average());
+    for p in &mut procs {
+        p.stop().await;
+    }
+    Ok(())
+}
+
+/// Runs sysbench `oltp_insert <command>` against `front` with `threads`.
+async fn sysbench(front: &str, threads: usize, secs: f64, command: &str) -> anyhow::Result<String> {
+    let (host, port) = front.rsplit_once(':').context("host:port")?;
+    let out = tokio::process::Command::new("sysbench")
+        .arg("oltp_insert")
+        .args([
+            "--db-driver=mysql",
+            &format!("--mysql-host={host}"),
+            &format!("--mysql-port={port}"),
+            &format!("--mysql-user={}", USER.0),
+            &format!("--mysql-password={}", USER.1),
+            "--mysql-db=app",
+            "--mysql-ssl=off",
+            "--tables=1",
+            &format!("--table-size={TABLE_SIZE}"),
+            &format!("--threads={threads}"),
+            &format!("--time={}", secs.ceil().max(1.0) as u64),
+            "--events=0",
+            "--percentile=95",
+        ])
+        .arg(command)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("run sysbench (apt-get install -y sysbench)")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "sysbench oltp_insert {command} failed:\n{}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(text)
+}
+
+/// The number on sysbench's `label` line: the rate in parentheses when `rate`.
+fn figure(report: &str, label: &str, rate: bool) -> Option<f64> {
+    let rest = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))?
+        .trim();
+    let text = if rate {
+        rest.split_once('(')?.1.split_whitespace().next()?
+    } else {
+        rest.split_whitespace().next()?
+    };
+    text.parse().ok()
+}

@@ -1,0 +1,523 @@
+//! One client connection of the MySQL front end: its login, its session state
+//! (read-your-writes LSN, consistency, transaction, autocommit) and what each command
+//! does. Reads go to [`Service::read_raw`], writes and schema changes to
+//! [`Service::write`] exactly as `/write/sql` and `/write/ddl` send them.
+
+use super::params;
+use super::statement::{classify, Action};
+use super::txn::Transaction;
+use super::variables::{self, Effect};
+use super::wire::{self, Cell, MyError};
+use super::Shared;
+use crate::command::{DdlRequest, Input, SqlRequest, SqlStatementRequest, Wait, WriteRequest};
+use crate::service::{Consistency, Protocol, RawRows, ReadRequest, Service, WriteOutcome};
+use async_trait::async_trait;
+use opensrv_mysql::{
+    AsyncMysqlShim, Column, InitWriter, OkResponse, ParamParser, QueryResultWriter,
+    StatementMetaWriter, StatusFlags,
+};
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWrite;
+
+/// How long one read may wait and run.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Statements above this are checked on a blocking thread, as the HTTP API does.
+const INLINE_CHECK_BYTES: usize = 64 << 10;
+/// Most prepared statements one connection may hold.
+const MAX_PREPARED: usize = 16_384;
+
+/// A prepared statement: what it is and how many values it takes.
+struct Prepared {
+    action: Action,
+    params: usize,
+}
+
+/// One connection's state.
+pub struct Session {
+    service: Service,
+    shared: Arc<Shared>,
+    id: u32,
+    scramble: [u8; 20],
+    /// The LSN of this connection's last write: its next read waits for it here.
+    last_lsn: Option<u64>,
+    /// How fresh reads must be (`SET @@wolfscale_consistency`).
+    consistency: Consistency,
+    /// `SET sql_mode`: reads run under it; writes are refused while it is set.
+    sql_mode: Option<String>,
+    autocommit: bool,
+    txn: Option<Transaction>,
+    /// The last statement's error, for SHOW WARNINGS.
+    last_error: Option<MyError>,
+    user_vars: HashMap<String, String>,
+    prepared: HashMap<u32, Prepared>,
+    next_stmt: u32,
+}
+
+impl Session {
+    pub(super) fn new(service: Service, shared: Arc<Shared>, id: u32) -> Session {
+        let mut scramble = [0u8; 20];
+        for b in &mut scramble {
+            // Printable, never NUL or '$' (some clients stop at either).
+            *b = rand::random::<u8>() % 94 + 33;
+            if *b == b'$' {
+                *b = b'%';
+            }
+        }
+        Session {
+            service,
+            shared,
+            id,
+            scramble,
+            last_lsn: None,
+            consistency: Consistency::None,
+            sql_mode: None,
+            autocommit: true,
+            txn: None,
+            last_error: None,
+            user_vars: HashMap::new(),
+            prepared: HashMap::new(),
+            next_stmt: 1,
+        }
+    }
+
+    fn status(&self) -> StatusFlags {
+        let mut s = StatusFlags::empty();
+        if self.autocommit {
+            s |= StatusFlags::SERVER_STATUS_AUTOCOMMIT;
+        }
+        if self.txn.is_some() {
+            s |= StatusFlags::SERVER_STATUS_IN_TRANS;
+        }
+        s
+    }
+
+    fn ok(&self, affected_rows: u64, last_insert_id: u64) -> OkResponse {
+        OkResponse {
+            affected_rows,
+            last_insert_id,
+            status_flags: self.status(),
+            ..Default::default()
+        }
+    }
+
+    /// Runs one classified statement with its bound values and answers it.
+    async fn run<'b, W: AsyncWrite + Send + Unpin>(
+        &mut self,
+        action: Action,
+        values: Vec<Input>,
+        protocol: Protocol,
+        results: QueryResultWriter<'b, W>,
+    ) -> io::Result<()> {
+        let kind = kind_label(&action);
+        let answer = self.answer(action, values, protocol).await;
+        crate::observe::metrics::proxy_statement(kind, answer.is_ok());
+        match answer {
+            Ok(Answer::Ok {
+                affected_rows,
+                last_insert_id,
+            }) => {
+                self.last_error = None;
+                results
+                    .completed(self.ok(affected_rows, last_insert_id))
+                    .await
+            }
+            Ok(Answer::Rows(rows)) => {
+                self.last_error = None;
+                send_rows(results, &rows).await
+            }
+            Ok(Answer::Warnings) => {
+                let rows = self.warnings();
+                self.last_error = None;
+                send_text_rows(results, &["Level", "Code", "Message"], rows).await
+            }
+            Err(e) => {
+                let sent = results.error(e.kind, e.message.as_bytes()).await;
+                self.last_error = Some(e);
+                sent
+            }
+        }
+    }
+
+    async fn answer(
+        &mut self,
+        action: Action,
+        values: Vec<Input>,
+        protocol: Protocol,
+    ) -> Result<Answer, MyError> {
+        match action {
+            Action::Read(sql) => self.read(sql, values, protocol).await,
+            Action::Write(sql) => {
+                let request = WriteRequest::Sql(SqlRequest {
+                    statements: vec![SqlStatementRequest {
+                        sql,
+                        params: values,
+                    }],
+                    transaction: false,
+                    wait: Wait::Quorum,
+                });
+                self.write(request).await
+            }
+            Action::Ddl(ddl) => {
+                if !values.is_empty() {
+                    return Err(MyError::refused(
+                        "a schema change takes no `?` parameters".to_string(),
+                    ));
+                }
+                self.write(WriteRequest::Ddl(DdlRequest {
+                    ddl,
+                    wait: Wait::Quorum,
+                }))
+                .await
+            }
+            Action::Begin { read_only } => {
+                // As in MariaDB, BEGIN ends an open transaction first (it only read).
+                self.txn = Some(Transaction::begin(read_only));
+                Ok(Answer::done())
+            }
+            Action::Commit | Action::Rollback => {
+                self.txn = None;
+                Ok(Answer::done())
+            }
+            Action::Set(assignments) => {
+                let effects = variables::apply(&assignments, &self.user_vars)?;
+                for effect in effects {
+                    match effect {
+                        Effect::Autocommit(on) => {
+                            if on {
+                                // SET autocommit=1 commits an open transaction.
+                                self.txn = None;
+                            }
+                            self.autocommit = on;
+                        }
+                        Effect::Consistency(c) => self.consistency = c,
+                        Effect::SqlMode(m) => self.sql_mode = m,
+                        Effect::UserVar(name, value) => {
+                            self.user_vars.insert(name, value);
+                        }
+                        Effect::None => {}
+                    }
+                }
+                Ok(Answer::done())
+            }
+            // Transactions here only read: a savepoint has nothing to undo.
+            Action::Savepoint(_) => Ok(Answer::done()),
+            Action::Use(db) => self.use_db(&db).map(|()| Answer::done()),
+            Action::ShowWarnings => Ok(Answer::Warnings),
+            Action::Empty => Ok(Answer::done()),
+            Action::Refuse(e) => Err(e),
+        }
+    }
+
+    async fn read(
+        &mut self,
+        sql: String,
+        values: Vec<Input>,
+        protocol: Protocol,
+    ) -> Result<Answer, MyError> {
+        let params = params::bind_read(values)?;
+        let request = ReadRequest {
+            sql,
+            params,
+            consistency: self.consistency,
+            min_lsn: self.last_lsn,
+            sql_mode: self.sql_mode.clone(),
+            timeout: READ_TIMEOUT,
+        };
+        let rows = self
+            .service
+            .read_raw(request, protocol)
+            .await
+            .map_err(|e| wire::service_error(&e, false))?;
+        Ok(Answer::Rows(rows))
+    }
+
+    async fn write(&mut self, request: WriteRequest) -> Result<Answer, MyError> {
+        if let Some(txn) = &mut self.txn {
+            return Err(txn.write(&request));
+        }
+        if !self.autocommit {
+            return Err(Transaction::implicit_write());
+        }
+        if let Some(mode) = &self.sql_mode {
+            return Err(MyError::unsupported(format!(
+                "this session set sql_mode = '{mode}', which WolfScale does not carry into \
+                 its log (every node applies writes under the cluster's sql_mode): nothing \
+                 was written; SET sql_mode = DEFAULT to write again"
+            )));
+        }
+        let size = match &request {
+            WriteRequest::Sql(r) => r.statements.iter().map(|s| s.sql.len()).sum(),
+            WriteRequest::Ddl(r) => r.ddl.len(),
+            _ => 0,
+        };
+        let request = if size > INLINE_CHECK_BYTES {
+            tokio::task::spawn_blocking(move || {
+                crate::service::check_write(&request).map(|()| request)
+            })
+            .await
+            .map_err(|e| MyError::new(1105, format!("WolfScale: check task failed: {e}")))?
+        } else {
+            crate::service::check_write(&request).map(|()| request)
+        }
+        .map_err(|e| wire::service_error(&e, true))?;
+        let started = Instant::now();
+        let outcome = self.service.write(request).await;
+        let result = outcome.as_ref().map(|_| ()).map_err(|e| e.code());
+        crate::observe::metrics::write_done("mysql", result, started.elapsed());
+        let outcome = outcome.map_err(|e| wire::service_error(&e, true))?;
+        self.last_lsn = Some(self.last_lsn.map_or(outcome.lsn, |l| l.max(outcome.lsn)));
+        statement_answer(&outcome)
+    }
+
+    fn use_db(&self, db: &str) -> Result<(), MyError> {
+        let ours = &self.service.node().config().database.database;
+        if db == ours {
+            Ok(())
+        } else {
+            Err(MyError::new(
+                1044,
+                format!(
+                    "WolfScale's MySQL front end serves only the replicated database `{ours}`, \
+                     not `{db}`"
+                ),
+            ))
+        }
+    }
+
+    fn warnings(&self) -> Vec<Vec<String>> {
+        self.last_error
+            .iter()
+            .map(|e| {
+                vec![
+                    "Error".to_string(),
+                    (e.kind as u16).to_string(),
+                    e.message.clone(),
+                ]
+            })
+            .collect()
+    }
+}
+
+/// What a statement answers, before it is put on the wire.
+enum Answer {
+    Ok {
+        affected_rows: u64,
+        last_insert_id: u64,
+    },
+    Rows(RawRows),
+    Warnings,
+}
+
+impl Answer {
+    fn done() -> Answer {
+        Answer::Ok {
+            affected_rows: 0,
+            last_insert_id: 0,
+        }
+    }
+}
+
+/// A single write's result: the statement's own outcome (a failed statement of a batch
+/// is its MariaDB error), or the entry's for a schema change.
+fn statement_answer(outcome: &WriteOutcome) -> Result<Answer, MyError> {
+    match outcome.statements.first() {
+        Some(Ok(done)) => Ok(Answer::Ok {
+            affected_rows: done.affected_rows,
+            last_insert_id: done.last_insert_id,
+        }),
+        Some(Err(db)) => Err(MyError::new(db.code, db.message.clone())),
+        None => Ok(Answer::Ok {
+            affected_rows: outcome.affected_rows,
+            last_insert_id: outcome.last_insert_id,
+        }),
+    }
+}
+
+fn kind_label(action: &Action) -> &'static str {
+    match action {
+        Action::Read(_) | Action::ShowWarnings => "read",
+        Action::Write(_) => "write",
+        Action::Ddl(_) => "ddl",
+        Action::Refuse(_) => "refused",
+        _ => "session",
+    }
+}
+
+/// Relays MariaDB's result set (an OK when it has no columns).
+async fn send_rows<W: AsyncWrite + Send + Unpin>(
+    results: QueryResultWriter<'_, W>,
+    rows: &RawRows,
+) -> io::Result<()> {
+    if rows.columns.is_empty() {
+        return results.completed(OkResponse::default()).await;
+    }
+    let columns: Vec<Column> = rows.columns.iter().map(wire::column).collect();
+    send(results, &columns, rows).await
+}
+
+async fn send<'b, W: AsyncWrite + Send + Unpin>(
+    results: QueryResultWriter<'b, W>,
+    columns: &'b [Column],
+    rows: &RawRows,
+) -> io::Result<()> {
+    let mut w = results.start(columns).await?;
+    for row in &rows.rows {
+        w.write_row(row.iter().cloned().map(Cell)).await?;
+    }
+    w.finish().await
+}
+
+/// A result the front end makes up: text columns.
+async fn send_text_rows<W: AsyncWrite + Send + Unpin>(
+    results: QueryResultWriter<'_, W>,
+    names: &[&str],
+    rows: Vec<Vec<String>>,
+) -> io::Result<()> {
+    let columns: Vec<Column> = names.iter().map(|n| wire::text_column(n)).collect();
+    let raw = RawRows {
+        columns: Vec::new(),
+        rows: rows
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| mysql_async::Value::Bytes(v.into_bytes()))
+                    .collect()
+            })
+            .collect(),
+    };
+    send(results, &columns, &raw).await
+}
+
+#[async_trait]
+impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
+    type Error = io::Error;
+
+    fn version(&self) -> String {
+        super::SERVER_VERSION.to_string()
+    }
+
+    fn connect_id(&self) -> u32 {
+        self.id
+    }
+
+    fn salt(&self) -> [u8; 20] {
+        self.scramble
+    }
+
+    async fn authenticate(
+        &self,
+        auth_plugin: &str,
+        username: &[u8],
+        salt: &[u8],
+        auth_data: &[u8],
+    ) -> bool {
+        let ok = auth_plugin == "mysql_native_password"
+            && self.shared.users.check(username, salt, auth_data);
+        crate::observe::metrics::proxy_login(ok);
+        if !ok {
+            tracing::info!(
+                connection = self.id,
+                user = %String::from_utf8_lossy(username),
+                "mysql login refused"
+            );
+        }
+        ok
+    }
+
+    async fn on_prepare<'a>(
+        &'a mut self,
+        query: &'a str,
+        info: StatementMetaWriter<'a, W>,
+    ) -> io::Result<()> {
+        let action = classify(query);
+        if let Action::Refuse(e) = &action {
+            return info.error(e.kind, e.message.as_bytes()).await;
+        }
+        if self.prepared.len() >= MAX_PREPARED {
+            let e = MyError::new(
+                1461,
+                format!("this connection holds {MAX_PREPARED} prepared statements; close some"),
+            );
+            return info.error(e.kind, e.message.as_bytes()).await;
+        }
+        let count = match &action {
+            Action::Read(s) | Action::Write(s) | Action::Ddl(s) => crate::sql::placeholders(s),
+            _ => Ok(0),
+        };
+        let count = match count {
+            Ok(n) => n,
+            Err(e) => {
+                let e = MyError::refused(e.to_string());
+                return info.error(e.kind, e.message.as_bytes()).await;
+            }
+        };
+        // A read's columns as MariaDB prepares it: drivers bind their result buffers
+        // from them.
+        let columns: Vec<Column> = match &action {
+            Action::Read(sql) => match self.service.describe_read(sql, count).await {
+                Ok(cols) => cols.iter().map(wire::column).collect(),
+                Err(e) => {
+                    let e = wire::service_error(&e, false);
+                    return info.error(e.kind, e.message.as_bytes()).await;
+                }
+            },
+            _ => Vec::new(),
+        };
+        let id = self.next_stmt;
+        self.next_stmt = self.next_stmt.wrapping_add(1).max(1);
+        self.prepared.insert(
+            id,
+            Prepared {
+                action,
+                params: count,
+            },
+        );
+        let params: Vec<Column> = (0..count).map(|_| wire::text_column("?")).collect();
+        info.reply(id, &params, &columns).await
+    }
+
+    async fn on_execute<'a>(
+        &'a mut self,
+        id: u32,
+        params: ParamParser<'a>,
+        results: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        let Some(stmt) = self.prepared.get(&id) else {
+            let e = MyError::new(1243, format!("unknown prepared statement handler ({id})"));
+            return results.error(e.kind, e.message.as_bytes()).await;
+        };
+        let action = stmt.action.clone();
+        let expected = stmt.params;
+        let values = match params::from_wire(params, expected) {
+            Ok(v) => v,
+            Err(e) => return results.error(e.kind, e.message.as_bytes()).await,
+        };
+        self.run(action, values, Protocol::Binary, results).await
+    }
+
+    async fn on_close<'a>(&'a mut self, stmt: u32)
+    where
+        W: 'async_trait,
+    {
+        self.prepared.remove(&stmt);
+    }
+
+    async fn on_query<'a>(
+        &'a mut self,
+        query: &'a str,
+        results: QueryResultWriter<'a, W>,
+    ) -> io::Result<()> {
+        let action = classify(query);
+        self.run(action, Vec::new(), Protocol::Text, results).await
+    }
+
+    async fn on_init<'a>(&'a mut self, db: &'a str, writer: InitWriter<'a, W>) -> io::Result<()> {
+        match self.use_db(db) {
+            Ok(()) => writer.ok().await,
+            Err(e) => writer.error(e.kind, e.message.as_bytes()).await,
+        }
+    }
+}
