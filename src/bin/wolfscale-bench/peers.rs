@@ -47,11 +47,6 @@ pub fn run(
             bin.display()
         );
     }
-    for (path, package) in [(GALERA_PROVIDER, "galera-4"), ("/usr/bin/rsync", "rsync")] {
-        if !Path::new(path).exists() {
-            bail!("{path} is missing: run `apt-get install -y {package}`");
-        }
-    }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let scratch = Scratch::new(dir, "peers-bench")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -65,6 +60,28 @@ pub fn run(
     Ok(())
 }
 
+/// A datadir template in `dir` that Galera nodes can be made from: the rsync state
+/// transfer writes into copies of it (and the folder above) as another user than root.
+pub(crate) async fn open_template(dir: &Path) -> anyhow::Result<Template> {
+    for (path, package) in [(GALERA_PROVIDER, "galera-4"), ("/usr/bin/rsync", "rsync")] {
+        if !Path::new(path).exists() {
+            bail!("{path} is missing: run `apt-get install -y {package}`");
+        }
+    }
+    let template = Template::make(dir).await?;
+    open_up(dir)?;
+    let status = tokio::process::Command::new("chmod")
+        .arg("-R")
+        .arg("a+rwX")
+        .arg(dir.join("template"))
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("chmod of the datadir template failed: {status}");
+    }
+    Ok(template)
+}
+
 /// Makes `path` writable by everyone: the rsync state transfer of a Galera joiner runs
 /// as another user than root and must write into the datadir and the folder above it.
 fn open_up(path: &Path) -> anyhow::Result<()> {
@@ -75,7 +92,7 @@ fn open_up(path: &Path) -> anyhow::Result<()> {
 
 /// Three Galera nodes on loopback, started one at a time (each next one once the
 /// previous is Synced).
-async fn galera(template: &Template, dir: &Path) -> anyhow::Result<Vec<Server>> {
+pub(crate) async fn galera(template: &Template, dir: &Path) -> anyhow::Result<Vec<Server>> {
     let mut gcomm = Vec::new();
     for _ in 0..3 {
         gcomm.push((free_port()?, free_port()?, free_port()?));
@@ -157,7 +174,7 @@ async fn wait_galera_synced(node: &Server, size: usize) -> anyhow::Result<()> {
 }
 
 /// A semi-synchronous primary (AFTER_SYNC) and two replicas following it by GTID.
-async fn semi_sync(template: &Template, dir: &Path) -> anyhow::Result<Vec<Server>> {
+pub(crate) async fn semi_sync(template: &Template, dir: &Path) -> anyhow::Result<Vec<Server>> {
     let primary = Server::start_with(template, dir, "semi-primary", 2, |_| {
         vec![
             "--server-id=1".into(),
@@ -255,18 +272,7 @@ async fn mysql_phase(
 }
 
 async fn run_in(dir: &Path, secs: f64, clients: &[usize], bin: &Path) -> anyhow::Result<()> {
-    let template = Template::make(dir).await?;
-    // rsync state transfers write into copies of the template as another user.
-    open_up(dir)?;
-    let status = tokio::process::Command::new("chmod")
-        .arg("-R")
-        .arg("a+rwX")
-        .arg(dir.join("template"))
-        .status()
-        .await?;
-    if !status.success() {
-        bail!("chmod of the datadir template failed: {status}");
-    }
+    let template = open_template(dir).await?;
     let mut ws_servers = Vec::new();
     for i in 1..=3 {
         ws_servers.push(Server::start(&template, dir, &format!("db-{i}"), 2).await?);

@@ -1,12 +1,15 @@
 //! sysbench `oltp_insert` through the MySQL front end of a 3-process cluster (each
 //! `wolfscale` process with its own private MariaDB), clients on the leader's front end,
-//! one case per thread count. Galera and semi-sync baselines are not measured here yet.
+//! and in the same run the same sysbench against a 3-node Galera cluster (node 1) and
+//! semi-synchronous replication (the primary; AFTER_SYNC, two replicas), launched as
+//! `wolfscale-bench peers` launches them: one case per thread count, ratios printed.
 
 use crate::http::{wait_active, Proc};
-use crate::mariadb::{self, Server, Template};
+use crate::mariadb::{self, Server};
 use crate::scratch::{free_port, Scratch};
 use crate::stats::load_average;
 use anyhow::{bail, Context};
+use mysql_async::prelude::Queryable;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wolfscale::api::client::Client;
@@ -44,7 +47,7 @@ pub fn run(
 }
 
 async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow::Result<()> {
-    let template = Template::make(dir).await?;
+    let template = crate::peers::open_template(dir).await?;
     let mut servers = Vec::new();
     for i in 1..=3 {
         servers.push(Server::start(&template, dir, &format!("db-{i}"), 2).await?);
@@ -82,47 +85,107 @@ async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow:
         .iter()
         .position(|p| p.api == leader_api)
         .context("the leader is none of the three nodes")?;
-    let front = &fronts[li];
-    sysbench(front, 1, 0.0, "prepare").await?;
+    let front = Target {
+        addr: fronts[li].clone(),
+        user: USER.0,
+        password: USER.1,
+        db: "app",
+    };
+    let galera = crate::peers::galera(&template, dir)
+        .await
+        .context("start Galera")?;
+    let semi = crate::peers::semi_sync(&template, dir)
+        .await
+        .context("start semi-sync replication")?;
+    let mut peers = Vec::new();
+    for server in [&galera[0], &semi[0]] {
+        let mut conn = mysql_async::Conn::new(server.opts()).await?;
+        conn.query_drop("CREATE DATABASE sbtest").await?;
+        conn.disconnect().await?;
+        peers.push(Target {
+            addr: format!("127.0.0.1:{}", server.port()),
+            user: "root",
+            password: "",
+            db: "sbtest",
+        });
+    }
+    for target in std::iter::once(&front).chain(&peers) {
+        sysbench(target, 1, 0.0, "prepare").await?;
+    }
     println!(
         "sysbench benchmark: oltp_insert (1 table of {TABLE_SIZE} rows to start), {secs} s \
-         per case, through the leader's MySQL front end of 3 wolfscale processes (default \
-         config: WAL fsync on); every MariaDB: {}; data in {}",
+         per case; WolfScale: the leader's MySQL front end of 3 wolfscale processes (default \
+         config: WAL fsync on); Galera: 3 nodes (galera-4, gcomm on loopback), sysbench on \
+         node 1; semi-sync: primary (sync_binlog=1, AFTER_SYNC) + 2 replicas, sysbench on the \
+         primary; every MariaDB: {} (innodb_flush_log_at_trx_commit=2); data in {}",
         mariadb::describe_flags(),
         dir.display()
     );
-    println!("Galera and semi-sync replication: not measured by this build (no launchers yet)");
     println!("load average at start: {}", load_average());
+    let head = format!("{:>9} {:>9} {:>7}", "ins/s", "p95 ms", "errors");
     println!(
-        "{:>7} | {:>9} {:>9} {:>7}",
-        "threads", "ins/s", "p95 ms", "errors"
+        "{:>7} | {:^27} | {:^27} | {:^27} | {:>7} {:>7}",
+        "threads",
+        "WolfScale (front end)",
+        "Galera, 3 nodes",
+        "semi-sync, 1+2",
+        "ws/gal",
+        "ws/semi"
     );
+    println!("{:>7} | {head} | {head} | {head} |", "");
     for &t in threads {
-        let report = sysbench(front, t, secs, "run").await?;
-        let tps = figure(&report, "transactions:", true).context("transactions")?;
-        let p95 = figure(&report, "95th percentile:", false).context("p95")?;
-        let errors = figure(&report, "ignored errors:", false).context("errors")?;
-        println!("{t:>7} | {tps:>9.0} {p95:>9.2} {errors:>7.0}");
+        let mut cells = Vec::new();
+        let mut rates = Vec::new();
+        for target in std::iter::once(&front).chain(&peers) {
+            let report = sysbench(target, t, secs, "run").await?;
+            let tps = figure(&report, "transactions:", true).context("transactions")?;
+            let p95 = figure(&report, "95th percentile:", false).context("p95")?;
+            let errors = figure(&report, "ignored errors:", false).context("errors")?;
+            cells.push(format!("{tps:>9.0} {p95:>9.2} {errors:>7.0}"));
+            rates.push(tps);
+        }
+        println!(
+            "{t:>7} | {} | {:>7.2} {:>7.2}",
+            cells.join(" | "),
+            rates[0] / rates[1],
+            rates[0] / rates[2]
+        );
     }
+    println!("ratios are WolfScale's inserts/s over the other system's (> 1: WolfScale faster)");
     println!("load average at end: {}", load_average());
     for p in &mut procs {
         p.stop().await;
     }
+    drop(galera);
+    drop(semi);
     Ok(())
 }
 
-/// Runs sysbench `oltp_insert <command>` against `front` with `threads`.
-async fn sysbench(front: &str, threads: usize, secs: f64, command: &str) -> anyhow::Result<String> {
-    let (host, port) = front.rsplit_once(':').context("host:port")?;
+/// Where sysbench connects.
+struct Target {
+    addr: String,
+    user: &'static str,
+    password: &'static str,
+    db: &'static str,
+}
+
+/// Runs sysbench `oltp_insert <command>` against `target` with `threads`.
+async fn sysbench(
+    target: &Target,
+    threads: usize,
+    secs: f64,
+    command: &str,
+) -> anyhow::Result<String> {
+    let (host, port) = target.addr.rsplit_once(':').context("host:port")?;
     let out = tokio::process::Command::new("sysbench")
         .arg("oltp_insert")
         .args([
             "--db-driver=mysql",
             &format!("--mysql-host={host}"),
             &format!("--mysql-port={port}"),
-            &format!("--mysql-user={}", USER.0),
-            &format!("--mysql-password={}", USER.1),
-            "--mysql-db=app",
+            &format!("--mysql-user={}", target.user),
+            &format!("--mysql-password={}", target.password),
+            &format!("--mysql-db={}", target.db),
             "--mysql-ssl=off",
             "--tables=1",
             &format!("--table-size={TABLE_SIZE}"),
