@@ -43,11 +43,8 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    fn new(dir: &Path, i: usize, db: &Server) -> anyhow::Result<Proc> {
-        Self::with_extra(dir, i, db, "")
-    }
-
-    /// [`Proc::new`] with `extra` appended to its config (more sections).
+    /// A node's process for `db`, its config written with `extra` appended (more
+    /// sections); started by [`Proc::spawn`].
     pub(crate) fn with_extra(
         dir: &Path,
         i: usize,
@@ -309,9 +306,30 @@ pub(crate) async fn start_cluster(
     bin: &Path,
     servers: &[Server],
 ) -> anyhow::Result<(Vec<Proc>, String, Client)> {
+    let (procs, leader_api) = start_nodes(dir, bin, servers, |_| Ok(String::new())).await?;
+    let leader = Client::new(&leader_api)?.with_timeout(Duration::from_secs(30));
+    write(
+        &leader,
+        WriteKind::Ddl,
+        serde_json::json!({ "ddl": TABLE }).to_string(),
+    )
+    .await
+    .context("create the table through the cluster")?;
+    Ok((procs, leader_api, leader))
+}
+
+/// Starts one `wolfscale` process per server (node-1 bootstraps, the others join), each
+/// with `extra(i)` appended to its config, and waits until every node is ACTIVE.
+/// Returns the processes and the leader's API address.
+pub(crate) async fn start_nodes(
+    dir: &Path,
+    bin: &Path,
+    servers: &[Server],
+    extra: impl Fn(usize) -> anyhow::Result<String>,
+) -> anyhow::Result<(Vec<Proc>, String)> {
     let mut procs = Vec::new();
     for (i, db) in servers.iter().enumerate() {
-        procs.push(Proc::new(dir, i + 1, db)?);
+        procs.push(Proc::with_extra(dir, i + 1, db, &extra(i)?)?);
     }
     procs[0].spawn(bin, &["start", "--bootstrap"])?;
     let first = Client::new(&procs[0].api)?;
@@ -330,15 +348,7 @@ pub(crate) async fn start_cluster(
         p.spawn(bin, &["join", &seed])?;
     }
     let leader_api = wait_active(&first, &procs).await?;
-    let leader = Client::new(&leader_api)?.with_timeout(Duration::from_secs(30));
-    write(
-        &leader,
-        WriteKind::Ddl,
-        serde_json::json!({ "ddl": TABLE }).to_string(),
-    )
-    .await
-    .context("create the table through the cluster")?;
-    Ok((procs, leader_api, leader))
+    Ok((procs, leader_api))
 }
 
 /// Creates database `bench` with the benchmark table on a plain server (or the primary
@@ -365,6 +375,24 @@ pub fn run(
     clients: &[usize],
     wolfscale: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    launch(dir, "http-bench", wolfscale, |path, bin| async move {
+        run_in(&path, secs, clients, &bin).await
+    })
+}
+
+/// Runs a benchmark that needs the `wolfscale` binary (`wolfscale`, or the one next to
+/// this program) in a scratch directory `<dir>/<name>-<pid>` on the disk under test, on
+/// a two-thread runtime; the scratch directory is removed afterwards.
+pub(crate) fn launch<F, Fut>(
+    dir: &Path,
+    name: &str,
+    wolfscale: Option<PathBuf>,
+    body: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(PathBuf, PathBuf) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let bin = match wolfscale {
         Some(b) => b,
         None => std::env::current_exe()?.with_file_name("wolfscale"),
@@ -376,12 +404,12 @@ pub fn run(
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let scratch = Scratch::new(dir, "http-bench")?;
+    let scratch = Scratch::new(dir, name)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run_in(scratch.path(), secs, clients, &bin))?;
+    rt.block_on(body(scratch.path().to_path_buf(), bin))?;
     drop(rt);
     drop(scratch);
     let _ = std::fs::remove_dir(dir);

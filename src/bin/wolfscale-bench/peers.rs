@@ -18,7 +18,7 @@
 
 use crate::http::{self, bench_pool, Phase, WARM_UP};
 use crate::mariadb::{self, Server, Template};
-use crate::scratch::{free_port, Scratch};
+use crate::scratch::free_port;
 use crate::stats::load_average;
 use anyhow::{bail, Context};
 use mysql_async::prelude::Queryable;
@@ -37,27 +37,9 @@ pub fn run(
     clients: &[usize],
     wolfscale: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let bin = match wolfscale {
-        Some(b) => b,
-        None => std::env::current_exe()?.with_file_name("wolfscale"),
-    };
-    if !bin.exists() {
-        bail!(
-            "{} not found: build it (`cargo build --release --bins`) or pass --wolfscale",
-            bin.display()
-        );
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let scratch = Scratch::new(dir, "peers-bench")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(run_in(scratch.path(), secs, clients, &bin))?;
-    drop(rt);
-    drop(scratch);
-    let _ = std::fs::remove_dir(dir);
-    Ok(())
+    http::launch(dir, "peers-bench", wolfscale, |path, bin| async move {
+        run_in(&path, secs, clients, &bin).await
+    })
 }
 
 /// A datadir template in `dir` that Galera nodes can be made from: the rsync state

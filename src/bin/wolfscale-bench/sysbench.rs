@@ -4,15 +4,13 @@
 //! semi-synchronous replication (the primary; AFTER_SYNC, two replicas), launched as
 //! `wolfscale-bench peers` launches them: one case per thread count, ratios printed.
 
-use crate::http::{wait_active, Proc};
+use crate::http::start_nodes;
 use crate::mariadb::{self, Server};
-use crate::scratch::{free_port, Scratch};
+use crate::scratch::free_port;
 use crate::stats::load_average;
 use anyhow::{bail, Context};
 use mysql_async::prelude::Queryable;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-use wolfscale::api::client::Client;
 
 const USER: (&str, &str) = ("bench", "bench-secret");
 const TABLE_SIZE: u32 = 1000;
@@ -23,27 +21,9 @@ pub fn run(
     threads: &[usize],
     wolfscale: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let bin = match wolfscale {
-        Some(b) => b,
-        None => std::env::current_exe()?.with_file_name("wolfscale"),
-    };
-    if !bin.exists() {
-        bail!(
-            "{} not found: build it (`cargo build --release --bins`) or pass --wolfscale",
-            bin.display()
-        );
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let scratch = Scratch::new(dir, "sysbench-bench")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(run_in(scratch.path(), secs, threads, &bin))?;
-    drop(rt);
-    drop(scratch);
-    let _ = std::fs::remove_dir(dir);
-    Ok(())
+    crate::http::launch(dir, "sysbench-bench", wolfscale, |path, bin| async move {
+        run_in(&path, secs, threads, &bin).await
+    })
 }
 
 async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow::Result<()> {
@@ -52,35 +32,18 @@ async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow:
     for i in 1..=3 {
         servers.push(Server::start(&template, dir, &format!("db-{i}"), 2).await?);
     }
-    let mut procs = Vec::new();
     let mut fronts = Vec::new();
-    for (i, db) in servers.iter().enumerate() {
-        let front = format!("127.0.0.1:{}", free_port()?);
-        let extra = format!(
-            "[proxy]\nbind_address = \"{front}\"\nmax_connections = 512\n\
+    for _ in &servers {
+        fronts.push(format!("127.0.0.1:{}", free_port()?));
+    }
+    let (mut procs, leader_api) = start_nodes(dir, bin, &servers, |i| {
+        Ok(format!(
+            "[proxy]\nbind_address = \"{}\"\nmax_connections = 512\n\
              [[proxy.users]]\nname = \"{}\"\npassword = \"{}\"\n",
-            USER.0, USER.1
-        );
-        procs.push(Proc::with_extra(dir, i + 1, db, &extra)?);
-        fronts.push(front);
-    }
-    procs[0].spawn(bin, &["start", "--bootstrap"])?;
-    let first = Client::new(&procs[0].api)?;
-    let started = Instant::now();
-    while first.health().await.is_err() {
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!(
-                "node-1 not healthy within 60 s; its log:\n{}",
-                procs[0].log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let seed = procs[0].cluster.clone();
-    for p in procs.iter_mut().skip(1) {
-        p.spawn(bin, &["join", &seed])?;
-    }
-    let leader_api = wait_active(&first, &procs).await?;
+            fronts[i], USER.0, USER.1
+        ))
+    })
+    .await?;
     let li = procs
         .iter()
         .position(|p| p.api == leader_api)
