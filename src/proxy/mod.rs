@@ -131,11 +131,12 @@ impl Proxy {
             };
             let session = session::Session::new(service.clone(), self.shared.clone(), id);
             let stop = stop.clone();
+            let tls = service.node().tls();
             service.node().spawn(async move {
                 let _slot = slot;
                 crate::observe::metrics::proxy_open(1.0);
                 let (r, w) = stream.into_split();
-                let run = opensrv_mysql::AsyncMysqlIntermediary::run_on(session, r, w);
+                let run = run_connection(session, r, w, tls);
                 // Dropping `run` drops a statement under way: a read is then killed on
                 // MariaDB (a write already handed to the log still applies).
                 tokio::select! {
@@ -150,6 +151,35 @@ impl Proxy {
                 crate::observe::metrics::proxy_open(-1.0);
             });
         }
+    }
+}
+
+/// Speaks the protocol on one connection. With `[tls]`, the greeting offers TLS (the
+/// certificates in force now, reloads included) and a client that does not switch to it
+/// is refused at login: passwords and rows never cross the network in plain text.
+async fn run_connection(
+    mut session: session::Session,
+    r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    tls: Option<Arc<crate::tls::Tls>>,
+) -> std::io::Result<()> {
+    let Some(tls) = tls else {
+        return opensrv_mysql::AsyncMysqlIntermediary::run_on(session, r, w).await;
+    };
+    let config = tls.current().mysql_server.clone();
+    let (secure, init) = opensrv_mysql::AsyncMysqlIntermediary::init_before_ssl(
+        &mut session,
+        r,
+        &mut w,
+        &Some(config.clone()),
+    )
+    .await?;
+    let options = opensrv_mysql::IntermediaryOptions::default();
+    if secure {
+        opensrv_mysql::secure_run_with_options(session, w, options, config, init).await
+    } else {
+        session.refuse_plaintext();
+        opensrv_mysql::plain_run_with_options(session, w, options, init).await
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Session {
     user_vars: HashMap<String, String>,
     prepared: HashMap<u32, Prepared>,
     next_stmt: u32,
+    /// `[tls]` is set and the client did not switch to TLS: its login is refused.
+    plaintext_refused: bool,
 }
 
 impl Session {
@@ -80,7 +82,13 @@ impl Session {
             user_vars: HashMap::new(),
             prepared: HashMap::new(),
             next_stmt: 1,
+            plaintext_refused: false,
         }
+    }
+
+    /// Refuses this connection's login: `[tls]` is set and the client stayed in plain text.
+    pub(super) fn refuse_plaintext(&mut self) {
+        self.plaintext_refused = true;
     }
 
     fn status(&self) -> StatusFlags {
@@ -414,6 +422,14 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
         salt: &[u8],
         auth_data: &[u8],
     ) -> bool {
+        if self.plaintext_refused {
+            crate::observe::metrics::proxy_login(false);
+            tracing::info!(
+                connection = self.id,
+                "mysql login refused: [tls] is set and the client did not use TLS"
+            );
+            return false;
+        }
         let ok = auth_plugin == "mysql_native_password"
             && self.shared.users.check(username, salt, auth_data);
         crate::observe::metrics::proxy_login(ok);

@@ -44,6 +44,9 @@ pub enum TlsError {
     /// rustls refused the certificates or key (for example a key that does not match).
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The MySQL front end's TLS configuration could not be built.
+    #[error("TLS setup (MySQL front end): {0}")]
+    MysqlFrontEnd(String),
     /// The client-certificate verifier could not be built from the CA file.
     #[error("TLS client verifier: {0}")]
     Verifier(String),
@@ -133,6 +136,9 @@ pub struct Configs {
     pub cluster_client: Arc<rustls::ClientConfig>,
     /// HTTP API, server side: no client certificate asked for (tokens authenticate).
     pub api_server: Arc<rustls::ServerConfig>,
+    /// MySQL front end, server side: no client certificate asked for (passwords
+    /// authenticate); rustls 0.22, the version the protocol crate's TLS switch takes.
+    pub mysql_server: Arc<rustls022::ServerConfig>,
 }
 
 impl Configs {
@@ -154,10 +160,19 @@ impl Configs {
             .with_no_client_auth()
             .with_single_cert(m.chain.clone(), m.key.clone_key())?;
         api_server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mysql_server = rustls022::ServerConfig::builder_with_provider(Arc::new(
+            rustls022::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::MysqlFrontEnd(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(m.chain.clone(), m.key.clone_key())
+        .map_err(|e| TlsError::MysqlFrontEnd(e.to_string()))?;
         Ok(Configs {
             cluster_server: Arc::new(cluster_server),
             cluster_client: Arc::new(cluster_client),
             api_server: Arc::new(api_server),
+            mysql_server: Arc::new(mysql_server),
         })
     }
 }

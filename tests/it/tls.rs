@@ -1,10 +1,11 @@
 //! TLS on a real node process (issue 13): certificates from `wolfscale tls init`, the API
 //! served over HTTPS only (curl with the CA succeeds, plain HTTP does not), both ports
-//! show the chain to `openssl s_client`, and the CLI reaches the API with `--ca-file`.
+//! show the chain to `openssl s_client`, the MySQL front end speaks TLS and refuses a
+//! plain-text login, and the CLI reaches the API with `--ca-file`.
 
 use crate::support::mariadb::MariaDb;
 use crate::support::process::spawn_tied;
-use crate::support::procs::NodeConfig;
+use crate::support::procs::{NodeConfig, DATABASE, MYSQL_USER};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -77,6 +78,7 @@ async fn node_serves_https_and_mutual_tls_with_generated_certificates() {
     );
     let files = NodeConfig {
         api: &api,
+        mysql: true,
         ..Default::default()
     }
     .write(dir.path(), 1, &db);
@@ -168,6 +170,73 @@ async fn node_serves_https_and_mutual_tls_with_generated_certificates() {
         "untrusted chain accepted: {}",
         text(&o)
     );
+
+    // The MySQL front end: the mariadb CLI with TLS and the CA reads and writes; a
+    // client that stays in plain text is refused at login; openssl sees our chain.
+    let (mysql_host, mysql_port) = files
+        .mysql
+        .as_ref()
+        .and_then(|(a, _)| a.rsplit_once(':'))
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .expect("front end address");
+    let mysql = |tls: &[&str], sql: &str| {
+        let mut args: Vec<String> = vec![
+            "-h".into(),
+            mysql_host.clone(),
+            "-P".into(),
+            mysql_port.clone(),
+            "--protocol=TCP".into(),
+            format!("-u{}", MYSQL_USER.0),
+            format!("-p{}", MYSQL_USER.1),
+            "--batch".into(),
+            "--skip-column-names".into(),
+            "-e".into(),
+            sql.into(),
+        ];
+        args.extend(tls.iter().map(|s| s.to_string()));
+        args.push(DATABASE.into());
+        run("mariadb", args, true)
+    };
+    let ca_arg = format!("--ssl-ca={}", ca.display());
+    let o = mysql(
+        &["--ssl", &ca_arg, "--ssl-verify-server-cert"],
+        "INSERT INTO t (id) VALUES (7); SELECT id FROM t WHERE id = 7",
+    )
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "7",
+        "{}",
+        text(&o)
+    );
+    let o = mysql(&["--skip-ssl"], "SELECT 1").await;
+    assert!(
+        !o.status.success(),
+        "plain-text MySQL login accepted: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("Authenticate failed"), "{}", text(&o));
+    let o = run(
+        "openssl",
+        vec![
+            "s_client".into(),
+            "-starttls".into(),
+            "mysql".into(),
+            "-connect".into(),
+            format!("{mysql_host}:{mysql_port}"),
+            "-CAfile".into(),
+            ca.display().to_string(),
+        ],
+        true,
+    )
+    .await;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        out.contains("CN=node-1") || out.contains("CN = node-1"),
+        "{out}"
+    );
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
 
     // Both ports show the chain to openssl s_client and it verifies against the CA.
     for addr in [&files.api, &files.cluster] {
