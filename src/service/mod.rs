@@ -162,6 +162,13 @@ impl Service {
     /// # Errors
     /// No leader to append the check's barrier, or the barrier's fate is unknown.
     pub async fn check(&self) -> Result<CheckReport, ServiceError> {
+        let id = self.fresh_id().await?;
+        self.inner.checker.run(id).await
+    }
+
+    /// One new Snowflake ID from this node's generator (it waits while the clock is
+    /// behind the last ID it gave).
+    pub(crate) async fn fresh_id(&self) -> Result<u64, ServiceError> {
         let id = self
             .inner
             .ids
@@ -171,7 +178,7 @@ impl Service {
                 reason: e.to_string(),
                 retry_after: 1,
             })?;
-        self.inner.checker.run(id.as_u64()).await
+        Ok(id.as_u64())
     }
 
     /// Replaces this node's copy of the replicated database with a fresh snapshot of the

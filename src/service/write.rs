@@ -130,16 +130,7 @@ impl Service {
         let needs_id = matches!(&request, WriteRequest::Insert(r) if r.snowflake.is_some());
         let mut fresh = Vec::new();
         if needs_id {
-            let id = self
-                .inner
-                .ids
-                .next()
-                .await
-                .map_err(|e| ServiceError::NotReady {
-                    reason: e.to_string(),
-                    retry_after: 1,
-                })?;
-            fresh.push(id.as_u64());
+            fresh.push(self.fresh_id().await?);
         }
         let now_us = self.next_timestamp_us();
         let mut pool = fresh.into_iter();
