@@ -28,6 +28,12 @@ command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
 # mariadb CLI and mariadb-dump (mariadb-client, with the server) and sysbench.
 command -v mariadb >/dev/null 2>&1 || need_apt+=(mariadb-client)
 command -v sysbench >/dev/null 2>&1 || need_apt+=(sysbench)
+# The TLS test talks to every port with openssl s_client and curl; the .deb test runs
+# dpkg -i under unshare and asks man for the installed page.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v unshare >/dev/null 2>&1 || need_apt+=(util-linux)
+command -v man >/dev/null 2>&1 || need_apt+=(man-db)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   sudo_cmd=()
