@@ -34,21 +34,36 @@ pub fn rows_digest<'a>(rows: impl IntoIterator<Item = &'a Row>) -> (u64, u64) {
     let mut count = 0u64;
     let mut sum = 0u64;
     for row in rows {
-        let mut h = Sha256::new();
-        h.update((row.len() as u64).to_le_bytes());
-        for i in 0..row.len() {
-            match row.as_ref(i) {
-                Some(v) => value_bytes(&mut h, v),
-                None => h.update([0xff]),
-            }
-        }
-        let d = h.finalize();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&d[..8]);
-        sum = sum.wrapping_add(u64::from_le_bytes(first));
+        sum = sum.wrapping_add(row_hash((0..row.len()).map(|i| row.as_ref(i))));
         count += 1;
     }
     (count, sum)
+}
+
+/// [`rows_digest`] of rows already taken apart into values (a front end's result).
+pub fn values_digest<'a>(rows: impl IntoIterator<Item = &'a Vec<Value>>) -> (u64, u64) {
+    let mut count = 0u64;
+    let mut sum = 0u64;
+    for row in rows {
+        sum = sum.wrapping_add(row_hash(row.iter().map(Some)));
+        count += 1;
+    }
+    (count, sum)
+}
+
+fn row_hash<'a>(values: impl ExactSizeIterator<Item = Option<&'a Value>>) -> u64 {
+    let mut h = Sha256::new();
+    h.update((values.len() as u64).to_le_bytes());
+    for v in values {
+        match v {
+            Some(v) => value_bytes(&mut h, v),
+            None => h.update([0xff]),
+        }
+    }
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(first)
 }
 
 fn value_bytes(h: &mut Sha256, v: &Value) {
@@ -104,7 +119,15 @@ async fn observe(
         }
     }
     let read = matches!(sql::statement_kind(&statement.sql), Ok(StatementKind::Read));
-    let result = if read {
+    let result = if let Observed::TextRows { .. } = step.observed {
+        // Sent as text by the client (no parameters): read as text again.
+        conn.query::<Row, _>(statement.sql.as_str())
+            .await
+            .map(|rows| {
+                let (count, digest) = rows_digest(&rows);
+                Observed::TextRows { count, digest }
+            })
+    } else if read {
         conn.exec::<Row, _, _>(statement.sql.as_str(), statement.params())
             .await
             .map(|rows| {
@@ -203,6 +226,7 @@ fn conflict_message(statement: usize, observed: &Observed, seen: &Observed) -> S
             insert_id,
         } => format!("{affected_rows} row(s) changed, id {insert_id} generated"),
         Observed::Failed { code } => format!("error {code}"),
+        Observed::TextRows { count, .. } => format!("{count} row(s) read"),
     };
     let (a, b) = (what(observed), what(seen));
     let detail = if a == b {

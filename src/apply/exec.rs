@@ -1,6 +1,7 @@
 //! Running entries on the writer connection: the group transaction, DDL alone with its
 //! in-flight marker, the retry loop around both, and reading `_wolfscale`.
 
+use super::ids::Ids;
 use super::{counters, MariaDbApplier, Position};
 use crate::apply::outcome::{Failure, FailureClass, Outcome, StatementOutcome};
 use crate::command::{self, Command};
@@ -11,6 +12,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use openraft::{EntryPayload, Membership};
 use std::time::Duration;
+
+/// MariaDB's "Lock wait timeout exceeded".
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+
+/// Retries in a row, without a backoff, of a group that waited for the locks of local
+/// transactions (killed each time); then the usual transient handling.
+const MAX_QUICK_RETRIES: u32 = 50;
 
 /// How one attempt ended when it did not succeed.
 pub(super) enum Step {
@@ -146,16 +154,30 @@ fn classify(e: mysql_async::Error, statement: usize) -> StmtError {
     StmtError::Transient(e)
 }
 
-/// Runs one statement; `(affected rows, last insert id)`.
+/// Runs one statement, with the AUTO_INCREMENT value it generates first forced from the
+/// applier's counters; `(affected rows, last insert id)`.
 async fn exec(
     conn: &mut Conn,
+    ids: &mut Ids,
     st: &sql::Statement,
     index: usize,
 ) -> Result<(u64, Option<u64>), StmtError> {
-    conn.exec_drop(st.sql.as_str(), st.params())
+    let forced = ids
+        .before(conn, &st.sql)
         .await
-        .map_err(|e| classify(e, index))?;
-    Ok((conn.affected_rows(), conn.last_insert_id()))
+        .map_err(StmtError::Transient)?;
+    let result = conn.exec_drop(st.sql.as_str(), st.params()).await;
+    let done = result
+        .as_ref()
+        .ok()
+        .map(|()| (conn.affected_rows(), conn.last_insert_id()));
+    if let Some(forced) = forced {
+        ids.after(conn, forced, done)
+            .await
+            .map_err(StmtError::Transient)?;
+    }
+    result.map_err(|e| classify(e, index))?;
+    Ok(done.unwrap_or_default())
 }
 
 async fn run(conn: &mut Conn, sql: &str) -> Result<(), StmtError> {
@@ -169,6 +191,7 @@ fn timed_out(what: &str, after: Duration) -> mysql_async::Error {
 /// Runs `stmts`, the statements of a non-DDL command, inside the open group transaction.
 async fn run_command(
     conn: &mut Conn,
+    counters: &mut Ids,
     entry: &command::Entry,
     stmts: &[sql::Statement],
     lsn: u64,
@@ -180,7 +203,7 @@ async fn run_command(
     {
         let mut results = Vec::with_capacity(stmts.len());
         for (i, st) in stmts.iter().enumerate() {
-            results.push(match exec(conn, st, i).await {
+            results.push(match exec(conn, counters, st, i).await {
                 Ok((affected_rows, last_insert_id)) => StatementOutcome::Done {
                     affected_rows,
                     last_insert_id,
@@ -203,7 +226,7 @@ async fn run_command(
     }
     let (mut affected, mut last_id) = (0u64, None);
     for (i, st) in stmts.iter().enumerate() {
-        match exec(conn, st, i).await {
+        match exec(conn, counters, st, i).await {
             Ok((a, l)) => {
                 affected += a;
                 last_id = l.or(last_id);
@@ -243,6 +266,7 @@ impl MariaDbApplier {
             return Ok(Vec::new());
         };
         let mut delay = self.backoff.min;
+        let mut quick_retries = 0;
         loop {
             let mut pending = None;
             match self.attempt(items, &mut pending).await {
@@ -252,6 +276,17 @@ impl MariaDbApplier {
                 }
                 Err(Step::Fatal(e)) => return Err(e),
                 Err(Step::Transient(e)) => {
+                    if matches!(&e, mysql_async::Error::Server(se) if se.code == ER_LOCK_WAIT_TIMEOUT)
+                        && quick_retries < MAX_QUICK_RETRIES
+                        && self.tentatives.kill(true).await > 0
+                    {
+                        // Local transactions of the front end held rows this group needs;
+                        // they are being rolled back: retry soon, nothing is wrong.
+                        quick_retries += 1;
+                        self.ids.rollback();
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        continue;
+                    }
                     self.transient(&e, Some(items[0].lsn())).await;
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(self.backoff.max);
@@ -353,6 +388,10 @@ impl MariaDbApplier {
                     let outcome = super::certify::run(conn, steps, lsn, ids.clone())
                         .await
                         .map_err(Step::Transient)?;
+                    self.ids
+                        .after_statements(conn, steps.iter().map(|s| s.sql.as_str()))
+                        .await
+                        .map_err(Step::Transient)?;
                     outcomes.push(outcome);
                 }
                 Kind::Command(entry) => {
@@ -366,7 +405,7 @@ impl MariaDbApplier {
                             sql::statements(&entry.command)
                         }
                     };
-                    outcomes.push(run_command(conn, entry, &stmts, lsn).await?);
+                    outcomes.push(run_command(conn, &mut self.ids, entry, &stmts, lsn).await?);
                 }
             }
         }
@@ -399,8 +438,12 @@ impl MariaDbApplier {
             return Ok(vec![Outcome::AlreadyApplied { lsn }]);
         }
         self.no_gap(lsn)?;
-        // No snapshot opens its read view while a DDL entry runs (see `snapshot::dump`).
+        // No snapshot opens its read view while a DDL entry runs (see `snapshot::dump`),
+        // and no local transaction of the front end runs a statement: their locks would
+        // hold the change up, so they are rolled back, before and under the gate.
+        self.tentatives.kill(false).await;
         let _gate = self.ddl_gate.clone().write_owned().await;
+        self.tentatives.kill(false).await;
         let re_apply = current.ddl_in_flight == Some(lsn);
         if !re_apply {
             conn.exec_drop(position::MARK_DDL_IN_FLIGHT, (lsn,))
@@ -440,6 +483,12 @@ impl MariaDbApplier {
             Err(StmtError::Deterministic(failure)) => Outcome::Failed { lsn, ids, failure },
             Err(StmtError::Transient(e)) => return Err(Step::Transient(e)),
         };
+        if matches!(outcome, Outcome::Applied { .. }) {
+            self.ids
+                .after_ddl(conn, text)
+                .await
+                .map_err(Step::Transient)?;
+        }
         let json = membership_json(&current.membership)?;
         *pending = Some(vec![outcome]);
         // Autocommit: the DDL committed implicitly, the position commits on its own.
@@ -461,6 +510,7 @@ impl MariaDbApplier {
                 last.leader_id.term,
                 last.leader_id.node_id,
                 membership,
+                self.ids.json(),
                 previous,
             ),
         )
@@ -499,6 +549,7 @@ impl MariaDbApplier {
     }
 
     fn committed(&mut self, last: LogId, membership: StoredMembership, entries: usize) {
+        self.ids.commit();
         self.position = Some(Position {
             applied: Some(last),
             membership,
@@ -522,10 +573,14 @@ impl MariaDbApplier {
             return Ok(conn);
         }
         self.session_ts = None;
-        tokio::time::timeout(self.connect_timeout, self.pool.get_conn())
+        let mut conn = tokio::time::timeout(self.connect_timeout, self.pool.get_conn())
             .await
             .map_err(|_| Step::Transient(timed_out("connecting to MariaDB", self.connect_timeout)))?
-            .map_err(Step::Transient)
+            .map_err(Step::Transient)?;
+        conn.query_drop(sql::session::APPLIER_LOCK_WAITS)
+            .await
+            .map_err(Step::Transient)?;
+        Ok(conn)
     }
 
     /// Reads `_wolfscale` into the cache, creating the table and its row if missing.
@@ -551,11 +606,8 @@ impl MariaDbApplier {
         let p = parse_position((index, term, node, membership, ddl))
             .map_err(|e| Step::Fatal(ApplyError(e)))?;
         let stored = counters::parse(autoinc.as_deref()).map_err(|e| Step::Fatal(ApplyError(e)))?;
-        // Whatever ran since the stored position was rolled back; its ids must not stay
-        // consumed on this node only.
-        counters::restore(&mut conn, &stored)
-            .await
-            .map_err(Step::Transient)?;
+        // Whatever ran since the stored position was rolled back, counters included.
+        self.ids.load(stored);
         self.conn = Some(conn);
         self.status.set_applied(p.applied.map(|l| l.index));
         self.position = Some(p);

@@ -38,10 +38,12 @@
 //! whole group is rolled back and retried (below). Replicated tables must be
 //! transactional (InnoDB) for these guarantees.
 //!
-//! InnoDB does not give back the AUTO_INCREMENT values a rolled-back attempt took, so
-//! `_wolfscale` also records every counter with each commit, and they are set back to
-//! those values before entries are applied again (see `counters`): ids stay the same on
-//! every node through crashes and retries.
+//! InnoDB does not give back the AUTO_INCREMENT values a rolled-back attempt (or an
+//! interactive transaction of the MySQL front end) took, so the applier does not let
+//! InnoDB choose them: it forces every generated value from counters of its own that
+//! entries move alike on every node and that `_wolfscale` stores with each commit (see
+//! `ids`): ids stay the same on every node through crashes, retries and local
+//! transactions.
 //!
 //! DDL commits implicitly, so it applies alone: the marker "DDL in flight at index n" is
 //! committed first, the DDL runs, then the position moves to n. If the node or MariaDB
@@ -62,12 +64,14 @@ pub mod certify;
 pub mod check;
 mod counters;
 mod exec;
+mod ids;
 mod outcome;
 mod read;
 mod status;
+pub mod tentative;
 
 pub use agreement::{digest, digest_limit, Divergence};
-pub use certify::rows_digest;
+pub use certify::{rows_digest, values_digest};
 pub use outcome::{Failure, FailureClass, Outcome, OutcomeDecodeError, StatementOutcome};
 pub use read::{Protocol, QueryError, RawRows, ReadLimits, Reader, Rows};
 pub use status::{ApplyStatus, Paused, StatusSnapshot, WaitTimeout};
@@ -166,6 +170,10 @@ pub struct MariaDbApplier {
     ddl_gate: std::sync::Arc<tokio::sync::RwLock<()>>,
     /// Snapshots taken at check barriers (see [`check`]).
     checks: check::CheckSnapshots,
+    /// The AUTO_INCREMENT counters entries move (see [`ids`]).
+    ids: ids::Ids,
+    /// The MySQL front end's local transactions, killed when they block the applier.
+    tentatives: std::sync::Arc<tentative::Tentatives>,
 }
 
 impl MariaDbApplier {
@@ -217,12 +225,19 @@ impl MariaDbApplier {
                 PoolConstraints::new(0, read_limit).expect("0 <= max and max >= 1"),
             ))
             .into();
+        let ddl_gate: std::sync::Arc<tokio::sync::RwLock<()>> = std::sync::Arc::default();
         let mut applier = MariaDbApplier {
+            tentatives: tentative::Tentatives::new(
+                &opts,
+                (read_limit * 4).max(64),
+                ddl_gate.clone(),
+            ),
             pool: Pool::new(opts.clone()),
             read_pool: Pool::new(read_opts),
             checks: check::CheckSnapshots::new(opts.clone()),
             opts,
-            ddl_gate: std::sync::Arc::default(),
+            ddl_gate,
+            ids: ids::Ids::default(),
             conn: None,
             session_ts: None,
             position: None,
@@ -254,7 +269,11 @@ impl MariaDbApplier {
     /// A handle for client reads on this node's read pool (unbounded answers; see
     /// [`Reader::with_limits`]).
     pub fn reader(&self) -> Reader {
-        Reader::new(self.read_pool.clone(), self.opts.clone())
+        Reader::new(
+            self.read_pool.clone(),
+            self.opts.clone(),
+            self.tentatives.clone(),
+        )
     }
 
     /// The snapshots this applier takes at check barriers, for the checker to read.

@@ -33,6 +33,7 @@ pub struct Reader {
     /// For the one-off connection that sends `KILL QUERY`.
     opts: Opts,
     limits: ReadLimits,
+    tentatives: std::sync::Arc<super::tentative::Tentatives>,
 }
 
 /// How much one read may return.
@@ -160,12 +161,27 @@ impl From<mysql_async::Error> for QueryError {
 }
 
 impl Reader {
-    pub(super) fn new(pool: Pool, opts: Opts) -> Self {
+    pub(super) fn new(
+        pool: Pool,
+        opts: Opts,
+        tentatives: std::sync::Arc<super::tentative::Tentatives>,
+    ) -> Self {
         Reader {
             pool,
             opts,
             limits: ReadLimits::UNLIMITED,
+            tentatives,
         }
+    }
+
+    /// The bounds answers are held to.
+    pub fn limits(&self) -> ReadLimits {
+        self.limits
+    }
+
+    /// This node's local transactions (the MySQL front end's interactive ones).
+    pub fn tentatives(&self) -> &std::sync::Arc<super::tentative::Tentatives> {
+        &self.tentatives
     }
 
     /// The same reader with answers bounded by `limits`.
@@ -278,7 +294,14 @@ impl Reader {
     /// # Errors
     /// An invalid statement, MariaDB's refusal, or unavailability.
     pub async fn describe(&self, sql_text: &str, params: usize) -> Result<Vec<Column>, QueryError> {
-        let text = sql::check_read(sql_text, params)?;
+        // A locking read is prepared too: it runs inside interactive transactions.
+        let text = match sql::check_read(sql_text, params) {
+            Ok(text) => text,
+            Err(e) => match sql::check_certified_step(sql_text, params) {
+                Ok((text, sql::CertifiedKind::Read)) => text,
+                _ => return Err(e.into()),
+            },
+        };
         let mut conn = self.pool.get_conn().await?;
         let stmt = conn.prep(text).await?;
         let columns = stmt.columns().to_vec();
@@ -340,7 +363,7 @@ impl Drop for Held {
     }
 }
 
-async fn read(
+pub(super) async fn read(
     conn: &mut Conn,
     text: &str,
     params: mysql_async::Params,

@@ -2,7 +2,9 @@
 //! statement a client ran inside its transaction, with what it observed, and builds the one
 //! [`Command::Certified`] entry that every node replays and compares at COMMIT.
 
-use super::{CertifiedStep, Command, Entry, Error, MAX_ENTRY_BYTES, MAX_PARAMS, MAX_STATEMENTS};
+use super::{
+    CertifiedStep, Command, Entry, Error, Observed, MAX_ENTRY_BYTES, MAX_PARAMS, MAX_STATEMENTS,
+};
 
 /// Validates the steps of an interactive transaction and makes its entry.
 ///
@@ -36,6 +38,12 @@ pub fn prepare_certified(
                 actual: step.params.len(),
             });
         }
+        if matches!(step.observed, Observed::TextRows { .. }) && !step.params.is_empty() {
+            return Err(Error::InvalidValue {
+                at: format!("statements[{index}].params"),
+                reason: "a read observed as text is replayed as text, without parameters".into(),
+            });
+        }
         let (sql, _) = crate::sql::check_certified_step(&step.sql, step.params.len())
             .map_err(|source| Error::Statement { index, source })?;
         checked.push(CertifiedStep {
@@ -65,7 +73,7 @@ pub fn prepare_certified(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{Observed, Value};
+    use crate::command::Value;
 
     fn step(sql: &str, params: Vec<Value>, observed: Observed) -> CertifiedStep {
         CertifiedStep {

@@ -258,6 +258,15 @@ pub enum Observed {
         /// MariaDB's error number.
         code: u16,
     },
+    /// A read sent as text (no parameters): its rows as MariaDB's text protocol returns
+    /// them, summarised as for [`Observed::Rows`]; every node reads it as text again.
+    /// Appended last so older entries decode unchanged.
+    TextRows {
+        /// Number of rows.
+        count: u64,
+        /// Order-independent digest of the rows' values.
+        digest: u64,
+    },
 }
 
 /// One entry's outcome as the leader reached it: a digest over every request's result

@@ -406,6 +406,12 @@ fn check_proxy(proxy: &super::ProxyConfig, node_bind: Option<SocketAddr>, p: &mu
     if proxy.max_connections == 0 {
         p.push(Problem::new("proxy.max_connections", "must be at least 1"));
     }
+    if !(100..=86_400_000).contains(&proxy.max_transaction_ms) {
+        p.push(Problem::new(
+            "proxy.max_transaction_ms",
+            "must be between 100 (0.1 s) and 86400000 (one day)",
+        ));
+    }
     let mut seen = HashSet::new();
     for (i, user) in proxy.users.iter().enumerate() {
         let key = format!("proxy.users[{i}]");

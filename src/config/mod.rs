@@ -503,6 +503,11 @@ pub struct ProxyConfig {
     /// Default: 256.
     #[serde(default = "defaults::proxy_max_connections")]
     pub max_connections: u32,
+    /// Longest an interactive transaction may stay open, in milliseconds; past it the
+    /// transaction is rolled back (its locks freed) and the client gets error 1213.
+    /// Default: 60000.
+    #[serde(default = "defaults::proxy_max_transaction_ms")]
+    pub max_transaction_ms: u64,
     /// The accounts clients log in with (`mysql_native_password`). Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<ProxyUser>,
@@ -514,6 +519,7 @@ impl Default for ProxyConfig {
             enabled: true,
             bind_address: defaults::proxy_bind_address(),
             max_connections: defaults::proxy_max_connections(),
+            max_transaction_ms: defaults::proxy_max_transaction_ms(),
             users: Vec::new(),
         }
     }
@@ -646,6 +652,9 @@ mod defaults {
     pub fn proxy_max_connections() -> u32 {
         256
     }
+    pub fn proxy_max_transaction_ms() -> u64 {
+        60_000
+    }
     pub fn api_max_body_bytes() -> u64 {
         1 << 20
     }
@@ -761,6 +770,7 @@ impl Config {
                 enabled: true,
                 bind_address: String::new(),
                 max_connections: u32::MAX,
+                max_transaction_ms: U64,
                 users: vec![ProxyUser {
                     name: String::new(),
                     password: Some(String::new()),

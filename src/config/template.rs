@@ -139,6 +139,9 @@ enabled = {proxy_enabled}
 bind_address = {proxy_bind}
 # Most client connections at once; more are refused with MySQL error 1040.
 max_connections = {proxy_max_connections}
+# Longest an interactive transaction (BEGIN … COMMIT) may stay open, in ms; past it the
+# transaction is rolled back and its client gets error 1213.
+max_transaction_ms = {proxy_max_transaction_ms}
 # Accounts (mysql_native_password), one table each: name, and either password or
 # password_sha1 (SHA1(SHA1(password)) in hex, as MariaDB's PASSWORD() shows it).
 # users = [{{ name = "app", password = "change-me" }}]
@@ -196,6 +199,7 @@ format = "text"
         proxy_enabled = proxy.enabled,
         proxy_bind = q(&proxy.bind_address),
         proxy_max_connections = proxy.max_connections,
+        proxy_max_transaction_ms = proxy.max_transaction_ms,
         log_level = q(&super::defaults::log_level()),
     )
 }

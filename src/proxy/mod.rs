@@ -8,7 +8,7 @@
 //! | `session.rs` | one connection: login, commands, session state |
 //! | `statement.rs` | what a statement is (read, write, schema change, session) |
 //! | `variables.rs` | which `SET`s are accepted and what they do |
-//! | `txn.rs` | explicit transactions (the seam for certified transactions) |
+//! | `txn.rs` | interactive transactions: run locally, recorded, certified at COMMIT |
 //! | `params.rs` | prepared-statement values |
 //! | `wire.rs` | columns, values and errors on the wire |
 //! | `auth.rs` | `mysql_native_password` accounts |
@@ -56,6 +56,8 @@ pub enum Error {
 /// What every connection shares.
 pub(crate) struct Shared {
     users: auth::Users,
+    /// `proxy.max_transaction_ms`.
+    max_transaction: std::time::Duration,
 }
 
 /// A bound front end, ready to [`Proxy::serve`].
@@ -88,7 +90,10 @@ impl Proxy {
             })?;
         Ok(Some(Proxy {
             listener,
-            shared: Arc::new(Shared { users }),
+            shared: Arc::new(Shared {
+                users,
+                max_transaction: std::time::Duration::from_millis(config.max_transaction_ms),
+            }),
             max_connections: config.max_connections.max(1) as usize,
         }))
     }

@@ -5,7 +5,7 @@
 
 use super::params;
 use super::statement::{classify, Action};
-use super::txn::Transaction;
+use super::txn::{Commit, Opening, Transaction};
 use super::variables::{self, Effect};
 use super::wire::{self, Cell, MyError};
 use super::Shared;
@@ -43,6 +43,8 @@ pub struct Session {
     scramble: [u8; 20],
     /// The LSN of this connection's last write: its next read waits for it here.
     last_lsn: Option<u64>,
+    /// The first id this connection's last insert generated (`LAST_INSERT_ID()`).
+    last_insert_id: u64,
     /// How fresh reads must be (`SET @@wolfscale_consistency`).
     consistency: Consistency,
     /// `SET sql_mode`: reads run under it; writes are refused while it is set.
@@ -74,6 +76,7 @@ impl Session {
             id,
             scramble,
             last_lsn: None,
+            last_insert_id: 0,
             consistency: Consistency::None,
             sql_mode: None,
             autocommit: true,
@@ -128,6 +131,9 @@ impl Session {
                 last_insert_id,
             }) => {
                 self.last_error = None;
+                if last_insert_id > 0 {
+                    self.last_insert_id = last_insert_id;
+                }
                 results
                     .completed(self.ok(affected_rows, last_insert_id))
                     .await
@@ -135,6 +141,11 @@ impl Session {
             Ok(Answer::Rows(rows)) => {
                 self.last_error = None;
                 send_rows(results, &rows).await
+            }
+            Ok(Answer::LastInsertId(label)) => {
+                self.last_error = None;
+                let rows = vec![vec![self.last_insert_id.to_string()]];
+                send_text_rows(results, &[label.as_str()], rows).await
             }
             Ok(Answer::Warnings) => {
                 let rows = self.warnings();
@@ -155,8 +166,36 @@ impl Session {
         values: Vec<Input>,
         protocol: Protocol,
     ) -> Result<Answer, MyError> {
+        if let Action::Read(sql) = &action {
+            if let Some(label) = super::statement::last_insert_id_query(sql) {
+                if values.is_empty() {
+                    return Ok(Answer::LastInsertId(label));
+                }
+            }
+        }
         match action {
+            Action::Read(sql) if self.in_transaction() => {
+                let opening = self.opening();
+                let txn = self.txn.get_or_insert_with(|| Transaction::begin(false));
+                let rows = txn
+                    .read(&self.service, opening, &sql, values, protocol)
+                    .await?;
+                Ok(Answer::Rows(rows))
+            }
             Action::Read(sql) => self.read(sql, values, protocol).await,
+            Action::Write(sql) if self.in_transaction() => {
+                if let Some(mode) = &self.sql_mode {
+                    return Err(sql_mode_refusal(mode));
+                }
+                let opening = self.opening();
+                let txn = self.txn.get_or_insert_with(|| Transaction::begin(false));
+                let (affected_rows, last_insert_id) =
+                    txn.write(&self.service, opening, &sql, values).await?;
+                Ok(Answer::Ok {
+                    affected_rows,
+                    last_insert_id,
+                })
+            }
             Action::Write(sql) => {
                 let request = WriteRequest::Sql(SqlRequest {
                     statements: vec![SqlStatementRequest {
@@ -174,6 +213,13 @@ impl Session {
                         "a schema change takes no `?` parameters".to_string(),
                     ));
                 }
+                // As in MariaDB, a schema change ends the open transaction (which read only).
+                if let Some(txn) = &self.txn {
+                    txn.before_ddl()?;
+                }
+                if let Some(txn) = self.txn.take() {
+                    txn.rollback().await;
+                }
                 self.write(WriteRequest::Ddl(DdlRequest {
                     ddl,
                     wait: Wait::Quorum,
@@ -181,12 +227,16 @@ impl Session {
                 .await
             }
             Action::Begin { read_only } => {
-                // As in MariaDB, BEGIN ends an open transaction first (it only read).
+                // As in MariaDB, BEGIN commits an open transaction first.
+                self.commit().await?;
                 self.txn = Some(Transaction::begin(read_only));
                 Ok(Answer::done())
             }
-            Action::Commit | Action::Rollback => {
-                self.txn = None;
+            Action::Commit => self.commit().await,
+            Action::Rollback => {
+                if let Some(txn) = self.txn.take() {
+                    txn.rollback().await;
+                }
                 Ok(Answer::done())
             }
             Action::Set(assignments) => {
@@ -194,9 +244,9 @@ impl Session {
                 for effect in effects {
                     match effect {
                         Effect::Autocommit(on) => {
-                            if on {
+                            if on && !self.autocommit {
                                 // SET autocommit=1 commits an open transaction.
-                                self.txn = None;
+                                self.commit().await?;
                             }
                             self.autocommit = on;
                         }
@@ -210,12 +260,52 @@ impl Session {
                 }
                 Ok(Answer::done())
             }
-            // Transactions here only read: a savepoint has nothing to undo.
+            Action::Savepoint(sql) if self.in_transaction() => {
+                let opening = self.opening();
+                let txn = self.txn.get_or_insert_with(|| Transaction::begin(false));
+                txn.savepoint(&self.service, opening, &sql).await?;
+                Ok(Answer::done())
+            }
+            // Outside a transaction MariaDB accepts a savepoint and keeps nothing.
             Action::Savepoint(_) => Ok(Answer::done()),
             Action::Use(db) => self.use_db(&db).map(|()| Answer::done()),
             Action::ShowWarnings => Ok(Answer::Warnings),
             Action::Empty => Ok(Answer::done()),
             Action::Refuse(e) => Err(e),
+        }
+    }
+
+    /// Whether a statement now runs inside a transaction: one is open, or autocommit is
+    /// off (the statement opens one).
+    fn in_transaction(&self) -> bool {
+        self.txn.is_some() || !self.autocommit
+    }
+
+    fn opening(&self) -> Opening {
+        Opening {
+            min_lsn: self.last_lsn,
+            consistency: self.consistency,
+            max_duration: self.shared.max_transaction,
+        }
+    }
+
+    /// COMMIT: a transaction that wrote goes through the log, certified; one that only
+    /// read ends here.
+    async fn commit(&mut self) -> Result<Answer, MyError> {
+        let Some(txn) = self.txn.take() else {
+            return Ok(Answer::done());
+        };
+        match txn.commit().await? {
+            Commit::Local => Ok(Answer::done()),
+            Commit::Certify(request) => {
+                let started = Instant::now();
+                let outcome = self.service.write(WriteRequest::Certified(request)).await;
+                let result = outcome.as_ref().map(|_| ()).map_err(|e| e.code());
+                crate::observe::metrics::write_done("mysql", result, started.elapsed());
+                let outcome = outcome.map_err(|e| wire::service_error(&e, true))?;
+                self.last_lsn = Some(self.last_lsn.map_or(outcome.lsn, |l| l.max(outcome.lsn)));
+                Ok(Answer::done())
+            }
         }
     }
 
@@ -243,18 +333,8 @@ impl Session {
     }
 
     async fn write(&mut self, request: WriteRequest) -> Result<Answer, MyError> {
-        if let Some(txn) = &mut self.txn {
-            return Err(txn.write(&request));
-        }
-        if !self.autocommit {
-            return Err(Transaction::implicit_write());
-        }
         if let Some(mode) = &self.sql_mode {
-            return Err(MyError::unsupported(format!(
-                "this session set sql_mode = '{mode}', which WolfScale does not carry into \
-                 its log (every node applies writes under the cluster's sql_mode): nothing \
-                 was written; SET sql_mode = DEFAULT to write again"
-            )));
+            return Err(sql_mode_refusal(mode));
         }
         let size = match &request {
             WriteRequest::Sql(r) => r.statements.iter().map(|s| s.sql.len()).sum(),
@@ -309,6 +389,15 @@ impl Session {
     }
 }
 
+/// Why a write is refused while the session has its own `sql_mode`.
+fn sql_mode_refusal(mode: &str) -> MyError {
+    MyError::unsupported(format!(
+        "this session set sql_mode = '{mode}', which WolfScale does not carry into its log \
+         (every node applies writes under the cluster's sql_mode): nothing was written; SET \
+         sql_mode = DEFAULT to write again"
+    ))
+}
+
 /// What a statement answers, before it is put on the wire.
 enum Answer {
     Ok {
@@ -317,6 +406,9 @@ enum Answer {
     },
     Rows(RawRows),
     Warnings,
+    /// `SELECT LAST_INSERT_ID()`, answered from this connection's last generated id
+    /// (MariaDB's own would be another connection's); the column label.
+    LastInsertId(String),
 }
 
 impl Answer {

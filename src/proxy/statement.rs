@@ -78,6 +78,20 @@ pub fn classify(text: &str) -> Action {
     }
 }
 
+/// `SELECT LAST_INSERT_ID()` (optionally `AS label`): the column label it answers with.
+/// The front end answers it from the connection's own last generated id.
+pub fn last_insert_id_query(sql: &str) -> Option<String> {
+    let w = words(sql, 6);
+    let is_call = |s: &str| s.replace(' ', "").eq_ignore_ascii_case("last_insert_id()");
+    match w.as_slice() {
+        [select, call] if select == "select" && is_call(call) => Some("LAST_INSERT_ID()".into()),
+        [select, call, r#as, label] if select == "select" && is_call(call) && r#as == "as" => {
+            Some(label.trim_matches('`').to_string())
+        }
+        _ => None,
+    }
+}
+
 /// The statement with every executable comment (`/*! … */`, `/*!50100 … */`,
 /// `/*M! … */`) replaced by its content, as the MariaDB this front end stands for would
 /// read it (dump files and sysbench write `/*! ENGINE = InnoDB */`). The front end

@@ -11,6 +11,9 @@ use openraft::ServerState;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+/// How long opening an interactive transaction may wait for this node to catch up.
+const BEGIN_WAIT: Duration = Duration::from_secs(30);
+
 impl Service {
     /// Runs one read on this node after the waits its request asks for.
     ///
@@ -63,6 +66,42 @@ impl Service {
             )
             .await
             .map_err(query_error)
+    }
+
+    /// Opens a local transaction on this node's MariaDB for an interactive transaction of
+    /// a front end (see [`crate::apply::tentative`]), once this node has applied what
+    /// `consistency` and `min_lsn` ask for; `max_duration` bounds each of its statements.
+    ///
+    /// # Errors
+    /// The waits time out, the node cannot serve reads now, or MariaDB is unavailable.
+    pub async fn begin_local(
+        &self,
+        read_only: bool,
+        timestamp_us: u64,
+        consistency: Consistency,
+        min_lsn: Option<u64>,
+        max_duration: Duration,
+    ) -> Result<crate::apply::tentative::LocalTxn, ServiceError> {
+        let request = ReadRequest {
+            sql: String::new(),
+            params: Vec::new(),
+            consistency,
+            min_lsn,
+            sql_mode: None,
+            timeout: BEGIN_WAIT,
+        };
+        self.wait_for_read(&request, Instant::now()).await?;
+        self.inner
+            .reader
+            .tentatives()
+            .begin(read_only, timestamp_us, max_duration)
+            .await
+            .map_err(query_error)
+    }
+
+    /// The bounds a read's answer is held to.
+    pub fn read_limits(&self) -> crate::apply::ReadLimits {
+        self.inner.reader.limits()
     }
 
     /// The result columns `sql` (a read with `params` placeholders) will have, as this

@@ -9,6 +9,7 @@
 //! generated text are the leader's timestamp, formatted from a `u64`.
 
 mod admit;
+pub mod autoinc;
 mod check;
 pub mod checksum;
 mod errors;
@@ -123,6 +124,9 @@ fn timestamp_text(timestamp_us: u64) -> String {
     format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
 }
 
+/// What [`stamped`] puts before a statement.
+pub(crate) const STAMP_PREFIX: &str = "SET STATEMENT timestamp = CAST(? AS DECIMAL(20,6)) FOR ";
+
 /// Prefixes `statement` with `SET STATEMENT timestamp = … FOR`, the leader's timestamp bound
 /// as its first parameter: NOW() and column defaults read that timestamp while this one
 /// statement runs, without a `SET timestamp` round trip of its own. The text stays the same
@@ -136,10 +140,7 @@ pub fn stamped(statement: Statement, timestamp_us: u64) -> Statement {
     ));
     params.extend(statement.params);
     Statement {
-        sql: format!(
-            "SET STATEMENT timestamp = CAST(? AS DECIMAL(20,6)) FOR {}",
-            statement.sql
-        ),
+        sql: format!("{STAMP_PREFIX}{}", statement.sql),
         params,
     }
 }

@@ -41,20 +41,15 @@ pub const INSERT_POSITION_ROW: &str = "INSERT IGNORE INTO `_wolfscale` (`id`) VA
 pub const SELECT_POSITION: &str = "SELECT `applied_index`, `applied_term`, `applied_node`, \
      `membership`, `ddl_in_flight`, `autoinc` FROM `_wolfscale` WHERE `id` = 1";
 
-/// Records a new applied position and membership, clears the DDL marker and records every
-/// AUTO_INCREMENT counter of the database as of this commit (a JSON object, table name →
-/// next value; NULL when no table has one); parameters: index, term, node, membership
-/// JSON, then the index the applier believes is stored (NULL for none). The applier is the
-/// only writer, so the counters are exactly what the committed entries left behind. The
-/// update is conditional on the previous index: when it changes no row, the position moved
-/// underneath (a COMMIT whose answer was lost, a restored dump) and the group must not
-/// commit a second time.
+/// Records a new applied position and membership, clears the DDL marker and stores the
+/// applier's AUTO_INCREMENT counters as of this commit (a JSON object, table name → next
+/// value); parameters: index, term, node, membership JSON, counters JSON, then the index
+/// the applier believes is stored (NULL for none). The update is conditional on the
+/// previous index: when it changes no row, the position moved underneath (a COMMIT whose
+/// answer was lost, a restored dump) and the group must not commit a second time.
 pub const UPDATE_POSITION: &str = "UPDATE `_wolfscale` SET `applied_index` = ?, \
      `applied_term` = ?, `applied_node` = ?, `membership` = ?, `ddl_in_flight` = NULL, \
-     `autoinc` = (SELECT JSON_OBJECTAGG(`TABLE_NAME`, `AUTO_INCREMENT`) \
-     FROM `information_schema`.`TABLES` WHERE `TABLE_SCHEMA` = DATABASE() \
-     AND `AUTO_INCREMENT` IS NOT NULL) \
-     WHERE `id` = 1 AND `applied_index` <=> ?";
+     `autoinc` = ? WHERE `id` = 1 AND `applied_index` <=> ?";
 
 /// The AUTO_INCREMENT counters of the database now: table name, next value.
 pub const SELECT_AUTOINC: &str = "SELECT `TABLE_NAME`, `AUTO_INCREMENT` \
@@ -112,7 +107,7 @@ mod tests {
             assert!(statement_kind(s).is_ok(), "{s}");
         }
         assert_eq!(statement_kind(SELECT_POSITION), Ok(StatementKind::Read));
-        assert_eq!(UPDATE_POSITION.matches('?').count(), 5);
+        assert_eq!(UPDATE_POSITION.matches('?').count(), 6);
         assert_eq!(MARK_DDL_IN_FLIGHT.matches('?').count(), 1);
         assert_eq!(statement_kind(SELECT_AUTOINC), Ok(StatementKind::Read));
     }

@@ -20,6 +20,25 @@ pub fn kill_query(id: u32) -> String {
     format!("KILL QUERY {id}")
 }
 
+/// Ends connection `id` (and rolls back its transaction): how the applier frees the locks
+/// of the MySQL front end's local transactions (`apply::tentative`).
+pub fn kill_connection(id: u32) -> String {
+    format!("KILL CONNECTION {id}")
+}
+
+/// Opens a front-end transaction that may write (locally, never committed): every read
+/// sees one snapshot taken now.
+pub const BEGIN_LOCAL: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT";
+
+/// Opens a `READ ONLY` front-end transaction on one snapshot.
+pub const BEGIN_LOCAL_READ_ONLY: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
+
+/// The applier's lock waits: none for a row lock, five seconds for a table's metadata
+/// lock. Only the front end's local transactions can hold either (reads use snapshots);
+/// when a wait ends, the applier kills them and retries (see `apply::tentative`).
+pub const APPLIER_LOCK_WAITS: &str =
+    "SET SESSION innodb_lock_wait_timeout = 0, lock_wait_timeout = 5";
+
 /// Makes the session's next AUTO_INCREMENT value the bound parameter (0: MariaDB's own
 /// counter again), as statement-based replication does: a replayed INSERT generates the
 /// id the client was told, or conflicts.
@@ -50,5 +69,6 @@ mod tests {
             "SET SESSION max_statement_time = 0.001"
         );
         assert_eq!(kill_query(42), "KILL QUERY 42");
+        assert_eq!(kill_connection(7), "KILL CONNECTION 7");
     }
 }

@@ -25,6 +25,7 @@ mod mariadb_harness;
 mod observe;
 mod partition;
 mod proxy;
+mod proxy_txn;
 mod security;
 mod service;
 mod snapshot_cluster;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-async fn cluster() -> ProcCluster {
+pub(crate) async fn cluster() -> ProcCluster {
     ProcCluster::start_with(
         3,
         &NodeConfig {
@@ -63,7 +63,7 @@ fn text(o: &Output) -> (String, String) {
 }
 
 /// `CHECKSUM TABLE` of `tables` on every node's own MariaDB.
-async fn checksums(c: &ProcCluster, tables: &[&str]) -> Vec<Vec<(String, Option<u64>)>> {
+pub(crate) async fn checksums(c: &ProcCluster, tables: &[&str]) -> Vec<Vec<(String, Option<u64>)>> {
     let mut all = Vec::new();
     for node in &c.nodes {
         let mut conn = node.db.conn_to(DATABASE).await.expect("connect to node db");
@@ -384,7 +384,7 @@ async fn proxy_drivers_crud_with_parameters() {
     assert!(sums.iter().all(|s| *s == sums[0]), "nodes differ: {sums:?}");
 }
 
-fn conn_opts(c: &ProcCluster, i: usize) -> mysql_async::OptsBuilder {
+pub(crate) fn conn_opts(c: &ProcCluster, i: usize) -> mysql_async::OptsBuilder {
     let (host, port) = front_end(c, i);
     mysql_async::OptsBuilder::default()
         .ip_or_hostname(host)
@@ -481,6 +481,17 @@ async fn proxy_leader_loss_answers_a_retryable_error_never_a_hang() {
 
 /// Runs `sysbench <workload> <command>` against node `i`'s front end; returns its output.
 async fn sysbench(c: &ProcCluster, i: usize, workload: &str, command: &str) -> String {
+    sysbench_with(c, i, workload, command, &["--threads=4", "--time=3"]).await
+}
+
+/// [`sysbench`] with `extra` options (later ones win over the defaults).
+pub(crate) async fn sysbench_with(
+    c: &ProcCluster,
+    i: usize,
+    workload: &str,
+    command: &str,
+    extra: &[&str],
+) -> String {
     let (host, port) = front_end(c, i);
     let out = tokio::time::timeout(
         Duration::from_secs(180),
@@ -496,10 +507,9 @@ async fn sysbench(c: &ProcCluster, i: usize, workload: &str, command: &str) -> S
                 "--mysql-ssl=off",
                 "--tables=1",
                 "--table-size=200",
-                "--threads=4",
-                "--time=3",
                 "--events=0",
             ])
+            .args(extra)
             .arg(command)
             .kill_on_drop(true)
             .output(),
@@ -516,7 +526,7 @@ async fn sysbench(c: &ProcCluster, i: usize, workload: &str, command: &str) -> S
 }
 
 /// The count sysbench reports on its `label:` line, e.g. `ignored errors:`.
-fn sysbench_count(report: &str, label: &str) -> u64 {
+pub(crate) fn sysbench_count(report: &str, label: &str) -> u64 {
     report
         .lines()
         .find_map(|l| l.trim().strip_prefix(label))
