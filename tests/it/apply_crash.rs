@@ -343,8 +343,15 @@ async fn rolled_back_attempts_and_restored_dumps_keep_auto_increment_ids_aligned
         .run_tool("mariadb-dump", &["--single-transaction", "app"])
         .await?;
     let text = String::from_utf8(dumped)?;
-    ensure!(text.contains("AUTO_INCREMENT=6"), "{text}");
-    let text = text.replace("AUTO_INCREMENT=6", "AUTO_INCREMENT=1000");
+    // InnoDB's own counter there is past the rolled-back attempts' ids; the applier's
+    // counters (stored in `_wolfscale`, dumped with it) are what ids come from.
+    let at = text
+        .find(") ENGINE=InnoDB AUTO_INCREMENT=")
+        .with_context(|| format!("no AUTO_INCREMENT in the dump: {text}"))?;
+    let digits = &text[at + ") ENGINE=InnoDB AUTO_INCREMENT=".len()..];
+    let n: String = digits.chars().take_while(char::is_ascii_digit).collect();
+    ensure!(n.parse::<u64>()? >= 6, "{text}");
+    let text = text.replace(&format!("AUTO_INCREMENT={n}"), "AUTO_INCREMENT=1000");
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("app.sql");
     std::fs::write(&file, text)?;

@@ -1,7 +1,8 @@
 //! Group apply without savepoints, against real private servers: a deterministic failure
-//! in the middle of a group undoes only its own statement; a lock wait timeout and a
-//! deadlock (which InnoDB answers by rolling back the whole transaction) make the applier
-//! roll the group back and retry all of it, so nothing is applied twice or lost; inserts,
+//! in the middle of a group undoes only its own statement; a lock held elsewhere makes the
+//! applier roll the group back and retry all of it, so nothing is applied twice or lost,
+//! and a lock held by the MySQL front end's local transaction is taken from it at once;
+//! inserts,
 //! updates and deletes carry the leader's timestamp without a `SET timestamp` of their own.
 
 use std::time::{Duration, Instant};
@@ -220,90 +221,97 @@ async fn a_lock_wait_timeout_retries_the_whole_group() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn a_deadlock_rolls_back_and_retries_the_whole_group() -> anyhow::Result<()> {
+async fn a_local_transaction_holding_rows_is_rolled_back_for_the_applier() -> anyhow::Result<()> {
     let db = MariaDb::start().await?;
     let mut a = applier(&db, "app").await?;
     apply(
         &mut a,
         entries(
             1,
-            &[
-                ddl(TS, ITEMS),
-                ddl(
-                    TS + 1,
-                    "CREATE TABLE heavy (id INT PRIMARY KEY, pad CHAR(100)) ENGINE=InnoDB",
-                ),
-                item(TS + 2, 1, "a0"),
-                item(TS + 3, 2, "b0"),
-            ],
+            &[ddl(TS, ITEMS), item(TS + 1, 1, "a0"), item(TS + 2, 2, "b0")],
         ),
     )
     .await?;
-    // The other transaction holds row 2 and has done far more work, so InnoDB picks the
-    // applier's transaction as the deadlock victim.
-    let mut other = db.conn_to("app").await?;
-    other.query_drop("START TRANSACTION").await?;
-    other
-        .query_drop("INSERT INTO heavy SELECT seq, 'x' FROM seq_1_to_500")
+    // The MySQL front end's local transaction: it wrote row 1 and holds its lock.
+    let tentatives = a.reader().tentatives().clone();
+    let mut local = tentatives.begin(false, TS, Duration::from_secs(30)).await?;
+    local
+        .write(
+            "UPDATE items SET v = ? WHERE id = ?",
+            &[Value::Text("local".into()), Value::Int(1)],
+        )
         .await?;
-    other
-        .query_drop("UPDATE items SET v = 'other' WHERE id = 2")
-        .await?;
+    let mut reader = tentatives.begin(true, TS, Duration::from_secs(30)).await?;
+    ensure!(tentatives.open_count() == 2);
     let status = a.status();
-    let group = vec![
-        item(TS + 4, 100, "new"),
-        update(TS + 5, 1, "a1"),
-        update(TS + 6, 2, "b1"),
-    ];
-    let task = tokio::spawn(async move {
-        let out = apply(&mut a, entries(5, &group)).await;
-        (a, out)
-    });
-    // The applier holds row 1 and waits for row 2; taking row 1 now closes the cycle.
-    let mut watch = db.conn().await?;
-    if let Err(e) = wait_for_lock_wait(&mut watch, &task).await {
-        let ended = if task.is_finished() {
-            format!("{:?}", task.await.map(|(_, out)| out))
-        } else {
-            "still running".into()
-        };
-        anyhow::bail!(
-            "{e:#}; applier status: {:?}; apply: {ended}",
-            status.snapshot()
-        );
-    }
-    other
-        .query_drop("UPDATE items SET v = 'other' WHERE id = 1")
-        .await
-        .context("InnoDB chose the other transaction as the deadlock victim")?;
-    other.query_drop("COMMIT").await?;
-    let (a, out) = tokio::time::timeout(Duration::from_secs(60), task).await??;
-    let out = out?;
+    // The applier does not wait for it: the transaction is killed and the group applies.
+    let started = Instant::now();
+    let out = apply(
+        &mut a,
+        entries(4, &[update(TS + 3, 1, "a1"), update(TS + 4, 2, "b1")]),
+    )
+    .await?;
     ensure!(
-        status.snapshot().retries >= 1,
-        "the deadlock was retried: {:?}",
-        status.snapshot()
+        started.elapsed() < Duration::from_secs(5),
+        "the applier waited {:?}",
+        started.elapsed()
     );
     ensure!(
         out.iter().all(|o| matches!(o, Outcome::Applied { .. })),
-        "the retried group applied every entry once: {out:?}"
+        "{out:?}"
     );
+    ensure!(
+        !status.snapshot().degraded,
+        "a killed local transaction is not a fault: {:?}",
+        status.snapshot()
+    );
+    ensure!(local.killed(), "the writer was not rolled back");
+    ensure!(
+        !reader.killed(),
+        "a transaction that holds no row lock is left alone"
+    );
+    let e = local
+        .write(
+            "UPDATE items SET v = ? WHERE id = ?",
+            &[Value::Text("again".into()), Value::Int(2)],
+        )
+        .await;
+    ensure!(e.is_err(), "the killed transaction still ran a statement");
+    // The reader still sees its snapshot, from before the group.
+    let seen = reader
+        .read(
+            "SELECT v FROM items WHERE id = 1",
+            &[],
+            wolfscale::apply::Protocol::Binary,
+            wolfscale::apply::ReadLimits::UNLIMITED,
+            false,
+        )
+        .await?;
+    ensure!(
+        seen.rows == vec![vec![mysql_async::Value::Bytes(b"a0".to_vec())]],
+        "{:?}",
+        seen.rows
+    );
+    drop(local);
+    reader.finish().await;
     let rows: Vec<(serde_json::Value, serde_json::Value)> = items(&a)
         .await?
         .into_iter()
         .map(|r| (r[0].clone(), r[1].clone()))
         .collect();
     ensure!(
-        rows == vec![
-            (json!(1), json!("a1")),
-            (json!(2), json!("b1")),
-            (json!(100), json!("new")),
-        ],
-        "the applier's retry ran after the other transaction: {rows:?}"
+        rows == vec![(json!(1), json!("a1")), (json!(2), json!("b1"))],
+        "{rows:?}"
     );
-    let mut check = db.conn_to("app").await?;
-    let heavy: Option<u64> = check.query_first("SELECT COUNT(*) FROM heavy").await?;
-    ensure!(heavy == Some(500), "{heavy:?}");
+    // A schema change rolls back every open local transaction, readers too.
+    let reader = tentatives.begin(true, TS, Duration::from_secs(30)).await?;
+    apply(
+        &mut a,
+        entries(6, &[ddl(TS + 5, "ALTER TABLE items ADD COLUMN w INT NULL")]),
+    )
+    .await?;
+    ensure!(reader.killed(), "the reader kept its metadata lock");
+    drop(reader);
     a.close().await?;
     Ok(())
 }
