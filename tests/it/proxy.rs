@@ -173,8 +173,8 @@ async fn proxy_mariadb_cli_script_reaches_every_node() {
         ),
         ("LOCK TABLES items WRITE", "ERROR 1235 (42000)"),
         (
-            "BEGIN; INSERT INTO items (name) VALUES ('txn')",
-            "nothing was written",
+            "BEGIN; INSERT INTO items (name) VALUES ('txn'); CREATE TABLE t9 (id INT PRIMARY KEY)",
+            "ERROR 1179 (25000)",
         ),
         ("USE mysql", "ERROR 1044 (42000)"),
     ] {
