@@ -116,45 +116,6 @@ async fn a_duplicate_mid_group_fails_alone_without_savepoints_or_set_timestamp(
     Ok(())
 }
 
-/// Waits until a transaction on the server waits for a lock, or `task` ends.
-async fn wait_for_lock_wait<T>(
-    conn: &mut mysql_async::Conn,
-    task: &tokio::task::JoinHandle<T>,
-) -> anyhow::Result<()> {
-    let started = Instant::now();
-    loop {
-        // INNODB_TRX does not always show the wait as LOCK WAIT on MariaDB 10.11; an
-        // update of `items` that has been running for half a second can only be waiting.
-        let waiting: Option<u64> = conn
-            .query_first(
-                "SELECT (SELECT COUNT(*) FROM information_schema.INNODB_TRX \
-                   WHERE trx_state = 'LOCK WAIT') + \
-                 (SELECT COUNT(*) FROM information_schema.PROCESSLIST \
-                   WHERE INFO LIKE '%UPDATE `items`%' AND TIME_MS > 500)",
-            )
-            .await?;
-        if waiting.unwrap_or(0) > 0 {
-            return Ok(());
-        }
-        ensure!(
-            !task.is_finished(),
-            "the apply ended without waiting for the lock"
-        );
-        if started.elapsed() > Duration::from_secs(30) {
-            let trx: Vec<(String, Option<String>)> = conn
-                .query("SELECT trx_state, trx_query FROM information_schema.INNODB_TRX")
-                .await?;
-            let procs: Vec<(String, Option<String>, Option<String>)> = conn
-                .query("SELECT COMMAND, STATE, INFO FROM information_schema.PROCESSLIST")
-                .await?;
-            anyhow::bail!(
-                "the applier never waited for the lock; transactions: {trx:?}; sessions: {procs:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_lock_wait_timeout_retries_the_whole_group() -> anyhow::Result<()> {
     let db = MariaDb::start().await?;

@@ -17,7 +17,9 @@ pub struct Snapshot {
     pub items: Vec<(i64, String, String)>,
     /// `hot` rows `(id, v)` by id.
     pub hot: Vec<(i64, String)>,
-    /// `CHECKSUM TABLE items, hot`.
+    /// `bank`: total balance, lowest balance, accounts.
+    pub bank: (Option<i64>, Option<i64>, i64),
+    /// `CHECKSUM TABLE items, hot, guarded, bank`.
     pub checksums: Vec<(String, Option<i64>)>,
 }
 

@@ -34,6 +34,9 @@ const FIU_LIBS: [&str; 2] = [
     "/usr/lib/fiu/fiu_posix_preload.so",
 ];
 
+/// The MySQL front-end account of chaos nodes: `(name, password)`.
+pub const MYSQL_USER: (&str, &str) = ("bank", "bank-secret-0123");
+
 /// Which fault wrappers the special node of a run carries.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Wrappers {
@@ -53,6 +56,8 @@ pub struct Node {
     pub name: String,
     /// `127.0.0.1:port` of its HTTP API.
     pub api: String,
+    /// `127.0.0.1:port` of its MySQL front end (user [`MYSQL_USER`]).
+    pub mysql: String,
     /// The address peers dial: its relay's.
     pub cluster_addr: String,
     /// The loopback address its transport listens on and dials from.
@@ -63,7 +68,7 @@ pub struct Node {
     log: PathBuf,
     fiu: Option<PathBuf>,
     faketime: Option<PathBuf>,
-    _ports: (PortReservation, PortReservation),
+    _ports: (PortReservation, PortReservation, PortReservation),
     child: Option<Tied>,
     paused: bool,
 }
@@ -353,6 +358,8 @@ async fn node_config(
     let ip = Ipv4Addr::new(127, 0, 0, u8::try_from(i + 2).expect("few nodes"));
     let p1 = PortReservation::new(ip).expect("port");
     let p2 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
+    let p3 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("port");
+    let mysql = format!("127.0.0.1:{}", p3.port());
     let bind = std::net::SocketAddr::from((ip, p1.port()));
     let relay = Relay::start(IpAddr::V4(ip), bind).await;
     let cluster_addr = relay.addr.to_string();
@@ -368,10 +375,14 @@ async fn node_config(
              [wal]\nsegment_size_mb = 1\n\
              [cluster]\nsecret = \"chaos-secret-0123456789abcdef\"\n\
              heartbeat_interval_ms = {HEARTBEAT_MS}\nelection_timeout_ms = {ELECTION_TIMEOUT_MS}\n\
-             [api]\nbind_address = \"{api}\"\n",
+             [api]\nbind_address = \"{api}\"\n\
+             [proxy]\nbind_address = \"{mysql}\"\n\
+             [[proxy.users]]\nname = \"{}\"\npassword = \"{}\"\n",
             data.display(),
             db.host(),
             db.port(),
+            MYSQL_USER.0,
+            MYSQL_USER.1,
         ),
     )
     .expect("write config");
@@ -396,6 +407,7 @@ async fn node_config(
         log: dir.join(format!("{name}.log")),
         name,
         api,
+        mysql,
         cluster_addr,
         ip,
         relay,
@@ -403,7 +415,7 @@ async fn node_config(
         data: data.to_path_buf(),
         fiu,
         faketime,
-        _ports: (p1, p2),
+        _ports: (p1, p2, p3),
         child: None,
         paused: false,
     }

@@ -11,7 +11,9 @@
 //! the new one or still commit on the majority's side) with a hostile client beside the
 //! workload: statements the admission must refuse and statements that fail the same way
 //! on every node, none of which may ever succeed (`hostile`); its table is compared on
-//! every node with the others.
+//! every node with the others, and a bank client (`bank`): interactive transactions
+//! through the MySQL front ends of random nodes that move money between accounts; the
+//! total and no negative balance are checked on every node.
 //!
 //! `cargo test` runs three fixed seeds of the short profile and one of the five-node
 //! profile (30 s of workload). Soak runs:
@@ -21,11 +23,13 @@
 //! ```
 //!
 //! `WOLFSCALE_CHAOS_SEED` (first seed, default from the clock), `WOLFSCALE_CHAOS_PROFILE`
-//! (`full`, the default, `short` or `five`), `WOLFSCALE_CHAOS_HOSTILE=1` (the hostile
-//! client in any profile; always on in `five`) and `WOLFSCALE_CHAOS_SECS` (workload seconds per run,
+//! (`full`, the default, `short` or `five`), `WOLFSCALE_CHAOS_HOSTILE=1` and
+//! `WOLFSCALE_CHAOS_BANK=1` (the hostile and bank clients in any profile; always on in
+//! `five`) and `WOLFSCALE_CHAOS_SECS` (workload seconds per run,
 //! default 60; the full profile needs about 90 to schedule all nine fault kinds) tune it; a failed run prints the exact command that replays its seed and
 //! keeps the nodes' logs and data (`WOLFSCALE_CHAOS_KEEP=1` keeps them for clean runs too).
 
+mod bank;
 mod checker;
 mod cluster;
 mod history;
@@ -136,6 +140,11 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
     let hostile = (profile == Profile::Five
         || std::env::var_os("WOLFSCALE_CHAOS_HOSTILE").is_some())
     .then(|| tokio::spawn(hostile::run(seed, apis.clone(), t0, stop_work.clone())));
+    let bank = (profile == Profile::Five || std::env::var_os("WOLFSCALE_CHAOS_BANK").is_some())
+        .then(|| {
+            let mysql: Vec<String> = cluster.nodes.iter().map(|n| n.mysql.clone()).collect();
+            tokio::spawn(bank::run(seed, mysql, stop_work.clone()))
+        });
     let stop_faults = CancellationToken::new();
     let timer = {
         let s = stop_faults.clone();
@@ -180,6 +189,18 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
                 .map(|(at, p)| Violation::new("hostile accepted", p.clone(), Some(*at))),
         );
     }
+    let bank = match bank {
+        Some(b) => {
+            let b = b.await.expect("bank client");
+            eprintln!(
+                "bank client: {} transfers committed, {} refused for want of money, {} \
+                 conflicts (1213), {} other failures",
+                b.committed, b.refused, b.conflicts, b.failures
+            );
+            Some(b)
+        }
+        None => None,
+    };
     let (probe, recovery) = recover(&apis, t0, healed).await;
     let probe_lsn = probe.acked_lsn();
     history.ops.push(probe.clone());
@@ -193,6 +214,26 @@ pub async fn run(seed: u64, profile: Profile, duration: Duration) -> RunReport {
         ));
     }
     let snaps = converge(&cluster, &apis, probe_lsn.unwrap_or(0)).await;
+    if bank.is_some() {
+        for snap in &snaps {
+            let (sum, min, count) = snap.bank;
+            if sum != Some(bank::ACCOUNTS * bank::START)
+                || min.is_some_and(|m| m < 0)
+                || count != bank::ACCOUNTS
+            {
+                violations.push(Violation::new(
+                    "bank",
+                    format!(
+                        "node-{}: {count} accounts holding {sum:?} in all (started with {}), \
+                         lowest balance {min:?}",
+                        snap.node + 1,
+                        bank::ACCOUNTS * bank::START
+                    ),
+                    None,
+                ));
+            }
+        }
+    }
     stop_monitor.cancel();
     history.samples = monitor.await.expect("monitor");
     let logs = read_logs(&cluster).await;
@@ -325,11 +366,21 @@ async fn create_schema(api: &str) {
     let c = Client::new(api)
         .expect("client")
         .with_timeout(Duration::from_secs(30));
-    for ddl in workload::SCHEMA.iter().chain(&hostile::SCHEMA) {
+    for ddl in workload::SCHEMA
+        .iter()
+        .chain(&hostile::SCHEMA)
+        .chain(std::iter::once(&bank::SCHEMA))
+    {
         let body = serde_json::json!({"ddl": ddl, "wait": "all"});
         c.write_raw(WriteKind::Ddl, body.to_string())
             .await
             .unwrap_or_else(|e| panic!("{ddl}: {e}"));
+    }
+    for id in 0..bank::ACCOUNTS {
+        let body = serde_json::json!({"table": "bank", "values": {"id": id, "balance": bank::START}, "wait": "all"});
+        c.write_raw(WriteKind::Insert, body.to_string())
+            .await
+            .unwrap_or_else(|e| panic!("bank account {id}: {e}"));
     }
     for row in 1..=workload::HOT_ROWS {
         let body =
@@ -490,9 +541,13 @@ async fn snapshot(node: usize, db: &crate::support::MariaDb) -> Result<Snapshot,
         .query("SELECT id, v FROM hot ORDER BY id")
         .await
         .map_err(e)?;
+    let bank: Option<(Option<i64>, Option<i64>, i64)> = conn
+        .query_first("SELECT CAST(SUM(balance) AS SIGNED), MIN(balance), COUNT(*) FROM bank")
+        .await
+        .map_err(e)?;
     conn.query_drop("COMMIT").await.map_err(e)?;
     let sums: Vec<(String, Option<i64>)> = conn
-        .query("CHECKSUM TABLE items, hot, guarded")
+        .query("CHECKSUM TABLE items, hot, guarded, bank")
         .await
         .map_err(e)?;
     let _ = conn.disconnect().await;
@@ -501,6 +556,7 @@ async fn snapshot(node: usize, db: &crate::support::MariaDb) -> Result<Snapshot,
         position: position.unwrap_or((None, None, None, None)),
         items,
         hot,
+        bank: bank.unwrap_or((None, None, 0)),
         checksums: sums,
     })
 }
