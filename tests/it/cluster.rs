@@ -8,15 +8,14 @@ use std::time::{Duration, Instant};
 use wolfscale::consensus::network::ClusterError;
 use wolfscale::node::{NodeError, Role, StartMode};
 
-/// Writes `payload`, retrying through elections; returns its LSN.
+/// Writes `payload`, retrying through elections; returns its LSN. Only refusals made
+/// before anything was appended are retried; an ambiguous failure fails the test.
 pub(crate) async fn write_retry(c: &Cluster, via: usize, payload: Vec<u8>) -> u64 {
     let start = Instant::now();
     loop {
         match c.write(via, payload.clone()).await {
             Ok(lsn) => return lsn,
-            Err(ClusterError::NoLeader)
-            | Err(ClusterError::NotLeader(..))
-            | Err(ClusterError::Failed(_))
+            Err(ClusterError::NoLeader) | Err(ClusterError::NotLeader(..))
                 if start.elapsed() < Duration::from_secs(15) =>
             {
                 tokio::time::sleep(Duration::from_millis(50)).await

@@ -99,7 +99,7 @@ async fn drive(
             let mut lat = Latencies::with_capacity(4096);
             while Instant::now() < until {
                 let t0 = Instant::now();
-                node.propose(Request {
+                node.propose_local(Request {
                     payload: payload.to_vec(),
                 })
                 .await

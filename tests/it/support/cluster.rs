@@ -14,6 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use wolfscale::config::{self, EnvOverrides, Loaded};
+use wolfscale::consensus::network::ClusterError;
 use wolfscale::consensus::Request;
 use wolfscale::node::{Node, Role, StartMode};
 
@@ -271,13 +272,38 @@ impl Cluster {
         }
     }
 
-    /// Proposes `payload` through slot `via` (forwarded to the leader if needed); returns the LSN.
+    /// Proposes `payload` through slot `via`; returns the LSN (see [`propose_via`]).
     pub async fn write(
         &self,
         via: usize,
         payload: Vec<u8>,
     ) -> Result<u64, wolfscale::consensus::network::ClusterError> {
-        let (lsn, _) = self.slots[via].node().propose(Request { payload }).await?;
+        let nodes: Vec<Node> = self.running().map(|(_, n)| n.clone()).collect();
+        let (lsn, _) = propose_via(self.slots[via].node(), &nodes, Request { payload }).await?;
         Ok(lsn)
+    }
+}
+
+/// Proposes `request` on `via` with the leader's half of the service's write path
+/// ([`Node::propose_local`]); a follower's refusal naming the leader sends it to that node
+/// among `nodes`, once, as the service forwards a client write. These nodes have no
+/// service (their applier is not MariaDB), so the hop is made here, in process.
+///
+/// # Errors
+/// The refusal or failure of the node that was asked last. Only `NoLeader` and
+/// `NotLeader` mean "not appended"; never retry anything else.
+pub async fn propose_via(
+    via: &Node,
+    nodes: &[Node],
+    request: Request,
+) -> Result<(u64, wolfscale::consensus::Response), ClusterError> {
+    match via.propose_local(request.clone()).await {
+        Err(ClusterError::NotLeader(leader, _)) => {
+            match nodes.iter().find(|n| n.number() == leader) {
+                Some(n) => n.propose_local(request).await,
+                None => Err(ClusterError::NoLeader),
+            }
+        }
+        other => other,
     }
 }
