@@ -224,15 +224,15 @@ async fn wal_inspect_and_dump_show_a_nodes_log() {
     }
     c.slots[0].stop().await;
     let cfg = c.slots[0].dir.path().join("w.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[node]\nid = \"node-1\"\ndata_dir = \"{}\"\n[cluster]\nsecret = \"{}\"\n",
-            c.slots[0].dir.path().display(),
-            crate::support::cluster::SECRET
+    crate::support::config::write(
+        &crate::support::config::node(
+            "node-1",
+            &c.slots[0].addr(),
+            c.slots[0].dir.path(),
+            crate::support::cluster::SECRET,
         ),
-    )
-    .expect("write config");
+        &cfg,
+    );
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_wolfscale"))
             .args(args)

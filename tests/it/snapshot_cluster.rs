@@ -4,6 +4,7 @@
 //! once it has been gone longer, retention snapshots and purges past it, and when it
 //! comes back it installs the snapshot, applies the rest of the log and ends identical.
 
+use crate::support::config;
 use crate::support::ports::PortReservation;
 use crate::support::MariaDb;
 use mysql_async::prelude::Queryable;
@@ -14,7 +15,7 @@ use wolfscale::apply::{Backoff, MariaDbApplier};
 use wolfscale::command::{
     DdlRequest, Input, SqlRequest, SqlStatementRequest, Wait, WriteRequest,
 };
-use wolfscale::config::{self, EnvOverrides, Loaded};
+use wolfscale::config::Loaded;
 use wolfscale::id::Generator;
 use wolfscale::node::{Node, RetentionPolicy, Role, StartMode};
 use wolfscale::service::Service;
@@ -48,18 +49,11 @@ impl DbNode {
     }
 
     fn loaded(&self) -> Loaded {
-        let text = format!(
-            "[node]\nid = \"{name}\"\nbind_address = \"{addr}\"\ndata_dir = \"{dir}\"\n\
-             [database]\nhost = \"{host}\"\nport = {port}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
-             [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 600\n\
-             [wal]\nsegment_size_mb = 1\n[api]\nenabled = false\n",
-            name = self.name,
-            addr = self.addr(),
-            dir = self.dir.path().display(),
-            host = self.db.host(),
-            port = self.db.port(),
-        );
-        config::parse(&text, &EnvOverrides::default()).expect("test config is valid")
+        let mut c = config::node(&self.name, &self.addr(), self.dir.path(), SECRET);
+        config::on_mariadb(&mut c, &self.db, "app");
+        c.wal.segment_size_mb = 1;
+        c.api.enabled = false;
+        config::loaded(&c)
     }
 
     pub async fn start(&mut self, mode: StartMode) {

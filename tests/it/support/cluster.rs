@@ -13,17 +13,14 @@ use super::sqlite_applier::SqliteApplier;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use wolfscale::config::{self, EnvOverrides, Loaded};
+use wolfscale::config::Loaded;
 use wolfscale::consensus::network::ClusterError;
 use wolfscale::consensus::Request;
 use wolfscale::node::{Node, Role, StartMode};
 
 /// The secret every test node shares.
 pub const SECRET: &str = "test-cluster-secret-0123456789";
-/// `cluster.heartbeat_interval_ms` of every test node.
-pub const HEARTBEAT_MS: u64 = 100;
-/// `cluster.election_timeout_ms` of every test node.
-pub const ELECTION_TIMEOUT_MS: u64 = 600;
+pub use super::config::{ELECTION_TIMEOUT_MS, HEARTBEAT_MS};
 
 /// One node slot: its files survive a stop, so it can be restarted.
 pub struct Slot {
@@ -54,23 +51,17 @@ impl Slot {
     }
 
     fn loaded(&self) -> Loaded {
-        let advertise = match &self.relay {
-            Some(r) => format!("advertise_address = \"{}\"\n", r.addr),
-            None => String::new(),
-        };
-        let text = format!(
-            "[node]\nid = \"{name}\"\nbind_address = \"{addr}\"\n{advertise}data_dir = \"{dir}\"\n\
-             [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
-             election_timeout_ms = {ELECTION_TIMEOUT_MS}\n\
-             [wal]\nsegment_size_mb = 1\n[api]\nenabled = false\n",
-            name = self.name,
-            addr = self.bind_addr(),
-            dir = self.dir.path().display(),
+        let mut c = super::config::node(
+            &self.name,
+            &self.bind_addr().to_string(),
+            self.dir.path(),
+            SECRET,
         );
-        let mut loaded =
-            config::parse(&text, &EnvOverrides::default()).expect("test config is valid");
-        loaded.config.cluster.voter = !self.learner;
-        loaded
+        c.node.advertise_address = self.relay.as_ref().map(|r| r.addr.to_string());
+        c.wal.segment_size_mb = 1;
+        c.api.enabled = false;
+        c.cluster.voter = !self.learner;
+        super::config::loaded(&c)
     }
 
     /// Starts (or restarts) the node in `mode`.

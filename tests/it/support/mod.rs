@@ -18,6 +18,7 @@
 //! to run `apt-get install -y mariadb-server`.
 
 pub mod cluster;
+pub mod config;
 pub mod datadir;
 pub mod galera;
 pub mod live_node;
