@@ -106,6 +106,28 @@ pub enum Error {
     Mysql(#[from] mysql_async::Error),
 }
 
+impl From<wolfscale::testing::mariadbd::LaunchError> for Error {
+    fn from(e: wolfscale::testing::mariadbd::LaunchError) -> Error {
+        use wolfscale::testing::mariadbd::LaunchError as L;
+        match e {
+            L::MissingTool { tool } => Error::MissingTool { tool },
+            L::Wait(source) => Error::io("wait for mariadbd", source),
+            L::Exited { status, log_tail } => Error::Exited { status, log_tail },
+            L::NotReady {
+                addr,
+                waited,
+                last_error,
+                log_tail,
+            } => Error::NotReady {
+                addr,
+                waited,
+                last_error,
+                log_tail,
+            },
+        }
+    }
+}
+
 impl Error {
     /// Wraps an I/O error with what the harness was doing.
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
