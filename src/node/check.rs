@@ -1,9 +1,10 @@
 //! Divergence checks (`wolfscale check`, `POST /check`, `cluster.check_interval_minutes`):
 //! the coordinator that compares every member's tables at one LSN.
 //!
-//! 1. Append a `CheckBarrier { id }` entry through the leader (the service's write path). Each member's applier,
-//!    on reaching it, opens a consistent snapshot at exactly that LSN and keeps applying
-//!    (`apply::check`), so the check runs while writes continue.
+//! 1. Append a `CheckBarrier { id }` entry through the leader (the service's write
+//!    path). Each member's applier, on reaching it, opens a consistent snapshot at
+//!    exactly that LSN and keeps applying (`apply::check`), so the check runs while
+//!    writes continue.
 //! 2. Ask every member (over the cluster transport; this node directly) for its schema
 //!    at the barrier. Tables missing on a node, and columns or keys that differ, are
 //!    reported as such.

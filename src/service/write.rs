@@ -103,18 +103,19 @@ impl Service {
             return Err(refusal);
         }
         let is_leader = self.inner.node.raft().metrics().borrow().state == ServerState::Leader;
-        let forward = || async {
-            let outcome = self.write_forward(forward::encode_barrier(id)).await?;
-            Ok(outcome.lsn)
+        let via_leader = || async {
+            self.write_forward(forward::encode_barrier(id))
+                .await
+                .map(|outcome| outcome.lsn)
         };
         let result = if is_leader {
             match self.barrier_local(id).await {
                 // Refused before anything was appended: ask the new leader.
-                Err(ServiceError::NoLeader { .. }) => forward().await,
+                Err(ServiceError::NoLeader { .. }) => via_leader().await,
                 other => other,
             }
         } else {
-            forward().await
+            via_leader().await
         };
         result.map_err(|e| match e {
             ServiceError::Timeout {
