@@ -359,13 +359,14 @@ impl MariaDbApplier {
                     tracing::debug!(log_index = lsn, op = %entry.describe(), "applying entry");
                     // Insert, update and delete carry the timestamp in their one statement;
                     // client SQL runs after a session `SET timestamp` (sent when it changes).
-                    let stmts = match command::stamped_statements(&entry.command, entry.timestamp_us) {
-                        Some(stmts) => stmts,
-                        None => {
-                            self.set_timestamp(conn, entry.timestamp_us).await?;
-                            command::statements(&entry.command)
-                        }
-                    };
+                    let stmts =
+                        match command::stamped_statements(&entry.command, entry.timestamp_us) {
+                            Some(stmts) => stmts,
+                            None => {
+                                self.set_timestamp(conn, entry.timestamp_us).await?;
+                                command::statements(&entry.command)
+                            }
+                        };
                     outcomes.push(run_command(conn, entry, &stmts, lsn).await?);
                 }
             }

@@ -676,10 +676,7 @@ impl Node {
     /// before anything was appended, so the request may go elsewhere;
     /// [`ClusterError::Unknown`] or [`ClusterError::Failed`] when it may have been
     /// appended (never retry those: the write could apply twice).
-    pub async fn propose_local(
-        &self,
-        request: Request,
-    ) -> Result<(u64, Response), ClusterError> {
+    pub async fn propose_local(&self, request: Request) -> Result<(u64, Response), ClusterError> {
         let ddl = crate::command::Entry::decode(&request.payload)
             .is_ok_and(|entry| entry.command.alone_in_entry());
         if !ddl {

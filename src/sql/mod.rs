@@ -275,7 +275,10 @@ mod tests {
         let s = delete("users", vec![("id", V::UInt(u64::MAX))]);
         assert_eq!(s.sql, "DELETE FROM `users` WHERE `id`=?");
         assert_eq!(s.params, [V::UInt(u64::MAX)]);
-        assert_eq!(s.params(), mysql_async::Params::Positional(s.params.clone()));
+        assert_eq!(
+            s.params(),
+            mysql_async::Params::Positional(s.params.clone())
+        );
         let none = Statement {
             sql: "DROP TABLE t".into(),
             params: vec![],

@@ -258,7 +258,10 @@ mod tests {
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
-        assert_eq!(args[0], "--no-defaults", "the machine's my.cnf must not apply");
+        assert_eq!(
+            args[0], "--no-defaults",
+            "the machine's my.cnf must not apply"
+        );
         for wanted in [
             "--datadir=/srv/db1/data",
             "--socket=/srv/db1/mariadbd.sock",

@@ -12,9 +12,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use wolfscale::apply::{Backoff, MariaDbApplier};
-use wolfscale::command::{
-    DdlRequest, Input, SqlRequest, SqlStatementRequest, Wait, WriteRequest,
-};
+use wolfscale::command::{DdlRequest, Input, SqlRequest, SqlStatementRequest, Wait, WriteRequest};
 use wolfscale::config::Loaded;
 use wolfscale::id::Generator;
 use wolfscale::node::{Node, RetentionPolicy, Role, StartMode};

@@ -370,8 +370,11 @@ async fn a_certificate_from_another_ca_cannot_join_or_send_a_frame() {
     std::fs::write(&both, pem).expect("write both-cas.pem");
     let ca = ours.join("ca.pem");
 
-    let files1 =
-        with_tls(&ours.join("node-1.pem"), &ours.join("node-1-key.pem"), &ca).write(dir.path(), 1, &db1);
+    let files1 = with_tls(&ours.join("node-1.pem"), &ours.join("node-1-key.pem"), &ca).write(
+        dir.path(),
+        1,
+        &db1,
+    );
     let log1 = dir.path().join("node-1.log");
     drop(files1.ports);
     let _node1 = start(&["start", "--bootstrap"], &files1.cfg, &log1).await;

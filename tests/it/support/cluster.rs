@@ -20,7 +20,7 @@ use wolfscale::node::{Node, Role, StartMode};
 
 /// The secret every test node shares.
 pub const SECRET: &str = "test-cluster-secret-0123456789";
-pub use super::config::{ELECTION_TIMEOUT_MS, HEARTBEAT_MS};
+pub use super::config::ELECTION_TIMEOUT_MS;
 
 /// One node slot: its files survive a stop, so it can be restarted.
 pub struct Slot {

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use super::process::pid_exists;
-use wolfscale::testing::mariadbd;
 use super::{Error, Result};
+use wolfscale::testing::mariadbd;
 
 /// Bump when the install flags below change, so stale templates are not reused.
 const REVISION: u32 = 1;

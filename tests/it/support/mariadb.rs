@@ -382,11 +382,6 @@ impl MariaDb {
         self.layout().datadir()
     }
 
-    /// The server's unix socket.
-    pub fn socket(&self) -> PathBuf {
-        self.layout().socket()
-    }
-
     /// The server's error log, appended to across restarts.
     pub fn error_log(&self) -> PathBuf {
         self.layout().error_log()
@@ -466,7 +461,6 @@ impl MariaDb {
         tracing::info!(addr = %self.addr(), pid = self.pid(), boot_ms = self.timings.boot.as_millis(), "mariadb restarted");
         Ok(())
     }
-
 }
 
 fn reserve(host: Ipv4Addr) -> Result<PortReservation> {
