@@ -41,6 +41,8 @@ pub mod service;
 pub mod snapshot;
 pub mod sql;
 pub mod state;
+#[doc(hidden)]
+pub mod testing;
 pub mod tls;
 pub mod transport;
 pub mod wal;

@@ -176,7 +176,7 @@ pub(super) async fn run(
 ) -> Result<Outcome, mysql_async::Error> {
     let statements = steps
         .iter()
-        .map(|s| sql::client_statement(&s.sql, &s.params));
+        .map(|s| crate::command::client_statement(&s.sql, &s.params));
     conn.query_drop(position::SAVEPOINT).await?;
     let (mut affected, mut last_id) = (0u64, None);
     for (i, (step, statement)) in steps.iter().zip(statements).enumerate() {

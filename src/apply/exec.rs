@@ -398,13 +398,14 @@ impl MariaDbApplier {
                     tracing::debug!(log_index = lsn, op = %entry.describe(), "applying entry");
                     // Insert, update and delete carry the timestamp in their one statement;
                     // client SQL runs after a session `SET timestamp` (sent when it changes).
-                    let stmts = match sql::stamped_statements(&entry.command, entry.timestamp_us) {
-                        Some(stmts) => stmts,
-                        None => {
-                            self.set_timestamp(conn, entry.timestamp_us).await?;
-                            sql::statements(&entry.command)
-                        }
-                    };
+                    let stmts =
+                        match command::stamped_statements(&entry.command, entry.timestamp_us) {
+                            Some(stmts) => stmts,
+                            None => {
+                                self.set_timestamp(conn, entry.timestamp_us).await?;
+                                command::statements(&entry.command)
+                            }
+                        };
                     outcomes.push(run_command(conn, &mut self.ids, entry, &stmts, lsn).await?);
                 }
             }
@@ -456,7 +457,7 @@ impl MariaDbApplier {
         self.set_timestamp(conn, entry.timestamp_us).await?;
         let ids = entry.ids.clone();
         tracing::debug!(log_index = lsn, re_apply, op = %entry.describe(), "applying ddl");
-        let statement = sql::statements(&entry.command);
+        let statement = command::statements(&entry.command);
         let text = statement.first().map_or("", |s| s.sql.as_str());
         let outcome = match run(conn, text).await {
             Ok(()) => Outcome::Applied {

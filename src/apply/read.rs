@@ -232,7 +232,7 @@ impl Reader {
         } else {
             Protocol::Binary
         };
-        let params: Vec<mysql_async::Value> = params.iter().map(sql::to_mysql).collect();
+        let params: Vec<mysql_async::Value> = params.iter().map(crate::command::to_mysql).collect();
         let params = if params.is_empty() {
             mysql_async::Params::Empty
         } else {

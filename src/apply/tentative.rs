@@ -214,7 +214,7 @@ impl LocalTxn {
         }
         let gate = self.registry.gate.clone();
         let _turn = gate.read().await;
-        let params: Vec<mysql_async::Value> = params.iter().map(sql::to_mysql).collect();
+        let params: Vec<mysql_async::Value> = params.iter().map(crate::command::to_mysql).collect();
         let (protocol, params) = if params.is_empty() {
             (protocol, mysql_async::Params::Empty)
         } else {
@@ -235,7 +235,7 @@ impl LocalTxn {
         self.may_lock();
         let gate = self.registry.gate.clone();
         let _turn = gate.read().await;
-        let params: Vec<mysql_async::Value> = params.iter().map(sql::to_mysql).collect();
+        let params: Vec<mysql_async::Value> = params.iter().map(crate::command::to_mysql).collect();
         let conn = self
             .conn
             .as_mut()

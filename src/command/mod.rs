@@ -3,7 +3,8 @@
 //! A client request ([`request`]) is checked and turned into an [`Entry`]: a [`Command`]
 //! plus the leader's timestamp and any Snowflake IDs it generated, so every node applies
 //! exactly the same thing. Entries are encoded with a versioned binary codec for the WAL.
-//! This module knows nothing of storage or the network; SQL text is built in [`crate::sql`].
+//! This module knows nothing of storage or the network; SQL text is built and checked in
+//! [`crate::sql`], which in turn knows nothing of commands (`to_sql` binds the two).
 //!
 //! # Entry encoding (version 1)
 //!
@@ -22,12 +23,14 @@
 
 mod certified;
 pub mod request;
+mod to_sql;
 
 pub use certified::prepare_certified;
 pub use request::{
     prepare, CertifiedRequest, DdlRequest, DeleteRequest, Fields, Input, InsertRequest, SqlRequest,
     SqlStatementRequest, UpdateRequest, Wait, WriteRequest,
 };
+pub use to_sql::{client_statement, stamped_statements, statements, to_mysql};
 
 use crate::sql::SqlError;
 use serde::{Deserialize, Serialize};
@@ -155,7 +158,7 @@ pub struct SqlStatement {
     pub params: Vec<Value>,
 }
 
-/// A replicated operation, as validated on the leader; `sql::statements` turns it into
+/// A replicated operation, as validated on the leader; [`statements`] turns it into
 /// the exact statements every node runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -553,7 +556,7 @@ impl Error {
     }
 }
 
-/// proptest strategies for commands and entries, shared with `sql`'s tests.
+/// proptest strategies for commands and entries.
 #[cfg(test)]
 pub(crate) mod strategies {
     use super::*;
@@ -654,6 +657,73 @@ mod tests {
         );
         assert_eq!(e.timestamp_us, 1_000_000);
         assert!(e.ids.is_empty());
+    }
+
+    #[test]
+    fn hostile_names_are_valid_or_refused() {
+        for name in [
+            "a`b",
+            "`",
+            "'",
+            "\"",
+            ";",
+            "-- x",
+            "# x",
+            "/* x */",
+            "/*! UUID() */",
+            "t`; DROP TABLE users; --",
+            "x' OR '1'='1",
+            "naïve",
+            "表",
+            "?",
+            "@@hostname",
+            "a.b",
+            &"x".repeat(64),
+            &"é".repeat(64),
+        ] {
+            let id = Ident::column(name).unwrap_or_else(|e| panic!("{name:?} refused: {e}"));
+            assert_eq!(
+                crate::sql::unquote_ident(&crate::sql::quote_ident(id.as_str())).as_deref(),
+                Some(name)
+            );
+        }
+        for name in [
+            "",
+            "a\0b",
+            "line\nbreak",
+            "tab\t",
+            "\u{7f}",
+            "emoji 😀",
+            "trailing ",
+            &"x".repeat(65),
+            &"y".repeat(10 * 1024),
+        ] {
+            let e = Ident::column(name).expect_err(name);
+            assert_eq!(e.code(), "invalid_identifier");
+            assert!(e.to_string().len() < 300, "error messages stay short");
+        }
+        assert!(Ident::table("a.b").is_err(), "table names are unqualified");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn identifiers_are_refused_exactly_when_mariadb_could_not_take_them(
+            name in proptest::prop_oneof![
+                "\\PC{0,80}",
+                "[`'\";\\-#/* \0\n.a-z😀]{0,70}",
+                proptest::strategy::Just("z".repeat(10_000))
+            ]
+        ) {
+            let chars = name.chars().count();
+            let broken = name.is_empty()
+                || chars > 64
+                || name.chars().any(|c| c.is_ascii_control() || u32::from(c) > 0xFFFF)
+                || name.ends_with(' ');
+            match Ident::column(&name) {
+                Ok(_) => proptest::prop_assert!(!broken, "{:?} should be refused", name),
+                Err(e) => proptest::prop_assert!(broken, "{:?} refused: {}", name, e),
+            }
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! writes, status) that ride the same authenticated connections.
 
 use super::election::{ElectionClock, PreVoteAnswer, PreVoteRequest};
-use super::{NodeId, NodeInfo, Request, Response, TypeConfig};
+use super::{NodeId, NodeInfo, TypeConfig};
 use crate::tls::ClusterClient as Client;
 use crate::transport;
 use openraft::error::{
@@ -31,8 +31,6 @@ pub enum PeerRequest {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// A node asks to join the cluster (sent to any member; followers forward it).
     Join(JoinRequest),
-    /// A follower forwards a client write to the leader.
-    Write(Request),
     /// Ask a member who leads, for redirects.
     Leader,
     /// A follower forwards a client's write request (JSON, as the HTTP API received it)
@@ -88,8 +86,6 @@ pub enum PeerResponse {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// Answer to [`PeerRequest::Join`].
     Join(Result<JoinAccepted, ClusterError>),
-    /// Answer to [`PeerRequest::Write`]: the leader's apply result, with its LSN.
-    Write(Result<(u64, Response), ClusterError>),
     /// Answer to [`PeerRequest::Leader`].
     Leader(Option<(NodeId, NodeInfo)>),
     /// Answer to [`PeerRequest::ClientWrite`]: the leader's answer, JSON.

@@ -1,9 +1,10 @@
 //! Divergence checks (`wolfscale check`, `POST /check`, `cluster.check_interval_minutes`):
 //! the coordinator that compares every member's tables at one LSN.
 //!
-//! 1. Append a `CheckBarrier { id }` entry through the leader. Each member's applier,
-//!    on reaching it, opens a consistent snapshot at exactly that LSN and keeps applying
-//!    (`apply::check`), so the check runs while writes continue.
+//! 1. Append a `CheckBarrier { id }` entry through the leader (the service's write
+//!    path). Each member's applier, on reaching it, opens a consistent snapshot at
+//!    exactly that LSN and keeps applying (`apply::check`), so the check runs while
+//!    writes continue.
 //! 2. Ask every member (over the cluster transport; this node directly) for its schema
 //!    at the barrier. Tables missing on a node, and columns or keys that differ, are
 //!    reported as such.
@@ -19,9 +20,7 @@ use super::Node;
 use crate::apply::check::{
     CheckAnswer, CheckAsk, CheckSnapshots, Key, KeyRange, RangeSum, TableSchema,
 };
-use crate::command::{self, Command};
-use crate::consensus::network::{ClusterError, PeerRequest, PeerResponse};
-use crate::consensus::Request;
+use crate::consensus::network::{PeerRequest, PeerResponse};
 use crate::service::{
     CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, ServiceError,
     TableCheck,
@@ -84,18 +83,23 @@ impl Checker {
         serde_json::to_vec(&answer).unwrap_or_default()
     }
 
-    /// Runs check `id` (a fresh, unique number) across every member.
+    /// Runs check `id` (a fresh, unique number) across every member, at the LSN of its
+    /// barrier (`barrier` appends it through the leader: [`crate::service::Service`]).
     ///
     /// # Errors
     /// [`ServiceError::NoLeader`] when the barrier cannot be appended now; other errors
     /// when the barrier's fate is unknown. Members that cannot answer are listed in the
     /// report, not errors.
-    pub async fn run(&self, id: u64) -> Result<CheckReport, ServiceError> {
+    pub async fn run(
+        &self,
+        id: u64,
+        barrier: impl std::future::Future<Output = Result<u64, ServiceError>>,
+    ) -> Result<CheckReport, ServiceError> {
         let _one = self.running.lock().await;
         let started_ms = now_ms();
         let started = Instant::now();
         tracing::info!(check = id, "divergence check started");
-        let result = self.run_once(id, started_ms, started).await;
+        let result = self.run_once(id, barrier, started_ms, started).await;
         let summary = match &result {
             Ok(report) => {
                 let s = report.summary();
@@ -142,10 +146,11 @@ impl Checker {
     async fn run_once(
         &self,
         id: u64,
+        barrier: impl std::future::Future<Output = Result<u64, ServiceError>>,
         started_ms: u64,
         started: Instant,
     ) -> Result<CheckReport, ServiceError> {
-        let lsn = self.barrier(id).await?;
+        let lsn = barrier.await?;
         let metrics = self.node.raft().metrics().borrow().clone();
         let leader = metrics.current_leader;
         let mut members: Vec<Member> = metrics
@@ -214,31 +219,6 @@ impl Checker {
             unchecked,
             tables,
         })
-    }
-
-    /// Appends the barrier through the leader; its LSN.
-    async fn barrier(&self, id: u64) -> Result<u64, ServiceError> {
-        let entry = command::Entry {
-            timestamp_us: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as u64),
-            ids: Vec::new(),
-            command: Command::CheckBarrier { id },
-        };
-        let request = Request {
-            payload: entry.encode(),
-        };
-        match self.node.propose(request).await {
-            Ok((lsn, _)) => Ok(lsn),
-            Err(ClusterError::NoLeader | ClusterError::NotLeader(..)) => {
-                Err(ServiceError::NoLeader { retry_after: 1 })
-            }
-            Err(e) => Err(ServiceError::Timeout {
-                message: format!("the check barrier was not confirmed: {e}; run the check again"),
-                lsn: None,
-                lagging: Vec::new(),
-            }),
-        }
     }
 
     /// Asks one member; transport failures become [`CheckAnswer::Error`].
@@ -568,11 +548,8 @@ fn now_ms() -> u64 {
 }
 
 /// Runs a check every `cluster.check_interval_minutes` while this node leads (off at 0).
-pub(crate) async fn periodic(
-    node: Node,
-    checker: std::sync::Arc<Checker>,
-    ids: std::sync::Arc<crate::id::Generator>,
-) {
+pub(crate) async fn periodic(service: crate::service::Service) {
+    let node = service.node().clone();
     let minutes = node.config().cluster.check_interval_minutes;
     if minutes == 0 {
         return;
@@ -588,8 +565,8 @@ pub(crate) async fn periodic(
         if !leads {
             continue;
         }
-        let id = match ids.next().await {
-            Ok(id) => id.as_u64(),
+        let id = match service.fresh_id().await {
+            Ok(id) => id,
             Err(e) => {
                 tracing::warn!(error = %e, "periodic divergence check skipped: no id");
                 continue;
@@ -598,7 +575,7 @@ pub(crate) async fn periodic(
         tokio::select! {
             _ = token.cancelled() => return,
             // The outcome is logged and kept for /status by `run`.
-            _ = checker.run(id) => {}
+            _ = service.run_check(id) => {}
         }
     }
 }

@@ -65,7 +65,6 @@ impl Handler for PeerHandler {
                 tracing::info!(peer = %peer.node, name = %req.name, "join request");
                 PeerResponse::Join(membership::admit(&self.node, req).await)
             }
-            PeerRequest::Write(req) => PeerResponse::Write(self.node.propose_local(req).await),
             PeerRequest::ClientWrite(body) => match self.node.services() {
                 Some(svc) => PeerResponse::ClientWrite(svc.client_write(body).await),
                 None => return Err("node is starting; no client service yet".into()),

@@ -666,66 +666,17 @@ impl Node {
         self.inner.shutdown.clone()
     }
 
-    /// Replicates `request` through the leader and returns its LSN and apply result.
-    /// On a follower the request is forwarded to the leader, retried once after a leader
-    /// change.
+    /// Proposes a prepared entry on this node if it leads: DDL and check barriers in a
+    /// log entry of their own, anything else batched (see `batch`). This is the leader's
+    /// half of the write path; clients write through [`crate::service::Service::write`],
+    /// which prepares the entry and forwards to the leader from a follower.
     ///
     /// # Errors
-    /// [`ClusterError::NoLeader`] during an election (retry shortly), or what the leader
-    /// reported.
-    pub async fn propose(&self, request: Request) -> Result<(u64, Response), ClusterError> {
-        let mut last = ClusterError::NoLeader;
-        for attempt in 0..2 {
-            if attempt > 0 {
-                // Give an election a moment to finish before the retry.
-                tokio::time::sleep(Duration::from_millis(
-                    self.inner.config.cluster.heartbeat_interval_ms,
-                ))
-                .await;
-            }
-            match self.propose_local(request.clone()).await {
-                Err(ClusterError::NotLeader(_, leader)) => {
-                    match self
-                        .inner
-                        .client
-                        .call::<_, PeerResponse>(
-                            &leader.cluster_addr,
-                            &PeerRequest::Write(request.clone()),
-                            ADMIN_TIMEOUT,
-                        )
-                        .await
-                    {
-                        Ok(PeerResponse::Write(r)) => match r {
-                            Err(e @ (ClusterError::NotLeader(..) | ClusterError::NoLeader)) => {
-                                last = e
-                            }
-                            other => return other,
-                        },
-                        Ok(_) => {
-                            return Err(ClusterError::Failed(
-                                "leader answered with the wrong message".into(),
-                            ))
-                        }
-                        Err(e) => {
-                            last = ClusterError::Failed(format!(
-                                "forwarding to the leader failed: {e}"
-                            ))
-                        }
-                    }
-                }
-                Err(ClusterError::NoLeader) => last = ClusterError::NoLeader,
-                other => return other,
-            }
-        }
-        Err(last)
-    }
-
-    /// Proposes a raw request on this node if it leads: DDL in a log entry of its own,
-    /// anything else batched (see `batch`).
-    pub(crate) async fn propose_local(
-        &self,
-        request: Request,
-    ) -> Result<(u64, Response), ClusterError> {
+    /// [`ClusterError::NotLeader`] (naming the leader) or [`ClusterError::NoLeader`]
+    /// before anything was appended, so the request may go elsewhere;
+    /// [`ClusterError::Unknown`] or [`ClusterError::Failed`] when it may have been
+    /// appended (never retry those: the write could apply twice).
+    pub async fn propose_local(&self, request: Request) -> Result<(u64, Response), ClusterError> {
         let ddl = crate::command::Entry::decode(&request.payload)
             .is_ok_and(|entry| entry.command.alone_in_entry());
         if !ddl {

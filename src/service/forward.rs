@@ -1,5 +1,5 @@
-//! The bytes a follower sends the leader for a client's write, and the bytes of the
-//! leader's answer, so the client gets exactly what the leader would have told it,
+//! The bytes a follower sends the leader for a client's write (or a divergence check's
+//! barrier), and the bytes of the leader's answer, so the client gets exactly what the leader would have told it,
 //! whichever front end it came through.
 //!
 //! JSON on purpose: [`Input`](crate::command::Input) keeps numbers exact only through
@@ -34,16 +34,43 @@ pub fn encode_write(request: &WriteRequest) -> Vec<u8> {
     encoded.unwrap_or_default()
 }
 
-/// Decodes [`encode_write`]'s bytes.
+/// What a follower asks the leader to replicate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Forwarded {
+    /// A client's write, prepared by the leader.
+    Client(WriteRequest),
+    /// The barrier of a divergence check a member coordinates (`Command::CheckBarrier`).
+    CheckBarrier {
+        /// The check's id.
+        id: u64,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Barrier {
+    id: u64,
+}
+
+/// Encodes a check barrier for the leader: `["check_barrier", {"id": …}]`.
+pub fn encode_barrier(id: u64) -> Vec<u8> {
+    // A struct of one integer: serialising cannot fail.
+    serde_json::to_vec(&("check_barrier", Barrier { id })).unwrap_or_default()
+}
+
+/// Decodes [`encode_write`]'s and [`encode_barrier`]'s bytes.
 ///
 /// # Errors
 /// Bytes that are not a forwarded write.
-pub fn decode_write(bytes: &[u8]) -> Result<WriteRequest, ForwardError> {
+pub fn decode_forwarded(bytes: &[u8]) -> Result<Forwarded, ForwardError> {
     // The request is read from its own raw text: numbers must not pass through serde's
     // internal buffering, which would round them.
     let (kind, raw): (String, Box<RawValue>) = serde_json::from_slice(bytes)?;
     let text = raw.get();
-    Ok(match kind.as_str() {
+    if kind == "check_barrier" {
+        let Barrier { id } = serde_json::from_str(text)?;
+        return Ok(Forwarded::CheckBarrier { id });
+    }
+    Ok(Forwarded::Client(match kind.as_str() {
         "insert" => WriteRequest::Insert(serde_json::from_str::<InsertRequest>(text)?),
         "update" => WriteRequest::Update(serde_json::from_str::<UpdateRequest>(text)?),
         "delete" => WriteRequest::Delete(serde_json::from_str::<DeleteRequest>(text)?),
@@ -53,10 +80,18 @@ pub fn decode_write(bytes: &[u8]) -> Result<WriteRequest, ForwardError> {
         other => {
             return Err(ForwardError(serde::de::Error::unknown_variant(
                 other,
-                &["insert", "update", "delete", "ddl", "sql"],
+                &[
+                    "insert",
+                    "update",
+                    "delete",
+                    "ddl",
+                    "sql",
+                    "certified",
+                    "check_barrier",
+                ],
             )))
         }
-    })
+    }))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -162,7 +197,20 @@ mod tests {
         ];
         for r in requests {
             let bytes = encode_write(&r);
-            assert_eq!(decode_write(&bytes).expect("decode"), r);
+            assert_eq!(
+                decode_forwarded(&bytes).expect("decode"),
+                Forwarded::Client(r)
+            );
+        }
+    }
+
+    #[test]
+    fn a_check_barrier_round_trips() {
+        for id in [0, 1, u64::MAX] {
+            assert_eq!(
+                decode_forwarded(&encode_barrier(id)).expect("decode"),
+                Forwarded::CheckBarrier { id }
+            );
         }
     }
 
@@ -211,8 +259,10 @@ mod tests {
             b"[\"insert\",{\"table\":1}]",
             b"\xff",
             b"{\"Ok\":1}",
+            b"[\"check_barrier\",{}]",
+            b"[\"check_barrier\",{\"id\":-1}]",
         ] {
-            assert!(decode_write(bytes).is_err(), "{bytes:?}");
+            assert!(decode_forwarded(bytes).is_err(), "{bytes:?}");
         }
         assert!(decode_answer(b"{\"Maybe\":{}}").is_err());
     }

@@ -108,11 +108,7 @@ impl Service {
         };
         node.set_services(Arc::new(service.clone()));
         node.spawn(track_commit(Arc::downgrade(&service.inner)));
-        node.spawn(crate::node::check::periodic(
-            node.clone(),
-            service.inner.checker.clone(),
-            service.inner.ids.clone(),
-        ));
+        node.spawn(crate::node::check::periodic(service.clone()));
         node.spawn(crate::node::report_outcomes(service.clone()));
         node.spawn(crate::node::resync::auto(service.inner.resyncer.clone()));
         // The watcher holds a weak reference: the service must not outlive its node.
@@ -163,7 +159,12 @@ impl Service {
     /// No leader to append the check's barrier, or the barrier's fate is unknown.
     pub async fn check(&self) -> Result<CheckReport, ServiceError> {
         let id = self.fresh_id().await?;
-        self.inner.checker.run(id).await
+        self.run_check(id).await
+    }
+
+    /// Runs check `id` (a fresh ID) from this node, its barrier appended through the leader.
+    pub(crate) async fn run_check(&self, id: u64) -> Result<CheckReport, ServiceError> {
+        self.inner.checker.run(id, self.check_barrier(id)).await
     }
 
     /// One new Snowflake ID from this node's generator (it waits while the clock is
@@ -334,8 +335,14 @@ impl Services for Service {
     fn client_write(&self, body: Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> {
         let me = self.clone();
         Box::pin(async move {
-            let answer = match forward::decode_write(&body) {
-                Ok(request) => me.write_forwarded(request).await,
+            let answer = match forward::decode_forwarded(&body) {
+                Ok(forward::Forwarded::Client(request)) => me.write_forwarded(request).await,
+                Ok(forward::Forwarded::CheckBarrier { id }) => {
+                    me.barrier_local(id).await.map(|lsn| WriteOutcome {
+                        lsn,
+                        ..WriteOutcome::default()
+                    })
+                }
                 Err(e) => Err(ServiceError::Invalid {
                     code: "bad_forward".into(),
                     message: e.to_string(),

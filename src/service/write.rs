@@ -1,6 +1,7 @@
 //! The write path: on the leader, prepare (timestamp, Snowflake IDs), propose (batched
 //! with concurrent writes, DDL alone) and answer with the leader's apply result; on a
-//! follower, forward the request to the leader once and relay its answer. A failure after
+//! follower, forward the request to the leader once and relay its answer. A divergence
+//! check's barrier takes the same path. A failure after
 //! the request may have reached the log is an ambiguous [`ServiceError::Timeout`], never
 //! a retry: a retry could apply the write twice.
 
@@ -8,7 +9,7 @@ use super::{forward, DbError, Service, ServiceError, StatementDone, WriteOutcome
 use crate::apply::{Outcome, StatementOutcome};
 use crate::command::{self, Wait, WriteRequest};
 use crate::consensus::network::{ClusterError, PeerRequest, PeerResponse};
-use crate::consensus::Request;
+use crate::consensus::{Request, Response};
 use crate::service::Role;
 use openraft::ServerState;
 use std::sync::atomic::Ordering;
@@ -58,13 +59,15 @@ impl Service {
         let is_leader = self.inner.node.raft().metrics().borrow().state == ServerState::Leader;
         if !is_leader {
             // The leader prepares, replicates, applies and (for `wait: all`) waits.
-            return self.write_forward(&request).await;
+            return self.write_forward(forward::encode_write(&request)).await;
         }
         let wait = request.wait();
         let result = match self.write_local(request.clone()).await {
             // Refused before anything was appended: leadership moved between the check and
             // the proposal. Ask the new leader.
-            Err(ServiceError::NoLeader { .. }) => return self.write_forward(&request).await,
+            Err(ServiceError::NoLeader { .. }) => {
+                return self.write_forward(forward::encode_write(&request)).await
+            }
             other => other?,
         };
         if wait == Wait::All {
@@ -84,6 +87,65 @@ impl Service {
             self.wait_all(result.lsn).await?;
         }
         Ok(result)
+    }
+
+    /// Appends the barrier of divergence check `id` through the leader (here when this
+    /// node leads, else forwarded once, as a client write is); its LSN.
+    ///
+    /// # Errors
+    /// As [`Service::write`]: a refusal before anything was appended (retry the check),
+    /// or an ambiguous [`ServiceError::Timeout`] (run the check again).
+    pub(crate) async fn check_barrier(&self, id: u64) -> Result<u64, ServiceError> {
+        if self.inner.node.is_removed() {
+            return Err(self.removed_error());
+        }
+        if let Some(refusal) = self.quorum_refusal() {
+            return Err(refusal);
+        }
+        let is_leader = self.inner.node.raft().metrics().borrow().state == ServerState::Leader;
+        let via_leader = || async {
+            self.write_forward(forward::encode_barrier(id))
+                .await
+                .map(|outcome| outcome.lsn)
+        };
+        let result = if is_leader {
+            match self.barrier_local(id).await {
+                // Refused before anything was appended: ask the new leader.
+                Err(ServiceError::NoLeader { .. }) => via_leader().await,
+                other => other,
+            }
+        } else {
+            via_leader().await
+        };
+        result.map_err(|e| match e {
+            ServiceError::Timeout {
+                message,
+                lsn,
+                lagging,
+            } => ServiceError::Timeout {
+                message: format!(
+                    "the check barrier was not confirmed: {message}; run the check again"
+                ),
+                lsn,
+                lagging,
+            },
+            other => other,
+        })
+    }
+
+    /// Appends check `id`'s barrier here, if this node leads (a follower's forwarded one
+    /// too); its LSN.
+    pub(super) async fn barrier_local(&self, id: u64) -> Result<u64, ServiceError> {
+        if let Some(refusal) = self.quorum_refusal() {
+            return Err(refusal);
+        }
+        let entry = command::Entry {
+            timestamp_us: self.next_timestamp_us(),
+            ids: Vec::new(),
+            command: command::Command::CheckBarrier { id },
+        };
+        let (lsn, _) = self.propose(entry).await?;
+        Ok(lsn)
     }
 
     /// The timestamp for a new entry: this node's clock, but never at or below the last
@@ -141,13 +203,21 @@ impl Service {
                     .map_err(|e| ServiceError::from(command::Error::Ddl(e)))?;
             }
         }
+        let (_, resp) = self.propose(entry).await?;
+        let outcome = Outcome::decode(&resp).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        to_outcome(outcome)
+    }
+
+    /// Hands a prepared entry to consensus on this node, if it leads; its LSN and the
+    /// applier's answer.
+    async fn propose(&self, entry: command::Entry) -> Result<(u64, Response), ServiceError> {
         let request = Request {
             payload: entry.encode(),
         };
-        // DDL applies alone; other writes share entries with concurrent ones.
+        // DDL and check barriers apply alone; other writes share entries with concurrent ones.
         let node = self.inner.node.clone();
         let write = async move {
-            if entry.command.is_ddl() {
+            if entry.command.alone_in_entry() {
                 node.propose_local_alone(request).await
             } else {
                 node.propose_local_batched(request).await
@@ -156,7 +226,7 @@ impl Service {
         // A leader cut off from the majority keeps the entry uncommitted until it hears of a
         // new term; the client gets an answer meanwhile. The entry may still commit later
         // (a new leader can adopt it), so the outcome is unknown, never "not applied".
-        let (_, resp) = tokio::time::timeout(WRITE_TIMEOUT, write)
+        tokio::time::timeout(WRITE_TIMEOUT, write)
             .await
             .map_err(|_| ServiceError::Timeout {
                 message: format!(
@@ -182,15 +252,13 @@ impl Service {
                     lagging: Vec::new(),
                 },
                 other => ServiceError::Internal(other.to_string()),
-            })?;
-        let outcome = Outcome::decode(&resp).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        to_outcome(outcome)
+            })
     }
 
-    /// Sends `request` to the leader and returns its answer.
-    async fn write_forward(&self, request: &WriteRequest) -> Result<WriteOutcome, ServiceError> {
+    /// Sends a forwarded write ([`forward::encode_write`], [`forward::encode_barrier`])
+    /// to the leader, once, and returns its answer.
+    async fn write_forward(&self, body: Vec<u8>) -> Result<WriteOutcome, ServiceError> {
         let leader = self.leader().ok_or_else(no_leader)?;
-        let body = forward::encode_write(request);
         match self
             .inner
             .node

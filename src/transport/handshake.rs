@@ -30,8 +30,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Version 2: a client log entry carries a list of requests (batched proposals), so
 /// replication messages of version 1 do not decode. Version 3: a member's `NodeInfo`
 /// carries `learner`, so membership in version-2 messages does not decode. Version 4: it
-/// also carries the member's identity and the retired numbers (issue 13).
-pub const PROTOCOL_VERSION: u16 = 4;
+/// also carries the member's identity and the retired numbers (issue 13). Version 5: the
+/// raw forwarded write (`PeerRequest::Write`) is gone, so the later peer messages' tags moved.
+pub const PROTOCOL_VERSION: u16 = 5;
 const NONCE_LEN: usize = 32;
 const TAG_LEN: usize = 32;
 const CLIENT_LABEL: &[u8] = b"wolfscale transport v1 client proof";

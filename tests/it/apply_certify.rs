@@ -34,7 +34,8 @@ async fn record(
     conn.query_drop("START TRANSACTION").await?;
     let mut steps = Vec::new();
     for (text, params) in statements {
-        let bound: Vec<mysql_async::Value> = params.iter().map(sql::to_mysql).collect();
+        let bound: Vec<mysql_async::Value> =
+            params.iter().map(wolfscale::command::to_mysql).collect();
         let read = matches!(sql::statement_kind(text), Ok(StatementKind::Read));
         let observed = if read {
             match conn.exec::<Row, _, _>(*text, bound).await {

@@ -13,8 +13,12 @@
 //! log never says "panicked", `/health` is 200 and a valid write still works. Injection
 //! strings sent as values are stored byte for byte, as data.
 //!
-//! The slow clients (10 s header and body deadlines) run in the background while the rest
-//! runs, which is also what shows the node stays responsive to other clients.
+//! Each group of cases is its own test, so they fail one by one, on one node started
+//! once for the test binary ([`shared`]): the tests that probe it take turns (a refusal
+//! is checked by the log not moving, so nothing else may write meanwhile), and each
+//! compares MariaDB before and after its own cases. The slow clients (10 s header and
+//! body deadlines) do not take a turn: they run beside whatever probes the node, which is
+//! also what shows the node stays responsive to other clients.
 
 mod cases;
 mod cluster_port;
@@ -286,93 +290,273 @@ async fn ddl(client: &Client, statement: &str) {
         .unwrap_or_else(|e| panic!("{statement}: {e}"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_live_node_refuses_bad_input_writes_nothing_and_stays_healthy() {
-    crate::support::init_tracing();
-    let mut node = LiveNode::start(MAX_BODY).await;
-    let client = node.client();
-    ddl(
-        &client,
-        "CREATE TABLE t (id BIGINT PRIMARY KEY, v LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, b LONGBLOB)",
-    )
-    .await;
-    ddl(
-        &client,
-        "CREATE TABLE canary (id INT PRIMARY KEY, v VARCHAR(20))",
-    )
-    .await;
-    client
-        .write_raw(
-            wolfscale::api::client::WriteKind::Insert,
-            r#"{"table": "canary", "values": {"id": 1, "v": "alive"}}"#,
-        )
+/// The node every test here shares, started by the first test that asks.
+pub struct Shared {
+    /// Held by a test for all of its probing.
+    node: tokio::sync::Mutex<Option<LiveNode>>,
+    /// The node's HTTP API address, for the slow clients (which take no turn).
+    api: String,
+}
+
+static SHARED: tokio::sync::OnceCell<Shared> = tokio::sync::OnceCell::const_new();
+
+/// Stops the shared node (SIGKILL) and removes its files when the test binary exits: a
+/// static is never dropped. The processes would die with the binary anyway (they are
+/// tied to it); this is for the files.
+extern "C" fn stop_shared() {
+    if let Some(shared) = SHARED.get() {
+        if let Ok(mut node) = shared.node.try_lock() {
+            drop(node.take());
+        }
+    }
+}
+
+/// The shared node: bootstrapped on its own MariaDB, with tables `t` (refused writes
+/// must leave it empty), `vals` (where injection strings are stored as values) and
+/// `canary` (one row).
+async fn shared() -> &'static Shared {
+    SHARED
+        .get_or_init(|| async {
+            crate::support::init_tracing();
+            let node = LiveNode::start(MAX_BODY).await;
+            let client = node.client();
+            for table in ["t", "vals"] {
+                ddl(
+                    &client,
+                    &format!(
+                        "CREATE TABLE {table} (id BIGINT PRIMARY KEY, \
+                         v LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin, b LONGBLOB)"
+                    ),
+                )
+                .await;
+            }
+            ddl(
+                &client,
+                "CREATE TABLE canary (id INT PRIMARY KEY, v VARCHAR(20))",
+            )
+            .await;
+            client
+                .write_raw(
+                    wolfscale::api::client::WriteKind::Insert,
+                    r#"{"table": "canary", "values": {"id": 1, "v": "alive"}}"#,
+                )
+                .await
+                .expect("canary row");
+            // SAFETY: registering a plain function with no captured state; it runs once,
+            // at exit, after every test has finished.
+            if unsafe { libc::atexit(stop_shared) } != 0 {
+                tracing::warn!("cannot register the shared node's cleanup; its files stay");
+            }
+            Shared {
+                api: node.api.clone(),
+                node: tokio::sync::Mutex::new(Some(node)),
+            }
+        })
         .await
-        .expect("canary row");
-    let mut probe = Probe::new(&node);
-    // The leader reports the canary's outcome in an entry of its own: start after it.
+}
+
+/// Runs `cases` (one group) on the shared node, then checks it appended nothing, changed
+/// nothing in MariaDB and is sound.
+async fn refused_group(label: &str, cases: Vec<Case>) {
+    let shared = shared().await;
+    let mut turn = shared.node.lock().await;
+    let node = turn.as_mut().expect("the shared node runs until exit");
+    let probe = Probe::new(node);
     let start_lsn = probe.quiet_lsn().await;
-    let start = Fingerprint::take(&node).await;
+    let start = Fingerprint::take(node).await;
+    let mut probe = Probe::new(node);
+    probe.run_all(&cases).await;
+    assert!(probe.checked > 0, "{label}: no case ran");
+    assert_untouched(node, label, start_lsn, &start).await;
+}
 
-    // Slow clients first: they hold connections open during everything below.
-    let slow = tokio::spawn(slow::run(node.api.clone()));
-
-    probe.run_all(&cases::malformed_json()).await;
-    probe.run_all(&cases::invalid_utf8()).await;
-    probe.run_all(&cases::wrong_types()).await;
-    probe.run_all(&cases::missing_fields()).await;
-    probe.run_all(&cases::oversized(MAX_BODY)).await;
-    probe.run_all(&cases::routes_and_methods()).await;
-    probe.run_all(&cases::content_types()).await;
-    probe.run_all(&cases::credentials()).await;
-    probe.run_all(&cases::not_http()).await;
-    let http_cases = probe.checked;
-    cases::streamed_far_over(&node, MAX_BODY).await;
-    node.assert_sound("malformed HTTP requests");
-    cluster_port::garbage(&node).await;
-    node.assert_sound("garbage at the cluster port");
+/// Asserts that the log stayed at `start_lsn`, MariaDB still matches `start` and the
+/// node is sound.
+async fn assert_untouched(node: &mut LiveNode, label: &str, start_lsn: u64, start: &Fingerprint) {
+    node.assert_sound(label);
     assert_eq!(
         node.status().await.last_log_lsn,
         start_lsn,
-        "refused requests appended to the log"
+        "{label}: refused requests appended to the log"
     );
     assert_eq!(
-        Fingerprint::take(&node).await,
+        &Fingerprint::take(node).await,
         start,
-        "refused requests changed MariaDB"
+        "{label}: refused requests changed MariaDB"
     );
+}
 
-    let mut probe = Probe::new(&node);
-    corpus::through_names(&mut probe).await;
-    corpus::through_sql_text(&mut probe).await;
-    mariadb_refusals::deterministic_errors(&mut probe).await;
-    mariadb_refusals::bookkeeping(&mut probe).await;
-    let injection_cases = probe.checked;
-    node.assert_sound("injection through names and SQL text");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_is_refused() {
+    refused_group("malformed JSON", cases::malformed_json()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_is_refused() {
+    refused_group("invalid UTF-8", cases::invalid_utf8()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_types_are_refused() {
+    refused_group("wrong types", cases::wrong_types()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_fields_are_refused() {
+    refused_group("missing fields", cases::missing_fields()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused() {
+    refused_group("oversized bodies", cases::oversized(MAX_BODY)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_methods_are_refused() {
+    refused_group("routes and methods", cases::routes_and_methods()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_content_types_are_refused() {
+    refused_group("content types", cases::content_types()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_refused() {
+    refused_group("credentials", cases::credentials()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_are_not_http_are_refused() {
+    refused_group("not HTTP", cases::not_http()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_streamed_far_over_the_limit_is_cut_off() {
+    let shared = shared().await;
+    let mut turn = shared.node.lock().await;
+    let node = turn.as_mut().expect("the shared node runs until exit");
+    let start_lsn = Probe::new(node).quiet_lsn().await;
+    let start = Fingerprint::take(node).await;
+    cases::streamed_far_over(node, MAX_BODY).await;
+    assert_untouched(node, "a body streamed far over", start_lsn, &start).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_at_the_cluster_port_is_dropped() {
+    let shared = shared().await;
+    let mut turn = shared.node.lock().await;
+    let node = turn.as_mut().expect("the shared node runs until exit");
+    let start_lsn = Probe::new(node).quiet_lsn().await;
+    let start = Fingerprint::take(node).await;
+    cluster_port::garbage(node).await;
+    assert_untouched(node, "garbage at the cluster port", start_lsn, &start).await;
+}
+
+/// Runs `group` with a probe on the shared node; MariaDB must be unchanged afterwards
+/// (refusals MariaDB makes are logged, so the log may move).
+async fn probed<F>(label: &str, group: F)
+where
+    F: for<'a, 'b> FnOnce(&'a mut Probe<'b>) -> futures::future::BoxFuture<'a, ()>,
+{
+    let shared = shared().await;
+    let mut turn = shared.node.lock().await;
+    let node = turn.as_mut().expect("the shared node runs until exit");
+    let start = Fingerprint::take(node).await;
+    let checked = {
+        let mut probe = Probe::new(node);
+        group(&mut probe).await;
+        probe.checked
+    };
+    assert!(checked > 0, "{label}: no case ran");
+    node.assert_sound(label);
     assert_eq!(
-        Fingerprint::take(&node).await,
+        Fingerprint::take(node).await,
         start,
-        "injection through names or SQL text changed MariaDB"
+        "{label}: changed MariaDB"
     );
-    let stored = corpus::through_values(&node).await;
+    tracing::info!(label, checked, "bad input refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injection_through_names_changes_nothing() {
+    probed("injection through names", |p| {
+        Box::pin(corpus::through_names(p))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injection_through_sql_text_changes_nothing() {
+    probed("injection through SQL text", |p| {
+        Box::pin(corpus::through_sql_text(p))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_mariadb_refuses_are_answered_4xx() {
+    probed("statements MariaDB refuses", |p| {
+        Box::pin(mariadb_refusals::deterministic_errors(p))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_write_route_touches_the_position_table() {
+    probed("the position table", |p| {
+        Box::pin(mariadb_refusals::bookkeeping(p))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injection_strings_as_values_are_stored_as_data() {
+    let shared = shared().await;
+    let mut turn = shared.node.lock().await;
+    let node = turn.as_mut().expect("the shared node runs until exit");
+    let stored = corpus::through_values(node, "vals").await;
     node.assert_sound("injection through values");
+    tracing::info!(stored_values = stored, "injection strings stored as data");
+}
 
-    let slow_results = slow.await.expect("slow clients task");
-    slow::check(&slow_results);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_while_others_are_served() {
+    // No turn taken: the slow clients run beside whichever test probes the node.
+    let shared = shared().await;
+    let results = slow::run(shared.api.clone()).await;
+    slow::check(&results);
+    // A quick request is answered while they were held (they are done now; the others'
+    // tests checked it during).
+    let mut turn = shared.node.lock().await;
+    let node = turn.as_mut().expect("the shared node runs until exit");
+    node.client()
+        .health()
+        .await
+        .expect("GET /health after slow clients");
     node.assert_sound("slow clients");
+    tracing::info!(slow_clients = results.len(), "slow clients cut off");
+}
 
-    // Still healthy and still writing; the canary and the schema are untouched.
-    client.health().await.expect("GET /health after bad input");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_write_still_works_and_the_node_stays_active() {
+    let shared = shared().await;
+    let mut turn = shared.node.lock().await;
+    let node = turn.as_mut().expect("the shared node runs until exit");
+    let start = Fingerprint::take(node).await;
+    let client = node.client();
+    client.health().await.expect("GET /health");
     let after = client
         .write_raw(
             wolfscale::api::client::WriteKind::Insert,
             r#"{"table": "canary", "values": {"id": 2, "v": "still writes"}}"#,
         )
         .await
-        .expect("a valid write after bad input");
+        .expect("a valid write");
     let status = node.status().await;
     assert_eq!(status.status, NodeState::Active, "{status:?}");
     assert!(status.applied_lsn >= after.lsn, "{status:?}");
-    let end = Fingerprint::take(&node).await;
+    let end = Fingerprint::take(node).await;
     assert_eq!(end.databases, start.databases);
     assert_eq!(end.columns, start.columns);
     assert_eq!(end.objects, start.objects);
@@ -386,12 +570,5 @@ async fn a_live_node_refuses_bad_input_writes_nothing_and_stays_healthy() {
         canary,
         vec![(1, "alive".to_string()), (2, "still writes".to_string())]
     );
-    node.assert_sound("the final write");
-    tracing::info!(
-        http_cases,
-        injection_cases,
-        stored_values = stored,
-        slow_clients = slow_results.len(),
-        "bad input refused"
-    );
+    node.assert_sound("a valid write");
 }

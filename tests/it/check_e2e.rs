@@ -54,10 +54,11 @@ fn table<'a>(tables: &'a [TableCheck], name: &str) -> &'a TableCheck {
 async fn check_finds_a_follower_changed_behind_wolfscales_back_while_writes_continue() {
     // Small chunks, so the walk over each table takes several chunks; a periodic check
     // every minute (the leader runs it).
-    let config = NodeConfig {
-        cluster: "check_chunk_rows = 7\ncheck_rows_per_sec = 0\ncheck_interval_minutes = 1",
-        ..NodeConfig::default()
-    };
+    let config = NodeConfig::with(|c| {
+        c.cluster.check_chunk_rows = 7;
+        c.cluster.check_rows_per_sec = 0;
+        c.cluster.check_interval_minutes = 1;
+    });
     let c = ProcCluster::start_with(3, &config).await;
     for t in ["changed", "gone_row", "dropped", "extra", "clean", "busy"] {
         ddl(

@@ -8,15 +8,14 @@ use std::time::{Duration, Instant};
 use wolfscale::consensus::network::ClusterError;
 use wolfscale::node::{NodeError, Role, StartMode};
 
-/// Writes `payload`, retrying through elections; returns its LSN.
+/// Writes `payload`, retrying through elections; returns its LSN. Only refusals made
+/// before anything was appended are retried; an ambiguous failure fails the test.
 pub(crate) async fn write_retry(c: &Cluster, via: usize, payload: Vec<u8>) -> u64 {
     let start = Instant::now();
     loop {
         match c.write(via, payload.clone()).await {
             Ok(lsn) => return lsn,
-            Err(ClusterError::NoLeader)
-            | Err(ClusterError::NotLeader(..))
-            | Err(ClusterError::Failed(_))
+            Err(ClusterError::NoLeader) | Err(ClusterError::NotLeader(..))
                 if start.elapsed() < Duration::from_secs(15) =>
             {
                 tokio::time::sleep(Duration::from_millis(50)).await
@@ -225,15 +224,15 @@ async fn wal_inspect_and_dump_show_a_nodes_log() {
     }
     c.slots[0].stop().await;
     let cfg = c.slots[0].dir.path().join("w.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[node]\nid = \"node-1\"\ndata_dir = \"{}\"\n[cluster]\nsecret = \"{}\"\n",
-            c.slots[0].dir.path().display(),
-            crate::support::cluster::SECRET
+    crate::support::config::write(
+        &crate::support::config::node(
+            "node-1",
+            &c.slots[0].addr(),
+            c.slots[0].dir.path(),
+            crate::support::cluster::SECRET,
         ),
-    )
-    .expect("write config");
+        &cfg,
+    );
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_wolfscale"))
             .args(args)

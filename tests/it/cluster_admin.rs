@@ -3,7 +3,7 @@
 //! transferring leadership to a named follower while writes go on.
 
 use crate::cluster::{same_history, write_retry};
-use crate::support::cluster::Cluster;
+use crate::support::cluster::{propose_via, Cluster};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -290,8 +290,13 @@ async fn remove_retrying_busy(node: &Node, member: &str) -> Result<AdminDone, Ad
     }
 }
 
-/// Writes fresh payloads through `node` until `stop`; returns those acknowledged, in order.
-fn writer(node: Node, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(Vec<Vec<u8>>, u32)> {
+/// Writes fresh payloads through `node` (to the leader among `nodes`) until `stop`;
+/// returns those acknowledged, in order, and how many were not.
+fn writer(
+    node: Node,
+    nodes: Vec<Node>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<(Vec<Vec<u8>>, u32)> {
     tokio::spawn(async move {
         let mut acked = Vec::new();
         let mut refused = 0u32;
@@ -299,12 +304,10 @@ fn writer(node: Node, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(Vec<Vec
         while !stop.load(Ordering::SeqCst) {
             n += 1;
             let payload = format!("w{n}").into_bytes();
-            match node
-                .propose(Request {
-                    payload: payload.clone(),
-                })
-                .await
-            {
+            let request = Request {
+                payload: payload.clone(),
+            };
+            match propose_via(&node, &nodes, request).await {
                 Ok(_) => acked.push(payload),
                 Err(_) => {
                     refused += 1;
@@ -324,7 +327,8 @@ async fn transfer_leader_moves_leadership_while_writes_go_on() {
     let third = (old + 2) % 3;
     let target_name = c.slots[target].name.clone();
     let stop = Arc::new(AtomicBool::new(false));
-    let writes = writer(c.slots[third].node().clone(), stop.clone());
+    let nodes = c.running().map(|(_, n)| n.clone()).collect();
+    let writes = writer(c.slots[third].node().clone(), nodes, stop.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let old_term = c.slots[old].node().status().term;
     // Asked through the third node: passed on to the leader.

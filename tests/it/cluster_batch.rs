@@ -16,7 +16,7 @@ async fn concurrent_writes_share_entries_and_each_gets_its_own_answer() {
         tasks.push(tokio::spawn(async move {
             let payload = format!("c{i}").into_bytes();
             let (lsn, response) = node
-                .propose(wolfscale::consensus::Request {
+                .propose_local(wolfscale::consensus::Request {
                     payload: payload.clone(),
                 })
                 .await

@@ -39,12 +39,7 @@ impl Proc {
 }
 
 fn config(dir: &Path, i: usize, db: &MariaDb) -> Proc {
-    let api_token = format!("token = \"{TOKEN}\"");
-    let f = NodeConfig {
-        api: &api_token,
-        ..NodeConfig::default()
-    }
-    .write(dir, i, db);
+    let f = NodeConfig::with(|c| c.api.token = Some(TOKEN.into())).write(dir, i, db);
     Proc {
         name: format!("node-{i}"),
         log: dir.join(format!("node-{i}.log")),

@@ -114,10 +114,7 @@ fn node_rows(dom: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_dashboard_and_json_logs_on_a_three_node_cluster() {
-    let config = NodeConfig {
-        api: "\n[log]\nformat = \"json\"",
-        ..NodeConfig::default()
-    };
+    let config = NodeConfig::with(|c| c.log.format = wolfscale::config::LogFormat::Json);
     let mut c = ProcCluster::start_with(3, &config).await;
     let leader = c.leader(Duration::from_secs(10)).await;
     let follower = c.other_than(leader);

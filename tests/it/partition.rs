@@ -64,7 +64,7 @@ async fn a_partitioned_leader_commits_nothing_and_the_majority_moves_on() {
             let n = old_node.clone();
             let payload = format!("stranded{i}").into_bytes();
             let task = tokio::spawn(async move {
-                n.propose(Request {
+                n.propose_local(Request {
                     payload: payload.clone(),
                 })
                 .await
@@ -141,9 +141,9 @@ async fn a_partitioned_leader_commits_nothing_and_the_majority_moves_on() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // Each stranded write ends either refused, or (Node::propose forwards once after a
-    // leader change) re-proposed through the new leader and committed once, at the LSN
-    // it was acknowledged with; never acknowledged from the old leader's lost suffix.
+    // Each stranded write ends refused (queued, never appended) or of unknown fate
+    // (appended to the lost suffix); never acknowledged from the old leader's lost suffix,
+    // and never applied when it was not acknowledged (nothing re-proposes it).
     let mut outcomes: BTreeMap<Vec<u8>, Result<(u64, Response), ClusterError>> = BTreeMap::new();
     for (p, task) in stranded {
         let r = tokio::time::timeout(Duration::from_secs(20), task)

@@ -28,15 +28,18 @@ struct OneNode {
 }
 
 impl OneNode {
-    async fn start(api_extra: &str) -> OneNode {
+    /// A node with the admin and read tokens, and `api.max_result_bytes` when given.
+    async fn start(max_result_bytes: Option<u64>) -> OneNode {
         crate::support::init_tracing();
         let db = MariaDb::start().await.expect("start mariadb");
         let dir = tempfile::tempdir().expect("tempdir");
-        let api = format!("token = \"{ADMIN}\"\nread_token = \"{READER}\"\n{api_extra}");
-        let files = NodeConfig {
-            api: &api,
-            ..Default::default()
-        }
+        let files = NodeConfig::with(move |c| {
+            c.api.token = Some(ADMIN.into());
+            c.api.read_token = Some(READER.into());
+            if let Some(bytes) = max_result_bytes {
+                c.api.max_result_bytes = bytes;
+            }
+        })
         .write(dir.path(), 1, &db);
         let log = dir.path().join("node-1.log");
         let stderr = std::fs::File::create(&log).expect("log file");
@@ -157,7 +160,7 @@ fn assert_private(dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_have_roles_files_are_private_and_the_log_holds_no_secret() {
-    let node = OneNode::start("").await;
+    let node = OneNode::start(None).await;
     let admin = node.client(ADMIN);
     let reader = node.client(READER);
     let insert = r#"{"table": "t", "values": {"id": 1}}"#;
@@ -196,7 +199,7 @@ async fn tokens_have_roles_files_are_private_and_the_log_holds_no_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abandoned_reads_are_killed_and_big_answers_are_refused() {
-    let node = OneNode::start("max_result_bytes = 1048576").await;
+    let node = OneNode::start(Some(1_048_576)).await;
     let admin = node.client(ADMIN);
     let values: Vec<String> = (1..=1000).map(|i| format!("({i})")).collect();
     let batch = serde_json::json!({

@@ -4,6 +4,7 @@
 //! once it has been gone longer, retention snapshots and purges past it, and when it
 //! comes back it installs the snapshot, applies the rest of the log and ends identical.
 
+use crate::support::config;
 use crate::support::ports::PortReservation;
 use crate::support::MariaDb;
 use mysql_async::prelude::Queryable;
@@ -11,10 +12,11 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use wolfscale::apply::{Backoff, MariaDbApplier};
-use wolfscale::command::{self, Command, SqlStatement, Value};
-use wolfscale::config::{self, EnvOverrides, Loaded};
-use wolfscale::consensus::Request;
+use wolfscale::command::{DdlRequest, Input, SqlRequest, SqlStatementRequest, Wait, WriteRequest};
+use wolfscale::config::Loaded;
+use wolfscale::id::Generator;
 use wolfscale::node::{Node, RetentionPolicy, Role, StartMode};
+use wolfscale::service::Service;
 
 const SECRET: &str = "snapshot-cluster-secret-0123456789";
 
@@ -24,6 +26,8 @@ pub struct DbNode {
     pub port: PortReservation,
     pub db: MariaDb,
     pub node: Option<Node>,
+    /// The running node's service: writes go through it, as a client's do.
+    pub service: Option<Service>,
 }
 
 impl DbNode {
@@ -34,6 +38,7 @@ impl DbNode {
             port: PortReservation::new(Ipv4Addr::LOCALHOST).expect("port"),
             db,
             node: None,
+            service: None,
         }
     }
 
@@ -42,18 +47,11 @@ impl DbNode {
     }
 
     fn loaded(&self) -> Loaded {
-        let text = format!(
-            "[node]\nid = \"{name}\"\nbind_address = \"{addr}\"\ndata_dir = \"{dir}\"\n\
-             [database]\nhost = \"{host}\"\nport = {port}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
-             [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 600\n\
-             [wal]\nsegment_size_mb = 1\n[api]\nenabled = false\n",
-            name = self.name,
-            addr = self.addr(),
-            dir = self.dir.path().display(),
-            host = self.db.host(),
-            port = self.db.port(),
-        );
-        config::parse(&text, &EnvOverrides::default()).expect("test config is valid")
+        let mut c = config::node(&self.name, &self.addr(), self.dir.path(), SECRET);
+        config::on_mariadb(&mut c, &self.db, "app");
+        c.wal.segment_size_mb = 1;
+        c.api.enabled = false;
+        config::loaded(&c)
     }
 
     pub async fn start(&mut self, mode: StartMode) {
@@ -65,13 +63,19 @@ impl DbNode {
             min: Duration::from_millis(20),
             max: Duration::from_millis(300),
         });
+        let (status, reader, checks) = (applier.status(), applier.reader(), applier.checks());
         let node = Node::start(l.config, &l.secrets, mode, applier)
             .await
             .expect("node starts");
+        let number = u16::try_from(node.number()).expect("a Snowflake node number");
+        let ids = Generator::new(number).expect("a Snowflake node number");
+        let service = Service::install(node.clone(), status, reader, ids, checks, false);
         self.node = Some(node);
+        self.service = Some(service);
     }
 
     pub async fn stop(&mut self) {
+        self.service = None;
         if let Some(n) = self.node.take() {
             n.shutdown().await.expect("graceful shutdown");
         }
@@ -79,6 +83,10 @@ impl DbNode {
 
     pub fn node(&self) -> &Node {
         self.node.as_ref().expect("running")
+    }
+
+    pub fn service(&self) -> &Service {
+        self.service.as_ref().expect("running")
     }
 }
 
@@ -108,23 +116,6 @@ pub async fn wait_leader(nodes: &[DbNode], voters: usize) -> usize {
     }
 }
 
-pub fn sql_entry(statements: Vec<(String, Vec<Value>)>) -> Request {
-    let entry = command::Entry {
-        timestamp_us: 1_732_596_266_123_456,
-        ids: vec![],
-        command: Command::Sql {
-            statements: statements
-                .into_iter()
-                .map(|(sql, params)| SqlStatement { sql, params })
-                .collect(),
-            transaction: true,
-        },
-    };
-    Request {
-        payload: entry.encode(),
-    }
-}
-
 /// `len` pseudo-random letters and digits from `seed` (LZ4 cannot shrink them much, so
 /// the WAL grows by whole segments).
 pub fn noise_text(seed: u64, len: usize) -> String {
@@ -140,8 +131,9 @@ pub fn noise_text(seed: u64, len: usize) -> String {
         .collect()
 }
 
-/// Inserts rows `from..to` of table `kv` (1 KB each), 50 per entry; returns the last LSN.
-pub async fn write_rows(node: &Node, from: u64, to: u64) -> u64 {
+/// Inserts rows `from..to` of table `kv` (1 KB each), 50 per write, through `service`;
+/// returns the last LSN.
+pub async fn write_rows(service: &Service, from: u64, to: u64) -> u64 {
     let mut last = 0;
     let mut i = from;
     while i < to {
@@ -149,18 +141,22 @@ pub async fn write_rows(node: &Node, from: u64, to: u64) -> u64 {
         let marks = vec!["(?, ?, ?)"; n as usize].join(",");
         let mut params = Vec::new();
         for k in i..i + n {
-            params.push(Value::Int(k as i64));
-            params.push(Value::Int((k % 7) as i64));
-            params.push(Value::Text(noise_text(k, 1000)));
+            params.push(Input::from(k));
+            params.push(Input::from(k % 7));
+            params.push(Input::from(noise_text(k, 1000).as_str()));
         }
-        let (lsn, _) = node
-            .propose(sql_entry(vec![(
-                format!("INSERT INTO kv (id, grp, pad) VALUES {marks}"),
-                params,
-            )]))
+        let done = service
+            .write(WriteRequest::Sql(SqlRequest {
+                statements: vec![SqlStatementRequest {
+                    sql: format!("INSERT INTO kv (id, grp, pad) VALUES {marks}"),
+                    params,
+                }],
+                transaction: true,
+                wait: Wait::Quorum,
+            }))
             .await
             .expect("write");
-        last = lsn;
+        last = done.lsn;
         i += n;
     }
     last
@@ -214,23 +210,17 @@ async fn retention_keeps_a_live_members_segments_and_a_member_gone_longer_catche
         n.start(StartMode::Join(vec![seed.clone()])).await;
     }
     let l = wait_leader(&nodes, 3).await;
-    let ddl = command::Entry {
-        timestamp_us: 1,
-        ids: vec![],
-        command: Command::Ddl {
-            statement:
-                "CREATE TABLE kv (id BIGINT PRIMARY KEY, grp INT, pad VARCHAR(2000), INDEX by_grp (grp))"
-                    .into(),
-        },
-    };
     nodes[l]
-        .node()
-        .propose(Request {
-            payload: ddl.encode(),
-        })
+        .service()
+        .write(WriteRequest::Ddl(DdlRequest {
+            ddl: "CREATE TABLE kv (id BIGINT PRIMARY KEY, grp INT, pad VARCHAR(2000), \
+                  INDEX by_grp (grp))"
+                .into(),
+            wait: Wait::Quorum,
+        }))
         .await
         .expect("ddl");
-    let last = write_rows(nodes[l].node(), 0, 1500).await;
+    let last = write_rows(nodes[l].service(), 0, 1500).await;
     wait_applied(&nodes, last, Duration::from_secs(60)).await;
 
     // node-3 goes down; the others keep writing several segments' worth.
@@ -245,7 +235,7 @@ async fn retention_keeps_a_live_members_segments_and_a_member_gone_longer_catche
             .flatten()
             .map_or(0, |lid| lid.index)
     };
-    let last = write_rows(nodes[l].node(), 1500, 4500).await;
+    let last = write_rows(nodes[l].service(), 1500, 4500).await;
 
     // Down, but within the member grace: it counts as live, nothing it needs goes.
     let mut policy = RetentionPolicy {
@@ -280,7 +270,7 @@ async fn retention_keeps_a_live_members_segments_and_a_member_gone_longer_catche
     for n in nodes.iter().filter_map(|n| n.node.as_ref()) {
         n.set_retention_policy(policy.clone());
     }
-    let last = write_rows(nodes[l].node(), 4500, 4600).await;
+    let last = write_rows(nodes[l].service(), 4500, 4600).await;
     let start = Instant::now();
     loop {
         let first = nodes[l].node().log_store().wal().first().map(|(f, _)| f);
@@ -297,8 +287,8 @@ async fn retention_keeps_a_live_members_segments_and_a_member_gone_longer_catche
     // It comes back: its next entries are gone, so it installs a snapshot, then the log.
     nodes[gone].start(StartMode::Start).await;
     let writer = {
-        let n = nodes[l].node().clone();
-        tokio::spawn(async move { write_rows(&n, 4600, 5000).await })
+        let s = nodes[l].service().clone();
+        tokio::spawn(async move { write_rows(&s, 4600, 5000).await })
     };
     let last = last.max(writer.await.expect("writer"));
     wait_applied(&nodes, last, Duration::from_secs(120)).await;

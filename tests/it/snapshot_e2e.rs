@@ -30,16 +30,19 @@ struct Proc {
 }
 
 fn write_config(dir: &Path, i: usize, db: &MariaDb) -> Proc {
-    write_config_with(dir, i, db, "")
+    write_config_with(dir, i, db, None)
 }
 
-/// A node's config with `cluster_extra` added to its `[cluster]` section.
-fn write_config_with(dir: &Path, i: usize, db: &MariaDb, cluster_extra: &str) -> Proc {
+/// A node's config, with `cluster.snapshot_chunk_kb` when given.
+fn write_config_with(dir: &Path, i: usize, db: &MariaDb, snapshot_chunk_kb: Option<u64>) -> Proc {
     let f = NodeConfig {
         election_timeout_ms: 1000,
-        wal: "segment_size_mb = 1",
-        cluster: cluster_extra,
-        ..NodeConfig::default()
+        ..NodeConfig::with(move |c| {
+            c.wal.segment_size_mb = 1;
+            if let Some(kb) = snapshot_chunk_kb {
+                c.cluster.snapshot_chunk_kb = kb;
+            }
+        })
     }
     .write(dir, i, db);
     Proc {
@@ -382,7 +385,7 @@ async fn a_joiner_gets_the_snapshot_from_the_new_leader_when_the_sender_is_kille
     let dir = tempfile::tempdir().expect("tempdir");
     // 64 KiB chunks: the ~10 MB snapshot takes well over a hundred RPCs to send.
     let mut procs: Vec<Proc> = (0..4)
-        .map(|i| write_config_with(dir.path(), i + 1, &dbs[i], "snapshot_chunk_kb = 64\n"))
+        .map(|i| write_config_with(dir.path(), i + 1, &dbs[i], Some(64)))
         .collect();
     spawn(&mut procs[0], &["start", "--bootstrap"]);
     let c0 = Client::new(&procs[0].api).expect("client");

@@ -72,14 +72,13 @@ async fn node_serves_https_and_mutual_tls_with_generated_certificates() {
     let o = wolfscale(&["tls", "init", "--dir", &certs_s, "--nodes", "node-1,node-2"]);
     assert!(o.status.success(), "{}", text(&o));
     let ca = certs.join("ca.pem");
-    let api = format!(
-        "token = \"{ADMIN}\"\n[tls]\ncert_file = \"{c}/node-1.pem\"\nkey_file = \"{c}/node-1-key.pem\"\nca_file = \"{c}/ca.pem\"",
-        c = certs_s
-    );
     let files = NodeConfig {
-        api: &api,
         mysql: true,
-        ..Default::default()
+        ..with_tls(
+            &certs.join("node-1.pem"),
+            &certs.join("node-1-key.pem"),
+            &certs.join("ca.pem"),
+        )
     }
     .write(dir.path(), 1, &db);
     let cfg = files.cfg.display().to_string();
@@ -279,13 +278,17 @@ async fn node_serves_https_and_mutual_tls_with_generated_certificates() {
 }
 
 /// The `[api]` extra lines of a node with `[tls]` from these files.
-fn tls_section(cert: &Path, key: &Path, ca: &Path) -> String {
-    format!(
-        "token = \"{ADMIN}\"\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nca_file = \"{}\"",
-        cert.display(),
-        key.display(),
-        ca.display()
-    )
+/// A node config with the admin token and `[tls]` from these files.
+fn with_tls(cert: &Path, key: &Path, ca: &Path) -> NodeConfig {
+    let tls = wolfscale::config::TlsConfig {
+        cert_file: cert.to_path_buf(),
+        key_file: key.to_path_buf(),
+        ca_file: ca.to_path_buf(),
+    };
+    NodeConfig::with(move |c| {
+        c.api.token = Some(ADMIN.into());
+        c.tls = Some(tls.clone());
+    })
 }
 
 /// Starts `wolfscale ARGS -c CFG` tied to this test, its log in `log`.
@@ -367,12 +370,11 @@ async fn a_certificate_from_another_ca_cannot_join_or_send_a_frame() {
     std::fs::write(&both, pem).expect("write both-cas.pem");
     let ca = ours.join("ca.pem");
 
-    let api1 = tls_section(&ours.join("node-1.pem"), &ours.join("node-1-key.pem"), &ca);
-    let files1 = NodeConfig {
-        api: &api1,
-        ..Default::default()
-    }
-    .write(dir.path(), 1, &db1);
+    let files1 = with_tls(&ours.join("node-1.pem"), &ours.join("node-1-key.pem"), &ca).write(
+        dir.path(),
+        1,
+        &db1,
+    );
     let log1 = dir.path().join("node-1.log");
     drop(files1.ports);
     let _node1 = start(&["start", "--bootstrap"], &files1.cfg, &log1).await;
@@ -428,15 +430,11 @@ async fn a_certificate_from_another_ca_cannot_join_or_send_a_frame() {
     }
 
     // The real binary with the foreign certificate: its join is refused until it gives up.
-    let api2_foreign = tls_section(
+    let files2 = with_tls(
         &theirs.join("node-2.pem"),
         &theirs.join("node-2-key.pem"),
         &both,
-    );
-    let files2 = NodeConfig {
-        api: &api2_foreign,
-        ..Default::default()
-    }
+    )
     .write(dir.path(), 2, &db2);
     drop(files2.ports);
     let cfg2 = files2.cfg.display().to_string();
@@ -455,10 +453,14 @@ async fn a_certificate_from_another_ca_cannot_join_or_send_a_frame() {
 
     // With a certificate from the cluster's CA the same node joins, and the log reaches
     // its MariaDB over mutual TLS.
-    let api2 = tls_section(&ours.join("node-2.pem"), &ours.join("node-2-key.pem"), &ca);
     let cfg2_text = std::fs::read_to_string(&files2.cfg).expect("read cfg 2");
-    let cfg2_text = cfg2_text.replace(&api2_foreign, &api2);
-    std::fs::write(&files2.cfg, cfg2_text).expect("rewrite cfg 2");
+    let mut cfg2: wolfscale::config::Config = toml::from_str(&cfg2_text).expect("cfg 2");
+    cfg2.tls = Some(wolfscale::config::TlsConfig {
+        cert_file: ours.join("node-2.pem"),
+        key_file: ours.join("node-2-key.pem"),
+        ca_file: ca.clone(),
+    });
+    crate::support::config::write(&cfg2, &files2.cfg);
     let log2 = dir.path().join("node-2.log");
     let _node2 = start(&["join", &files1.cluster], &files2.cfg, &log2).await;
     let insert = r#"{"table": "t", "values": {"id": 7}}"#;

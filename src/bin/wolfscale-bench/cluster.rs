@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wolfscale::config::{self, EnvOverrides};
+use wolfscale::config::{self, Config, EnvOverrides};
 use wolfscale::consensus::state_machine::{Applier, ApplyError};
 use wolfscale::consensus::{Entry, LogId, Request, Response, Responses, StoredMembership};
 use wolfscale::node::{Node, Role, StartMode};
@@ -56,11 +56,10 @@ async fn start_node(dir: &Path, i: usize, mode: StartMode) -> anyhow::Result<Ben
     let addr = format!("127.0.0.1:{}", free_port()?);
     let data = dir.join(format!("node-{i}"));
     // Production defaults for [wal] and [cluster] timing; only what a test node needs set.
-    let text = format!(
-        "[node]\nid = \"node-{i}\"\nbind_address = \"{addr}\"\ndata_dir = \"{}\"\n\
-         [cluster]\nsecret = \"bench-cluster-secret-0123456789\"\n[api]\nenabled = false\n",
-        data.display()
-    );
+    let mut c = Config::new(&format!("node-{i}"), &addr, &data);
+    c.cluster.secret = Some("bench-cluster-secret-0123456789".into());
+    c.api.enabled = false;
+    let text = c.to_toml()?;
     let loaded = config::parse(&text, &EnvOverrides::default())
         .map_err(|e| anyhow::anyhow!("node config refused: {e:?}"))?;
     let node = Node::start(loaded.config, &loaded.secrets, mode, NullApplier::default())
@@ -99,7 +98,7 @@ async fn drive(
             let mut lat = Latencies::with_capacity(4096);
             while Instant::now() < until {
                 let t0 = Instant::now();
-                node.propose(Request {
+                node.propose_local(Request {
                     payload: payload.to_vec(),
                 })
                 .await

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wolfscale::api::client::{Client, Error as ClientError, WriteKind};
 use wolfscale::api::NodeState;
+use wolfscale::config::Config;
 
 /// The table on the cluster and on the bare server alike.
 pub(crate) const TABLE: &str =
@@ -43,28 +44,30 @@ impl Drop for Proc {
 }
 
 impl Proc {
-    /// A node's process for `db`, its config written with `extra` appended (more
-    /// sections); started by [`Proc::spawn`].
-    pub(crate) fn with_extra(
+    /// A node's process for `db`, its config changed by `tweak` before it is written;
+    /// started by [`Proc::spawn`].
+    pub(crate) fn with_config(
         dir: &Path,
         i: usize,
         db: &Server,
-        extra: &str,
+        tweak: impl FnOnce(&mut Config),
     ) -> anyhow::Result<Proc> {
         let cluster = format!("127.0.0.1:{}", free_port()?);
         let api = format!("127.0.0.1:{}", free_port()?);
         let cfg = dir.join(format!("node-{i}.toml"));
-        std::fs::write(
-            &cfg,
-            format!(
-                "[node]\nid = \"node-{i}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{}\"\n\
-                 [database]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\n\
-                 [cluster]\nsecret = \"bench-cluster-secret-0123456789\"\n\
-                 [api]\nbind_address = \"{api}\"\n{extra}",
-                dir.join(format!("node-{i}-data")).display(),
-                db.port(),
-            ),
-        )?;
+        let mut c = Config::new(
+            &format!("node-{i}"),
+            &cluster,
+            &dir.join(format!("node-{i}-data")),
+        );
+        c.database.host = "127.0.0.1".into();
+        c.database.port = db.port();
+        c.database.user = "root".into();
+        c.database.database = "app".into();
+        c.cluster.secret = Some("bench-cluster-secret-0123456789".into());
+        c.api.bind_address = api.clone();
+        tweak(&mut c);
+        std::fs::write(&cfg, c.to_toml()?)?;
         Ok(Proc {
             child: None,
             api,
@@ -306,7 +309,7 @@ pub(crate) async fn start_cluster(
     bin: &Path,
     servers: &[Server],
 ) -> anyhow::Result<(Vec<Proc>, String, Client)> {
-    let (procs, leader_api) = start_nodes(dir, bin, servers, |_| Ok(String::new())).await?;
+    let (procs, leader_api) = start_nodes(dir, bin, servers, |_, _| {}).await?;
     let leader = Client::new(&leader_api)?.with_timeout(Duration::from_secs(30));
     write(
         &leader,
@@ -319,17 +322,17 @@ pub(crate) async fn start_cluster(
 }
 
 /// Starts one `wolfscale` process per server (node-1 bootstraps, the others join), each
-/// with `extra(i)` appended to its config, and waits until every node is ACTIVE.
+/// with its config changed by `tweak(i, config)`, and waits until every node is ACTIVE.
 /// Returns the processes and the leader's API address.
 pub(crate) async fn start_nodes(
     dir: &Path,
     bin: &Path,
     servers: &[Server],
-    extra: impl Fn(usize) -> anyhow::Result<String>,
+    tweak: impl Fn(usize, &mut Config),
 ) -> anyhow::Result<(Vec<Proc>, String)> {
     let mut procs = Vec::new();
     for (i, db) in servers.iter().enumerate() {
-        procs.push(Proc::with_extra(dir, i + 1, db, &extra(i)?)?);
+        procs.push(Proc::with_config(dir, i + 1, db, |c| tweak(i, c))?);
     }
     procs[0].spawn(bin, &["start", "--bootstrap"])?;
     let first = Client::new(&procs[0].api)?;

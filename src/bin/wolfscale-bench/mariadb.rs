@@ -10,12 +10,15 @@ use mysql_async::prelude::Queryable;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use wolfscale::testing::mariadbd::{self, Layout};
+
+/// Every benchmark server listens on loopback only.
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 /// Server settings every benchmark server shares (the bare baseline and the cluster's
 /// servers alike), apart from `innodb_flush_log_at_trx_commit`, which is per server.
 const FLAGS: &[&str] = &[
-    "--bind-address=127.0.0.1",
     "--skip-log-bin",
     "--skip-name-resolve",
     "--performance-schema=OFF",
@@ -30,25 +33,9 @@ const FLAGS: &[&str] = &[
 pub fn describe_flags() -> String {
     FLAGS
         .iter()
-        .filter(|f| !f.starts_with("--bind"))
         .map(|f| f.trim_start_matches("--"))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn tool(name: &str) -> anyhow::Result<PathBuf> {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return Ok(p);
-        }
-    }
-    bail!("`{name}` not found: install MariaDB (`apt-get install -y mariadb-server`)")
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// A datadir made by `mariadb-install-db`, copied for each server.
@@ -60,19 +47,16 @@ impl Template {
     /// Runs `mariadb-install-db` into `<dir>/template`.
     pub async fn make(dir: &Path) -> anyhow::Result<Template> {
         let datadir = dir.join("template");
-        let mut cmd = tokio::process::Command::new(tool("mariadb-install-db")?);
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", datadir.display()))
-            .arg("--auth-root-authentication-method=normal")
-            .arg("--skip-test-db")
-            .arg("--innodb-log-file-size=256M")
+        let mut cmd =
+            mariadbd::install_db_command(&mariadbd::find_tool("mariadb-install-db")?, &datadir);
+        cmd.arg("--innodb-log-file-size=256M")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        if is_root() {
-            cmd.arg("--user=root");
-        }
-        let status = cmd.status().await.context("run mariadb-install-db")?;
+        let status = tokio::process::Command::from(cmd)
+            .status()
+            .await
+            .context("run mariadb-install-db")?;
         if !status.success() {
             bail!("mariadb-install-db failed: {status}");
         }
@@ -150,28 +134,10 @@ impl Server {
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                bail!(
-                    "mariadbd exited ({status}); error log tail:\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
-            }
-            if let Ok(Ok(conn)) =
-                tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::new(self.opts()))
-                    .await
-            {
-                let _ = conn.disconnect().await;
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("mariadbd on port {} not ready within 90 s", self.port);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let layout = Layout::new(&self.dir);
+        let limit = Duration::from_secs(90);
+        mariadbd::wait_ready(&mut self.child, &layout, LOCALHOST, self.port, 0, limit).await?;
+        Ok(())
     }
 
     pub fn port(&self) -> u16 {
@@ -190,11 +156,7 @@ impl Server {
 
     /// Root over TCP, no default database.
     pub fn opts(&self) -> mysql_async::OptsBuilder {
-        mysql_async::OptsBuilder::default()
-            .ip_or_hostname("127.0.0.1")
-            .tcp_port(self.port)
-            .user(Some("root"))
-            .prefer_socket(false)
+        mariadbd::root_opts(LOCALHOST, self.port)
     }
 
     /// Changes `innodb_flush_log_at_trx_commit` (a dynamic global variable).
@@ -212,31 +174,20 @@ impl Server {
 
 fn spawn(home: &Path, port: u16, flush: u8, extra: &[String]) -> anyhow::Result<Child> {
     let log_bin = extra.iter().any(|a| a.starts_with("--log-bin"));
-    let mut cmd = Command::new(tool("mariadbd")?);
-    // `--no-defaults` must come first: the machine's my.cnf must not leak in.
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", home.join("data").display()))
-        .arg(format!("--socket={}", home.join("mariadbd.sock").display()))
-        .arg(format!(
-            "--pid-file={}",
-            home.join("mariadbd.pid").display()
-        ))
-        .arg(format!("--log-error={}", home.join("error.log").display()))
-        .arg(format!("--tmpdir={}", home.join("tmp").display()))
-        .arg(format!("--port={port}"))
-        .arg(format!("--innodb-flush-log-at-trx-commit={flush}"))
-        .args(
+    let flags = [format!("--innodb-flush-log-at-trx-commit={flush}")]
+        .into_iter()
+        .chain(
             FLAGS
                 .iter()
-                .filter(|f| !(log_bin && **f == "--skip-log-bin")),
+                .filter(|f| !(log_bin && **f == "--skip-log-bin"))
+                .map(|f| f.to_string()),
         )
-        .args(extra)
-        .stdin(Stdio::null())
+        .chain(extra.iter().cloned());
+    let program = mariadbd::find_tool("mariadbd")?;
+    let mut cmd = mariadbd::server_command(&program, &Layout::new(home), LOCALHOST, port, flags);
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if is_root() {
-        cmd.arg("--user=root");
-    }
     tie_to_parent(&mut cmd);
     cmd.spawn().context("spawn mariadbd")
 }

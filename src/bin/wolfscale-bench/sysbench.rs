@@ -11,6 +11,7 @@ use crate::stats::load_average;
 use anyhow::{bail, Context};
 use mysql_async::prelude::Queryable;
 use std::path::{Path, PathBuf};
+use wolfscale::config::ProxyUser;
 
 const USER: (&str, &str) = ("bench", "bench-secret");
 const TABLE_SIZE: u32 = 1000;
@@ -36,12 +37,14 @@ async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow:
     for _ in &servers {
         fronts.push(format!("127.0.0.1:{}", free_port()?));
     }
-    let (mut procs, leader_api) = start_nodes(dir, bin, &servers, |i| {
-        Ok(format!(
-            "[proxy]\nbind_address = \"{}\"\nmax_connections = 512\n\
-             [[proxy.users]]\nname = \"{}\"\npassword = \"{}\"\n",
-            fronts[i], USER.0, USER.1
-        ))
+    let (mut procs, leader_api) = start_nodes(dir, bin, &servers, |i, c| {
+        c.proxy.bind_address = fronts[i].clone();
+        c.proxy.max_connections = 512;
+        c.proxy.users.push(ProxyUser {
+            name: USER.0.into(),
+            password: Some(USER.1.into()),
+            password_sha1: None,
+        });
     })
     .await?;
     let li = procs

@@ -349,9 +349,9 @@ async fn answered(probe: &mut Probe<'_>, c: &Case) {
 }
 
 /// Every value field of every write route, and `/query` params: each corpus string is
-/// inserted, matched, updated and deleted as data, and read back byte for byte. Returns
-/// how many values were stored.
-pub async fn through_values(node: &LiveNode) -> usize {
+/// inserted into `table` (empty, shaped like `t`), matched, updated and deleted as data,
+/// and read back byte for byte. Returns how many values were stored.
+pub async fn through_values(node: &LiveNode, table: &str) -> usize {
     let client = node.client();
     let mut conn = node.db.conn_to("app").await.expect("conn");
     let items = corpus();
@@ -382,12 +382,12 @@ pub async fn through_values(node: &LiveNode) -> usize {
         let b64 = base64_encode(&bytes);
         let w = write(
             "/write/insert",
-            json!({"table": "t", "values": {"id": id, "v": s, "b": {"$base64": b64}}}),
+            json!({"table": table, "values": {"id": id, "v": s, "b": {"$base64": b64}}}),
         )
         .await;
         assert_eq!(w["affected_rows"], 1, "insert {label}");
         let stored: Option<(String, Vec<u8>)> = conn
-            .exec_first("SELECT v, b FROM t WHERE id = ?", (id,))
+            .exec_first(format!("SELECT v, b FROM {table} WHERE id = ?"), (id,))
             .await
             .expect("read back");
         assert_eq!(
@@ -399,34 +399,34 @@ pub async fn through_values(node: &LiveNode) -> usize {
         let changed = format!("{s}|changed");
         let w = write(
             "/write/update",
-            json!({"table": "t", "set": {"v": &changed}, "where_key": {"id": id, "v": s}}),
+            json!({"table": table, "set": {"v": &changed}, "where_key": {"id": id, "v": s}}),
         )
         .await;
         assert_eq!(w["affected_rows"], 1, "update where {label}");
         let q = write(
             "/query",
-            json!({"sql": "SELECT v FROM t WHERE id = ? AND v = ?", "params": [id, &changed]}),
+            json!({"sql": format!("SELECT v FROM {table} WHERE id = ? AND v = ?"), "params": [id, &changed]}),
         )
         .await;
         assert_eq!(q["rows"], json!([[&changed]]), "query param {label}");
         // Through the batch route's params, then deleted by value.
         let other = 5000 + i as i64;
-        let w = write("/write/sql", json!({"statements": [{"sql": "INSERT INTO t (id, v) VALUES (?, ?)", "params": [other, s]}]})).await;
+        let w = write("/write/sql", json!({"statements": [{"sql": format!("INSERT INTO {table} (id, v) VALUES (?, ?)"), "params": [other, s]}]})).await;
         assert_eq!(w["affected_rows"], 1, "sql param {label}");
         let w = write(
             "/write/delete",
-            json!({"table": "t", "where_key": {"id": other, "v": s}}),
+            json!({"table": table, "where_key": {"id": other, "v": s}}),
         )
         .await;
         assert_eq!(w["affected_rows"], 1, "delete where {label}");
         let back: Option<String> = conn
-            .exec_first("SELECT v FROM t WHERE id = ?", (id,))
+            .exec_first(format!("SELECT v FROM {table} WHERE id = ?"), (id,))
             .await
             .expect("read back");
         assert_eq!(back, Some(changed), "update {label} round trip");
     }
     let count: Option<i64> = conn
-        .query_first("SELECT COUNT(*) FROM t")
+        .query_first(format!("SELECT COUNT(*) FROM {table}"))
         .await
         .expect("count");
     assert_eq!(

@@ -26,6 +26,8 @@ pub const NODES: usize = 3;
 pub const HEARTBEAT_MS: u64 = 150;
 /// Election timeout of every node (ms); pauses last longer than this.
 pub const ELECTION_TIMEOUT_MS: u64 = 1000;
+/// The cluster secret every node shares.
+const CHAOS_SECRET: &str = "chaos-secret-0123456789abcdef";
 /// Size of the tmpfs that holds the disk-full node's data dir.
 pub const TMPFS_SIZE: &str = "48m";
 
@@ -366,26 +368,20 @@ async fn node_config(
     let api = format!("127.0.0.1:{}", p2.port());
     let name = format!("node-{}", i + 1);
     let cfg = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "[node]\nid = \"{name}\"\nbind_address = \"{bind}\"\n\
-             advertise_address = \"{cluster_addr}\"\ndata_dir = \"{}\"\n\
-             [database]\nhost = \"{}\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
-             [wal]\nsegment_size_mb = 1\n\
-             [cluster]\nsecret = \"chaos-secret-0123456789abcdef\"\n\
-             heartbeat_interval_ms = {HEARTBEAT_MS}\nelection_timeout_ms = {ELECTION_TIMEOUT_MS}\n\
-             [api]\nbind_address = \"{api}\"\n\
-             [proxy]\nbind_address = \"{mysql}\"\n\
-             [[proxy.users]]\nname = \"{}\"\npassword = \"{}\"\n",
-            data.display(),
-            db.host(),
-            db.port(),
-            MYSQL_USER.0,
-            MYSQL_USER.1,
-        ),
-    )
-    .expect("write config");
+    let mut c = crate::support::config::node(&name, &bind.to_string(), data, CHAOS_SECRET);
+    c.node.advertise_address = Some(cluster_addr.clone());
+    crate::support::config::on_mariadb(&mut c, db, "app");
+    c.wal.segment_size_mb = 1;
+    c.cluster.heartbeat_interval_ms = HEARTBEAT_MS;
+    c.cluster.election_timeout_ms = ELECTION_TIMEOUT_MS;
+    c.api.bind_address = api.clone();
+    c.proxy.bind_address = mysql.clone();
+    c.proxy.users = vec![wolfscale::config::ProxyUser {
+        name: MYSQL_USER.0.to_string(),
+        password: Some(MYSQL_USER.1.to_string()),
+        password_sha1: None,
+    }];
+    crate::support::config::write(&c, &cfg);
     let fiu = (special && wrappers.fiu).then(|| {
         assert!(
             FIU_LIBS.iter().all(|l| Path::new(l).exists()),

@@ -15,10 +15,7 @@ use wolfscale::api::NodeState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_statements_are_results_and_a_different_outcome_is_diverged_until_resync() {
-    let config = NodeConfig {
-        cluster: "auto_resync = false",
-        ..NodeConfig::default()
-    };
+    let config = NodeConfig::with(|c| c.cluster.auto_resync = false);
     let c = ProcCluster::start_with(3, &config).await;
     let leader = c.leader(Duration::from_secs(10)).await;
     let lc = c.client(leader);

@@ -316,10 +316,7 @@ async fn wolfscale_resync_fixes_a_follower_check_reports_as_different() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_diverged_follower_that_restarts_is_still_held_until_resynced() {
-    let config = crate::support::procs::NodeConfig {
-        cluster: "auto_resync = false",
-        ..crate::support::procs::NodeConfig::default()
-    };
+    let config = crate::support::procs::NodeConfig::with(|c| c.cluster.auto_resync = false);
     let mut c = ProcCluster::start_with(3, &config).await;
     let leader = c.leader(Duration::from_secs(30)).await;
     let lc = c.client(leader);

@@ -13,16 +13,14 @@ use super::sqlite_applier::SqliteApplier;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
-use wolfscale::config::{self, EnvOverrides, Loaded};
+use wolfscale::config::Loaded;
+use wolfscale::consensus::network::ClusterError;
 use wolfscale::consensus::Request;
 use wolfscale::node::{Node, Role, StartMode};
 
 /// The secret every test node shares.
 pub const SECRET: &str = "test-cluster-secret-0123456789";
-/// `cluster.heartbeat_interval_ms` of every test node.
-pub const HEARTBEAT_MS: u64 = 100;
-/// `cluster.election_timeout_ms` of every test node.
-pub const ELECTION_TIMEOUT_MS: u64 = 600;
+pub use super::config::ELECTION_TIMEOUT_MS;
 
 /// One node slot: its files survive a stop, so it can be restarted.
 pub struct Slot {
@@ -53,23 +51,17 @@ impl Slot {
     }
 
     fn loaded(&self) -> Loaded {
-        let advertise = match &self.relay {
-            Some(r) => format!("advertise_address = \"{}\"\n", r.addr),
-            None => String::new(),
-        };
-        let text = format!(
-            "[node]\nid = \"{name}\"\nbind_address = \"{addr}\"\n{advertise}data_dir = \"{dir}\"\n\
-             [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = {HEARTBEAT_MS}\n\
-             election_timeout_ms = {ELECTION_TIMEOUT_MS}\n\
-             [wal]\nsegment_size_mb = 1\n[api]\nenabled = false\n",
-            name = self.name,
-            addr = self.bind_addr(),
-            dir = self.dir.path().display(),
+        let mut c = super::config::node(
+            &self.name,
+            &self.bind_addr().to_string(),
+            self.dir.path(),
+            SECRET,
         );
-        let mut loaded =
-            config::parse(&text, &EnvOverrides::default()).expect("test config is valid");
-        loaded.config.cluster.voter = !self.learner;
-        loaded
+        c.node.advertise_address = self.relay.as_ref().map(|r| r.addr.to_string());
+        c.wal.segment_size_mb = 1;
+        c.api.enabled = false;
+        c.cluster.voter = !self.learner;
+        super::config::loaded(&c)
     }
 
     /// Starts (or restarts) the node in `mode`.
@@ -271,13 +263,38 @@ impl Cluster {
         }
     }
 
-    /// Proposes `payload` through slot `via` (forwarded to the leader if needed); returns the LSN.
+    /// Proposes `payload` through slot `via`; returns the LSN (see [`propose_via`]).
     pub async fn write(
         &self,
         via: usize,
         payload: Vec<u8>,
     ) -> Result<u64, wolfscale::consensus::network::ClusterError> {
-        let (lsn, _) = self.slots[via].node().propose(Request { payload }).await?;
+        let nodes: Vec<Node> = self.running().map(|(_, n)| n.clone()).collect();
+        let (lsn, _) = propose_via(self.slots[via].node(), &nodes, Request { payload }).await?;
         Ok(lsn)
+    }
+}
+
+/// Proposes `request` on `via` with the leader's half of the service's write path
+/// ([`Node::propose_local`]); a follower's refusal naming the leader sends it to that node
+/// among `nodes`, once, as the service forwards a client write. These nodes have no
+/// service (their applier is not MariaDB), so the hop is made here, in process.
+///
+/// # Errors
+/// The refusal or failure of the node that was asked last. Only `NoLeader` and
+/// `NotLeader` mean "not appended"; never retry anything else.
+pub async fn propose_via(
+    via: &Node,
+    nodes: &[Node],
+    request: Request,
+) -> Result<(u64, wolfscale::consensus::Response), ClusterError> {
+    match via.propose_local(request.clone()).await {
+        Err(ClusterError::NotLeader(leader, _)) => {
+            match nodes.iter().find(|n| n.number() == leader) {
+                Some(n) => n.propose_local(request).await,
+                None => Err(ClusterError::NoLeader),
+            }
+        }
+        other => other,
     }
 }

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::process::{is_root, pid_exists};
+use super::process::pid_exists;
 use super::{Error, Result};
+use wolfscale::testing::mariadbd;
 
 /// Bump when the install flags below change, so stale templates are not reused.
 const REVISION: u32 = 1;
@@ -102,21 +103,13 @@ fn build(install_db: &Path, root: &Path, key: &str, datadir: &Path) -> Result<()
     let log_err = log
         .try_clone()
         .map_err(|e| Error::io("duplicate log handle", e))?;
-    let mut cmd = Command::new(install_db);
-    // `--no-defaults` must come first: the machine's my.cnf must not leak in.
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", scratch.display()))
-        // Root gets a passwordless account usable over TCP (root@127.0.0.1), not only
-        // through the unix socket: tests and later WolfScale nodes connect over TCP.
-        .arg("--auth-root-authentication-method=normal")
-        .arg("--skip-test-db")
-        .args(INNODB_SIZES)
+    // Root gets a passwordless account usable over TCP (root@127.0.0.1), not only
+    // through the unix socket: tests and later WolfScale nodes connect over TCP.
+    let mut cmd = mariadbd::install_db_command(install_db, &scratch);
+    cmd.args(INNODB_SIZES)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
-    if is_root() {
-        cmd.arg("--user=root");
-    }
     let started = Instant::now();
     let status = cmd
         .status()
@@ -141,12 +134,7 @@ fn build(install_db: &Path, root: &Path, key: &str, datadir: &Path) -> Result<()
 /// # Errors
 /// [`Error::MissingTool`], whose message says how to install it.
 pub fn find_tool(name: &str) -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .ok_or_else(|| Error::MissingTool { tool: name.into() })
+    Ok(mariadbd::find_tool(name)?)
 }
 
 /// The version word of `mariadbd --version`, made safe for a directory name.
@@ -187,15 +175,7 @@ fn lock_file(path: &Path) -> Result<File> {
 /// The last `lines` lines of a text file from byte `from` on; a note instead if unreadable.
 /// Never fails: it only feeds error messages.
 pub fn tail_of_file(path: &Path, from: u64, lines: usize) -> String {
-    match fs::read(path) {
-        Ok(bytes) => {
-            let start = usize::try_from(from).unwrap_or(usize::MAX).min(bytes.len());
-            let text = String::from_utf8_lossy(&bytes[start..]);
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("(cannot read {}: {e})", path.display()),
-    }
+    mariadbd::tail_of_file(path, from, lines)
 }
 
 /// Makes a server's own dir: `data/` (a copy of the template) and `tmp/`. Returns it with

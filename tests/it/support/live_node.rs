@@ -2,6 +2,7 @@
 //! its own private MariaDB, with an API token, its log captured to a file so a test can
 //! check it never panicked. It owns the process, the MariaDB and the temp dir.
 
+use super::config;
 use super::ports::PortReservation;
 use super::process::{spawn_tied, Tied};
 use super::MariaDb;
@@ -45,19 +46,12 @@ impl LiveNode {
         let cluster = format!("127.0.0.1:{}", p1.port());
         let api = format!("127.0.0.1:{}", p2.port());
         let cfg = dir.path().join("node.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[node]\nid = \"node-1\"\nbind_address = \"{cluster}\"\ndata_dir = \"{}\"\n\
-                 [database]\nhost = \"{}\"\nport = {}\nuser = \"root\"\ndatabase = \"app\"\npool_size = 4\n\
-                 [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = 600\n\
-                 [api]\nbind_address = \"{api}\"\ntoken = \"{TOKEN}\"\nmax_body_bytes = {max_body_bytes}\n",
-                dir.path().join("data").display(),
-                db.host(),
-                db.port(),
-            ),
-        )
-        .expect("write config");
+        let mut c = config::node("node-1", &cluster, &dir.path().join("data"), SECRET);
+        config::on_mariadb(&mut c, &db, "app");
+        c.api.bind_address = api.clone();
+        c.api.token = Some(TOKEN.into());
+        c.api.max_body_bytes = max_body_bytes as u64;
+        config::write(&c, &cfg);
         let log = dir.path().join("node.log");
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");

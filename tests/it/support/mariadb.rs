@@ -8,7 +8,7 @@
 //! page cache) but not a crash of the whole machine.
 
 use std::fs::OpenOptions;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Pool};
 use tempfile::TempDir;
+use wolfscale::testing::mariadbd::{self, Layout};
 
 use super::ports::PortReservation;
 use super::process::{self, Tied};
@@ -255,63 +256,24 @@ impl MariaDb {
     }
 
     async fn wait_ready(&self, child: &mut Child, log_start: u64) -> Result<()> {
-        let deadline = Instant::now() + self.options.ready_timeout;
-        let mut last_error = String::from("none yet");
-        loop {
-            let exited = child
-                .try_wait()
-                .map_err(|e| Error::io("wait for mariadbd", e))?;
-            if let Some(status) = exited {
-                return Err(Error::Exited {
-                    status: status.to_string(),
-                    log_tail: self.error_log_tail(log_start).await,
-                });
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Error::NotReady {
-                    addr: self.addr().to_string(),
-                    waited: self.options.ready_timeout,
-                    last_error,
-                    log_tail: self.error_log_tail(log_start).await,
-                });
-            }
-            // A connection accepted before the server is ready only gets its greeting
-            // later, hence the timeout on each attempt.
-            let attempt = Conn::new(self.opts());
-            match tokio::time::timeout(left.min(Duration::from_secs(5)), attempt).await {
-                Ok(Ok(conn)) => {
-                    // Only the handshake mattered; a failed goodbye changes nothing.
-                    let _ = conn.disconnect().await;
-                    return Ok(());
-                }
-                Ok(Err(e)) => last_error = e.to_string(),
-                Err(_) => last_error = "connect attempt timed out".into(),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let host = IpAddr::V4(self.host());
+        let limit = self.options.ready_timeout;
+        mariadbd::wait_ready(child, &self.layout(), host, self.port(), log_start, limit).await?;
+        Ok(())
+    }
+
+    fn layout(&self) -> Layout {
+        Layout::new(self.dir.path())
     }
 
     fn command(&self) -> Command {
-        let dir = self.dir.path();
-        let mut cmd = Command::new(&self.mariadbd);
-        // `--no-defaults` must come first: the machine's my.cnf must not leak in.
-        cmd.arg("--no-defaults")
-            .arg(format!("--datadir={}", self.datadir().display()))
-            .arg(format!("--socket={}", self.socket().display()))
-            .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
-            .arg(format!("--log-error={}", self.error_log().display()))
-            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
-            .arg(format!("--bind-address={}", self.options.host))
-            .arg(format!("--port={}", self.port()))
-            .args(datadir::INNODB_SIZES)
-            .args(SPEED_FLAGS);
-        if process::is_root() {
-            // mariadbd refuses to run as root unless told to.
-            cmd.arg("--user=root");
-        }
-        cmd.args(&self.options.extra_args);
-        cmd
+        let flags = datadir::INNODB_SIZES
+            .iter()
+            .chain(SPEED_FLAGS)
+            .map(|f| f.to_string())
+            .chain(self.options.extra_args.iter().cloned());
+        let host = IpAddr::V4(self.options.host);
+        mariadbd::server_command(&self.mariadbd, &self.layout(), host, self.port(), flags)
     }
 
     /// Loopback address the server listens on.
@@ -337,11 +299,7 @@ impl MariaDb {
     /// Connection options for root over TCP, without a default database. The socket is
     /// not preferred, so connections take the same path as remote clients would.
     pub fn opts(&self) -> OptsBuilder {
-        OptsBuilder::default()
-            .ip_or_hostname(self.host().to_string())
-            .tcp_port(self.port())
-            .user(Some("root"))
-            .prefer_socket(false)
+        mariadbd::root_opts(IpAddr::V4(self.host()), self.port())
     }
 
     /// Opens a new connection as root.
@@ -421,17 +379,12 @@ impl MariaDb {
 
     /// The server's datadir (a copy of the template, kept across restarts).
     pub fn datadir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// The server's unix socket.
-    pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("mariadbd.sock")
+        self.layout().datadir()
     }
 
     /// The server's error log, appended to across restarts.
     pub fn error_log(&self) -> PathBuf {
-        self.dir.path().join("error.log")
+        self.layout().error_log()
     }
 
     /// Start-up figures of this server.
@@ -507,13 +460,6 @@ impl MariaDb {
         }
         tracing::info!(addr = %self.addr(), pid = self.pid(), boot_ms = self.timings.boot.as_millis(), "mariadb restarted");
         Ok(())
-    }
-
-    async fn error_log_tail(&self, from: u64) -> String {
-        let path = self.error_log();
-        tokio::task::spawn_blocking(move || datadir::tail_of_file(&path, from, 30))
-            .await
-            .unwrap_or_else(|e| format!("(reading the error log failed: {e})"))
     }
 }
 

@@ -18,6 +18,7 @@
 //! to run `apt-get install -y mariadb-server`.
 
 pub mod cluster;
+pub mod config;
 pub mod datadir;
 pub mod galera;
 pub mod live_node;
@@ -103,6 +104,28 @@ pub enum Error {
     /// A query or connection to a private server failed.
     #[error("mariadb: {0}")]
     Mysql(#[from] mysql_async::Error),
+}
+
+impl From<wolfscale::testing::mariadbd::LaunchError> for Error {
+    fn from(e: wolfscale::testing::mariadbd::LaunchError) -> Error {
+        use wolfscale::testing::mariadbd::LaunchError as L;
+        match e {
+            L::MissingTool { tool } => Error::MissingTool { tool },
+            L::Wait(source) => Error::io("wait for mariadbd", source),
+            L::Exited { status, log_tail } => Error::Exited { status, log_tail },
+            L::NotReady {
+                addr,
+                waited,
+                last_error,
+                log_tail,
+            } => Error::NotReady {
+                addr,
+                waited,
+                last_error,
+                log_tail,
+            },
+        }
+    }
 }
 
 impl Error {

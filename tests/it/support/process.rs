@@ -124,12 +124,6 @@ pub async fn wait_exit(child: &mut Child, limit: Duration) -> io::Result<Option<
     }
 }
 
-/// Whether we run as root, where MariaDB programs need `--user=root` to agree to run.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// Whether a process with this pid exists (a zombie counts as existing).
 pub fn pid_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()

@@ -4,16 +4,19 @@
 //! to a file in the cluster's temp dir; when a test panics, the tail of every log is
 //! printed so the failure can be read without a rerun.
 
+use super::config;
 use super::mariadb::MariaDb;
 use super::ports::PortReservation;
 use super::process::{self, spawn_tied, Tied};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use wolfscale::api::client::{Client, Error as ClientError, WriteKind};
 use wolfscale::api::{NodeState, NodeStatus, Role, WriteResult};
+use wolfscale::config::{Config, ProxyUser};
 
 /// The replicated database every node uses.
 pub const DATABASE: &str = "app";
@@ -22,32 +25,41 @@ pub const SECRET: &str = "cluster-test-secret-0123456789abcdef";
 /// Default log filter of the node processes.
 pub const LOG_FILTER: &str = "info,openraft=warn";
 
+/// Changes a test makes to a node's config.
+pub type Tweak = Arc<dyn Fn(&mut Config) + Send + Sync>;
+
 /// A node's `wolfscale.toml` for process tests: the common settings (loopback ports,
-/// root on its own MariaDB, database `app`, short heartbeats) plus per-test additions.
-pub struct NodeConfig<'a> {
+/// root on its own MariaDB, database `app`, short heartbeats) plus the test's changes,
+/// written by serialising a [`Config`] (see [`super::config`]).
+#[derive(Clone)]
+pub struct NodeConfig {
     /// `cluster.election_timeout_ms`.
     pub election_timeout_ms: u64,
-    /// Lines for a `[wal]` section (none when empty).
-    pub wal: &'a str,
-    /// Extra lines of the `[cluster]` section.
-    pub cluster: &'a str,
-    /// Extra lines of the `[api]` section.
-    pub api: &'a str,
     /// Serve the MySQL front end on a free port, with the user [`MYSQL_USER`].
     pub mysql: bool,
+    /// Applied last, to every node's config.
+    pub tweak: Option<Tweak>,
 }
 
 /// The MySQL front-end account of process tests: `(name, password)`.
 pub const MYSQL_USER: (&str, &str) = ("app", "app-secret");
 
-impl Default for NodeConfig<'_> {
+impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
             election_timeout_ms: 600,
-            wal: "",
-            cluster: "",
-            api: "",
             mysql: false,
+            tweak: None,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The common settings changed by `tweak`.
+    pub fn with(tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> NodeConfig {
+        NodeConfig {
+            tweak: Some(Arc::new(tweak)),
+            ..NodeConfig::default()
         }
     }
 }
@@ -66,7 +78,7 @@ pub struct NodeFiles {
     pub mysql: Option<(String, PortReservation)>,
 }
 
-impl NodeConfig<'_> {
+impl NodeConfig {
     /// Writes `dir/node-{i}.toml` for node `node-{i}` on `db`, data in `dir/data-{i}`.
     pub fn write(&self, dir: &Path, i: usize, db: &MariaDb) -> NodeFiles {
         let p1 = PortReservation::new(Ipv4Addr::LOCALHOST).expect("free port");
@@ -74,39 +86,31 @@ impl NodeConfig<'_> {
         let cluster = format!("127.0.0.1:{}", p1.port());
         let api = format!("127.0.0.1:{}", p2.port());
         let cfg = dir.join(format!("node-{i}.toml"));
-        let wal = if self.wal.is_empty() {
-            String::new()
-        } else {
-            format!("[wal]\n{}\n", self.wal)
-        };
-        let (cluster_extra, api_extra) = (self.cluster, self.api);
+        let mut c = config::node(
+            &format!("node-{i}"),
+            &cluster,
+            &dir.join(format!("data-{i}")),
+            SECRET,
+        );
+        config::on_mariadb(&mut c, db, DATABASE);
+        c.cluster.election_timeout_ms = self.election_timeout_ms;
+        c.api.bind_address = api.clone();
         let mysql = self.mysql.then(|| {
             let p = PortReservation::new(Ipv4Addr::LOCALHOST).expect("free port");
             (format!("127.0.0.1:{}", p.port()), p)
         });
-        let proxy = match &mysql {
-            Some((addr, _)) => format!(
-                "[proxy]\nbind_address = \"{addr}\"\n[[proxy.users]]\nname = \"{}\"\npassword = \"{}\"\n",
-                MYSQL_USER.0, MYSQL_USER.1
-            ),
-            None => String::new(),
-        };
-        std::fs::write(
-            &cfg,
-            format!(
-                "[node]\nid = \"node-{i}\"\nbind_address = \"{cluster}\"\ndata_dir = \"{data}\"\n\
-                 [database]\nhost = \"{host}\"\nport = {port}\nuser = \"root\"\ndatabase = \"{DATABASE}\"\npool_size = 4\n\
-                 {wal}\
-                 [cluster]\nsecret = \"{SECRET}\"\nheartbeat_interval_ms = 100\nelection_timeout_ms = {timeout}\n{cluster_extra}\n\
-                 {proxy}\
-                 [api]\nbind_address = \"{api}\"\n{api_extra}\n",
-                data = dir.join(format!("data-{i}")).display(),
-                host = db.host(),
-                port = db.port(),
-                timeout = self.election_timeout_ms,
-            ),
-        )
-        .expect("write node config");
+        if let Some((addr, _)) = &mysql {
+            c.proxy.bind_address = addr.clone();
+            c.proxy.users.push(ProxyUser {
+                name: MYSQL_USER.0.into(),
+                password: Some(MYSQL_USER.1.into()),
+                password_sha1: None,
+            });
+        }
+        if let Some(tweak) = &self.tweak {
+            tweak(&mut c);
+        }
+        config::write(&c, &cfg);
         NodeFiles {
             cfg,
             api,
@@ -142,7 +146,7 @@ impl NodeProc {
         Self::with_config(dir, i, db, &NodeConfig::default())
     }
 
-    fn with_config(dir: &Path, i: usize, db: MariaDb, config: &NodeConfig<'_>) -> NodeProc {
+    fn with_config(dir: &Path, i: usize, db: MariaDb, config: &NodeConfig) -> NodeProc {
         let files = config.write(dir, i, &db);
         let name = format!("node-{i}");
         NodeProc {
@@ -170,18 +174,10 @@ impl NodeProc {
     /// `port` change, nothing else); returns the server it used before.
     pub fn swap_db(&mut self, db: MariaDb) -> MariaDb {
         let text = std::fs::read_to_string(&self.cfg).expect("read node config");
-        let mut doc: toml::Table = text.parse().expect("node config is TOML");
-        let section = doc
-            .get_mut("database")
-            .and_then(toml::Value::as_table_mut)
-            .expect("node config has [database]");
-        section.insert("host".into(), db.host().to_string().into());
-        section.insert("port".into(), i64::from(db.port()).into());
-        std::fs::write(
-            &self.cfg,
-            toml::to_string(&doc).expect("serialise node config"),
-        )
-        .expect("write node config");
+        let mut c: Config = toml::from_str(&text).expect("node config is a Config");
+        c.database.host = db.host().to_string();
+        c.database.port = db.port();
+        config::write(&c, &self.cfg);
         std::mem::replace(&mut self.db, db)
     }
 
@@ -304,7 +300,7 @@ impl ProcCluster {
     }
 
     /// [`ProcCluster::start`] with every node's config written from `config`.
-    pub async fn start_with(n: usize, config: &NodeConfig<'_>) -> ProcCluster {
+    pub async fn start_with(n: usize, config: &NodeConfig) -> ProcCluster {
         super::init_tracing();
         let started = Instant::now();
         let dbs = MariaDb::start_many(n).await.expect("start mariadb servers");
