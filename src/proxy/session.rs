@@ -622,6 +622,25 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
         self.run(action, Vec::new(), Protocol::Text, results).await
     }
 
+    async fn on_reset<'a>(&'a mut self)
+    where
+        W: 'async_trait,
+    {
+        // COM_RESET_CONNECTION / COM_CHANGE_USER: as MariaDB does, an open transaction is
+        // rolled back (nothing of it reaches the log) and the session starts afresh. The
+        // read-your-writes position stays: it only makes reads wait, never stale.
+        if let Some(txn) = self.txn.take() {
+            txn.rollback().await;
+        }
+        self.autocommit = true;
+        self.consistency = Consistency::None;
+        self.sql_mode = None;
+        self.last_error = None;
+        self.last_insert_id = 0;
+        self.user_vars.clear();
+        self.prepared.clear();
+    }
+
     async fn on_init<'a>(&'a mut self, db: &'a str, writer: InitWriter<'a, W>) -> io::Result<()> {
         match self.use_db(db) {
             Ok(()) => writer.ok().await,

@@ -5,7 +5,7 @@
 //! transactions end with identical replicas.
 
 use crate::proxy::{checksums, cluster, conn_opts, sysbench_count, sysbench_with};
-use crate::support::procs::{ProcCluster, DATABASE};
+use crate::support::procs::{ProcCluster, DATABASE, MYSQL_USER};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use std::time::{Duration, Instant};
@@ -204,6 +204,47 @@ async fn proxy_txn_lost_update_cannot_happen_and_rollback_leaves_nothing() {
         .expect_err("write in read only");
     assert_eq!(code(&e), Some(1792), "{e:?}");
     a.query_drop("COMMIT").await.expect("commit ro");
+
+    // COM_RESET_CONNECTION (what connection pools send) ends an open transaction with
+    // nothing written; so does COM_CHANGE_USER once the user authenticated.
+    a.query_drop("BEGIN").await.expect("begin");
+    a.exec_drop("INSERT INTO note (body) VALUES (?)", ("reset",))
+        .await
+        .expect("insert");
+    assert!(a.reset().await.expect("reset"), "COM_RESET_CONNECTION sent");
+    a.query_drop("COMMIT")
+        .await
+        .expect("nothing open to commit");
+    b.query_drop("BEGIN").await.expect("begin");
+    b.exec_drop("INSERT INTO note (body) VALUES (?)", ("changed",))
+        .await
+        .expect("insert");
+    let user = |pass: &str| {
+        mysql_async::ChangeUserOpts::default()
+            .with_user(Some(MYSQL_USER.0.to_string()))
+            .with_pass(Some(pass.to_string()))
+            .with_db_name(Some(DATABASE.to_string()))
+    };
+    let mut other = connect(&c, 2).await;
+    other
+        .change_user(user("not-the-password"))
+        .await
+        .expect_err("a wrong password is refused");
+    b.change_user(user(MYSQL_USER.1))
+        .await
+        .expect("change user");
+    b.query_drop("COMMIT")
+        .await
+        .expect("nothing open to commit");
+    assert_eq!(
+        on_every_node(
+            &c,
+            "SELECT COUNT(*) FROM note WHERE body IN ('reset', 'changed')"
+        )
+        .await,
+        vec![Some(0); 3],
+        "a reset transaction wrote something"
+    );
     a.disconnect().await.expect("disconnect");
     b.disconnect().await.expect("disconnect");
 }

@@ -181,6 +181,10 @@ pub enum Command<'a> {
     },
     Ping,
     Quit,
+    /// COM_RESET_CONNECTION (patched in).
+    ResetConnection,
+    /// COM_CHANGE_USER with its body (patched in).
+    ChangeUser(&'a [u8]),
 }
 
 pub fn execute(i: &[u8]) -> nom::IResult<&[u8], Command<'_>> {
@@ -237,6 +241,13 @@ pub fn parse(i: &[u8]) -> nom::IResult<&[u8], Command<'_>> {
             Command::Close,
         ),
         map(tag(&[CommandByte::COM_QUIT as u8]), |_| Command::Quit),
+        map(tag(&[CommandByte::COM_RESET_CONNECTION as u8]), |_| {
+            Command::ResetConnection
+        }),
+        map(
+            preceded(tag(&[CommandByte::COM_CHANGE_USER as u8]), rest),
+            Command::ChangeUser,
+        ),
         map(tag(&[CommandByte::COM_PING as u8]), |_| Command::Ping),
     ))(i)
 }

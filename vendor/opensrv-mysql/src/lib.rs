@@ -204,6 +204,40 @@ pub trait AsyncMysqlShim<W: Send> {
     ) -> Result<(), Self::Error> {
         Ok(())
     }
+
+    /// Called on COM_RESET_CONNECTION, and on COM_CHANGE_USER once the new user
+    /// authenticated: the session must forget its state (open transaction, variables,
+    /// prepared statements). (Patched in; the default keeps nothing to forget.)
+    async fn on_reset<'a>(&'a mut self)
+    where
+        W: 'async_trait,
+    {
+    }
+}
+
+/// The user name, auth response and database of a COM_CHANGE_USER body (patched in).
+fn change_user_fields(
+    body: &[u8],
+    capabilities: CapabilityFlags,
+) -> Option<(&[u8], &[u8], &[u8])> {
+    let nul = body.iter().position(|&b| b == 0)?;
+    let (user, rest) = (&body[..nul], &body[nul + 1..]);
+    let (auth, rest) = if capabilities.contains(CapabilityFlags::CLIENT_SECURE_CONNECTION) {
+        let len = usize::from(*rest.first()?);
+        let rest = &rest[1..];
+        if rest.len() < len {
+            return None;
+        }
+        (&rest[..len], &rest[len..])
+    } else {
+        let nul = rest.iter().position(|&b| b == 0)?;
+        (&rest[..nul], &rest[nul + 1..])
+    };
+    let db = match rest.iter().position(|&b| b == 0) {
+        Some(nul) => &rest[..nul],
+        None => rest,
+    };
+    Some((user, auth, db))
 }
 
 /// The options which passed to AsyncMysqlIntermediary struct
@@ -723,6 +757,62 @@ where
                         }
                         Command::Quit => {
                             break;
+                        }
+                        Command::ResetConnection => {
+                            stmts.clear();
+                            self.shim.on_reset().await;
+                            writers::write_ok_packet(
+                                &mut self.writer,
+                                self.client_capabilities,
+                                OkResponse::default(),
+                            )
+                            .await?;
+                        }
+                        Command::ChangeUser(body) => {
+                            let scramble = self.shim.salt();
+                            let fields = change_user_fields(body, self.client_capabilities);
+                            let ok = match fields {
+                                Some((user, auth, _)) => {
+                                    self.shim
+                                        .authenticate(
+                                            "mysql_native_password",
+                                            user,
+                                            &scramble,
+                                            auth,
+                                        )
+                                        .await
+                                }
+                                None => false,
+                            };
+                            if ok {
+                                stmts.clear();
+                                self.shim.on_reset().await;
+                                let db = fields.map(|f| f.2).unwrap_or_default();
+                                match std::str::from_utf8(db) {
+                                    Ok(db) if !db.is_empty() => {
+                                        let w = InitWriter {
+                                            client_capabilities: self.client_capabilities,
+                                            writer: &mut self.writer,
+                                        };
+                                        self.shim.on_init(db, w).await?;
+                                    }
+                                    _ => {
+                                        writers::write_ok_packet(
+                                            &mut self.writer,
+                                            self.client_capabilities,
+                                            OkResponse::default(),
+                                        )
+                                        .await?;
+                                    }
+                                }
+                            } else {
+                                writers::write_err(
+                                    ErrorKind::ER_ACCESS_DENIED_ERROR,
+                                    b"Access denied: COM_CHANGE_USER with a wrong user or password",
+                                    &mut self.writer,
+                                )
+                                .await?;
+                            }
                         }
                     }
                     self.writer.flush_all().await?;
