@@ -157,11 +157,13 @@ impl Transaction {
                  (WolfScale: a replicated write needed rows this transaction held, so it was \
                  rolled back on this node; nothing was written)",
             ))),
+            // The whole transaction is rolled back (not only the statement, as MariaDB
+            // does after a lock wait timeout): 1213 tells the client to retry all of it.
             mysql_async::Error::Server(se) if se.code == DEADLOCK || se.code == 1205 => Err(self
                 .doom(MyError::new(
-                    se.code,
+                    DEADLOCK,
                     format!(
-                        "{} (the transaction was rolled back; nothing was written)",
+                        "{} (WolfScale rolled the whole transaction back; nothing was written)",
                         se.message
                     ),
                 ))),

@@ -494,7 +494,7 @@ pub(crate) async fn sysbench_with(
 ) -> String {
     let (host, port) = front_end(c, i);
     let out = tokio::time::timeout(
-        Duration::from_secs(180),
+        Duration::from_secs(300),
         tokio::process::Command::new("sysbench")
             .arg(workload)
             .args([
@@ -515,7 +515,7 @@ pub(crate) async fn sysbench_with(
             .output(),
     )
     .await
-    .unwrap_or_else(|_| panic!("sysbench {workload} {command} finished within 180 s"))
+    .unwrap_or_else(|_| panic!("sysbench {workload} {command} finished within 300 s"))
     .expect("run sysbench (apt-get install -y sysbench)");
     let (stdout, stderr) = text(&out);
     assert!(

@@ -368,7 +368,17 @@ async fn proxy_txn_sysbench_read_write_and_write_only_end_identical() {
     let c = cluster().await;
     let leader = c.leader(Duration::from_secs(30)).await;
     let follower = c.other_than(leader);
-    sysbench_with(&c, follower, "oltp_read_write", "prepare", &[]).await;
+    // 2,000 rows: each oltp_read_write transaction reads four ranges of 100 rows, and
+    // every row it read is certified, so on a small table nearly every transaction would
+    // conflict with one of the 15 others.
+    sysbench_with(
+        &c,
+        follower,
+        "oltp_read_write",
+        "prepare",
+        &["--table-size=2000"],
+    )
+    .await;
     for workload in ["oltp_read_write", "oltp_write_only"] {
         // sysbench retries a transaction that gets 1213 (it counts it as an ignored error).
         let report = sysbench_with(
@@ -376,7 +386,12 @@ async fn proxy_txn_sysbench_read_write_and_write_only_end_identical() {
             follower,
             workload,
             "run",
-            &["--threads=16", "--time=8", "--mysql-ignore-errors=1213"],
+            &[
+                "--threads=16",
+                "--time=5",
+                "--table-size=2000",
+                "--mysql-ignore-errors=1213",
+            ],
         )
         .await;
         let done = sysbench_count(&report, "transactions:");
@@ -398,12 +413,12 @@ async fn proxy_txn_sysbench_read_write_and_write_only_end_identical() {
     assert!(sums.iter().all(|s| *s == sums[0]), "nodes differ: {sums:?}");
     // sysbench's C client re-executes prepared statements without resending the types:
     // every value it bound arrived intact (sysbench writes 119-character `c` and
-    // 59-character `pad` values and ids 1..=200).
+    // 59-character `pad` values and ids 1..=2000).
     assert_eq!(
         on_every_node(
             &c,
             "SELECT COUNT(*) FROM sbtest1 WHERE CHAR_LENGTH(c) <> 119 \
-             OR CHAR_LENGTH(pad) <> 59 OR id NOT BETWEEN 1 AND 200"
+             OR CHAR_LENGTH(pad) <> 59 OR id NOT BETWEEN 1 AND 2000"
         )
         .await,
         vec![Some(0); 3],
