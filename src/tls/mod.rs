@@ -127,6 +127,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The cipher suites the nodes offer, most preferred first (what benchmarks compare).
+pub fn cipher_suites() -> Vec<rustls::SupportedCipherSuite> {
+    provider().cipher_suites.clone()
+}
+
 /// The rustls configurations built from one [`Material`].
 #[derive(Debug)]
 pub struct Configs {

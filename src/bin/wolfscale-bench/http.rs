@@ -309,8 +309,25 @@ pub(crate) async fn start_cluster(
     bin: &Path,
     servers: &[Server],
 ) -> anyhow::Result<(Vec<Proc>, String, Client)> {
-    let (procs, leader_api) = start_nodes(dir, bin, servers, |_, _| {}).await?;
-    let leader = Client::new(&leader_api)?.with_timeout(Duration::from_secs(30));
+    start_cluster_with(dir, bin, servers, |_, _| {}, plain_client).await
+}
+
+/// A plain-HTTP client of the API at `address`.
+pub(crate) fn plain_client(address: &str) -> anyhow::Result<Client> {
+    Ok(Client::new(address)?)
+}
+
+/// [`start_cluster`] with `tweak(i, config)` applied to node i's config and the API
+/// reached through `client(address)` (HTTPS when the nodes have `[tls]`).
+pub(crate) async fn start_cluster_with(
+    dir: &Path,
+    bin: &Path,
+    servers: &[Server],
+    tweak: impl Fn(usize, &mut Config),
+    client: impl Fn(&str) -> anyhow::Result<Client>,
+) -> anyhow::Result<(Vec<Proc>, String, Client)> {
+    let (procs, leader_api) = start_nodes_with(dir, bin, servers, tweak, &client).await?;
+    let leader = client(&leader_api)?.with_timeout(Duration::from_secs(30));
     write(
         &leader,
         WriteKind::Ddl,
@@ -330,12 +347,23 @@ pub(crate) async fn start_nodes(
     servers: &[Server],
     tweak: impl Fn(usize, &mut Config),
 ) -> anyhow::Result<(Vec<Proc>, String)> {
+    start_nodes_with(dir, bin, servers, tweak, plain_client).await
+}
+
+/// [`start_nodes`] reaching the API through `client(address)`.
+pub(crate) async fn start_nodes_with(
+    dir: &Path,
+    bin: &Path,
+    servers: &[Server],
+    tweak: impl Fn(usize, &mut Config),
+    client: impl Fn(&str) -> anyhow::Result<Client>,
+) -> anyhow::Result<(Vec<Proc>, String)> {
     let mut procs = Vec::new();
     for (i, db) in servers.iter().enumerate() {
         procs.push(Proc::with_config(dir, i + 1, db, |c| tweak(i, c))?);
     }
     procs[0].spawn(bin, &["start", "--bootstrap"])?;
-    let first = Client::new(&procs[0].api)?;
+    let first = client(&procs[0].api)?;
     let started = Instant::now();
     while first.health().await.is_err() {
         if started.elapsed() > Duration::from_secs(60) {

@@ -15,8 +15,10 @@
 //!   `oltp_insert` through the MySQL front end of a 3-process cluster's leader.
 //! - `wolfscale-bench apply [--dir DIR] [--entries N]`: entries/s one MariaDB applier
 //!   re-applies, as a lagging follower does.
-//! - `wolfscale-bench tls [--dir DIR] [--seconds N] [--clients N]`: cluster-transport and
-//!   HTTP calls/s with TLS off and on in one run, and their ratio.
+//! - `wolfscale-bench tls [--dir DIR] [--seconds N] [--clients N] [--write-clients 1,16,64]
+//!   [--part all|transport|writes]`: cluster-transport and HTTP calls/s with TLS off and
+//!   on, then end-to-end inserts through a plain and a TLS 3-process cluster, in one run,
+//!   with their ratios.
 //! - `wolfscale-bench wal-probe --dir DIR`: opens a WAL and tries two appends, printing
 //!   each outcome; the fsync fault-injection test runs it under `fiu-run`.
 //! - `wolfscale-bench snapshot --source H:P --target H:P [--mb N]`: state transfer (snapshot
@@ -36,6 +38,8 @@ mod snapshot;
 mod stats;
 mod sysbench;
 mod tls;
+mod tls_floor;
+mod tls_writes;
 mod wal;
 
 use clap::{Parser, Subcommand};
@@ -147,17 +151,26 @@ enum Cmd {
         #[arg(long, default_value_t = 40_000)]
         entries: u64,
     },
-    /// Cluster-transport and HTTP calls/s, TLS off versus on, in one run.
+    /// Transport calls/s and end-to-end inserts/s, TLS off versus on, in one run.
     Tls {
-        /// Directory for the generated certificates.
+        /// Directory for the certificates and the clusters' data (on the disk to measure).
         #[arg(long, default_value = "bench-data")]
         dir: PathBuf,
         /// Seconds per measurement.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
-        /// Concurrent clients.
+        /// Concurrent clients of the transport-only calls.
         #[arg(long, default_value_t = 64)]
         clients: usize,
+        /// Concurrent clients of the end-to-end inserts, one case each.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 16, 64])]
+        write_clients: Vec<usize>,
+        /// Which half to run.
+        #[arg(long, value_enum, default_value_t = TlsPart::All)]
+        part: TlsPart,
+        /// The `wolfscale` binary for the end-to-end half (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
     },
     /// Open a WAL and try two appends, printing each outcome (for fault injection).
     #[command(hide = true)]
@@ -166,6 +179,17 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
     },
+}
+
+/// The halves of `wolfscale-bench tls`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TlsPart {
+    /// Both.
+    All,
+    /// Echo calls over the cluster transport and `GET /livez` (one process).
+    Transport,
+    /// Inserts through a plain and a TLS 3-process cluster.
+    Writes,
 }
 
 fn main() -> ExitCode {
@@ -201,7 +225,19 @@ fn main() -> ExitCode {
             dir,
             seconds,
             clients,
-        } => tls::run(&dir, seconds, clients),
+            write_clients,
+            part,
+            wolfscale,
+        } => {
+            let transport = match part {
+                TlsPart::Writes => Ok(()),
+                _ => tls::run(&dir, seconds, clients),
+            };
+            transport.and_then(|()| match part {
+                TlsPart::Transport => Ok(()),
+                _ => tls_writes::run(&dir, seconds, &write_clients, wolfscale),
+            })
+        }
         Cmd::WalProbe { dir } => wal::probe(&dir),
         Cmd::Snapshot {
             source,

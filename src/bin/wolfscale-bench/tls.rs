@@ -225,6 +225,7 @@ pub fn run(dir: &Path, seconds: f64, clients: usize) -> Result<()> {
     // Off and on alternate within each round, so a burst of load from elsewhere on a
     // shared machine hits both sides of one ratio; the median ratio is the result.
     let mut cluster_ratios = Vec::new();
+    let mut cluster_plain_cpu = Vec::new();
     let mut http_ratios = Vec::new();
     let line = |name: &str, off: Rate, on: Rate| {
         println!(
@@ -257,6 +258,7 @@ pub fn run(dir: &Path, seconds: f64, clients: usize) -> Result<()> {
         line("cluster", cl_plain, cl_tls);
         line("http", http_plain, http_tls);
         cluster_ratios.push(ratios(cl_plain, cl_tls));
+        cluster_plain_cpu.push(cl_plain.cpu_us_per_call);
         http_ratios.push(ratios(http_plain, http_tls));
     }
     let median = |mut v: Vec<f64>| {
@@ -273,5 +275,5 @@ pub fn run(dir: &Path, seconds: f64, clients: usize) -> Result<()> {
             (1.0 - 1.0 / cpu) * 100.0
         );
     }
-    Ok(())
+    crate::tls_floor::run(&a, Some(median(cluster_plain_cpu)))
 }
