@@ -15,6 +15,7 @@
 
 use super::codec;
 use super::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
+use crate::observe::stages::{self, Mark};
 use crate::state::StateDb;
 use crate::wal::{Record, Wal};
 use anyerror::AnyError;
@@ -281,6 +282,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Ok(());
         };
         let (first_id, last_id) = (first.log_id, last.log_id);
+        stages::mark_range(first_id.index, last_id.index, Mark::Appended);
         // Appends must continue the entries held exactly. An empty log may start anywhere:
         // openraft starts at 0, and after a purge past the end it restarts where told.
         let visible_last = self.ptrs().visible_last();
@@ -316,6 +318,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await?;
         }
         wal.append_with(records, move |r| {
+            if r.is_ok() {
+                stages::mark_range(first_id.index, last_id.index, Mark::Flushed);
+            }
             callback.log_io_completed(r.map_err(|e| std::io::Error::other(e.to_string())));
         })
         .map_err(|e| io_err(ErrorSubject::Log(first_id), ErrorVerb::Write, e))?;

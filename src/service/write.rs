@@ -124,6 +124,7 @@ impl Service {
 
     /// Prepares and replicates `request` here, if this node leads.
     async fn write_local(&self, request: WriteRequest) -> Result<WriteOutcome, ServiceError> {
+        let started = Instant::now();
         if let Some(refusal) = self.quorum_refusal() {
             return Err(refusal);
         }
@@ -144,6 +145,7 @@ impl Service {
         let request = Request {
             payload: entry.encode(),
         };
+        crate::observe::metrics::write_stage("prepare", started.elapsed());
         // DDL applies alone; other writes share entries with concurrent ones.
         let node = self.inner.node.clone();
         let write = async move {
