@@ -361,6 +361,7 @@ async fn write<B: Backend, T: DeserializeOwned + 'static>(
         let bytes = read_body(&state.options, request).await?;
         let write = cpu(bytes.len(), move || parse_write(&bytes, wrap)).await?;
         tracing::debug!(wait = ?write.wait(), "write accepted");
+        crate::observe::metrics::write_stage("parse", started.elapsed());
         Ok(Json(WriteResult::from(state.backend.write(write).await?)))
     }
     .await;

@@ -14,7 +14,10 @@
 #![allow(clippy::result_large_err)]
 
 use super::codec;
+use super::committed::{self, CommittedHint};
+use super::recent::Recent;
 use super::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
+use crate::observe::stages::{self, Mark};
 use crate::state::StateDb;
 use crate::wal::{Record, Wal};
 use anyerror::AnyError;
@@ -25,7 +28,6 @@ use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex};
 
 const KEY_VOTE: &str = "raft.vote";
-const KEY_COMMITTED: &str = "raft.committed";
 const KEY_PURGED: &str = "raft.last_purged";
 
 /// The log store; clones share the same WAL and pointers (the clone is the log reader).
@@ -38,6 +40,10 @@ struct Inner {
     wal: Wal,
     state: StateDb,
     ptrs: Mutex<Pointers>,
+    /// The entries appended last (see `recent`).
+    recent: Mutex<Recent>,
+    /// Writes the committed hint off openraft's core loop (see `committed`).
+    committed: CommittedHint,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -118,11 +124,19 @@ impl LogStore {
                 last = None;
             }
         }
+        let committed = CommittedHint::start(state.clone()).map_err(|e| {
+            logs_err(
+                ErrorVerb::Write,
+                Violation(format!("cannot start the committed-hint thread: {e}")),
+            )
+        })?;
         Ok(LogStore {
             inner: Arc::new(Inner {
                 wal,
                 state,
                 ptrs: Mutex::new(Pointers { purged, last }),
+                recent: Mutex::new(Recent::default()),
+                committed,
             }),
         })
     }
@@ -133,6 +147,10 @@ impl LogStore {
 
     fn set_ptrs(&self, f: impl FnOnce(&mut Pointers)) {
         f(&mut self.inner.ptrs.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.inner.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The WAL under this store (for status and inspection).
@@ -198,6 +216,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         let (start, end) = crate::wal::half_open(&range);
+        // Just appended (the usual case: replication and apply follow the append): no
+        // blocking read, no thread hand-off.
+        if let Some(entries) = self.recent().get(start, end) {
+            return Ok(entries);
+        }
         let me = self.clone();
         blocking(move || me.read_range(start, end)).await
     }
@@ -245,25 +268,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // A hint for restart (re-apply up to it without waiting for a leader); it may lag,
-        // never lead, the real commit point, so the relaxed write is enough.
-        let state = self.inner.state.clone();
-        blocking(move || {
-            state
-                .put_relaxed(KEY_COMMITTED, &committed)
-                .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+        // never lead, the real commit point, so it is written behind openraft's back (a
+        // relaxed write on the hint's own thread).
+        self.inner.committed.save(committed).map_err(|reason| {
+            io_err(
+                ErrorSubject::Store,
+                ErrorVerb::Write,
+                Violation(format!("saving the committed log id failed: {reason}")),
+            )
         })
-        .await
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        if let Some(latest) = self.inner.committed.latest() {
+            return Ok(latest);
+        }
         let state = self.inner.state.clone();
-        let committed: Option<Option<LogId>> = blocking(move || {
-            state
-                .get(KEY_COMMITTED)
-                .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
+        blocking(move || {
+            committed::read(&state).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
         })
-        .await?;
-        Ok(committed.flatten())
+        .await
     }
 
     async fn append<I>(
@@ -281,6 +305,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Ok(());
         };
         let (first_id, last_id) = (first.log_id, last.log_id);
+        stages::mark_range(first_id.index, last_id.index, Mark::Appended);
         // Appends must continue the entries held exactly. An empty log may start anywhere:
         // openraft starts at 0, and after a purge past the end it restarts where told.
         let visible_last = self.ptrs().visible_last();
@@ -298,15 +323,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         }
         let mut records = Vec::with_capacity(entries.len());
+        let mut sizes = Vec::with_capacity(entries.len());
         for e in &entries {
             let bytes = codec::encode(e)
                 .map_err(|err| io_err(ErrorSubject::Log(e.log_id), ErrorVerb::Write, err))?;
+            sizes.push(bytes.len());
             records.push(Record::new(e.log_id.index, e.log_id.leader_id.term, bytes));
         }
         let wal = &self.inner.wal;
         // Nothing visible is held (records at or below the purge point may remain): the
         // log restarts at the append's index. Deleting segments blocks: off the runtime.
         if visible_last.is_none() && wal.next_lsn() != first_id.index {
+            self.recent().clear();
             let w = wal.clone();
             let at = first_id.index;
             blocking(move || {
@@ -316,9 +344,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await?;
         }
         wal.append_with(records, move |r| {
+            if r.is_ok() {
+                stages::mark_range(first_id.index, last_id.index, Mark::Flushed);
+            }
             callback.log_io_completed(r.map_err(|e| std::io::Error::other(e.to_string())));
         })
         .map_err(|e| io_err(ErrorSubject::Log(first_id), ErrorVerb::Write, e))?;
+        // Readable from the WAL now, so from the cache too.
+        self.recent().append(entries.into_iter().zip(sizes));
         self.set_ptrs(|p| p.last = Some(last_id));
         Ok(())
     }
@@ -339,6 +372,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .pop()
                 .map(|e| e.log_id)
         };
+        // The cache forgets the cut entries before the WAL does: no read sees them after.
+        self.recent().cut_from(index);
         let wal = self.inner.wal.clone();
         let first_held = wal.first().map(|(lsn, _)| lsn);
         blocking(move || {
@@ -357,6 +392,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if self.ptrs().purged.is_some_and(|p| p.index >= log_id.index) {
             return Ok(());
         }
+        self.recent().drop_upto(log_id.index);
         // Record the purge point first: if we crash before the segments go, the entries
         // are merely hidden, never resurrected.
         let state = self.inner.state.clone();

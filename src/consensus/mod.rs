@@ -7,9 +7,11 @@
 //! bootstrapped; client entries start after the first leader's blank entry.
 
 pub mod codec;
+mod committed;
 pub mod election;
 pub mod log_store;
 pub mod network;
+mod recent;
 pub mod state_machine;
 
 #[cfg(test)]

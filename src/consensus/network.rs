@@ -4,6 +4,7 @@
 
 use super::election::{ElectionClock, PreVoteAnswer, PreVoteRequest};
 use super::{NodeId, NodeInfo, TypeConfig};
+use crate::observe::stages::{self, Mark};
 use crate::tls::ClusterClient as Client;
 use crate::transport;
 use openraft::error::{
@@ -460,11 +461,21 @@ impl RaftNetwork<TypeConfig> for Network {
                 openraft::error::PayloadTooLarge::new_entries_hint(fit),
             ));
         }
+        let span = rpc.entries.first().zip(rpc.entries.last());
+        let span = span.map(|(f, l)| (f.log_id.index, l.log_id.index));
+        if let Some((first, last)) = span {
+            stages::mark_range(first, last, Mark::Sent);
+        }
         match self
             .call(RPCTypes::AppendEntries, PeerRequest::Append(rpc), &option)
             .await?
         {
-            PeerResponse::Append(r) => r.map_err(|e| self.remote(e)),
+            PeerResponse::Append(r) => {
+                if let (Some((first, last)), Ok(AppendEntriesResponse::Success)) = (span, &r) {
+                    stages::mark_range(first, last, Mark::Acked);
+                }
+                r.map_err(|e| self.remote(e))
+            }
             _ => Err(RPCError::Network(NetworkError::new(&Mismatch("append")))),
         }
     }

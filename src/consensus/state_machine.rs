@@ -31,6 +31,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::{Entry, LogId, NodeId, Responses, StorageError, StoredMembership, TypeConfig};
+use crate::observe::stages::{self, Mark};
 use crate::snapshot::{SnapshotFile, Snapshots};
 use anyerror::AnyError;
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
@@ -230,6 +231,8 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
             return Ok(Vec::new());
         };
         let n = entries.len();
+        let first = entries.first().map_or(last.index, |e| e.log_id.index);
+        stages::mark_range(first, last.index, Mark::ApplyStart);
         let wanted: Vec<Option<usize>> = entries
             .iter()
             .map(|e| match &e.payload {
@@ -248,6 +251,7 @@ impl<A: Applier> RaftStateMachine<TypeConfig> for StateMachine<A> {
                     AnyError::new(&e),
                 ),
             })?;
+        stages::mark_range(first, last.index, Mark::Applied);
         if out.len() != n {
             return Err(sm_err(
                 ErrorVerb::Write,

@@ -18,8 +18,10 @@
 
 use crate::consensus::network::ClusterError;
 use crate::consensus::{Raft, Request, Requests, Response};
+use crate::observe::stages;
 use openraft::error::ClientWriteError;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, RwLock, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -39,8 +41,12 @@ type Reply = oneshot::Sender<Answered>;
 /// The sending side: one per node.
 #[derive(Clone)]
 pub(super) struct Batcher {
-    tx: mpsc::Sender<(Request, Reply)>,
+    tx: mpsc::Sender<Queued>,
 }
+
+/// A request waiting for its entry: the request, where its answer goes, and since when
+/// it waits (the `batch_wait` stage).
+type Queued = (Request, Reply, Instant);
 
 impl Batcher {
     /// Starts the batching task on `raft`; it stops with `shutdown`.
@@ -59,7 +65,7 @@ impl Batcher {
     pub(super) async fn propose(&self, request: Request) -> Result<(u64, Response), ClusterError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((request, reply))
+            .send((request, reply, Instant::now()))
             .await
             .map_err(|_| stopping())?;
         answer.await.map_err(|_| stopping())?
@@ -73,7 +79,7 @@ fn stopping() -> ClusterError {
 async fn run(
     raft: Raft,
     gate: Arc<RwLock<()>>,
-    mut rx: mpsc::Receiver<(Request, Reply)>,
+    mut rx: mpsc::Receiver<Queued>,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
@@ -103,7 +109,17 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let (requests, replies): (Vec<Request>, Vec<Reply>) = batch.into_iter().unzip();
+        let proposed = Instant::now();
+        let (requests, replies): (Vec<Request>, Vec<Reply>) = batch
+            .into_iter()
+            .map(|(request, reply, queued)| {
+                crate::observe::metrics::write_stage(
+                    "batch_wait",
+                    proposed.saturating_duration_since(queued),
+                );
+                (request, reply)
+            })
+            .unzip();
         // A leadership transfer holds the log still: refuse before appending anything.
         let Ok(in_flight) = gate.clone().try_read_owned() else {
             for r in replies {
@@ -128,6 +144,9 @@ async fn run(
                     let result = answer.await;
                     drop(in_flight);
                     drop(slot);
+                    if let Ok(Ok(r)) = &result {
+                        stages::finish(r.log_id.index, proposed);
+                    }
                     deliver(result, replies);
                 });
             }

@@ -19,10 +19,19 @@ use std::time::Duration;
 pub const GAUGE_IDLE: Duration = Duration::from_secs(1);
 
 const WRITE_DURATION: &str = "wolfscale_write_duration_seconds";
+const WRITE_STAGE: &str = "wolfscale_write_stage_seconds";
 const FSYNC_DURATION: &str = "wolfscale_wal_fsync_duration_seconds";
 const BATCH_REQUESTS: &str = "wolfscale_batch_requests";
 const ELECTIONS: &str = "wolfscale_elections_total";
 const LEADER_CHANGES: &str = "wolfscale_leader_changes_total";
+
+/// Bucket bounds of the write stages, seconds: fine below a millisecond, where a quiet
+/// leader's stages are, coarse above.
+const STAGE_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_02, 0.000_035, 0.000_05, 0.000_075, 0.000_1, 0.000_15, 0.000_2,
+    0.000_3, 0.000_4, 0.000_5, 0.000_75, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.5,
+];
 
 /// What a scrape reports about the node, gathered by the backend without I/O.
 #[derive(Debug, Clone)]
@@ -76,10 +85,13 @@ pub fn handle() -> Result<&'static PrometheusHandle, MetricsError> {
                 .set_buckets_for_metric(
                     Matcher::Full(WRITE_DURATION.into()),
                     &[
-                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                        10.0,
+                        0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01,
+                        0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                     ],
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(WRITE_STAGE.into()), STAGE_BUCKETS)
+                })
                 .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Full(FSYNC_DURATION.into()),
@@ -134,6 +146,11 @@ fn describe() {
         WRITE_DURATION,
         metrics::Unit::Seconds,
         "time from a write's arrival to its answer"
+    );
+    describe_histogram!(
+        WRITE_STAGE,
+        metrics::Unit::Seconds,
+        "on the leader: time a write spends in each stage of its path (see observe::stages)"
     );
     describe_counter!(
         "wolfscale_reads_total",
@@ -280,6 +297,11 @@ pub fn write_done(route: &str, result: Result<(), &str>, took: Duration) {
     counter!("wolfscale_writes_total", "route" => route.to_string(), "result" => result)
         .increment(1);
     histogram!(WRITE_DURATION).record(took.as_secs_f64());
+}
+
+/// A write spent `took` in `stage` (one of [`super::stages::STAGES`]).
+pub fn write_stage(stage: &'static str, took: Duration) {
+    histogram!(WRITE_STAGE, "stage" => stage).record(took.as_secs_f64());
 }
 
 /// A read with `consistency` was answered: `Ok` or the error code.

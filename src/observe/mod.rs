@@ -6,5 +6,6 @@
 pub mod events;
 pub mod logging;
 pub mod metrics;
+pub mod stages;
 pub mod terminal;
 pub mod ui;

@@ -186,6 +186,7 @@ impl Service {
 
     /// Prepares and replicates `request` here, if this node leads.
     async fn write_local(&self, request: WriteRequest) -> Result<WriteOutcome, ServiceError> {
+        let started = Instant::now();
         if let Some(refusal) = self.quorum_refusal() {
             return Err(refusal);
         }
@@ -203,6 +204,7 @@ impl Service {
                     .map_err(|e| ServiceError::from(command::Error::Ddl(e)))?;
             }
         }
+        crate::observe::metrics::write_stage("prepare", started.elapsed());
         let (_, resp) = self.propose(entry).await?;
         let outcome = Outcome::decode(&resp).map_err(|e| ServiceError::Internal(e.to_string()))?;
         to_outcome(outcome)

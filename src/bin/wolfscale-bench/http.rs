@@ -5,6 +5,7 @@
 //! and table — with `innodb_flush_log_at_trx_commit=2` as the cluster's servers run, and
 //! again with `=1`.
 
+use crate::breakdown;
 use crate::mariadb::{self, tie_to_parent, Server, Template};
 use crate::scratch::{free_port, Scratch};
 use crate::stats::{cpu_secs, load_average, Latencies};
@@ -301,6 +302,15 @@ pub(crate) async fn wait_caught_up(client: &Client) -> anyhow::Result<Duration> 
     }
 }
 
+/// Clients of every node's API but the leader's (for their `/metrics`).
+pub(crate) fn follower_clients(procs: &[Proc], leader_api: &str) -> anyhow::Result<Vec<Client>> {
+    procs
+        .iter()
+        .filter(|p| p.api != leader_api)
+        .map(|p| Ok(Client::new(&p.api)?))
+        .collect()
+}
+
 /// Starts a 3-process cluster over `servers` (node-1 bootstraps, the others join),
 /// waits until every node is ACTIVE and creates the benchmark table through it.
 /// Returns the processes, the leader's API address and a client of the leader.
@@ -520,18 +530,23 @@ async fn run_in(dir: &Path, secs: f64, clients: &[usize], bin: &Path) -> anyhow:
     ];
     let bare_groups = vec![vec![bare.pid()], vec![me]];
     let mut cpu_lines = Vec::new();
+    let mut breakdowns = Vec::new();
+    let followers = follower_clients(&procs, &leader_api)?;
     let next_id = Arc::new(AtomicU64::new(1));
     for &n in clients {
         cluster_phase(&leader, n, Instant::now() + WARM_UP, &next_id).await?;
         wait_caught_up(&leader).await?;
         let cpu = Cpu::start(cluster_groups.clone());
-        let c = cluster_phase(
+        let measured = breakdown::measured_phase(
             &leader,
+            &followers,
             n,
             Instant::now() + Duration::from_secs_f64(secs),
             &next_id,
         )
         .await?;
+        breakdowns.push(measured.table(n));
+        let c = measured.phase;
         // Followers may still be applying: let them finish before measuring the bare
         // server, so the cluster's backlog does not slow the baseline. Their CPU counts.
         let catch_up = wait_caught_up(&leader).await?;
@@ -604,6 +619,9 @@ async fn run_in(dir: &Path, secs: f64, clients: &[usize], bin: &Path) -> anyhow:
         "ws = wolfscale processes, db = their MariaDB servers (foll = both followers together), \
          client = this benchmark's client side; bare = the flush=2 phase"
     );
+    for b in breakdowns {
+        print!("{b}");
+    }
     println!("load average at end: {}", load_average());
     bare_pool.disconnect().await?;
     for p in procs.iter_mut() {

@@ -29,6 +29,7 @@
 //! and the baseline it measured alongside.
 
 mod apply;
+mod breakdown;
 mod cluster;
 mod http;
 mod mariadb;

@@ -16,6 +16,7 @@
 //! the other nodes' memory; semi-sync's is the binary log synced on the primary and
 //! received by a replica). The bare server runs `=1`.
 
+use crate::breakdown;
 use crate::http::{self, bench_pool, Phase, WARM_UP};
 use crate::mariadb::{self, Server, Template};
 use crate::scratch::free_port;
@@ -259,7 +260,8 @@ async fn run_in(dir: &Path, secs: f64, clients: &[usize], bin: &Path) -> anyhow:
     for i in 1..=3 {
         ws_servers.push(Server::start(&template, dir, &format!("db-{i}"), 2).await?);
     }
-    let (mut procs, _leader_api, leader) = http::start_cluster(dir, bin, &ws_servers).await?;
+    let (mut procs, leader_api, leader) = http::start_cluster(dir, bin, &ws_servers).await?;
+    let followers = http::follower_clients(&procs, &leader_api)?;
     let galera = galera(&template, dir).await.context("start Galera")?;
     let galera_pool = bench_pool(galera[0].opts()).await?;
     let semi = semi_sync(&template, dir)
@@ -304,16 +306,20 @@ async fn run_in(dir: &Path, secs: f64, clients: &[usize], bin: &Path) -> anyhow:
     );
     let next_id = Arc::new(AtomicU64::new(1));
     let mut p50_ratio = Vec::new();
+    let mut breakdowns = Vec::new();
     for &n in clients {
         http::cluster_phase(&leader, n, Instant::now() + WARM_UP, &next_id).await?;
         http::wait_caught_up(&leader).await?;
-        let ws = http::cluster_phase(
+        let measured = breakdown::measured_phase(
             &leader,
+            &followers,
             n,
             Instant::now() + Duration::from_secs_f64(secs),
             &next_id,
         )
         .await?;
+        breakdowns.push(measured.table(n));
+        let ws = measured.phase;
         http::wait_caught_up(&leader).await?;
         let gal = mysql_phase(&galera_pool, n, secs, &next_id).await?;
         let semi_phase = mysql_phase(&semi_pool, n, secs, &next_id).await?;
@@ -341,6 +347,9 @@ async fn run_in(dir: &Path, secs: f64, clients: &[usize], bin: &Path) -> anyhow:
         println!(
             "p50 latency at {n} client(s): WolfScale / Galera = {g:.2}, WolfScale / semi-sync = {s:.2} (< 1: WolfScale faster)"
         );
+    }
+    for b in breakdowns {
+        print!("{b}");
     }
     println!(
         "rows per copy at the end: Galera {:?}, semi-sync {:?}",

@@ -28,6 +28,14 @@ impl Latencies {
         self.0.len()
     }
 
+    /// The mean, in milliseconds.
+    pub fn mean_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        self.0.iter().map(|&us| f64::from(us)).sum::<f64>() / self.0.len() as f64 / 1000.0
+    }
+
     /// Sorts in place; call before [`Latencies::percentile`].
     pub fn sort(&mut self) {
         self.0.sort_unstable();
