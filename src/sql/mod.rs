@@ -195,7 +195,7 @@ fn condition(where_key: Vec<Binding<'_>>, params: &mut Vec<mysql_async::Value>) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::lex::{tokenize, Kind};
     use super::*;
     use mysql_async::Value as V;
@@ -227,9 +227,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn hostile_names_are_quoted_as_one_identifier() {
-        for name in [
+    /// Identifier names that try to end the quoting, comment, inject or confuse: all valid
+    /// (at most 64 characters, no NUL or control characters).
+    pub(crate) fn hostile_names() -> Vec<String> {
+        let mut names: Vec<String> = [
             "a`b",
             "`",
             "'",
@@ -246,10 +247,18 @@ mod tests {
             "?",
             "@@hostname",
             "a.b",
-            &"x".repeat(64),
-            &"é".repeat(64),
-        ] {
-            assert_one_identifier(name);
+        ]
+        .map(String::from)
+        .to_vec();
+        names.push("x".repeat(64));
+        names.push("é".repeat(64));
+        names
+    }
+
+    #[test]
+    fn hostile_names_are_quoted_as_one_identifier() {
+        for name in hostile_names() {
+            assert_one_identifier(&name);
         }
     }
 

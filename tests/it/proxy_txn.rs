@@ -249,43 +249,14 @@ async fn proxy_txn_lost_update_cannot_happen_and_rollback_leaves_nothing() {
     b.disconnect().await.expect("disconnect");
 }
 
-/// Transfers `amount` from `from` to `to` in one transaction, retrying on 1213; returns
-/// (committed, conflicts). Refuses to overdraw.
+/// Transfers `amount` from `from` to `to` in one transaction (the chaos bank client's),
+/// retrying on 1213; returns (committed, conflicts). Refuses to overdraw.
 async fn transfer(conn: &mut Conn, from: i64, to: i64, amount: i64) -> (bool, u32) {
     let mut conflicts = 0;
     for _ in 0..50 {
-        let attempt = async {
-            conn.query_drop("BEGIN").await?;
-            let rows: Vec<(i64, i64)> = conn
-                .exec(
-                    "SELECT id, balance FROM acct WHERE id IN (?, ?) ORDER BY id",
-                    (from, to),
-                )
-                .await?;
-            let balance = rows
-                .iter()
-                .find(|(id, _)| *id == from)
-                .map_or(0, |(_, b)| *b);
-            if balance < amount {
-                conn.query_drop("ROLLBACK").await?;
-                return Ok::<bool, mysql_async::Error>(false);
-            }
-            conn.exec_drop(
-                "UPDATE acct SET balance = ? WHERE id = ?",
-                (balance - amount, from),
-            )
-            .await?;
-            conn.exec_drop(
-                "UPDATE acct SET balance = balance + ? WHERE id = ?",
-                (amount, to),
-            )
-            .await?;
-            conn.query_drop("COMMIT").await?;
-            Ok(true)
-        };
-        match attempt.await {
+        match crate::chaos::bank::transfer(conn, from, to, amount).await {
             Ok(done) => return (done, conflicts),
-            Err(e) if code(&e) == Some(1213) || code(&e) == Some(1205) => {
+            Err(e) if code(&e) == Some(1213) => {
                 conflicts += 1;
                 // A doomed transaction still needs its ROLLBACK.
                 let _ = conn.query_drop("ROLLBACK").await;
@@ -303,12 +274,12 @@ async fn proxy_txn_bank_transfers_on_every_node_keep_the_total() {
     let c = cluster().await;
     let mut setup = connect(&c, 0).await;
     setup
-        .query_drop("CREATE TABLE acct (id INT PRIMARY KEY, balance INT NOT NULL) ENGINE=InnoDB")
+        .query_drop(crate::chaos::bank::SCHEMA)
         .await
         .expect("create");
     for id in 0..ACCOUNTS {
         setup
-            .exec_drop("INSERT INTO acct VALUES (?, ?)", (id, START))
+            .exec_drop("INSERT INTO bank VALUES (?, ?)", (id, START))
             .await
             .expect("seed");
     }
@@ -350,16 +321,16 @@ async fn proxy_txn_bank_transfers_on_every_node_keep_the_total() {
     );
     assert!(committed > 0, "no transfer committed");
     assert_eq!(
-        on_every_node(&c, "SELECT SUM(balance) FROM acct").await,
+        on_every_node(&c, "SELECT SUM(balance) FROM bank").await,
         vec![Some(ACCOUNTS * START); 3],
         "the total changed"
     );
     assert_eq!(
-        on_every_node(&c, "SELECT COUNT(*) FROM acct WHERE balance < 0").await,
+        on_every_node(&c, "SELECT COUNT(*) FROM bank WHERE balance < 0").await,
         vec![Some(0); 3],
         "an account was overdrawn"
     );
-    let sums = checksums(&c, &["acct"]).await;
+    let sums = checksums(&c, &["bank"]).await;
     assert!(sums.iter().all(|s| *s == sums[0]), "nodes differ: {sums:?}");
 }
 

@@ -39,7 +39,11 @@ pub struct BankReport {
     pub failures: u64,
 }
 
-async fn transfer(
+/// One transfer in one interactive transaction: `Ok(false)` when `from` lacks the money.
+///
+/// # Errors
+/// The client's error (1213: retry the transfer).
+pub async fn transfer(
     conn: &mut Conn,
     from: i64,
     to: i64,

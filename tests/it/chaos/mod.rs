@@ -29,7 +29,7 @@
 //! default 60; the full profile needs about 90 to schedule all nine fault kinds) tune it; a failed run prints the exact command that replays its seed and
 //! keeps the nodes' logs and data (`WOLFSCALE_CHAOS_KEEP=1` keeps them for clean runs too).
 
-mod bank;
+pub(crate) mod bank;
 mod checker;
 mod cluster;
 mod history;
