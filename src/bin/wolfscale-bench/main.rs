@@ -142,6 +142,10 @@ enum Cmd {
         /// The `wolfscale` binary (default: next to this one).
         #[arg(long)]
         wolfscale: Option<PathBuf>,
+        /// sysbench workload: oltp_insert, or a transactional one (oltp_write_only,
+        /// oltp_read_write), whose aborted transactions (1213) are counted and retried.
+        #[arg(long, default_value = "oltp_insert")]
+        workload: String,
     },
     /// Entries/s one MariaDB applier re-applies (a lagging follower catching up).
     Apply {
@@ -220,7 +224,8 @@ fn main() -> ExitCode {
             seconds,
             threads,
             wolfscale,
-        } => sysbench::run(&dir, seconds, &threads, wolfscale),
+            workload,
+        } => sysbench::run(&dir, seconds, &threads, wolfscale, &workload),
         Cmd::Apply { dir, entries } => apply::run(&dir, entries),
         Cmd::Tls {
             dir,

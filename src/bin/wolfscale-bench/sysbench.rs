@@ -1,4 +1,5 @@
-//! sysbench `oltp_insert` through the MySQL front end of a 3-process cluster (each
+//! sysbench (`oltp_insert` by default, or a transactional workload with its abort rate)
+//! through the MySQL front end of a 3-process cluster (each
 //! `wolfscale` process with its own private MariaDB), clients on the leader's front end,
 //! and in the same run the same sysbench against a 3-node Galera cluster (node 1) and
 //! semi-synchronous replication (the primary; AFTER_SYNC, two replicas), launched as
@@ -21,13 +22,31 @@ pub fn run(
     secs: f64,
     threads: &[usize],
     wolfscale: Option<PathBuf>,
+    workload: &str,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        [
+            "oltp_insert",
+            "oltp_write_only",
+            "oltp_read_write",
+            "oltp_update_index"
+        ]
+        .contains(&workload),
+        "--workload: one of oltp_insert, oltp_write_only, oltp_read_write, oltp_update_index"
+    );
+    let workload = workload.to_string();
     crate::http::launch(dir, "sysbench-bench", wolfscale, |path, bin| async move {
-        run_in(&path, secs, threads, &bin).await
+        run_in(&path, secs, threads, &bin, &workload).await
     })
 }
 
-async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow::Result<()> {
+async fn run_in(
+    dir: &Path,
+    secs: f64,
+    threads: &[usize],
+    bin: &Path,
+    workload: &str,
+) -> anyhow::Result<()> {
     let template = crate::peers::open_template(dir).await?;
     let mut servers = Vec::new();
     for i in 1..=3 {
@@ -76,10 +95,11 @@ async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow:
         });
     }
     for target in std::iter::once(&front).chain(&peers) {
-        sysbench(target, 1, 0.0, "prepare").await?;
+        sysbench(target, workload, 1, 0.0, "prepare").await?;
     }
     println!(
-        "sysbench benchmark: oltp_insert (1 table of {TABLE_SIZE} rows to start), {secs} s \
+        "sysbench benchmark: {workload} (1 table of {TABLE_SIZE} rows to start; 1213 and \
+         1205 answers retried and counted as aborts), {secs} s \
          per case; WolfScale: the leader's MySQL front end of 3 wolfscale processes (default \
          config: WAL fsync on); Galera: 3 nodes (galera-4, gcomm on loopback), sysbench on \
          node 1; semi-sync: primary (sync_binlog=1, AFTER_SYNC) + 2 replicas, sysbench on the \
@@ -88,7 +108,7 @@ async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow:
         dir.display()
     );
     println!("load average at start: {}", load_average());
-    let head = format!("{:>9} {:>9} {:>7}", "ins/s", "p95 ms", "errors");
+    let head = format!("{:>9} {:>9} {:>7}", "tx/s", "p95 ms", "abort%");
     println!(
         "{:>7} | {:^27} | {:^27} | {:^27} | {:>7} {:>7}",
         "threads",
@@ -103,11 +123,13 @@ async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow:
         let mut cells = Vec::new();
         let mut rates = Vec::new();
         for target in std::iter::once(&front).chain(&peers) {
-            let report = sysbench(target, t, secs, "run").await?;
+            let report = sysbench(target, workload, t, secs, "run").await?;
             let tps = figure(&report, "transactions:", true).context("transactions")?;
+            let done = figure(&report, "transactions:", false).context("transactions")?;
             let p95 = figure(&report, "95th percentile:", false).context("p95")?;
             let errors = figure(&report, "ignored errors:", false).context("errors")?;
-            cells.push(format!("{tps:>9.0} {p95:>9.2} {errors:>7.0}"));
+            let aborts = 100.0 * errors / (done + errors).max(1.0);
+            cells.push(format!("{tps:>9.0} {p95:>9.2} {aborts:>7.1}"));
             rates.push(tps);
         }
         println!(
@@ -117,7 +139,10 @@ async fn run_in(dir: &Path, secs: f64, threads: &[usize], bin: &Path) -> anyhow:
             rates[0] / rates[2]
         );
     }
-    println!("ratios are WolfScale's inserts/s over the other system's (> 1: WolfScale faster)");
+    println!(
+        "ratios are WolfScale's transactions/s over the other system's (> 1: WolfScale \
+         faster); abort% = transactions answered 1213/1205 (retried) over all attempts"
+    );
     println!("load average at end: {}", load_average());
     for p in &mut procs {
         p.stop().await;
@@ -135,16 +160,17 @@ struct Target {
     db: &'static str,
 }
 
-/// Runs sysbench `oltp_insert <command>` against `target` with `threads`.
+/// Runs sysbench `<workload> <command>` against `target` with `threads`.
 async fn sysbench(
     target: &Target,
+    workload: &str,
     threads: usize,
     secs: f64,
     command: &str,
 ) -> anyhow::Result<String> {
     let (host, port) = target.addr.rsplit_once(':').context("host:port")?;
     let out = tokio::process::Command::new("sysbench")
-        .arg("oltp_insert")
+        .arg(workload)
         .args([
             "--db-driver=mysql",
             &format!("--mysql-host={host}"),
@@ -159,6 +185,7 @@ async fn sysbench(
             &format!("--time={}", secs.ceil().max(1.0) as u64),
             "--events=0",
             "--percentile=95",
+            "--mysql-ignore-errors=1213,1205",
         ])
         .arg(command)
         .kill_on_drop(true)
@@ -168,7 +195,7 @@ async fn sysbench(
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         bail!(
-            "sysbench oltp_insert {command} failed:\n{}\n{text}",
+            "sysbench {workload} {command} failed:\n{}\n{text}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
