@@ -91,20 +91,35 @@ async fn proxy_txn_lost_update_cannot_happen_and_rollback_leaves_nothing() {
             "{s:?}"
         );
     }
-    // The retry reads the committed value and succeeds.
-    b.query_drop("BEGIN").await.expect("retry");
-    let n: Option<i64> = b
-        .query_first("SELECT n FROM counter WHERE id = 1")
+    // Retried (node 1 may not have applied a's commit yet: its snapshot can still show 0,
+    // and that attempt conflicts too), b commits read + 1 on top of a's value.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        assert!(attempts <= 50, "b never committed");
+        b.query_drop("BEGIN").await.expect("retry");
+        let n: Option<i64> = b
+            .query_first("SELECT n FROM counter WHERE id = 1")
+            .await
+            .expect("read again");
+        b.exec_drop(
+            "UPDATE counter SET n = ? WHERE id = 1",
+            (n.unwrap_or(0) + 1,),
+        )
         .await
-        .expect("read again");
-    assert_eq!(n, Some(1), "read-your-writes after the other commit");
-    b.exec_drop(
-        "UPDATE counter SET n = ? WHERE id = 1",
-        (n.unwrap_or(0) + 1,),
-    )
-    .await
-    .expect("write again");
-    b.query_drop("COMMIT").await.expect("b commits on retry");
+        .expect("write again");
+        match b.query_drop("COMMIT").await {
+            Ok(()) => {
+                assert_eq!(n, Some(1), "b committed over a value it did not read");
+                break;
+            }
+            Err(e) if code(&e) == Some(1213) => {
+                let _ = b.query_drop("ROLLBACK").await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("b's retry: {e:?}"),
+        }
+    }
     assert_eq!(
         on_every_node(&c, "SELECT n FROM counter WHERE id = 1").await,
         vec![Some(2); 3]
