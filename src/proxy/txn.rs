@@ -20,11 +20,10 @@
 
 use super::params;
 use super::wire::MyError;
-use crate::apply::{tentative::LocalTxn, values_digest, Protocol, RawRows};
 use crate::command::{
     CertifiedRequest, CertifiedStep, Input, Observed, Value, Wait, MAX_ENTRY_BYTES, MAX_STATEMENTS,
 };
-use crate::service::{Consistency, Service};
+use crate::service::{values_digest, Consistency, LocalTxn, Protocol, RawRows, Service};
 use crate::sql::{self, CertifiedKind};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -169,7 +168,7 @@ impl Transaction {
                 ))),
             mysql_async::Error::Server(se) => {
                 let class = sql::classify_error(se.code, &se.message);
-                if crate::apply::FailureClass::from_class(class).is_some() {
+                if crate::service::FailureClass::from_class(class).is_some() {
                     Ok(se.code)
                 } else {
                     Err(self.doom(MyError::new(se.code, se.message)))
@@ -250,7 +249,7 @@ impl Transaction {
         let result = local.read(&text, &params, protocol, limits, locking).await;
         let rows = match result {
             Ok(rows) => rows,
-            Err(crate::apply::QueryError::Sql { code, message, .. }) => {
+            Err(crate::service::QueryError::Sql { code, message, .. }) => {
                 let e = mysql_async::Error::Server(mysql_async::ServerError {
                     code,
                     message: message.clone(),

@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn mariadb_errors_keep_their_number() {
         let e = ServiceError::Database(DbError {
-            class: crate::apply::FailureClass::from_class(crate::sql::ErrorClass::Conflict)
+            class: crate::service::FailureClass::from_class(crate::sql::ErrorClass::Conflict)
                 .expect("deterministic"),
             code: 1062,
             message: "Duplicate entry '1' for key 'PRIMARY'".into(),

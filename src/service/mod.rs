@@ -23,7 +23,8 @@ mod status;
 mod types;
 mod write;
 
-pub use crate::apply::{Protocol, RawRows};
+pub use crate::apply::tentative::LocalTxn;
+pub use crate::apply::{values_digest, FailureClass, Protocol, QueryError, RawRows};
 pub use check_report::{
     check_text, CheckReport, CheckSummary, NodeProblem, RangeDiff, RowDiff, RowDiffKind, TableCheck,
 };
