@@ -122,6 +122,14 @@ impl Item {
             .collect())
     }
 
+    /// The client request this item carries.
+    pub(super) fn request(&self) -> Option<&command::Entry> {
+        match &self.kind {
+            Kind::Command(e) => Some(e),
+            _ => None,
+        }
+    }
+
     pub(super) fn is_ddl(&self) -> bool {
         matches!(&self.kind, Kind::Command(e) if e.command.is_ddl())
     }
@@ -162,11 +170,22 @@ async fn exec(
     st: &sql::Statement,
     index: usize,
 ) -> Result<(u64, Option<u64>), StmtError> {
-    let forced = ids
+    let mut forced = ids
         .before(conn, &st.sql)
         .await
         .map_err(StmtError::Transient)?;
-    let result = conn.exec_drop(st.sql.as_str(), st.params()).await;
+    let folded = match forced.as_mut() {
+        Some(f) => match sql::with_insert_id(st, f.value()) {
+            Some(folded) => Some(folded),
+            None => {
+                f.on_session(conn).await.map_err(StmtError::Transient)?;
+                None
+            }
+        },
+        None => None,
+    };
+    let run = folded.as_ref().unwrap_or(st);
+    let result = conn.exec_drop(run.sql.as_str(), run.params()).await;
     let done = result
         .as_ref()
         .ok()
@@ -358,7 +377,11 @@ impl MariaDbApplier {
         let mut membership = current.membership;
         let mut outcomes = Vec::with_capacity(items.len());
         run(conn, position::BEGIN).await?;
-        for item in items {
+        self.merge.start_group();
+        let mut at = 0;
+        while at < items.len() {
+            let item = &items[at];
+            at += 1;
             let lsn = item.lsn();
             if applied.is_some_and(|a| lsn <= a) {
                 outcomes.push(Outcome::AlreadyApplied { lsn });
@@ -395,6 +418,11 @@ impl MariaDbApplier {
                     outcomes.push(outcome);
                 }
                 Kind::Command(entry) => {
+                    if let Some(run) = self.insert_run(conn, items, at - 1).await? {
+                        at += run.len() - 1;
+                        outcomes.extend(run);
+                        continue;
+                    }
                     tracing::debug!(log_index = lsn, op = %entry.describe(), "applying entry");
                     // Insert, update and delete carry the timestamp in their one statement;
                     // client SQL runs after a session `SET timestamp` (sent when it changes).
@@ -420,6 +448,100 @@ impl MariaDbApplier {
         run(conn, position::COMMIT).await?;
         self.committed(last, membership, items.len());
         Ok(pending.take().unwrap_or_default())
+    }
+
+    /// Applies the run of single-row inserts that starts at `group[at]` as one multi-row
+    /// INSERT (see [`super::rows`]): one outcome per request of the run, or `None` when
+    /// there is no such run or its statement failed (it changed nothing; the caller applies
+    /// the requests one by one).
+    async fn insert_run(
+        &mut self,
+        conn: &mut Conn,
+        group: &[Item],
+        at: usize,
+    ) -> Result<Option<Vec<Outcome>>, Step> {
+        let Some(run) = self
+            .merge
+            .run_at(conn, group, at)
+            .await
+            .map_err(Step::Transient)?
+        else {
+            return Ok(None);
+        };
+        // What each row's own statement would have reported as its id, given the forced
+        // first value (`None`: the run may not share a statement).
+        let counter = self
+            .ids
+            .auto_column(conn, &run.table)
+            .await
+            .map_err(Step::Transient)?;
+        let explicit = match &counter {
+            None => Some(None),
+            Some(column) if !run.names(column) => Some(None),
+            Some(column) => run.explicit_ids(column).map(Some),
+        };
+        let Some(explicit) = explicit else {
+            return Ok(None);
+        };
+        let rows = run.rows.len() as u64;
+        let (affected, first_id) = match exec(conn, &mut self.ids, &run.statement(), 0).await {
+            Ok(done) => done,
+            Err(StmtError::Deterministic(f)) => {
+                tracing::debug!(
+                    log_index = group[at].lsn(),
+                    rows,
+                    code = f.code,
+                    "a multi-row insert failed; applying its requests one by one"
+                );
+                self.merge.failed(at + run.rows.len());
+                return Ok(None);
+            }
+            Err(StmtError::Transient(e)) => return Err(Step::Transient(e)),
+        };
+        if affected != rows {
+            // A plain INSERT adds every row or fails; anything else is a bug, and
+            // committing would diverge from nodes that applied the rows one by one.
+            return Err(Step::Fatal(ApplyError(format!(
+                "a multi-row insert of {rows} requests from log entry {} reported {affected} rows",
+                group[at].lsn()
+            ))));
+        }
+        tracing::debug!(
+            log_index = group[at].lsn(),
+            rows,
+            "applied a run of inserts"
+        );
+        Ok(Some(
+            group[at..at + run.rows.len()]
+                .iter()
+                .zip(&run.rows)
+                .zip(0u64..)
+                .map(|((item, row), k)| {
+                    let last_insert_id = match (&counter, &explicit) {
+                        (None, _) => None,
+                        (Some(_), Some(ids)) => ids.get(k as usize).copied(),
+                        (Some(_), None) => first_id.map(|id| id + k),
+                    };
+                    let (lsn, ids) = (item.lsn(), row.entry.ids.clone());
+                    match row.client {
+                        Some(false) => Outcome::Batch {
+                            lsn,
+                            ids,
+                            statements: vec![StatementOutcome::Done {
+                                affected_rows: 1,
+                                last_insert_id,
+                            }],
+                        },
+                        Some(true) | None => Outcome::Applied {
+                            lsn,
+                            affected_rows: 1,
+                            last_insert_id,
+                            ids,
+                        },
+                    }
+                })
+                .collect(),
+        ))
     }
 
     async fn ddl_on(
@@ -484,6 +606,7 @@ impl MariaDbApplier {
             Err(StmtError::Deterministic(failure)) => Outcome::Failed { lsn, ids, failure },
             Err(StmtError::Transient(e)) => return Err(Step::Transient(e)),
         };
+        self.merge.forget();
         if matches!(outcome, Outcome::Applied { .. }) {
             self.ids
                 .after_ddl(conn, text)
@@ -609,6 +732,7 @@ impl MariaDbApplier {
         let stored = counters::parse(autoinc.as_deref()).map_err(|e| Step::Fatal(ApplyError(e)))?;
         // Whatever ran since the stored position was rolled back, counters included.
         self.ids.load(stored);
+        self.merge.forget();
         self.conn = Some(conn);
         self.status.set_applied(p.applied.map(|l| l.index));
         self.position = Some(p);

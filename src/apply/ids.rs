@@ -34,12 +34,31 @@ use std::sync::Arc;
 /// Most statement shapes remembered (statement text → target); cleared when full.
 const MAX_SHAPES: usize = 4096;
 
-/// A value forced for the statement about to run.
+/// A value to force for the statement about to run.
 #[derive(Debug, Clone)]
 pub(super) struct Forced {
     target: Arc<InsertTarget>,
     column: String,
     value: u64,
+    /// Forced with the session's `SET insert_id` (which outlives the statement) rather
+    /// than inside the statement ([`sql::with_insert_id`](crate::sql::with_insert_id)).
+    session: bool,
+}
+
+impl Forced {
+    /// The value the statement's first generated id must take.
+    pub(super) fn value(&self) -> u64 {
+        self.value
+    }
+
+    /// Forces the value for the next statement on the session instead: for a statement
+    /// that cannot carry it itself.
+    pub(super) async fn on_session(&mut self, conn: &mut Conn) -> Result<(), mysql_async::Error> {
+        conn.exec_drop(session::SET_INSERT_ID, (self.value,))
+            .await?;
+        self.session = true;
+        Ok(())
+    }
 }
 
 /// The applier's AUTO_INCREMENT counters (see the module docs).
@@ -116,8 +135,18 @@ impl Ids {
         Ok(next.unwrap_or(1))
     }
 
-    /// Forces the value `sql` generates first, when it inserts into a table with an
-    /// AUTO_INCREMENT column; pass what it returns to [`Ids::after`].
+    /// The AUTO_INCREMENT column of `table`, if it has one.
+    pub(super) async fn auto_column(
+        &mut self,
+        conn: &mut Conn,
+        table: &str,
+    ) -> Result<Option<String>, mysql_async::Error> {
+        self.column_of(conn, table).await
+    }
+
+    /// The value `sql` must generate first, when it inserts into a table with an
+    /// AUTO_INCREMENT column: the caller forces it (in the statement, or with
+    /// [`Forced::on_session`]) and passes it to [`Ids::after`].
     pub(super) async fn before(
         &mut self,
         conn: &mut Conn,
@@ -133,11 +162,11 @@ impl Ids {
             Some(&v) => v,
             None => Self::after_max(conn, &target.table, &column).await?,
         };
-        conn.exec_drop(session::SET_INSERT_ID, (value,)).await?;
         Ok(Some(Forced {
             target,
             column,
             value,
+            session: false,
         }))
     }
 
@@ -151,15 +180,17 @@ impl Ids {
         done: Option<(u64, Option<u64>)>,
     ) -> Result<(), mysql_async::Error> {
         let Some((affected, last_id)) = done else {
-            conn.exec_drop(session::SET_INSERT_ID, (0u64,)).await?;
+            if forced.session {
+                conn.exec_drop(session::SET_INSERT_ID, (0u64,)).await?;
+            }
             return Ok(());
         };
         let table = forced.target.table.clone();
         let next = if forced.target.generates_all(&forced.column) && last_id == Some(forced.value) {
             forced.value.saturating_add(affected)
         } else {
-            // The forced value may not have been used: clear it.
-            if last_id != Some(forced.value) {
+            // A session value may not have been used: clear it.
+            if forced.session && last_id != Some(forced.value) {
                 conn.exec_drop(session::SET_INSERT_ID, (0u64,)).await?;
             }
             let seen = Self::after_max(conn, &table, &forced.column).await?;

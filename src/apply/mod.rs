@@ -67,6 +67,7 @@ mod exec;
 mod ids;
 mod outcome;
 mod read;
+mod rows;
 mod status;
 pub mod tentative;
 
@@ -172,6 +173,8 @@ pub struct MariaDbApplier {
     checks: check::CheckSnapshots,
     /// The AUTO_INCREMENT counters entries move (see [`ids`]).
     ids: ids::Ids,
+    /// Which tables take runs of inserts as one statement (see [`rows`]).
+    merge: rows::Mergeable,
     /// The MySQL front end's local transactions, killed when they block the applier.
     tentatives: std::sync::Arc<tentative::Tentatives>,
 }
@@ -238,6 +241,7 @@ impl MariaDbApplier {
             opts,
             ddl_gate,
             ids: ids::Ids::default(),
+            merge: rows::Mergeable::default(),
             conn: None,
             session_ts: None,
             position: None,

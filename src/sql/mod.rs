@@ -18,6 +18,7 @@ mod errors;
 pub mod functions;
 mod galera;
 mod lex;
+pub mod merge;
 pub mod position;
 mod routine;
 mod rules;
@@ -133,8 +134,73 @@ pub fn stamped(statement: Statement, timestamp_us: u64) -> Statement {
     }
 }
 
+/// What [`with_insert_id`] puts before a stamped statement: the leader's timestamp and
+/// the forced AUTO_INCREMENT value, both bound.
+const STAMP_AND_ID_PREFIX: &str = "SET STATEMENT timestamp = CAST(? AS DECIMAL(20,6)), \
+     insert_id = CAST(? AS UNSIGNED) FOR ";
+
+/// What [`with_insert_id`] puts before a client's INSERT or REPLACE.
+const ID_PREFIX: &str = "SET STATEMENT insert_id = CAST(? AS UNSIGNED) FOR ";
+
+/// `statement` with the first AUTO_INCREMENT value it generates forced to `value` for this
+/// one statement (`SET STATEMENT insert_id = … FOR`), so the applier needs no `SET insert_id`
+/// round trip before it nor one to clear the value after it (the variable ends with the
+/// statement, whether it used the value or failed). The value is bound, so the text stays
+/// the same for every value. `None` when `statement` is neither a [`stamped`] statement
+/// nor one that starts with INSERT or REPLACE (a client's own `SET STATEMENT … FOR`
+/// cannot take a second prefix): the caller sets the session variable instead.
+pub fn with_insert_id(statement: &Statement, value: u64) -> Option<Statement> {
+    let id = mysql_async::Value::UInt(value);
+    if let Some(rest) = statement.sql.strip_prefix(STAMP_PREFIX) {
+        let (timestamp, params) = statement.params.split_first()?;
+        let mut bound = Vec::with_capacity(statement.params.len() + 1);
+        bound.push(timestamp.clone());
+        bound.push(id);
+        bound.extend(params.iter().cloned());
+        return Some(Statement {
+            sql: format!("{STAMP_AND_ID_PREFIX}{rest}"),
+            params: bound,
+        });
+    }
+    if !autoinc::may_insert(&statement.sql) {
+        return None;
+    }
+    let mut bound = Vec::with_capacity(statement.params.len() + 1);
+    bound.push(id);
+    bound.extend(statement.params.iter().cloned());
+    Some(Statement {
+        sql: format!("{ID_PREFIX}{}", statement.sql),
+        params: bound,
+    })
+}
+
 /// A column name and the value bound for it.
 pub type Binding<'a> = (&'a str, mysql_async::Value);
+
+/// `INSERT INTO `t` (`a`,`b`) VALUES (?,?),(?,?)`: `rows` rows of `columns`, each column's
+/// value written as its `cells` entry (`?`, or an expression of one `?` such as
+/// [`merge::FROM_TIMESTAMP`]), bound in row order (`params` holds `rows × columns.len()`
+/// values). What the applier runs for a run of single-row inserts into one table (see
+/// `apply::rows`).
+pub fn insert_rows(
+    table: &str,
+    columns: &[&str],
+    cells: &[&str],
+    rows: usize,
+    params: Vec<mysql_async::Value>,
+) -> Statement {
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let row = format!("({})", cells.join(","));
+    let tuples = vec![row.as_str(); rows].join(",");
+    Statement {
+        sql: format!(
+            "INSERT INTO {} ({}) VALUES {tuples}",
+            quote_ident(table),
+            cols.join(",")
+        ),
+        params,
+    }
+}
 
 /// `INSERT INTO `t` (`a`,`b`) VALUES (?,?)`, one parameter per column.
 pub fn insert(table: &str, values: Vec<Binding<'_>>) -> Statement {

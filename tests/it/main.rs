@@ -7,6 +7,7 @@ mod apply_certify;
 mod apply_check;
 mod apply_crash;
 mod apply_group;
+mod apply_rows;
 mod apply_sql;
 mod apply_support;
 mod bad_input;
