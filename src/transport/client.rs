@@ -32,7 +32,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// First reconnect delay after a failed dial; doubles per failure. Default: 50 ms.
     pub backoff_min: Duration,
-    /// Cap of the reconnect delay (before jitter). Default: 2 s.
+    /// Cap of the reconnect delay (before jitter). Default: 500 ms, so a peer that comes
+    /// back (a restarted follower that must catch up) is reached within half a second,
+    /// at the price of a few refused dials per second while it is down.
     pub backoff_max: Duration,
     /// A connection that received nothing for this long is pinged. Default: 1 s.
     pub ping_interval: Duration,
@@ -55,7 +57,7 @@ impl ClientConfig {
             key,
             connect_timeout: Duration::from_secs(3),
             backoff_min: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(2),
+            backoff_max: Duration::from_millis(500),
             ping_interval: Duration::from_secs(1),
             dead_after: Duration::from_secs(10),
             max_payload: MAX_PAYLOAD,
