@@ -181,10 +181,19 @@ impl Cpu {
 
 /// One write, retried while the cluster has no leader (503).
 pub(crate) async fn write(client: &Client, kind: WriteKind, json: String) -> anyhow::Result<()> {
+    write_lsn(client, kind, json).await.map(|_| ())
+}
+
+/// [`write`], answering the entry's LSN.
+pub(crate) async fn write_lsn(
+    client: &Client,
+    kind: WriteKind,
+    json: String,
+) -> anyhow::Result<u64> {
     let started = Instant::now();
     loop {
         match client.write_raw(kind, json.clone()).await {
-            Ok(_) => return Ok(()),
+            Ok(r) => return Ok(r.lsn),
             Err(ClientError::Api { status, .. })
                 if status.as_u16() == 503 && started.elapsed() < Duration::from_secs(30) =>
             {
