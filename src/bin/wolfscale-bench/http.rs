@@ -106,6 +106,19 @@ impl Proc {
         lines.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
+    /// SIGKILLs the process, as a crash would: no shutdown, nothing flushed.
+    pub(crate) async fn kill(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        child.kill().context("SIGKILL a node")?;
+        // Reaped without blocking the runtime: SIGKILL ends it within milliseconds.
+        while child.try_wait().context("reap a killed node")?.is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;

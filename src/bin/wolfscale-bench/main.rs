@@ -17,6 +17,9 @@
 //!   [--fraction F] [--sample-ms MS]`: follower lag in milliseconds (first seen applied on
 //!   each follower minus first seen committed on the leader, per LSN) while a 3-process
 //!   cluster takes inserts at its maximum rate and then open-loop at a fraction of it.
+//! - `wolfscale-bench catchup [--dir DIR] [--rows N] [--clients N] [--sample-ms MS]`: a
+//!   follower SIGKILLed while N inserts land, started again: rows/s and entries/s from its
+//!   process start until it has applied the leader's commit LSN, with the time split.
 //! - `wolfscale-bench apply [--dir DIR] [--entries N]`: entries/s one MariaDB applier
 //!   re-applies, as a lagging follower does.
 //! - `wolfscale-bench tls [--dir DIR] [--seconds N] [--clients N] [--write-clients 1,16,64]
@@ -34,6 +37,7 @@
 
 mod apply;
 mod breakdown;
+mod catchup;
 mod cluster;
 mod http;
 mod lag;
@@ -176,6 +180,24 @@ enum Cmd {
         #[arg(long)]
         wolfscale: Option<PathBuf>,
     },
+    /// Rows/s a restarted follower catches up after missing N inserts.
+    Catchup {
+        /// Directory for the nodes' and servers' data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Single-row inserts written while the follower is down.
+        #[arg(long, default_value_t = 50_000)]
+        rows: u64,
+        /// Concurrent clients writing them.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Interval between two `GET /status` polls of the restarted follower, milliseconds.
+        #[arg(long, default_value_t = 5.0)]
+        sample_ms: f64,
+        /// The `wolfscale` binary (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
+    },
     /// Entries/s one MariaDB applier re-applies (a lagging follower catching up).
     Apply {
         /// Directory for the server's data (on the disk to measure).
@@ -269,6 +291,19 @@ fn main() -> ExitCode {
             seconds,
             clients,
             fraction,
+            sample_ms,
+            wolfscale,
+        }),
+        Cmd::Catchup {
+            dir,
+            rows,
+            clients,
+            sample_ms,
+            wolfscale,
+        } => catchup::run(catchup::Args {
+            dir,
+            rows,
+            clients,
             sample_ms,
             wolfscale,
         }),
