@@ -20,6 +20,9 @@
 //! - `wolfscale-bench catchup [--dir DIR] [--rows N] [--clients N] [--sample-ms MS]`: a
 //!   follower SIGKILLed while N inserts land, started again: rows/s and entries/s from its
 //!   process start until it has applied the leader's commit LSN, with the time split.
+//! - `wolfscale-bench profile --out DIR [--dir DIR] [--seconds N] [--clients N] [--freq HZ]
+//!   [--call-graph dwarf|fp]`: `perf record` of the leader's process during inserts from N
+//!   clients; scripts/profile-leader.sh turns the recording into top frames and folded stacks.
 //! - `wolfscale-bench apply [--dir DIR] [--entries N]`: entries/s one MariaDB applier
 //!   re-applies, as a lagging follower does.
 //! - `wolfscale-bench tls [--dir DIR] [--seconds N] [--clients N] [--write-clients 1,16,64]
@@ -43,6 +46,7 @@ mod http;
 mod lag;
 mod mariadb;
 mod peers;
+mod profile;
 mod scratch;
 mod snapshot;
 mod stats;
@@ -198,6 +202,30 @@ enum Cmd {
         #[arg(long)]
         wolfscale: Option<PathBuf>,
     },
+    /// `perf record` of the leader's process while clients insert through its HTTP API.
+    Profile {
+        /// Directory for the nodes' and servers' data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Where the recording (`perf.data`) and the leader's pid are kept.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seconds perf records.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Samples per second.
+        #[arg(long, default_value_t = 499)]
+        freq: u32,
+        /// `perf record --call-graph` mode (`dwarf`: release builds have no frame pointers).
+        #[arg(long, default_value = "dwarf")]
+        call_graph: String,
+        /// The `wolfscale` binary (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
+    },
     /// Entries/s one MariaDB applier re-applies (a lagging follower catching up).
     Apply {
         /// Directory for the server's data (on the disk to measure).
@@ -305,6 +333,23 @@ fn main() -> ExitCode {
             rows,
             clients,
             sample_ms,
+            wolfscale,
+        }),
+        Cmd::Profile {
+            dir,
+            out,
+            seconds,
+            clients,
+            freq,
+            call_graph,
+            wolfscale,
+        } => profile::run(profile::Args {
+            dir,
+            out,
+            seconds,
+            clients,
+            freq,
+            call_graph,
             wolfscale,
         }),
         Cmd::Apply { dir, entries } => apply::run(&dir, entries),
