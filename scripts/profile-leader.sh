@@ -4,8 +4,9 @@
 #   scripts/profile-leader.sh [OUT_DIR] [SECONDS]      (default: target/profile, 10)
 #
 # Runs `wolfscale-bench profile` (release build; `cargo build --release --bins` first),
-# which records the leader's process with `perf record -F 499 --call-graph dwarf`, then
-# writes next to the recording:
+# which records the leader's process with `perf record -F 499 --call-graph dwarf,32768`
+# (32 KiB stack copies: the default 8 KiB cut most async stacks short; set CALL_GRAPH to
+# change it), then writes next to the recording:
 #   self.txt      top symbols by self time      (perf report --no-children)
 #   children.txt  top symbols by inclusive time (perf report --children)
 #   folded.txt    folded stacks "thread;root;...;leaf count", heaviest first, for any
@@ -17,7 +18,8 @@ out=${1:-target/profile}
 seconds=${2:-10}
 bench=${WOLFSCALE_BENCH:-target/release/wolfscale-bench}
 mkdir -p "$out"
-"$bench" profile --out "$out" --seconds "$seconds" --dir "${BENCH_DIR:-target/bench-data}"
+"$bench" profile --out "$out" --seconds "$seconds" --dir "${BENCH_DIR:-target/bench-data}" \
+    --call-graph "${CALL_GRAPH:-dwarf,32768}"
 data="$out/perf.data"
 perf report -i "$data" --no-children --stdio -g none --sort symbol --percent-limit 0.5 \
     >"$out/self.txt" 2>/dev/null
