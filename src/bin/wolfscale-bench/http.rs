@@ -106,6 +106,19 @@ impl Proc {
         lines.into_iter().rev().collect::<Vec<_>>().join("\n")
     }
 
+    /// SIGKILLs the process, as a crash would: no shutdown, nothing flushed.
+    pub(crate) async fn kill(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        child.kill().context("SIGKILL a node")?;
+        // Reaped without blocking the runtime: SIGKILL ends it within milliseconds.
+        while child.try_wait().context("reap a killed node")?.is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
@@ -181,10 +194,19 @@ impl Cpu {
 
 /// One write, retried while the cluster has no leader (503).
 pub(crate) async fn write(client: &Client, kind: WriteKind, json: String) -> anyhow::Result<()> {
+    write_lsn(client, kind, json).await.map(|_| ())
+}
+
+/// [`write`], answering the entry's LSN.
+pub(crate) async fn write_lsn(
+    client: &Client,
+    kind: WriteKind,
+    json: String,
+) -> anyhow::Result<u64> {
     let started = Instant::now();
     loop {
         match client.write_raw(kind, json.clone()).await {
-            Ok(_) => return Ok(()),
+            Ok(r) => return Ok(r.lsn),
             Err(ClientError::Api { status, .. })
                 if status.as_u16() == 503 && started.elapsed() < Duration::from_secs(30) =>
             {

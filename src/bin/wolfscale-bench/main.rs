@@ -13,6 +13,16 @@
 //!   a bare server as the reference line; ratios printed.
 //! - `wolfscale-bench sysbench [--dir DIR] [--seconds N] [--threads 1,16,64]`: sysbench
 //!   `oltp_insert` through the MySQL front end of a 3-process cluster's leader.
+//! - `wolfscale-bench lag [--dir DIR] [--probe-seconds N] [--seconds N] [--clients N]
+//!   [--fraction F] [--sample-ms MS]`: follower lag in milliseconds (first seen applied on
+//!   each follower minus first seen committed on the leader, per LSN) while a 3-process
+//!   cluster takes inserts at its maximum rate and then open-loop at a fraction of it.
+//! - `wolfscale-bench catchup [--dir DIR] [--rows N] [--clients N] [--sample-ms MS]`: a
+//!   follower SIGKILLed while N inserts land, started again: rows/s and entries/s from its
+//!   process start until it has applied the leader's commit LSN, with the time split.
+//! - `wolfscale-bench profile --out DIR [--dir DIR] [--seconds N] [--clients N] [--freq HZ]
+//!   [--call-graph dwarf|fp]`: `perf record` of the leader's process during inserts from N
+//!   clients; scripts/profile-leader.sh turns the recording into top frames and folded stacks.
 //! - `wolfscale-bench apply [--dir DIR] [--entries N]`: entries/s one MariaDB applier
 //!   re-applies, as a lagging follower does.
 //! - `wolfscale-bench tls [--dir DIR] [--seconds N] [--clients N] [--write-clients 1,16,64]
@@ -30,10 +40,13 @@
 
 mod apply;
 mod breakdown;
+mod catchup;
 mod cluster;
 mod http;
+mod lag;
 mod mariadb;
 mod peers;
+mod profile;
 mod scratch;
 mod snapshot;
 mod stats;
@@ -147,6 +160,72 @@ enum Cmd {
         #[arg(long, default_value = "oltp_insert")]
         workload: String,
     },
+    /// Follower lag (ms, per LSN) at the maximum insert rate and open-loop at a fraction of it.
+    Lag {
+        /// Directory for the nodes' and servers' data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Seconds of the closed-loop probe that finds the maximum rate.
+        #[arg(long, default_value_t = 5.0)]
+        probe_seconds: f64,
+        /// Seconds of the open-loop phase.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Concurrent clients in both phases.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Open-loop rate as a fraction of the maximum.
+        #[arg(long, default_value_t = 0.5)]
+        fraction: f64,
+        /// Interval between two `GET /status` samples of one node, milliseconds.
+        #[arg(long, default_value_t = 2.0)]
+        sample_ms: f64,
+        /// The `wolfscale` binary (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
+    },
+    /// Rows/s a restarted follower catches up after missing N inserts.
+    Catchup {
+        /// Directory for the nodes' and servers' data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Single-row inserts written while the follower is down.
+        #[arg(long, default_value_t = 50_000)]
+        rows: u64,
+        /// Concurrent clients writing them.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Interval between two `GET /status` polls of the restarted follower, milliseconds.
+        #[arg(long, default_value_t = 5.0)]
+        sample_ms: f64,
+        /// The `wolfscale` binary (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
+    },
+    /// `perf record` of the leader's process while clients insert through its HTTP API.
+    Profile {
+        /// Directory for the nodes' and servers' data (on the disk to measure).
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// Where the recording (`perf.data`) and the leader's pid are kept.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seconds perf records.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Samples per second.
+        #[arg(long, default_value_t = 499)]
+        freq: u32,
+        /// `perf record --call-graph` mode (`dwarf`: release builds have no frame pointers).
+        #[arg(long, default_value = "dwarf")]
+        call_graph: String,
+        /// The `wolfscale` binary (default: next to this one).
+        #[arg(long)]
+        wolfscale: Option<PathBuf>,
+    },
     /// Entries/s one MariaDB applier re-applies (a lagging follower catching up).
     Apply {
         /// Directory for the server's data (on the disk to measure).
@@ -226,6 +305,53 @@ fn main() -> ExitCode {
             wolfscale,
             workload,
         } => sysbench::run(&dir, seconds, &threads, wolfscale, &workload),
+        Cmd::Lag {
+            dir,
+            probe_seconds,
+            seconds,
+            clients,
+            fraction,
+            sample_ms,
+            wolfscale,
+        } => lag::run(lag::Args {
+            dir,
+            probe_seconds,
+            seconds,
+            clients,
+            fraction,
+            sample_ms,
+            wolfscale,
+        }),
+        Cmd::Catchup {
+            dir,
+            rows,
+            clients,
+            sample_ms,
+            wolfscale,
+        } => catchup::run(catchup::Args {
+            dir,
+            rows,
+            clients,
+            sample_ms,
+            wolfscale,
+        }),
+        Cmd::Profile {
+            dir,
+            out,
+            seconds,
+            clients,
+            freq,
+            call_graph,
+            wolfscale,
+        } => profile::run(profile::Args {
+            dir,
+            out,
+            seconds,
+            clients,
+            freq,
+            call_graph,
+            wolfscale,
+        }),
         Cmd::Apply { dir, entries } => apply::run(&dir, entries),
         Cmd::Tls {
             dir,
