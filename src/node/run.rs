@@ -97,7 +97,8 @@ pub async fn run(loaded: Loaded, mode: StartMode, progress: bool) -> Result<(), 
         });
         tracing::info!(addr = %api_cfg.bind_address, https = node.tls().is_some(), "http api listening");
     }
-    if let Some(proxy) = crate::proxy::Proxy::bind(&proxy_cfg)
+    let mariadb = crate::db::opts(&node.config().database, secrets.db_password.as_ref());
+    if let Some(proxy) = crate::proxy::Proxy::bind(&proxy_cfg, mariadb)
         .await
         .map_err(|e| NodeError::Config(e.to_string()))?
     {

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | `mod.rs` | the listener: accept, connection limit, shutdown |
 //! | `session.rs` | one connection: login, commands, session state |
+//! | `sessions.rs` | the live connections: `KILL`, interrupting a statement |
 //! | `statement.rs` | what a statement is (read, write, schema change, session) |
 //! | `variables.rs` | which `SET`s are accepted and what they do |
 //! | `txn.rs` | interactive transactions: run locally, recorded, certified at COMMIT |
@@ -20,6 +21,7 @@
 pub mod auth;
 mod params;
 mod session;
+mod sessions;
 mod statement;
 mod txn;
 mod variables;
@@ -56,6 +58,8 @@ pub enum Error {
 /// What every connection shares.
 pub(crate) struct Shared {
     users: auth::Users,
+    /// The live connections, for `KILL`.
+    sessions: Arc<sessions::Sessions>,
     /// `proxy.max_transaction_ms`.
     max_transaction: std::time::Duration,
 }
@@ -69,11 +73,16 @@ pub struct Proxy {
 
 impl Proxy {
     /// Binds the front end, or answers `None` when `[proxy]` is disabled or names no
-    /// user (then nobody could log in, so nothing listens).
+    /// user (then nobody could log in, so nothing listens). `mariadb` reaches this node's
+    /// MariaDB (`[database]`): a client's `KILL QUERY` of a statement in an interactive
+    /// transaction is sent there.
     ///
     /// # Errors
     /// Unusable users or an address that cannot be bound.
-    pub async fn bind(config: &ProxyConfig) -> Result<Option<Proxy>, Error> {
+    pub async fn bind(
+        config: &ProxyConfig,
+        mariadb: mysql_async::Opts,
+    ) -> Result<Option<Proxy>, Error> {
         if !config.enabled {
             return Ok(None);
         }
@@ -92,6 +101,7 @@ impl Proxy {
             listener,
             shared: Arc::new(Shared {
                 users,
+                sessions: Arc::new(sessions::Sessions::new(Some(mariadb))),
                 max_transaction: std::time::Duration::from_millis(config.max_transaction_ms),
             }),
             max_connections: config.max_connections.max(1) as usize,
@@ -135,6 +145,7 @@ impl Proxy {
                 }
             };
             let session = session::Session::new(service.clone(), self.shared.clone(), id);
+            let killed = session.closed();
             let stop = stop.clone();
             let tls = service.node().tls();
             service.node().spawn(async move {
@@ -146,6 +157,9 @@ impl Proxy {
                 // MariaDB (a write already handed to the log still applies).
                 tokio::select! {
                     _ = stop.cancelled() => {}
+                    _ = killed.cancelled() => {
+                        tracing::debug!(connection = id, "mysql connection killed");
+                    }
                     _ = client_gone(watch) => {
                         tracing::debug!(connection = id, "mysql client disconnected");
                     }

@@ -4,7 +4,8 @@
 //! [`Service::write`] exactly as `/write/sql` and `/write/ddl` send them.
 
 use super::params;
-use super::statement::{classify, Action};
+use super::sessions::{Interrupt, Registered, Watch};
+use super::statement::{classify, Action, SessionValue};
 use super::txn::{Commit, Opening, Transaction};
 use super::variables::{self, Effect};
 use super::wire::{self, Cell, MyError};
@@ -13,7 +14,7 @@ use crate::command::{DdlRequest, Input, SqlRequest, SqlStatementRequest, Wait, W
 use crate::service::{Consistency, Protocol, RawRows, ReadRequest, Service, WriteOutcome};
 use async_trait::async_trait;
 use opensrv_mysql::{
-    AsyncMysqlShim, Column, InitWriter, OkResponse, ParamParser, QueryResultWriter,
+    AsyncMysqlShim, Column, ColumnType, InitWriter, OkResponse, ParamParser, QueryResultWriter,
     StatementMetaWriter, StatusFlags,
 };
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWrite;
+use tokio_util::sync::CancellationToken;
 
 /// How long one read may wait and run.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,6 +42,8 @@ pub struct Session {
     service: Service,
     shared: Arc<Shared>,
     id: u32,
+    /// This connection among the front end's live ones (for `KILL`).
+    registered: Registered,
     scramble: [u8; 20],
     /// The LSN of this connection's last write: its next read waits for it here.
     last_lsn: Option<u64>,
@@ -58,10 +62,13 @@ pub struct Session {
     next_stmt: u32,
     /// `[tls]` is set and the client did not switch to TLS: its login is refused.
     plaintext_refused: bool,
+    /// `KILL CONNECTION` of itself: the connection ends after its answer (1927).
+    killed_itself: bool,
 }
 
 impl Session {
     pub(super) fn new(service: Service, shared: Arc<Shared>, id: u32) -> Session {
+        let registered = shared.sessions.register(id);
         let mut scramble = [0u8; 20];
         for b in &mut scramble {
             // Printable, never NUL or '$' (some clients stop at either).
@@ -74,6 +81,7 @@ impl Session {
             service,
             shared,
             id,
+            registered,
             scramble,
             last_lsn: None,
             last_insert_id: 0,
@@ -86,6 +94,7 @@ impl Session {
             prepared: HashMap::new(),
             next_stmt: 1,
             plaintext_refused: false,
+            killed_itself: false,
         }
     }
 
@@ -94,13 +103,23 @@ impl Session {
         self.plaintext_refused = true;
     }
 
+    /// Cancelled when `KILL CONNECTION` ends this connection.
+    pub(super) fn closed(&self) -> CancellationToken {
+        self.registered.entry().closed()
+    }
+
+    /// The server status flags a client reads after each statement: autocommit, and
+    /// whether a transaction is open (read-only or not), as MariaDB sets them.
     fn status(&self) -> StatusFlags {
         let mut s = StatusFlags::empty();
         if self.autocommit {
             s |= StatusFlags::SERVER_STATUS_AUTOCOMMIT;
         }
-        if self.txn.is_some() {
+        if let Some(txn) = &self.txn {
             s |= StatusFlags::SERVER_STATUS_IN_TRANS;
+            if txn.read_only {
+                s |= StatusFlags::SERVER_STATUS_IN_TRANS_READONLY;
+            }
         }
         s
     }
@@ -120,11 +139,21 @@ impl Session {
         action: Action,
         values: Vec<Input>,
         protocol: Protocol,
-        results: QueryResultWriter<'b, W>,
+        mut results: QueryResultWriter<'b, W>,
     ) -> io::Result<()> {
+        let (action, max_time) = match action {
+            Action::Limited { max_time, inner } => (*inner, max_time),
+            other => (other, None),
+        };
         let kind = kind_label(&action);
-        let answer = self.answer(action, values, protocol).await;
+        let statement = Statement {
+            token: self.registered.entry().start(),
+            deadline: max_time.map(|t| Instant::now() + t),
+        };
+        let answer = self.answer(action, values, protocol, &statement).await;
+        self.registered.entry().finish();
         crate::observe::metrics::proxy_statement(kind, answer.is_ok());
+        results.set_status(self.status());
         match answer {
             Ok(Answer::Ok {
                 affected_rows,
@@ -140,12 +169,17 @@ impl Session {
             }
             Ok(Answer::Rows(rows)) => {
                 self.last_error = None;
-                send_rows(results, &rows).await
+                send_rows(results, &rows, self.ok(0, 0)).await
             }
-            Ok(Answer::LastInsertId(label)) => {
+            Ok(Answer::Value(value, label)) => {
                 self.last_error = None;
-                let rows = vec![vec![self.last_insert_id.to_string()]];
-                send_text_rows(results, &[label.as_str()], rows).await
+                let (value, ty) = match value {
+                    SessionValue::LastInsertId => {
+                        (self.last_insert_id, ColumnType::MYSQL_TYPE_LONGLONG)
+                    }
+                    SessionValue::ConnectionId => (u64::from(self.id), ColumnType::MYSQL_TYPE_LONG),
+                };
+                send_value(results, wire::integer_column(&label, ty), value).await
             }
             Ok(Answer::Warnings) => {
                 let rows = self.warnings();
@@ -153,11 +187,68 @@ impl Session {
                 send_text_rows(results, &["Level", "Code", "Message"], rows).await
             }
             Err(e) => {
-                let sent = results.error(e.kind, e.message.as_bytes()).await;
+                let sent = results
+                    .error_code(e.code, &e.sqlstate, e.message.as_bytes())
+                    .await;
                 self.last_error = Some(e);
+                if self.killed_itself {
+                    // This connection killed itself: as MariaDB, it ends after the error.
+                    sent?;
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the connection was killed",
+                    ));
+                }
                 sent
             }
         }
+    }
+
+    /// How the statement under way can be interrupted.
+    fn watch<'a>(registered: &'a Registered, statement: &Statement) -> Watch<'a> {
+        Watch {
+            entry: registered.entry(),
+            token: statement.token.clone(),
+            deadline: statement.deadline,
+            killer: registered.sessions().killer(),
+        }
+    }
+
+    /// `KILL [QUERY | CONNECTION] id` of a connection of this front end, as MariaDB
+    /// answers it: only the same user may kill a connection (1095), an unknown id is
+    /// 1094; killing this connection's own query is 1317, its own connection 1927.
+    async fn kill(&mut self, connection: bool, id: u32) -> Result<Answer, MyError> {
+        let sessions = self.registered.sessions().clone();
+        let Some(target) = sessions.get(id) else {
+            return Err(MyError::new(1094, format!("Unknown thread id: {id}")));
+        };
+        let me = self.registered.entry().user();
+        if me.is_none() || target.user() != me {
+            return Err(MyError::new(
+                1095,
+                format!("You are not owner of thread {id}"),
+            ));
+        }
+        if id == self.id {
+            if !connection {
+                return Err(Interrupt::Killed.error());
+            }
+            self.killed_itself = true;
+            return Err(MyError::new(1927, "Connection was killed"));
+        }
+        if let Some(thread) = target.interrupt(Interrupt::Killed) {
+            sessions.killer().kill_query(thread).await;
+        }
+        if connection {
+            target.close();
+        }
+        tracing::info!(
+            connection = self.id,
+            target = id,
+            what = if connection { "connection" } else { "query" },
+            "mysql kill"
+        );
+        Ok(Answer::done())
     }
 
     async fn answer(
@@ -165,32 +256,36 @@ impl Session {
         action: Action,
         values: Vec<Input>,
         protocol: Protocol,
+        statement: &Statement,
     ) -> Result<Answer, MyError> {
         if let Action::Read(sql) = &action {
-            if let Some(label) = super::statement::last_insert_id_query(sql) {
+            if let Some((value, label)) = super::statement::session_value_query(sql) {
                 if values.is_empty() {
-                    return Ok(Answer::LastInsertId(label));
+                    return Ok(Answer::Value(value, label));
                 }
             }
         }
         match action {
             Action::Read(sql) if self.in_transaction() => {
                 let opening = self.opening();
+                let watch = Self::watch(&self.registered, statement);
                 let txn = self.txn.get_or_insert_with(|| Transaction::begin(false));
                 let rows = txn
-                    .read(&self.service, opening, &sql, values, protocol)
+                    .read(&self.service, opening, &sql, values, protocol, &watch)
                     .await?;
                 Ok(Answer::Rows(rows))
             }
-            Action::Read(sql) => self.read(sql, values, protocol).await,
+            Action::Read(sql) => self.read(sql, values, protocol, statement).await,
             Action::Write(sql) if self.in_transaction() => {
                 if let Some(mode) = &self.sql_mode {
                     return Err(sql_mode_refusal(mode));
                 }
                 let opening = self.opening();
+                let watch = Self::watch(&self.registered, statement);
                 let txn = self.txn.get_or_insert_with(|| Transaction::begin(false));
-                let (affected_rows, last_insert_id) =
-                    txn.write(&self.service, opening, &sql, values).await?;
+                let (affected_rows, last_insert_id) = txn
+                    .write(&self.service, opening, &sql, values, &watch)
+                    .await?;
                 Ok(Answer::Ok {
                     affected_rows,
                     last_insert_id,
@@ -262,14 +357,20 @@ impl Session {
             }
             Action::Savepoint(sql) if self.in_transaction() => {
                 let opening = self.opening();
+                let watch = Self::watch(&self.registered, statement);
                 let txn = self.txn.get_or_insert_with(|| Transaction::begin(false));
-                txn.savepoint(&self.service, opening, &sql).await?;
+                txn.savepoint(&self.service, opening, &sql, &watch).await?;
                 Ok(Answer::done())
             }
             // Outside a transaction MariaDB accepts a savepoint and keeps nothing.
             Action::Savepoint(_) => Ok(Answer::done()),
             Action::Use(db) => self.use_db(&db).map(|()| Answer::done()),
             Action::ShowWarnings => Ok(Answer::Warnings),
+            Action::Kill { connection, id } => self.kill(connection, id).await,
+            // `run` takes the limit off first; a nested one is never classified.
+            Action::Limited { inner, .. } => Err(MyError::unsupported(format!(
+                "nested SET STATEMENT is not supported: {inner:?}"
+            ))),
             Action::Empty => Ok(Answer::done()),
             Action::Refuse(e) => Err(e),
         }
@@ -309,11 +410,14 @@ impl Session {
         }
     }
 
+    /// A read outside a transaction, on the read pool: a `KILL QUERY` or its
+    /// `max_statement_time` drops it, which stops it on MariaDB.
     async fn read(
         &mut self,
         sql: String,
         values: Vec<Input>,
         protocol: Protocol,
+        statement: &Statement,
     ) -> Result<Answer, MyError> {
         let params = params::bind_read(values)?;
         let request = ReadRequest {
@@ -324,10 +428,11 @@ impl Session {
             sql_mode: self.sql_mode.clone(),
             timeout: READ_TIMEOUT,
         };
-        let rows = self
-            .service
-            .read_raw(request, protocol)
+        let watch = Self::watch(&self.registered, statement);
+        let rows = watch
+            .droppable(self.service.read_raw(request, protocol))
             .await
+            .map_err(Interrupt::error)?
             .map_err(|e| wire::service_error(&e, false))?;
         Ok(Answer::Rows(rows))
     }
@@ -378,13 +483,7 @@ impl Session {
     fn warnings(&self) -> Vec<Vec<String>> {
         self.last_error
             .iter()
-            .map(|e| {
-                vec![
-                    "Error".to_string(),
-                    (e.kind as u16).to_string(),
-                    e.message.clone(),
-                ]
-            })
+            .map(|e| vec!["Error".to_string(), e.code.to_string(), e.message.clone()])
             .collect()
     }
 }
@@ -406,9 +505,17 @@ enum Answer {
     },
     Rows(RawRows),
     Warnings,
-    /// `SELECT LAST_INSERT_ID()`, answered from this connection's last generated id
-    /// (MariaDB's own would be another connection's); the column label.
-    LastInsertId(String),
+    /// `SELECT LAST_INSERT_ID()` or `SELECT CONNECTION_ID()`, answered from this
+    /// connection (MariaDB's own would be another connection's); the column label.
+    Value(SessionValue, String),
+}
+
+/// The statement under way: what interrupts it.
+struct Statement {
+    /// Cancelled by `KILL QUERY`.
+    token: CancellationToken,
+    /// Its `SET STATEMENT max_statement_time`, from its start.
+    deadline: Option<Instant>,
 }
 
 impl Answer {
@@ -438,7 +545,7 @@ fn statement_answer(outcome: &WriteOutcome) -> Result<Answer, MyError> {
 
 fn kind_label(action: &Action) -> &'static str {
     match action {
-        Action::Read(_) | Action::ShowWarnings => "read",
+        Action::Read(_) | Action::ShowWarnings | Action::Limited { .. } => "read",
         Action::Write(_) => "write",
         Action::Ddl(_) => "ddl",
         Action::Refuse(_) => "refused",
@@ -446,13 +553,14 @@ fn kind_label(action: &Action) -> &'static str {
     }
 }
 
-/// Relays MariaDB's result set (an OK when it has no columns).
+/// Relays MariaDB's result set (`ok` when it has no columns).
 async fn send_rows<W: AsyncWrite + Send + Unpin>(
     results: QueryResultWriter<'_, W>,
     rows: &RawRows,
+    ok: OkResponse,
 ) -> io::Result<()> {
     if rows.columns.is_empty() {
-        return results.completed(OkResponse::default()).await;
+        return results.completed(ok).await;
     }
     let columns: Vec<Column> = rows.columns.iter().map(wire::column).collect();
     send(results, &columns, rows).await
@@ -468,6 +576,20 @@ async fn send<'b, W: AsyncWrite + Send + Unpin>(
         w.write_row(row.iter().cloned().map(Cell)).await?;
     }
     w.finish().await
+}
+
+/// A one-value result the front end makes up.
+async fn send_value<W: AsyncWrite + Send + Unpin>(
+    results: QueryResultWriter<'_, W>,
+    column: Column,
+    value: u64,
+) -> io::Result<()> {
+    let columns = [column];
+    let raw = RawRows {
+        columns: Vec::new(),
+        rows: vec![vec![mysql_async::Value::UInt(value)]],
+    };
+    send(results, &columns, &raw).await
 }
 
 /// A result the front end makes up: text columns.
@@ -503,6 +625,10 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
         self.id
     }
 
+    fn status_flags(&self) -> StatusFlags {
+        self.status()
+    }
+
     fn salt(&self) -> [u8; 20] {
         self.scramble
     }
@@ -525,6 +651,9 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
         let ok = auth_plugin == "mysql_native_password"
             && self.shared.users.check(username, salt, auth_data);
         crate::observe::metrics::proxy_login(ok);
+        if ok {
+            self.registered.entry().set_user(username);
+        }
         if !ok {
             tracing::info!(
                 connection = self.id,
@@ -542,16 +671,25 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
     ) -> io::Result<()> {
         let action = classify(query);
         if let Action::Refuse(e) = &action {
-            return info.error(e.kind, e.message.as_bytes()).await;
+            return info
+                .error_code(e.code, &e.sqlstate, e.message.as_bytes())
+                .await;
         }
         if self.prepared.len() >= MAX_PREPARED {
             let e = MyError::new(
                 1461,
                 format!("this connection holds {MAX_PREPARED} prepared statements; close some"),
             );
-            return info.error(e.kind, e.message.as_bytes()).await;
+            return info
+                .error_code(e.code, &e.sqlstate, e.message.as_bytes())
+                .await;
         }
-        let count = match &action {
+        // `SET STATEMENT … FOR <read>`: the read's placeholders and columns.
+        let target = match &action {
+            Action::Limited { inner, .. } => inner.as_ref(),
+            other => other,
+        };
+        let count = match target {
             Action::Read(s) | Action::Write(s) | Action::Ddl(s) => crate::sql::placeholders(s),
             _ => Ok(0),
         };
@@ -559,17 +697,21 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
             Ok(n) => n,
             Err(e) => {
                 let e = MyError::refused(e.to_string());
-                return info.error(e.kind, e.message.as_bytes()).await;
+                return info
+                    .error_code(e.code, &e.sqlstate, e.message.as_bytes())
+                    .await;
             }
         };
         // A read's columns as MariaDB prepares it: drivers bind their result buffers
         // from them.
-        let columns: Vec<Column> = match &action {
+        let columns: Vec<Column> = match target {
             Action::Read(sql) => match self.service.describe_read(sql, count).await {
                 Ok(cols) => cols.iter().map(wire::column).collect(),
                 Err(e) => {
                     let e = wire::service_error(&e, false);
-                    return info.error(e.kind, e.message.as_bytes()).await;
+                    return info
+                        .error_code(e.code, &e.sqlstate, e.message.as_bytes())
+                        .await;
                 }
             },
             _ => Vec::new(),
@@ -595,13 +737,19 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
     ) -> io::Result<()> {
         let Some(stmt) = self.prepared.get(&id) else {
             let e = MyError::new(1243, format!("unknown prepared statement handler ({id})"));
-            return results.error(e.kind, e.message.as_bytes()).await;
+            return results
+                .error_code(e.code, &e.sqlstate, e.message.as_bytes())
+                .await;
         };
         let action = stmt.action.clone();
         let expected = stmt.params;
         let values = match params::from_wire(params, expected) {
             Ok(v) => v,
-            Err(e) => return results.error(e.kind, e.message.as_bytes()).await,
+            Err(e) => {
+                return results
+                    .error_code(e.code, &e.sqlstate, e.message.as_bytes())
+                    .await
+            }
         };
         self.run(action, values, Protocol::Binary, results).await
     }
@@ -644,7 +792,11 @@ impl<W: AsyncWrite + Send + Unpin> AsyncMysqlShim<W> for Session {
     async fn on_init<'a>(&'a mut self, db: &'a str, writer: InitWriter<'a, W>) -> io::Result<()> {
         match self.use_db(db) {
             Ok(()) => writer.ok().await,
-            Err(e) => writer.error(e.kind, e.message.as_bytes()).await,
+            Err(e) => {
+                writer
+                    .error_code(e.code, &e.sqlstate, e.message.as_bytes())
+                    .await
+            }
         }
     }
 }

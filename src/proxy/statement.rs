@@ -34,6 +34,22 @@ pub enum Action {
     Savepoint(String),
     /// `SHOW WARNINGS` / `SHOW ERRORS`: about this session, answered by the front end.
     ShowWarnings,
+    /// `KILL [QUERY | CONNECTION] id`: of a connection of this front end (the id its
+    /// handshake sent).
+    Kill {
+        /// `KILL CONNECTION` (or plain `KILL`): the connection ends too.
+        connection: bool,
+        /// The connection id.
+        id: u32,
+    },
+    /// `SET STATEMENT max_statement_time = s FOR <read>`: the read, interrupted with
+    /// 1969 when it runs longer than `max_time` (`None`: 0, no limit).
+    Limited {
+        /// The limit.
+        max_time: Option<std::time::Duration>,
+        /// The read (never another `Limited`).
+        inner: Box<Action>,
+    },
     /// Nothing but comments: an OK.
     Empty,
     /// Refused, with the error to send.
@@ -78,15 +94,29 @@ pub fn classify(text: &str) -> Action {
     }
 }
 
-/// `SELECT LAST_INSERT_ID()` (optionally `AS label`): the column label it answers with.
-/// The front end answers it from the connection's own last generated id.
-pub fn last_insert_id_query(sql: &str) -> Option<String> {
+/// A value of this connection the front end answers itself: MariaDB's own would be that
+/// of whichever pooled connection ran the read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionValue {
+    /// `LAST_INSERT_ID()`: the first id this connection's last insert generated.
+    LastInsertId,
+    /// `CONNECTION_ID()`: the id the handshake sent, which `KILL` takes.
+    ConnectionId,
+}
+
+/// `SELECT LAST_INSERT_ID()` or `SELECT CONNECTION_ID()` (optionally `AS label`): which
+/// one, and the column label it answers with.
+pub fn session_value_query(sql: &str) -> Option<(SessionValue, String)> {
     let w = words(sql, 6);
-    let is_call = |s: &str| s.replace(' ', "").eq_ignore_ascii_case("last_insert_id()");
+    let call = |s: &str| match s.replace(' ', "").to_ascii_lowercase().as_str() {
+        "last_insert_id()" => Some((SessionValue::LastInsertId, "LAST_INSERT_ID()")),
+        "connection_id()" => Some((SessionValue::ConnectionId, "CONNECTION_ID()")),
+        _ => None,
+    };
     match w.as_slice() {
-        [select, call] if select == "select" && is_call(call) => Some("LAST_INSERT_ID()".into()),
-        [select, call, r#as, label] if select == "select" && is_call(call) && r#as == "as" => {
-            Some(label.trim_matches('`').to_string())
+        [select, f] if select == "select" => call(f).map(|(v, l)| (v, l.to_string())),
+        [select, f, r#as, label] if select == "select" && r#as == "as" => {
+            call(f).map(|(v, _)| (v, label.trim_matches('`').to_string()))
         }
         _ => None,
     }
@@ -179,6 +209,8 @@ fn session(text: &str) -> Action {
         ["use", db] => Action::Use(db.trim_matches('`').to_string()),
         // No table locks are ever held here (LOCK TABLES is refused): nothing to release.
         ["unlock", "tables" | "table"] => Action::Empty,
+        ["kill", ..] => kill(text),
+        ["set", "statement", ..] => set_statement(text),
         ["set", ..] => match parse_set(&text[3..]) {
             Ok(a) => Action::Set(a),
             Err(m) => Action::Refuse(MyError::refused(m)),
@@ -192,6 +224,123 @@ fn session(text: &str) -> Action {
         ))),
         [] => Action::Empty,
     }
+}
+
+/// `KILL [HARD | SOFT] [CONNECTION | QUERY] id`.
+fn kill(text: &str) -> Action {
+    let w = words(text, 6);
+    let mut rest: Vec<&str> = w.iter().skip(1).map(String::as_str).collect();
+    if matches!(rest.first(), Some(&("hard" | "soft"))) {
+        rest.remove(0);
+    }
+    let connection = match rest.first() {
+        Some(&"query") => {
+            rest.remove(0);
+            false
+        }
+        Some(&"connection") => {
+            rest.remove(0);
+            true
+        }
+        _ => true,
+    };
+    match rest.as_slice() {
+        [id] => match id.parse::<u32>() {
+            Ok(id) => Action::Kill { connection, id },
+            Err(_) => Action::Refuse(MyError::unsupported(format!(
+                "`KILL` takes a connection id (a number, as SHOW PROCESSLIST or \
+                 CONNECTION_ID() of that connection gives it), not `{id}`"
+            ))),
+        },
+        ["id", ..] => Action::Refuse(MyError::unsupported(
+            "`KILL QUERY ID` is not supported by WolfScale's MySQL front end: statements \
+             have no query id here; use KILL QUERY with the connection id",
+        )),
+        ["user", ..] => Action::Refuse(MyError::unsupported(
+            "`KILL … USER` is not supported by WolfScale's MySQL front end; kill each \
+             connection by its id",
+        )),
+        _ => Action::Refuse(MyError::refused(format!(
+            "cannot read `{text}`: expected KILL [QUERY | CONNECTION] <connection id>"
+        ))),
+    }
+}
+
+/// `SET STATEMENT var = value [, …] FOR statement`: only `max_statement_time`, only for
+/// a read (a write runs on every node, where the client's limit cannot apply alike).
+fn set_statement(text: &str) -> Action {
+    let body = text["set".len()..].trim_start();
+    let body = body["statement".len()..].trim_start();
+    let Some((list, inner)) = split_for(body) else {
+        return Action::Refuse(MyError::refused(
+            "cannot read the SET STATEMENT: expected SET STATEMENT var = value FOR statement"
+                .to_string(),
+        ));
+    };
+    let assignments = match parse_set(list) {
+        Ok(a) => a,
+        Err(m) => return Action::Refuse(MyError::refused(m)),
+    };
+    let mut max_time = None;
+    for a in assignments {
+        if a.name != "max_statement_time" {
+            return Action::Refuse(MyError::unsupported(format!(
+                "`SET STATEMENT {} = …` is refused: WolfScale's MySQL front end takes only \
+                 max_statement_time there",
+                a.name
+            )));
+        }
+        let seconds: f64 = match a.value.trim().parse() {
+            Ok(s) if (0.0..1e9).contains(&s) => s,
+            _ => {
+                return Action::Refuse(MyError::new(
+                    1232,
+                    format!(
+                        "Incorrect argument type to variable 'max_statement_time': {}",
+                        a.value
+                    ),
+                ))
+            }
+        };
+        max_time = (seconds > 0.0).then(|| std::time::Duration::from_secs_f64(seconds));
+    }
+    match classify(inner) {
+        read @ Action::Read(_) => Action::Limited {
+            max_time,
+            inner: Box::new(read),
+        },
+        Action::Refuse(e) => Action::Refuse(e),
+        _ => Action::Refuse(MyError::unsupported(
+            "`SET STATEMENT max_statement_time … FOR` is accepted for reads only: a write runs \
+             on every node through the log, where one client's time limit cannot apply alike",
+        )),
+    }
+}
+
+/// Splits `a = 1, b = 'x' FOR statement` at the first `FOR` outside quotes and
+/// parentheses.
+fn split_for(s: &str) -> Option<(&str, &str)> {
+    let (mut depth, mut quote) = (0i32, None::<char>);
+    let bytes = s.as_bytes();
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, 'f' | 'F') if depth == 0 => {
+                let word = s.get(i..i + 3).unwrap_or_default();
+                let before = i == 0 || bytes[i - 1].is_ascii_whitespace();
+                let after = bytes.get(i + 3).is_some_and(u8::is_ascii_whitespace);
+                if word.eq_ignore_ascii_case("for") && before && after {
+                    return Some((s[..i].trim(), s[i + 3..].trim()));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Parses the list after `SET`: `[GLOBAL|SESSION|LOCAL] name = value, …`, `@@[session.]name
@@ -398,11 +547,79 @@ mod tests {
     }
 
     #[test]
+    fn kill_takes_a_connection_id() {
+        let kill = |text| classify(text);
+        assert_eq!(
+            kill("KILL QUERY 7"),
+            Action::Kill {
+                connection: false,
+                id: 7
+            }
+        );
+        assert_eq!(
+            kill("kill 8;"),
+            Action::Kill {
+                connection: true,
+                id: 8
+            }
+        );
+        assert_eq!(
+            kill("KILL HARD CONNECTION 9"),
+            Action::Kill {
+                connection: true,
+                id: 9
+            }
+        );
+        for refused in ["KILL QUERY ID 5", "KILL USER app", "KILL QUERY x", "KILL"] {
+            assert!(matches!(kill(refused), Action::Refuse(_)), "{refused}");
+        }
+    }
+
+    #[test]
+    fn set_statement_limits_a_read_only() {
+        assert_eq!(
+            classify("SET STATEMENT max_statement_time = 0.5 FOR SELECT SLEEP(1)"),
+            Action::Limited {
+                max_time: Some(std::time::Duration::from_millis(500)),
+                inner: Box::new(Action::Read("SELECT SLEEP(1)".into())),
+            }
+        );
+        assert_eq!(
+            classify("set statement max_statement_time=0 for select 'for x'"),
+            Action::Limited {
+                max_time: None,
+                inner: Box::new(Action::Read("select 'for x'".into())),
+            }
+        );
+        for refused in [
+            "SET STATEMENT max_statement_time = 1 FOR DELETE FROM t",
+            "SET STATEMENT sql_mode = '' FOR SELECT 1",
+            "SET STATEMENT max_statement_time = -1 FOR SELECT 1",
+            "SET STATEMENT max_statement_time = 1",
+        ] {
+            assert!(matches!(classify(refused), Action::Refuse(_)), "{refused}");
+        }
+    }
+
+    #[test]
+    fn connection_id_and_last_insert_id_are_answered_here() {
+        assert_eq!(
+            session_value_query("SELECT CONNECTION_ID()"),
+            Some((SessionValue::ConnectionId, "CONNECTION_ID()".into()))
+        );
+        assert_eq!(
+            session_value_query("select last_insert_id() as `id`"),
+            Some((SessionValue::LastInsertId, "id".into()))
+        );
+        assert_eq!(session_value_query("SELECT CONNECTION_ID() + 1"), None);
+    }
+
+    #[test]
     fn other_statements_are_refused_with_a_reason() {
         let Action::Refuse(e) = classify("LOCK TABLES t WRITE") else {
             panic!("LOCK TABLES must be refused")
         };
-        assert_eq!(e.kind as u16, 1235);
+        assert_eq!(e.code, 1235);
         assert!(e.message.contains("LOCK"), "{}", e.message);
     }
 }

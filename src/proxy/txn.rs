@@ -19,6 +19,7 @@
 //! client (see `apply::tentative`), whose next statement gets 1213.
 
 use super::params;
+use super::sessions::{Interrupt, Watch};
 use super::wire::MyError;
 use crate::command::{
     CertifiedRequest, CertifiedStep, Input, Observed, Value, Wait, MAX_ENTRY_BYTES, MAX_STATEMENTS,
@@ -35,6 +36,9 @@ const TOO_LARGE: u16 = 1197;
 const NOT_IN_TRANSACTION: u16 = 1179;
 /// MariaDB's ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION.
 const READ_ONLY: u16 = 1792;
+/// MariaDB's ER_QUERY_INTERRUPTED: `KILL QUERY` stopped (and undid) the statement; the
+/// transaction goes on.
+const INTERRUPTED: u16 = 1317;
 
 /// How this session's local transactions are opened.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +58,8 @@ pub struct Transaction {
     pub read_only: bool,
     /// Opened at the first statement.
     local: Option<LocalTxn>,
+    /// The MariaDB thread of `local`'s connection, where `KILL QUERY` stops a statement.
+    thread: u32,
     /// `SET timestamp` of the local transaction: NOW() for all its statements.
     timestamp_us: u64,
     started: Instant,
@@ -83,6 +89,7 @@ impl Transaction {
         Transaction {
             read_only,
             local: None,
+            thread: 0,
             timestamp_us: 0,
             started: Instant::now(),
             max_duration: Duration::MAX,
@@ -94,11 +101,13 @@ impl Transaction {
         }
     }
 
+    /// The local transaction (opened now if it is not yet) and its MariaDB thread.
     async fn local(
         &mut self,
         service: &Service,
         opening: Opening,
-    ) -> Result<&mut LocalTxn, MyError> {
+        watch: &Watch<'_>,
+    ) -> Result<(&mut LocalTxn, u32), MyError> {
         if let Some(e) = &self.doomed {
             return Err(e.clone());
         }
@@ -106,19 +115,17 @@ impl Transaction {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-            let local = service
-                .begin_local(
-                    self.read_only,
-                    now,
-                    opening.consistency,
-                    opening.min_lsn,
-                    opening.max_duration,
-                )
+            let read_only = self.read_only;
+            // Waiting for this node to catch up, or for a connection: a KILL QUERY or the
+            // statement's limit ends the wait (nothing is open yet).
+            let (local, thread) = watch
+                .droppable(open(service, read_only, now, opening))
                 .await
-                .map_err(|e| super::wire::service_error(&e, false))?;
+                .map_err(Interrupt::error)??;
             self.timestamp_us = now;
             self.started = Instant::now();
             self.max_duration = opening.max_duration;
+            self.thread = thread;
             self.local = Some(local);
         } else if self.started.elapsed() > self.max_duration {
             return Err(self.doom(MyError::new(
@@ -130,9 +137,16 @@ impl Transaction {
                 ),
             )));
         }
+        let thread = self.thread;
         self.local
             .as_mut()
+            .map(|l| (l, thread))
             .ok_or_else(|| MyError::new(1105, "WolfScale: the local transaction is gone"))
+    }
+
+    /// Whether the applier killed the local transaction to free its locks.
+    fn killed(&self) -> bool {
+        self.local.as_ref().is_some_and(LocalTxn::killed)
     }
 
     /// Ends the local transaction and keeps `e` for every later statement.
@@ -171,7 +185,7 @@ impl Transaction {
                 if crate::service::FailureClass::from_class(class).is_some() {
                     Ok(se.code)
                 } else {
-                    Err(self.doom(MyError::new(se.code, se.message)))
+                    Err(self.doom(MyError::with_state(se.code, &se.state, se.message)))
                 }
             }
             other => Err(self.doom(MyError::new(
@@ -223,6 +237,7 @@ impl Transaction {
         sql: &str,
         values: Vec<Input>,
         protocol: Protocol,
+        watch: &Watch<'_>,
     ) -> Result<RawRows, MyError> {
         let params = params::bind_read(values)?;
         let replayable = sql::check_certified_step(sql, params.len());
@@ -245,10 +260,22 @@ impl Transaction {
             }
         }
         let limits = service.read_limits();
-        let local = self.local(service, opening).await?;
-        let result = local.read(&text, &params, protocol, limits, locking).await;
+        let (local, thread) = self.local(service, opening, watch).await?;
+        let result = watch
+            .on_thread(
+                thread,
+                local.read(&text, &params, protocol, limits, locking),
+            )
+            .await
+            .map_err(Interrupt::error)?;
         let rows = match result {
             Ok(rows) => rows,
+            Err(crate::service::QueryError::Sql { code, message, .. })
+                if code == INTERRUPTED && !self.killed() =>
+            {
+                // Stopped by KILL QUERY: the statement did nothing the client saw.
+                return Err(interrupted(watch, message));
+            }
             Err(crate::service::QueryError::Sql { code, message, .. }) => {
                 let e = mysql_async::Error::Server(mysql_async::ServerError {
                     code,
@@ -302,6 +329,7 @@ impl Transaction {
         opening: Opening,
         sql: &str,
         values: Vec<Input>,
+        watch: &Watch<'_>,
     ) -> Result<(u64, u64), MyError> {
         if self.read_only {
             return Err(MyError::new(
@@ -322,10 +350,18 @@ impl Transaction {
                  and run the read with an ORDER BY (or outside the transaction)"
             )));
         }
-        let local = self.local(service, opening).await?;
-        let result = local.write(&text, &params).await;
+        let (local, thread) = self.local(service, opening, watch).await?;
+        let result = watch
+            .on_thread(thread, local.write(&text, &params))
+            .await
+            .map_err(Interrupt::error)?;
         self.wrote = true;
         match result {
+            // Stopped by KILL QUERY: MariaDB undid the statement, so there is nothing to
+            // replay at COMMIT.
+            Err(mysql_async::Error::Server(se)) if se.code == INTERRUPTED && !self.killed() => {
+                Err(interrupted(watch, se.message))
+            }
             Ok((affected_rows, insert_id)) => {
                 self.record(
                     &text,
@@ -358,6 +394,7 @@ impl Transaction {
         service: &Service,
         opening: Opening,
         sql: &str,
+        watch: &Watch<'_>,
     ) -> Result<(), MyError> {
         let text = match sql::check_certified_step(sql, 0) {
             Ok((text, CertifiedKind::Savepoint)) => text.to_string(),
@@ -368,8 +405,15 @@ impl Transaction {
             }
             Err(e) => return Err(MyError::refused(e.to_string())),
         };
-        let local = self.local(service, opening).await?;
-        match local.savepoint(&text).await {
+        let (local, thread) = self.local(service, opening, watch).await?;
+        let result = watch
+            .on_thread(thread, local.savepoint(&text))
+            .await
+            .map_err(Interrupt::error)?;
+        match result {
+            Err(mysql_async::Error::Server(se)) if se.code == INTERRUPTED && !self.killed() => {
+                Err(interrupted(watch, se.message))
+            }
             Ok(()) => self.record(
                 &text,
                 Vec::new(),
@@ -436,6 +480,62 @@ impl Transaction {
     }
 }
 
+/// Opens a local transaction and asks its connection's MariaDB thread.
+async fn open(
+    service: &Service,
+    read_only: bool,
+    timestamp_us: u64,
+    opening: Opening,
+) -> Result<(LocalTxn, u32), MyError> {
+    let mut local = service
+        .begin_local(
+            read_only,
+            timestamp_us,
+            opening.consistency,
+            opening.min_lsn,
+            opening.max_duration,
+        )
+        .await
+        .map_err(|e| super::wire::service_error(&e, false))?;
+    let asked = local
+        .read(
+            sql::session::CONNECTION_ID,
+            &[],
+            Protocol::Text,
+            service.read_limits(),
+            false,
+        )
+        .await;
+    let thread = asked.ok().and_then(|rows| {
+        let first = rows.rows.first()?.first()?;
+        match first {
+            mysql_async::Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+            mysql_async::Value::Int(n) => u32::try_from(*n).ok(),
+            mysql_async::Value::UInt(n) => u32::try_from(*n).ok(),
+            _ => None,
+        }
+    });
+    match thread {
+        Some(thread) => Ok((local, thread)),
+        None => {
+            local.finish().await;
+            Err(MyError::new(
+                DEADLOCK,
+                "WolfScale: could not open the transaction on this node's MariaDB (its \
+                 connection did not answer); nothing was written, retry",
+            ))
+        }
+    }
+}
+
+/// A statement `KILL QUERY` or its `max_statement_time` stopped, as MariaDB reports it.
+fn interrupted(watch: &Watch<'_>, message: String) -> MyError {
+    match watch.interrupted() {
+        Some(why @ Interrupt::TimedOut) => why.error(),
+        _ => MyError::new(INTERRUPTED, message),
+    }
+}
+
 fn value_size(v: &Value) -> usize {
     match v {
         Value::Text(s) => s.len() + 8,
@@ -454,7 +554,7 @@ mod tests {
         assert!(t.before_ddl().is_ok());
         t.wrote = true;
         let e = t.before_ddl().expect_err("refused");
-        assert_eq!(e.kind as u16, NOT_IN_TRANSACTION);
+        assert_eq!(e.code, NOT_IN_TRANSACTION);
     }
 
     #[test]
@@ -475,7 +575,7 @@ mod tests {
                 Observed::Failed { code: 1146 },
             )
             .expect_err("over the limit");
-        assert_eq!(e.kind as u16, TOO_LARGE);
+        assert_eq!(e.code, TOO_LARGE);
         assert!(e.message.contains("nothing was written"), "{}", e.message);
         assert!(t.doomed.is_some());
         let mut t = Transaction::begin(false);
@@ -487,6 +587,6 @@ mod tests {
                 Observed::Failed { code: 1 },
             )
             .expect_err("too many bytes");
-        assert_eq!(e.kind as u16, TOO_LARGE);
+        assert_eq!(e.code, TOO_LARGE);
     }
 }

@@ -2,42 +2,51 @@
 //! definitions and values relayed to the client (text and binary protocol), and service
 //! errors as MySQL error numbers.
 //!
-//! The protocol crate (opensrv-mysql 0.7) writes the packets; it knows MySQL's error
-//! numbers 1000–1885 with their SQLSTATEs, so a MariaDB-only number (above 1885) reaches
-//! the client as 1105 `ER_UNKNOWN_ERROR` with the original number in the message.
+//! The protocol crate (opensrv-mysql 0.7, patched) writes the packets; errors go out with
+//! any number and SQLSTATE, MariaDB's own (above 1885: 1969, 4025, …) included.
 
 use crate::service::{ErrorKind as Kind, ServiceError};
 use opensrv_mysql::{Column, ColumnFlags, ColumnType, ErrorKind, ToMysqlValue};
 use std::io::{self, Write};
 
-/// The error numbers opensrv-mysql can send (its table covers 1000..=1885 without gaps).
-const KNOWN_CODES: std::ops::RangeInclusive<u16> = 1000..=1885;
+/// The error numbers whose SQLSTATE opensrv-mysql's table holds (1000..=1885 without
+/// gaps; MySQL and MariaDB agree on them). MariaDB's later numbers are in
+/// [`crate::sql::sqlstate`].
+const CRATE_CODES: std::ops::RangeInclusive<u16> = 1000..=1885;
 
-/// A MySQL error to send: its number and message.
+/// MariaDB's character set number for binary data (numbers, dates, blobs).
+pub const BINARY: u16 = 63;
+/// utf8mb4_general_ci: the text columns the front end makes up itself.
+pub const UTF8MB4: u16 = 45;
+
+/// A MySQL error to send: its number, SQLSTATE and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MyError {
-    /// The number sent (with its SQLSTATE).
-    pub kind: ErrorKind,
+    /// The error number, e.g. 1062.
+    pub code: u16,
+    /// The SQLSTATE sent with it, e.g. `23000`.
+    pub sqlstate: [u8; 5],
     /// The message.
     pub message: String,
 }
 
 impl MyError {
-    /// Error `code` with `message`; a number the crate cannot send becomes 1105 with the
-    /// number kept in the message.
+    /// Error `code` with MariaDB's SQLSTATE for it and `message`.
     pub fn new(code: u16, message: impl Into<String>) -> MyError {
-        let message = message.into();
-        if KNOWN_CODES.contains(&code) {
-            MyError {
-                kind: ErrorKind::from(code),
-                message,
-            }
-        } else {
-            MyError {
-                kind: ErrorKind::ER_UNKNOWN_ERROR,
-                message: format!("MariaDB error {code}: {message}"),
-            }
+        MyError {
+            code,
+            sqlstate: sqlstate(code),
+            message: message.into(),
         }
+    }
+
+    /// Error `code` with the SQLSTATE the server sent (MariaDB's table otherwise).
+    pub fn with_state(code: u16, state: &str, message: impl Into<String>) -> MyError {
+        let mut e = MyError::new(code, message);
+        if let Ok(state) = <[u8; 5]>::try_from(state.as_bytes()) {
+            e.sqlstate = state;
+        }
+        e
     }
 
     /// A statement the front end does not run, with why (1235 `ER_NOT_SUPPORTED_YET`,
@@ -50,6 +59,14 @@ impl MyError {
     pub fn refused(message: impl Into<String>) -> MyError {
         MyError::new(1064, message)
     }
+}
+
+/// The SQLSTATE MariaDB sends with error number `code` (`HY000` when it has none).
+pub fn sqlstate(code: u16) -> [u8; 5] {
+    if CRATE_CODES.contains(&code) {
+        return *ErrorKind::from(code).sqlstate();
+    }
+    <[u8; 5]>::try_from(crate::sql::sqlstate(code).as_bytes()).unwrap_or(*b"HY000")
 }
 
 /// A service error as the MySQL error a client expects:
@@ -76,8 +93,11 @@ pub fn service_error(e: &ServiceError, write: bool) -> MyError {
     }
 }
 
-/// MariaDB's column definition as the crate describes one (the crate sends every column
-/// with charset utf8_general_ci, length 1024 and 0 decimals).
+/// MariaDB's column definition as the crate sends one: name, table, type, flags, and the
+/// character set, length and decimals drivers map types from (63, binary, tells a BLOB
+/// from a TEXT and a VARBINARY from a VARCHAR). A text column carries utf8mb4_general_ci,
+/// as MariaDB describes text to a utf8mb4 client (the collation of the connection's
+/// results, not the column's; the read pool's own connection collation may differ).
 pub fn column(c: &mysql_async::Column) -> Column {
     let ty = c.column_type() as u8;
     Column {
@@ -85,16 +105,52 @@ pub fn column(c: &mysql_async::Column) -> Column {
         column: c.name_str().into_owned(),
         coltype: ColumnType::try_from(ty).unwrap_or(ColumnType::MYSQL_TYPE_VAR_STRING),
         colflags: ColumnFlags::from_bits_truncate(c.flags().bits()),
+        charset: if c.character_set() == BINARY {
+            BINARY
+        } else {
+            UTF8MB4
+        },
+        column_length: c.column_length(),
+        decimals: c.decimals(),
     }
 }
 
-/// A column of a result the front end makes up itself (session variables, SHOW WARNINGS).
+/// A text column of a result the front end makes up itself (session variables, SHOW
+/// WARNINGS): utf8mb4, as MariaDB describes a string expression.
 pub fn text_column(name: &str) -> Column {
     Column {
-        table: String::new(),
-        column: name.to_string(),
-        coltype: ColumnType::MYSQL_TYPE_VAR_STRING,
-        colflags: ColumnFlags::empty(),
+        charset: UTF8MB4,
+        column_length: 1024 * 4,
+        decimals: 0,
+        ..Column::new(
+            "",
+            name,
+            ColumnType::MYSQL_TYPE_VAR_STRING,
+            ColumnFlags::empty(),
+        )
+    }
+}
+
+/// An integer column of a result the front end makes up itself, as MariaDB describes
+/// `CONNECTION_ID()` (`LONG`, length 10) and `LAST_INSERT_ID()` (`LONGLONG`, 21):
+/// binary, unsigned, not null.
+pub fn integer_column(name: &str, coltype: ColumnType) -> Column {
+    Column {
+        charset: BINARY,
+        column_length: if coltype == ColumnType::MYSQL_TYPE_LONG {
+            10
+        } else {
+            21
+        },
+        ..Column::new(
+            "",
+            name,
+            coltype,
+            ColumnFlags::UNSIGNED_FLAG
+                | ColumnFlags::NOT_NULL_FLAG
+                | ColumnFlags::BINARY_FLAG
+                | ColumnFlags::NUM_FLAG,
+        )
     }
 }
 
@@ -247,17 +303,22 @@ mod tests {
             message: "Duplicate entry '1' for key 'PRIMARY'".into(),
         });
         let m = service_error(&e, true);
-        assert_eq!(m.kind as u16, 1062);
-        assert_eq!(m.kind.sqlstate(), b"23000");
+        assert_eq!(m.code, 1062);
+        assert_eq!(&m.sqlstate, b"23000");
         assert_eq!(m.message, "Duplicate entry '1' for key 'PRIMARY'");
     }
 
     #[test]
-    fn unknown_numbers_become_1105_with_the_number_in_the_message() {
-        let m = MyError::new(4025, "CONSTRAINT `c` failed");
-        assert_eq!(m.kind as u16, 1105);
-        assert_eq!(m.message, "MariaDB error 4025: CONSTRAINT `c` failed");
-        for code in KNOWN_CODES {
+    fn mariadb_only_numbers_keep_their_number_and_sqlstate() {
+        let m = MyError::new(4025, "CONSTRAINT `c` failed for `t`");
+        assert_eq!((m.code, &m.sqlstate), (4025, b"23000"));
+        assert_eq!(m.message, "CONSTRAINT `c` failed for `t`");
+        assert_eq!(&MyError::new(1969, "x").sqlstate, b"70100");
+        assert_eq!(&MyError::new(1927, "x").sqlstate, b"70100");
+        assert_eq!(&MyError::new(1317, "x").sqlstate, b"70100");
+        assert_eq!(&MyError::new(4999, "x").sqlstate, b"HY000");
+        assert_eq!(&MyError::with_state(1644, "45000", "x").sqlstate, b"45000");
+        for code in CRATE_CODES {
             // The crate panics on numbers outside its table: every one in the range is in it.
             assert_eq!(ErrorKind::from(code) as u16, code);
         }
@@ -266,8 +327,8 @@ mod tests {
     #[test]
     fn leader_loss_is_a_retryable_1213() {
         let m = service_error(&ServiceError::NoLeader { retry_after: 1 }, true);
-        assert_eq!(m.kind as u16, 1213);
-        assert_eq!(m.kind.sqlstate(), b"40001");
+        assert_eq!(m.code, 1213);
+        assert_eq!(&m.sqlstate, b"40001");
         let m = service_error(
             &ServiceError::Invalid {
                 code: "not_write".into(),
@@ -275,7 +336,7 @@ mod tests {
             },
             false,
         );
-        assert_eq!(m.kind as u16, 1064);
+        assert_eq!(m.code, 1064);
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub fn kill_connection(id: u32) -> String {
     format!("KILL CONNECTION {id}")
 }
 
+/// The MariaDB thread id of the connection it runs on: the MySQL front end asks it of an
+/// interactive transaction's connection, so a client's `KILL QUERY` can stop the
+/// statement running there.
+pub const CONNECTION_ID: &str = "SELECT CONNECTION_ID()";
+
 /// Opens a front-end transaction that may write (locally, never committed): every read
 /// sees one snapshot taken now.
 pub const BEGIN_LOCAL: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT";

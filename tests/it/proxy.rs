@@ -20,14 +20,14 @@ pub(crate) async fn cluster() -> ProcCluster {
 }
 
 /// `(host, port)` of node `i`'s front end.
-fn front_end(c: &ProcCluster, i: usize) -> (String, u16) {
+pub(crate) fn front_end(c: &ProcCluster, i: usize) -> (String, u16) {
     let addr = c.nodes[i].mysql.as_deref().expect("node serves mysql");
     let (host, port) = addr.rsplit_once(':').expect("host:port");
     (host.to_string(), port.parse().expect("port"))
 }
 
 /// Runs the `mariadb` CLI against node `i`'s front end with `args`, `stdin` as input.
-async fn mariadb_cli(c: &ProcCluster, i: usize, args: &[&str], stdin: &str) -> Output {
+pub(crate) async fn mariadb_cli(c: &ProcCluster, i: usize, args: &[&str], stdin: &str) -> Output {
     use tokio::io::AsyncWriteExt;
     let (host, port) = front_end(c, i);
     let mut child = tokio::process::Command::new("mariadb")
@@ -55,7 +55,7 @@ async fn mariadb_cli(c: &ProcCluster, i: usize, args: &[&str], stdin: &str) -> O
         .expect("mariadb output")
 }
 
-fn text(o: &Output) -> (String, String) {
+pub(crate) fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
@@ -208,7 +208,7 @@ async fn proxy_mariadb_cli_script_reaches_every_node() {
 }
 
 /// The PyMySQL venv `scripts/test.sh` makes.
-fn pymysql_python() -> std::path::PathBuf {
+pub(crate) fn pymysql_python() -> std::path::PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pymysql-venv/bin/python");
     assert!(
         python.exists(),
@@ -606,7 +606,7 @@ async fn proxy_sysbench_and_mariadb_dump_through_the_front_end() {
 }
 
 /// Statements running on node `i`'s MariaDB whose text starts with `prefix`.
-async fn running(c: &ProcCluster, i: usize, prefix: &str) -> i64 {
+pub(crate) async fn running(c: &ProcCluster, i: usize, prefix: &str) -> i64 {
     let mut conn = c.nodes[i].db.conn().await.expect("connect");
     let n: Option<i64> = conn
         .exec_first(

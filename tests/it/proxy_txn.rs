@@ -411,3 +411,93 @@ async fn proxy_txn_sysbench_read_write_and_write_only_end_identical() {
         "rows with values that sysbench never sends"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_txn_select_for_update_on_two_nodes_one_commits_the_other_retries() {
+    let c = cluster().await;
+    let mut a = connect(&c, 0).await;
+    let mut b = connect(&c, 1).await;
+    a.query_drop("CREATE TABLE stock (id INT PRIMARY KEY, qty INT NOT NULL)")
+        .await
+        .expect("create");
+    a.query_drop("INSERT INTO stock VALUES (1, 10)")
+        .await
+        .expect("seed");
+    c.wait_converged(Duration::from_secs(60)).await;
+
+    // Both lock the row on their own node, then take from what they read.
+    a.query_drop("BEGIN").await.expect("begin a");
+    b.query_drop("BEGIN").await.expect("begin b");
+    let qa: Option<i64> = a
+        .query_first("SELECT qty FROM stock WHERE id = 1 FOR UPDATE")
+        .await
+        .expect("a locks");
+    let qb: Option<i64> = b
+        .exec_first("SELECT qty FROM stock WHERE id = ? FOR UPDATE", (1,))
+        .await
+        .expect("b locks");
+    assert_eq!((qa, qb), (Some(10), Some(10)));
+    a.exec_drop(
+        "UPDATE stock SET qty = ? WHERE id = 1",
+        (qa.unwrap_or(0) - 1,),
+    )
+    .await
+    .expect("a takes 1");
+    b.exec_drop(
+        "UPDATE stock SET qty = ? WHERE id = 1",
+        (qb.unwrap_or(0) - 3,),
+    )
+    .await
+    .expect("b takes 3");
+    a.query_drop("COMMIT").await.expect("a commits");
+    let e = b.query_drop("COMMIT").await.expect_err("b must not commit");
+    assert_eq!(code(&e), Some(1213), "{e:?}");
+    if let mysql_async::Error::Server(s) = &e {
+        assert_eq!(s.state, "40001", "{s:?}");
+    }
+
+    // b retries the whole transaction until it commits over a's value.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        assert!(attempts <= 50, "b never committed");
+        let _ = b.query_drop("ROLLBACK").await;
+        b.query_drop("BEGIN").await.expect("retry");
+        let q: Option<i64> = match b
+            .query_first("SELECT qty FROM stock WHERE id = 1 FOR UPDATE")
+            .await
+        {
+            Ok(q) => q,
+            Err(e) if code(&e) == Some(1213) => continue,
+            Err(e) => panic!("b's locking read: {e:?}"),
+        };
+        let wrote = b
+            .exec_drop(
+                "UPDATE stock SET qty = ? WHERE id = 1",
+                (q.unwrap_or(0) - 3,),
+            )
+            .await;
+        match wrote {
+            Ok(()) => {}
+            Err(e) if code(&e) == Some(1213) => continue,
+            Err(e) => panic!("b's update: {e:?}"),
+        }
+        match b.query_drop("COMMIT").await {
+            Ok(()) => {
+                assert_eq!(q, Some(9), "b committed over a value it did not read");
+                break;
+            }
+            Err(e) if code(&e) == Some(1213) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("b's retry: {e:?}"),
+        }
+    }
+    tracing::info!(attempts, "b committed after retrying");
+    assert_eq!(
+        on_every_node(&c, "SELECT qty FROM stock WHERE id = 1").await,
+        vec![Some(6); 3]
+    );
+    a.disconnect().await.expect("disconnect");
+    b.disconnect().await.expect("disconnect");
+}

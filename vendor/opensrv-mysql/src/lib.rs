@@ -74,6 +74,30 @@ pub struct Column {
     ///
     /// Of particular interest are `ColumnFlags::UNSIGNED_FLAG` and `ColumnFlags::NOT_NULL_FLAG`.
     pub colflags: ColumnFlags,
+    /// The column's character set and collation number, e.g. 45 (utf8mb4_general_ci) for
+    /// text, 63 (binary) for numbers, dates and blobs. (Patched in: every column was sent
+    /// as 33, utf8_general_ci.)
+    pub charset: u16,
+    /// The column's maximum length in bytes. (Patched in: was always 1024.)
+    pub column_length: u32,
+    /// Digits after the decimal point. (Patched in: was always 0.)
+    pub decimals: u8,
+}
+
+impl Column {
+    /// A column with `charset`, length and decimals as the unpatched crate sent every
+    /// column (33, 1024, 0). (Patched in.)
+    pub fn new(table: &str, column: &str, coltype: ColumnType, colflags: ColumnFlags) -> Column {
+        Column {
+            table: table.to_string(),
+            column: column.to_string(),
+            coltype,
+            colflags,
+            charset: 33,
+            column_length: 1024,
+            decimals: 0,
+        }
+    }
 }
 
 /// QueryStatusInfo represents the status of a query.
@@ -205,6 +229,13 @@ pub trait AsyncMysqlShim<W: Send> {
         Ok(())
     }
 
+    /// The server status flags now (autocommit, in transaction), sent in the greeting and
+    /// in the OK and EOF packets the crate writes itself; the shim sets them on its
+    /// answers with [`QueryResultWriter::set_status`]. (Patched in: the crate sent 0.)
+    fn status_flags(&self) -> StatusFlags {
+        StatusFlags::empty()
+    }
+
     /// Called on COM_RESET_CONNECTION, and on COM_CHANGE_USER once the new user
     /// authenticated: the session must forget its state (open transaction, variables,
     /// prepared statements). (Patched in; the default keeps nothing to forget.)
@@ -216,10 +247,7 @@ pub trait AsyncMysqlShim<W: Send> {
 }
 
 /// The user name, auth response and database of a COM_CHANGE_USER body (patched in).
-fn change_user_fields(
-    body: &[u8],
-    capabilities: CapabilityFlags,
-) -> Option<(&[u8], &[u8], &[u8])> {
+fn change_user_fields(body: &[u8], capabilities: CapabilityFlags) -> Option<(&[u8], &[u8], &[u8])> {
     let nul = body.iter().position(|&b| b == 0)?;
     let (user, rest) = (&body[..nul], &body[nul + 1..]);
     let (auth, rest) = if capabilities.contains(CapabilityFlags::CLIENT_SECURE_CONNECTION) {
@@ -362,8 +390,8 @@ where
 
         writer.write_all(&server_capabilities_vec[..2])?; // The lower 2 bytes of the Capabilities Flags, 0x42
                                                           // self.writer.write_all(&[0x00, 0x42])?;
-        writer.write_all(&[0x21])?; // UTF8_GENERAL_CI
-        writer.write_all(&[0x00, 0x00])?; // status_flags
+        writer.write_all(&[45])?; // utf8mb4_general_ci (patched: was 33, utf8_general_ci)
+        writer.write_all(&shim.status_flags().bits().to_le_bytes())?; // (patched: was 0)
         writer.write_all(&server_capabilities_vec[2..4])?; // The upper 2 bytes of the Capabilities Flags
 
         if default_auth_plugin.is_empty() {
@@ -563,6 +591,7 @@ where
                 if let Some(Ok(db)) = handshake.db.as_ref().map(|x| std::str::from_utf8(x)) {
                     let w = InitWriter {
                         client_capabilities: self.client_capabilities,
+                        status: self.shim.status_flags(),
                         writer: &mut self.writer,
                     };
                     self.shim.on_init(db, w).await?;
@@ -577,7 +606,10 @@ where
                     writers::write_ok_packet(
                         &mut self.writer,
                         self.client_capabilities,
-                        OkResponse::default(),
+                        OkResponse {
+                            status_flags: self.shim.status_flags(),
+                            ..Default::default()
+                        },
                     )
                     .await?;
                 }
@@ -605,15 +637,20 @@ where
                                     &mut self.writer,
                                     false,
                                     self.client_capabilities,
+                                    self.shim.status_flags(),
                                 );
 
                                 let var = &q[b"SELECT @@".len()..];
                                 let var_with_at = &q[b"SELECT ".len()..];
                                 let cols = &[Column {
-                                    table: String::new(),
-                                    column: String::from_utf8_lossy(var_with_at).to_string(),
-                                    coltype: myc::constants::ColumnType::MYSQL_TYPE_LONG,
-                                    colflags: myc::constants::ColumnFlags::UNSIGNED_FLAG,
+                                    charset: 63,
+                                    column_length: 10,
+                                    ..Column::new(
+                                        "",
+                                        &String::from_utf8_lossy(var_with_at),
+                                        myc::constants::ColumnType::MYSQL_TYPE_LONG,
+                                        myc::constants::ColumnFlags::UNSIGNED_FLAG,
+                                    )
                                 }];
 
                                 match var {
@@ -638,6 +675,7 @@ where
                             {
                                 let w = InitWriter {
                                     client_capabilities: self.client_capabilities,
+                                    status: self.shim.status_flags(),
                                     writer: &mut self.writer,
                                 };
                                 let schema = ::std::str::from_utf8(&q[b"USE ".len()..])
@@ -649,6 +687,7 @@ where
                                     &mut self.writer,
                                     false,
                                     self.client_capabilities,
+                                    self.shim.status_flags(),
                                 );
                                 self.shim
                                     .on_query(
@@ -665,6 +704,7 @@ where
                                 writer: &mut self.writer,
                                 stmts: &mut stmts,
                                 client_capabilities: self.client_capabilities,
+                                status: self.shim.status_flags(),
                             };
 
                             self.shim
@@ -689,6 +729,7 @@ where
                                     &mut self.writer,
                                     true,
                                     self.client_capabilities,
+                                    self.shim.status_flags(),
                                 );
                                 self.shim.on_execute(stmt, params, w).await?;
                             }
@@ -724,6 +765,7 @@ where
                             // see https://github.com/datafuselabs/databend/issues/4439
                             let ok_packet = OkResponse {
                                 header: 0xfe,
+                                status_flags: self.shim.status_flags(),
                                 ..Default::default()
                             };
                             writers::write_ok_packet(
@@ -736,6 +778,7 @@ where
                         Command::Init(schema) => {
                             let w = InitWriter {
                                 client_capabilities: self.client_capabilities,
+                                status: self.shim.status_flags(),
                                 writer: &mut self.writer,
                             };
                             self.shim
@@ -751,7 +794,10 @@ where
                             writers::write_ok_packet(
                                 &mut self.writer,
                                 self.client_capabilities,
-                                OkResponse::default(),
+                                OkResponse {
+                                    status_flags: self.shim.status_flags(),
+                                    ..Default::default()
+                                },
                             )
                             .await?;
                         }
@@ -764,7 +810,10 @@ where
                             writers::write_ok_packet(
                                 &mut self.writer,
                                 self.client_capabilities,
-                                OkResponse::default(),
+                                OkResponse {
+                                    status_flags: self.shim.status_flags(),
+                                    ..Default::default()
+                                },
                             )
                             .await?;
                         }
@@ -792,6 +841,7 @@ where
                                     Ok(db) if !db.is_empty() => {
                                         let w = InitWriter {
                                             client_capabilities: self.client_capabilities,
+                                            status: self.shim.status_flags(),
                                             writer: &mut self.writer,
                                         };
                                         self.shim.on_init(db, w).await?;
@@ -800,7 +850,10 @@ where
                                         writers::write_ok_packet(
                                             &mut self.writer,
                                             self.client_capabilities,
-                                            OkResponse::default(),
+                                            OkResponse {
+                                                status_flags: self.shim.status_flags(),
+                                                ..Default::default()
+                                            },
                                         )
                                         .await?;
                                     }
@@ -823,7 +876,10 @@ where
                     writers::write_ok_packet(
                         &mut self.writer,
                         self.client_capabilities,
-                        OkResponse::default(),
+                        OkResponse {
+                            status_flags: self.shim.status_flags(),
+                            ..Default::default()
+                        },
                     )
                     .await?;
                     self.writer.flush_all().await?;

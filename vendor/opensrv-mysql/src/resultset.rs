@@ -28,13 +28,24 @@ use crate::{Column, ErrorKind, StatementData};
 /// Convenience type for responding to a client `USE <db>` command.
 pub struct InitWriter<'a, W> {
     pub(crate) client_capabilities: CapabilityFlags,
+    /// The server status sent in the OK. (Patched in.)
+    pub(crate) status: StatusFlags,
     pub(crate) writer: &'a mut PacketWriter<W>,
 }
 
 impl<'a, W: 'a + AsyncWrite + Unpin> InitWriter<'a, W> {
     /// Tell client that database context has been changed
     pub async fn ok(self) -> io::Result<()> {
-        writers::write_ok_packet(self.writer, self.client_capabilities, OkResponse::default()).await
+        let ok = OkResponse {
+            status_flags: self.status,
+            ..Default::default()
+        };
+        writers::write_ok_packet(self.writer, self.client_capabilities, ok).await
+    }
+
+    /// Tell client there was a problem, with any error number and SQLSTATE. (Patched in.)
+    pub async fn error_code(self, code: u16, sqlstate: &[u8; 5], msg: &[u8]) -> io::Result<()> {
+        writers::write_err_code(code, sqlstate, msg, self.writer).await
     }
 
     /// Tell client that there was a problem changing the database context.
@@ -59,6 +70,8 @@ pub struct StatementMetaWriter<'a, W> {
     pub(crate) writer: &'a mut PacketWriter<W>,
     pub(crate) stmts: &'a mut HashMap<u32, StatementData>,
     pub(crate) client_capabilities: CapabilityFlags,
+    /// The server status in the EOF packets after the definitions. (Patched in.)
+    pub(crate) status: StatusFlags,
 }
 
 impl<'a, W: AsyncWrite + Unpin + 'a> StatementMetaWriter<'a, W> {
@@ -84,7 +97,15 @@ impl<'a, W: AsyncWrite + Unpin + 'a> StatementMetaWriter<'a, W> {
                 ..Default::default()
             },
         );
-        writers::write_prepare_ok(id, params, columns, self.writer, self.client_capabilities).await
+        writers::write_prepare_ok(
+            id,
+            params,
+            columns,
+            self.writer,
+            self.client_capabilities,
+            self.status,
+        )
+        .await
     }
 
     /// Reply to the client's `PREPARE` with an error.
@@ -93,6 +114,11 @@ impl<'a, W: AsyncWrite + Unpin + 'a> StatementMetaWriter<'a, W> {
         E: Borrow<[u8]> + ?Sized,
     {
         writers::write_err(kind, msg.borrow(), self.writer).await
+    }
+
+    /// Reply to the client's `PREPARE` with any error number and SQLSTATE. (Patched in.)
+    pub async fn error_code(self, code: u16, sqlstate: &[u8; 5], msg: &[u8]) -> io::Result<()> {
+        writers::write_err_code(code, sqlstate, msg, self.writer).await
     }
 }
 
@@ -122,6 +148,9 @@ pub struct QueryResultWriter<'a, W> {
     pub(crate) client_capabilities: CapabilityFlags,
     pub(crate) writer: &'a mut PacketWriter<W>,
     last_end: Option<Finalizer>,
+    /// The server status in the EOF (or EOF-like OK) packets that end result sets.
+    /// (Patched in: the crate sent 0.)
+    status: StatusFlags,
 }
 
 impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
@@ -129,17 +158,26 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
         writer: &'a mut PacketWriter<W>,
         is_bin: bool,
         client_capabilities: CapabilityFlags,
+        status: StatusFlags,
     ) -> Self {
         QueryResultWriter {
             is_bin,
             client_capabilities,
             writer,
             last_end: None,
+            status,
         }
     }
 
+    /// Sets the server status flags (autocommit, in transaction) sent in the packets
+    /// that end the result sets written from now on; an `OkResponse` carries its own.
+    /// (Patched in.)
+    pub fn set_status(&mut self, status: StatusFlags) {
+        self.status = status;
+    }
+
     async fn finalize(&mut self, more_exists: bool) -> io::Result<()> {
-        let mut status = StatusFlags::empty();
+        let mut status = self.status;
         if more_exists {
             status.set(StatusFlags::SERVER_MORE_RESULTS_EXISTS, true);
         }
@@ -188,6 +226,13 @@ impl<'a, W: AsyncWrite + Unpin> QueryResultWriter<'a, W> {
     {
         self.finalize(true).await?;
         writers::write_err(kind, msg.borrow(), self.writer).await
+    }
+
+    /// Reply to the client's query with any error number and SQLSTATE, including those
+    /// `ErrorKind` does not list. (Patched in.)
+    pub async fn error_code(mut self, code: u16, sqlstate: &[u8; 5], msg: &[u8]) -> io::Result<()> {
+        self.finalize(true).await?;
+        writers::write_err_code(code, sqlstate, msg, self.writer).await
     }
 
     /// Send the last bits of the last resultset to the client, and indicate that there are no more
@@ -251,10 +296,12 @@ where
     #[inline]
     async fn start(&mut self) -> io::Result<()> {
         if !self.columns.is_empty() {
+            let result = self.result.as_mut().unwrap();
             writers::column_definitions(
                 self.columns,
-                self.result.as_mut().unwrap().writer,
+                result.writer,
                 self.client_capabilities,
+                result.status,
             )
             .await?;
         }
@@ -378,10 +425,15 @@ impl<'a, W: AsyncWrite + Unpin + 'a> RowWriter<'a, W> {
         }
 
         if complete {
+            let status_flags = self
+                .result
+                .as_ref()
+                .map_or(StatusFlags::empty(), |r| r.status);
             if self.columns.is_empty() {
                 // response to no column query is always an OK packet
                 let resp = OkResponse {
                     info: extra_info.to_string(),
+                    status_flags,
                     ..Default::default()
                 };
                 self.result.as_mut().unwrap().last_end = Some(Finalizer::Ok(resp));
@@ -393,6 +445,7 @@ impl<'a, W: AsyncWrite + Unpin + 'a> RowWriter<'a, W> {
                 let resp = OkResponse {
                     info: extra_info.to_string(),
                     header: 0xfe,
+                    status_flags,
                     ..Default::default()
                 };
                 self.result.as_mut().unwrap().last_end = Some(Finalizer::Ok(resp));

@@ -65,10 +65,21 @@ pub async fn write_err<W: AsyncWrite + Unpin>(
     msg: &[u8],
     w: &mut PacketWriter<W>,
 ) -> io::Result<()> {
+    write_err_code(err as u16, err.sqlstate(), msg, w).await
+}
+
+/// An error packet with any error number and SQLSTATE, including those `ErrorKind` does
+/// not list (MariaDB's own, above 1885). (Patched in.)
+pub async fn write_err_code<W: AsyncWrite + Unpin>(
+    code: u16,
+    sqlstate: &[u8; 5],
+    msg: &[u8],
+    w: &mut PacketWriter<W>,
+) -> io::Result<()> {
     w.write_u8(0xFF)?;
-    w.write_u16::<LittleEndian>(err as u16)?;
+    w.write_u16::<LittleEndian>(code)?;
     w.write_u8(b'#')?;
-    w.write_all(err.sqlstate())?;
+    w.write_all(sqlstate)?;
     w.write_all(msg)?;
     w.end_packet().await
 }
@@ -81,6 +92,7 @@ pub(crate) async fn write_prepare_ok<'a, PI, CI, W>(
     columns: CI,
     w: &mut PacketWriter<W>,
     client_capabilities: CapabilityFlags,
+    status: StatusFlags,
 ) -> io::Result<()>
 where
     PI: IntoIterator<Item = &'a Column>,
@@ -102,10 +114,10 @@ where
     w.end_packet().await?;
 
     if pi.len() > 0 {
-        write_column_definitions_41(pi, w, client_capabilities, false).await?;
+        write_column_definitions_41(pi, w, client_capabilities, false, status).await?;
     }
     if ci.len() > 0 {
-        write_column_definitions_41(ci, w, client_capabilities, false).await?;
+        write_column_definitions_41(ci, w, client_capabilities, false, status).await?;
     }
     Ok(())
 }
@@ -117,13 +129,13 @@ pub(crate) async fn write_column_definitions_41<'a, I, W>(
     w: &mut PacketWriter<W>,
     client_capabilities: CapabilityFlags,
     is_com_field_list: bool,
+    status: StatusFlags,
 ) -> io::Result<()>
 where
     I: IntoIterator<Item = &'a Column>,
     W: AsyncWrite + Unpin,
 {
     for c in i {
-        use crate::myc::constants::UTF8_GENERAL_CI;
         w.write_lenenc_str(b"def")?;
         w.write_lenenc_str(b"")?;
         w.write_lenenc_str(c.table.as_bytes())?;
@@ -131,11 +143,12 @@ where
         w.write_lenenc_str(c.column.as_bytes())?;
         w.write_lenenc_str(b"")?;
         w.write_lenenc_int(0xC)?;
-        w.write_u16::<LittleEndian>(UTF8_GENERAL_CI)?;
-        w.write_u32::<LittleEndian>(1024)?;
+        // (Patched: charset, length and decimals were always 33, 1024 and 0.)
+        w.write_u16::<LittleEndian>(c.charset)?;
+        w.write_u32::<LittleEndian>(c.column_length)?;
         w.write_u8(c.coltype as u8)?;
         w.write_u16::<LittleEndian>(c.colflags.bits())?;
-        w.write_all(&[0x00])?; // decimals
+        w.write_all(&[c.decimals])?;
         w.write_all(&[0x00, 0x00])?; // unused
 
         if is_com_field_list {
@@ -145,7 +158,7 @@ where
     }
 
     if !client_capabilities.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF) {
-        write_eof_packet(w, StatusFlags::empty()).await
+        write_eof_packet(w, status).await
     } else {
         Ok(())
     }
@@ -155,6 +168,7 @@ pub(crate) async fn column_definitions<'a, I, W>(
     i: I,
     w: &mut PacketWriter<W>,
     client_capabilities: CapabilityFlags,
+    status: StatusFlags,
 ) -> io::Result<()>
 where
     I: IntoIterator<Item = &'a Column>,
@@ -164,5 +178,5 @@ where
     let i = i.into_iter();
     w.write_lenenc_int(i.len() as u64)?;
     w.end_packet().await?;
-    write_column_definitions_41(i, w, client_capabilities, false).await
+    write_column_definitions_41(i, w, client_capabilities, false, status).await
 }

@@ -27,12 +27,7 @@ macro_rules! rt {
         #[test]
         fn $name() {
             let mut data = Vec::new();
-            let mut col = Column {
-                table: String::new(),
-                column: String::new(),
-                coltype: $ct,
-                colflags: ColumnFlags::empty(),
-            };
+            let mut col = Column::new("", "", $ct, ColumnFlags::empty());
 
             if !$sig {
                 col.colflags.insert(ColumnFlags::UNSIGNED_FLAG);
