@@ -376,7 +376,7 @@ impl MariaDbApplier {
         }
         let mut membership = current.membership;
         let mut outcomes = Vec::with_capacity(items.len());
-        run(conn, position::BEGIN).await?;
+        // The session has autocommit off: the first statement opens the transaction.
         self.merge.start_group();
         let mut at = 0;
         while at < items.len() {
@@ -615,8 +615,10 @@ impl MariaDbApplier {
         }
         let json = membership_json(&current.membership)?;
         *pending = Some(vec![outcome]);
-        // Autocommit: the DDL committed implicitly, the position commits on its own.
+        // The DDL committed implicitly (with the in-flight mark before it); the position
+        // commits on its own.
         self.record(conn, item.log_id, &json).await?;
+        run(conn, position::COMMIT).await?;
         self.committed(item.log_id, current.membership, 1);
         Ok(pending.take().unwrap_or_default())
     }
@@ -701,7 +703,7 @@ impl MariaDbApplier {
             .await
             .map_err(|_| Step::Transient(timed_out("connecting to MariaDB", self.connect_timeout)))?
             .map_err(Step::Transient)?;
-        conn.query_drop(sql::session::APPLIER_LOCK_WAITS)
+        conn.query_drop(sql::session::APPLIER_SESSION)
             .await
             .map_err(Step::Transient)?;
         Ok(conn)
@@ -714,8 +716,13 @@ impl MariaDbApplier {
             conn.query_drop(position::CREATE_POSITION_TABLE).await?;
             conn.query_drop(position::ADD_AUTOINC_COLUMN).await?;
             conn.query_drop(position::INSERT_POSITION_ROW).await?;
-            conn.query_first::<StoredRow, _>(position::SELECT_POSITION)
-                .await
+            let row = conn
+                .query_first::<StoredRow, _>(position::SELECT_POSITION)
+                .await?;
+            // Autocommit is off: commit the row if it was just inserted, and end the read
+            // rather than hold its snapshot until the next group.
+            conn.query_drop(position::COMMIT).await?;
+            Ok::<_, mysql_async::Error>(row)
         }
         .await;
         let (index, term, node, membership, ddl, autoinc) = match read {

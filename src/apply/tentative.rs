@@ -182,6 +182,12 @@ impl LocalTxn {
             .ok_or_else(|| QueryError::Unavailable("the transaction has ended".into()))
     }
 
+    /// MariaDB's thread id of the transaction's connection (what `KILL QUERY` names), while
+    /// it is open.
+    pub fn connection_id(&self) -> Option<u32> {
+        self.conn.as_ref().map(Conn::id)
+    }
+
     /// Whether the applier killed this transaction to free its locks.
     pub fn killed(&self) -> bool {
         self.registry

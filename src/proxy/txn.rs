@@ -497,24 +497,7 @@ async fn open(
         )
         .await
         .map_err(|e| super::wire::service_error(&e, false))?;
-    let asked = local
-        .read(
-            sql::session::CONNECTION_ID,
-            &[],
-            Protocol::Text,
-            service.read_limits(),
-            false,
-        )
-        .await;
-    let thread = asked.ok().and_then(|rows| {
-        let first = rows.rows.first()?.first()?;
-        match first {
-            mysql_async::Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
-            mysql_async::Value::Int(n) => u32::try_from(*n).ok(),
-            mysql_async::Value::UInt(n) => u32::try_from(*n).ok(),
-            _ => None,
-        }
-    });
+    let thread = local.connection_id();
     match thread {
         Some(thread) => Ok((local, thread)),
         None => {
@@ -522,7 +505,7 @@ async fn open(
             Err(MyError::new(
                 DEADLOCK,
                 "WolfScale: could not open the transaction on this node's MariaDB (its \
-                 connection did not answer); nothing was written, retry",
+                 connection is gone); nothing was written, retry",
             ))
         }
     }

@@ -26,11 +26,6 @@ pub fn kill_connection(id: u32) -> String {
     format!("KILL CONNECTION {id}")
 }
 
-/// The MariaDB thread id of the connection it runs on: the MySQL front end asks it of an
-/// interactive transaction's connection, so a client's `KILL QUERY` can stop the
-/// statement running there.
-pub const CONNECTION_ID: &str = "SELECT CONNECTION_ID()";
-
 /// Opens a front-end transaction that may write (locally, never committed): every read
 /// sees one snapshot taken now.
 pub const BEGIN_LOCAL: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT";
@@ -38,11 +33,14 @@ pub const BEGIN_LOCAL: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT";
 /// Opens a `READ ONLY` front-end transaction on one snapshot.
 pub const BEGIN_LOCAL_READ_ONLY: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
 
-/// The applier's lock waits: none for a row lock, five seconds for a table's metadata
-/// lock. Only the front end's local transactions can hold either (reads use snapshots);
-/// when a wait ends, the applier kills them and retries (see `apply::tentative`).
-pub const APPLIER_LOCK_WAITS: &str =
-    "SET SESSION innodb_lock_wait_timeout = 0, lock_wait_timeout = 5";
+/// The applier's session: lock waits of none for a row lock and five seconds for a
+/// table's metadata lock (only the front end's local transactions can hold either — reads
+/// use snapshots — and when a wait ends, the applier kills them and retries, see
+/// `apply::tentative`); and `autocommit = 0`, so the first statement of a group opens its
+/// transaction without a `START TRANSACTION` round trip of its own, and nothing the
+/// applier runs is committed but by its explicit `COMMIT`.
+pub const APPLIER_SESSION: &str =
+    "SET SESSION innodb_lock_wait_timeout = 0, lock_wait_timeout = 5, autocommit = 0";
 
 /// Makes the session's next AUTO_INCREMENT value the bound parameter (0: MariaDB's own
 /// counter again), as statement-based replication does: a replayed INSERT generates the
