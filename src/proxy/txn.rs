@@ -487,7 +487,7 @@ async fn open(
     timestamp_us: u64,
     opening: Opening,
 ) -> Result<(LocalTxn, u32), MyError> {
-    let mut local = service
+    let local = service
         .begin_local(
             read_only,
             timestamp_us,
