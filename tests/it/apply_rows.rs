@@ -301,7 +301,13 @@ async fn grouping_never_changes_rows_or_answers() -> anyhow::Result<()> {
         let before = com_insert(&db).await?;
         let mut out_alone = Vec::new();
         for (i, r) in requests.iter().enumerate() {
-            out_alone.extend(apply(&mut alone, vec![batch(next + i as u64, &[r.clone()])]).await?);
+            out_alone.extend(
+                apply(
+                    &mut alone,
+                    vec![batch(next + i as u64, std::slice::from_ref(r))],
+                )
+                .await?,
+            );
         }
         let statements_alone = com_insert(&db).await? - before;
 
