@@ -154,8 +154,11 @@ impl Proxy {
                 let (r, w) = stream.into_split();
                 let run = run_connection(session, r, w, tls);
                 // Dropping `run` drops a statement under way: a read is then killed on
-                // MariaDB (a write already handed to the log still applies).
+                // MariaDB (a write already handed to the log still applies). Biased: a
+                // `KILL CONNECTION` wins over the statement's own answer when both are
+                // ready, so a killed connection is closed, not answered.
                 tokio::select! {
+                    biased;
                     _ = stop.cancelled() => {}
                     _ = killed.cancelled() => {
                         tracing::debug!(connection = id, "mysql connection killed");

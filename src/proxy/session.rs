@@ -236,11 +236,13 @@ impl Session {
             self.killed_itself = true;
             return Err(MyError::new(1927, "Connection was killed"));
         }
-        if let Some(thread) = target.interrupt(Interrupt::Killed) {
-            sessions.killer().kill_query(thread).await;
-        }
+        // The connection is closed before its statement is interrupted, so its client
+        // never gets the statement's 1317 (the connection task prefers the close).
         if connection {
             target.close();
+        }
+        if let Some(thread) = target.interrupt(Interrupt::Killed) {
+            sessions.killer().kill_query(thread).await;
         }
         tracing::info!(
             connection = self.id,
