@@ -225,7 +225,10 @@ async fn a_learner_bridges_two_galera_clusters_and_moves_to_another_node() {
     // already on the other nodes of B: Galera commits it with the rows.
     let held = learner_at(&c, last, Duration::from_secs(5)).await;
     c.nodes[1].db.kill9().await.expect("kill B1");
-    assert_eq!(applied_index(&b.nodes[0]).await, held);
+    // At least that position (the learner may have applied an internal entry, such as
+    // the leader's outcome digests, after it was read).
+    let on_b0 = applied_index(&b.nodes[0]).await;
+    assert!(on_b0 >= held, "B0 holds position {on_b0}, below {held}");
     // The voters go on without the learner.
     for id in 100..150u64 {
         last = event(&c, id).await;
