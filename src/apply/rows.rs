@@ -131,6 +131,7 @@ pub(super) struct Mergeable {
 
 /// What a request inserts, when it is one row a run may take.
 struct Key<'g> {
+    entry: &'g command::Entry,
     table: &'g str,
     columns: Vec<&'g str>,
     client: Option<bool>,
@@ -206,6 +207,7 @@ impl Mergeable {
         match &entry.command {
             Command::Insert { table, values } => Some((
                 Key {
+                    entry,
                     table: table.as_str(),
                     columns: values.iter().map(|(c, _)| c.as_str()).collect(),
                     client: None,
@@ -227,6 +229,7 @@ impl Mergeable {
                 }
                 Some((
                     Key {
+                        entry,
                         table: "",
                         columns: Vec::new(),
                         client: Some(*transaction),
@@ -281,7 +284,7 @@ impl Mergeable {
                 && k.columns == first.columns
         };
         rows.push(Row {
-            entry: group[at].request().expect("keyed above"),
+            entry: first.entry,
             client: first.client,
             values: first.values.clone(),
         });
@@ -293,11 +296,8 @@ impl Mergeable {
             if rows.len() == max_rows || bytes > sql::merge::MAX_BYTES {
                 break;
             }
-            let Some(entry) = item.request() else {
-                break;
-            };
             rows.push(Row {
-                entry,
+                entry: next.entry,
                 client: next.client,
                 values: next.values,
             });

@@ -269,9 +269,10 @@ fn kill(text: &str) -> Action {
 /// `SET STATEMENT var = value [, …] FOR statement`: only `max_statement_time`, only for
 /// a read (a write runs on every node, where the client's limit cannot apply alike).
 fn set_statement(text: &str) -> Action {
-    let body = text["set".len()..].trim_start();
-    let body = body["statement".len()..].trim_start();
-    let Some((list, inner)) = split_for(body) else {
+    let body = strip_word(text.trim_start(), "set")
+        .and_then(|b| strip_word(b.trim_start(), "statement"))
+        .map(str::trim_start);
+    let Some((list, inner)) = body.and_then(split_for) else {
         return Action::Refuse(MyError::refused(
             "cannot read the SET STATEMENT: expected SET STATEMENT var = value FOR statement"
                 .to_string(),
@@ -315,6 +316,12 @@ fn set_statement(text: &str) -> Action {
              on every node through the log, where one client's time limit cannot apply alike",
         )),
     }
+}
+
+/// `text` after its leading word `word` (any letter case), if it starts with it.
+fn strip_word<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let head = text.get(..word.len())?;
+    head.eq_ignore_ascii_case(word).then(|| &text[word.len()..])
 }
 
 /// Splits `a = 1, b = 'x' FOR statement` at the first `FOR` outside quotes and
@@ -596,9 +603,15 @@ mod tests {
             "SET STATEMENT sql_mode = '' FOR SELECT 1",
             "SET STATEMENT max_statement_time = -1 FOR SELECT 1",
             "SET STATEMENT max_statement_time = 1",
+            "\u{3000}SET\u{a0}STATEMENT é = 1 FOR SELECT 1",
+            "SET\u{2003}STATEMENTé FOR SELECT 1",
         ] {
             assert!(matches!(classify(refused), Action::Refuse(_)), "{refused}");
         }
+        assert!(matches!(
+            classify("  \n SET STATEMENT max_statement_time = 1 FOR SELECT 1"),
+            Action::Limited { .. }
+        ));
     }
 
     #[test]
