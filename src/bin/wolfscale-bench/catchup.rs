@@ -7,8 +7,7 @@
 //! answers), waiting for the first apply, and applying. At the end every node's table is
 //! counted.
 
-use crate::http::{launch, start_cluster, wait_caught_up, write_lsn, Proc};
-use crate::mariadb::{Server, Template};
+use crate::http::{launch, three_node_cluster, wait_caught_up, write_lsn, Proc};
 use crate::stats::{cpu_secs, load_average};
 use anyhow::{bail, Context};
 use mysql_async::prelude::Queryable;
@@ -123,7 +122,7 @@ async fn watch(
     }
 }
 
-async fn count_rows(server: &Server) -> anyhow::Result<u64> {
+async fn count_rows(server: &crate::mariadb::Server) -> anyhow::Result<u64> {
     let mut conn = mysql_async::Conn::new(server.opts()).await?;
     let n: Option<u64> = conn
         .query_first("SELECT COUNT(*) FROM `app`.`bench`")
@@ -137,12 +136,7 @@ fn secs(d: Option<Duration>) -> f64 {
 }
 
 async fn run_in(dir: &Path, bin: &Path, args: &Args) -> anyhow::Result<()> {
-    let template = Template::make(dir).await?;
-    let mut servers = Vec::new();
-    for i in 1..=3 {
-        servers.push(Server::start(&template, dir, &format!("db-{i}"), 2).await?);
-    }
-    let (mut procs, leader_api, leader) = start_cluster(dir, bin, &servers).await?;
+    let (servers, mut procs, leader_api, leader) = three_node_cluster(dir, bin).await?;
     let li = procs
         .iter()
         .position(|p| p.api == leader_api)

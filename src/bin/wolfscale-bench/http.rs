@@ -344,6 +344,21 @@ pub(crate) async fn start_cluster(
     start_cluster_with(dir, bin, servers, |_, _| {}, plain_client).await
 }
 
+/// Three private MariaDB servers (flush=2, as the nodes run) and a 3-process cluster on
+/// them: the servers, the processes, the leader's API address and a client of it.
+pub(crate) async fn three_node_cluster(
+    dir: &Path,
+    bin: &Path,
+) -> anyhow::Result<(Vec<crate::mariadb::Server>, Vec<Proc>, String, Client)> {
+    let template = crate::mariadb::Template::make(dir).await?;
+    let mut servers = Vec::new();
+    for i in 1..=3 {
+        servers.push(crate::mariadb::Server::start(&template, dir, &format!("db-{i}"), 2).await?);
+    }
+    let (procs, leader_api, leader) = start_cluster(dir, bin, &servers).await?;
+    Ok((servers, procs, leader_api, leader))
+}
+
 /// A plain-HTTP client of the API at `address`.
 pub(crate) fn plain_client(address: &str) -> anyhow::Result<Client> {
     Ok(Client::new(address)?)

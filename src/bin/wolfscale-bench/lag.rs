@@ -19,8 +19,7 @@
 //! apply); the lag from it is a lower bound. The follower side is late by at most one
 //! sampling interval plus one round trip.
 
-use crate::http::{launch, start_cluster, wait_caught_up, write_lsn};
-use crate::mariadb::{Server, Template};
+use crate::http::{launch, three_node_cluster, wait_caught_up, write_lsn};
 use crate::stats::load_average;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -373,12 +372,7 @@ fn report(
 }
 
 async fn run_in(dir: &Path, bin: &Path, args: &Args) -> anyhow::Result<()> {
-    let template = Template::make(dir).await?;
-    let mut servers = Vec::new();
-    for i in 1..=3 {
-        servers.push(Server::start(&template, dir, &format!("db-{i}"), 2).await?);
-    }
-    let (mut procs, leader_api, leader) = start_cluster(dir, bin, &servers).await?;
+    let (servers, mut procs, leader_api, leader) = three_node_cluster(dir, bin).await?;
     let li = procs
         .iter()
         .position(|p| p.api == leader_api)

@@ -4,8 +4,7 @@
 //! recording is left in `--out` for `perf report` (scripts/profile-leader.sh runs both
 //! and writes the top frames and folded stacks next to it).
 
-use crate::http::{cluster_phase, launch, start_cluster, wait_caught_up, WARM_UP};
-use crate::mariadb::{Server, Template};
+use crate::http::{cluster_phase, launch, three_node_cluster, wait_caught_up, WARM_UP};
 use crate::stats::{cpu_secs, load_average};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -40,12 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_in(dir: &Path, bin: &Path, args: &Args) -> anyhow::Result<()> {
-    let template = Template::make(dir).await?;
-    let mut servers = Vec::new();
-    for i in 1..=3 {
-        servers.push(Server::start(&template, dir, &format!("db-{i}"), 2).await?);
-    }
-    let (mut procs, leader_api, leader) = start_cluster(dir, bin, &servers).await?;
+    let (servers, mut procs, leader_api, leader) = three_node_cluster(dir, bin).await?;
     let pid = procs
         .iter()
         .find(|p| p.api == leader_api)
@@ -56,7 +50,7 @@ async fn run_in(dir: &Path, bin: &Path, args: &Args) -> anyhow::Result<()> {
         .canonicalize()
         .context("resolve --out")?
         .join("perf.data");
-    std::fs::write(args.out.join("leader.pid"), pid.to_string())?;
+    tokio::fs::write(args.out.join("leader.pid"), pid.to_string()).await?;
     println!(
         "profile: perf record -F {} --call-graph {} of the leader's wolfscale process (pid \
          {pid}) for {} s while {} clients insert single rows through its HTTP API; \
