@@ -484,7 +484,10 @@ async fn sysbench(c: &ProcCluster, i: usize, workload: &str, command: &str) -> S
     sysbench_with(c, i, workload, command, &["--threads=4", "--time=3"]).await
 }
 
-/// [`sysbench`] with `extra` options (later ones win over the defaults).
+/// [`sysbench`] with `extra` options (later ones win over the defaults). A `prepare` whose
+/// write got WolfScale's "may or may not be applied" answer (a leader change while it was
+/// in flight, which sysbench does not retry) is cleaned up and prepared again, as an
+/// operator would; any other failure fails the test.
 pub(crate) async fn sysbench_with(
     c: &ProcCluster,
     i: usize,
@@ -492,6 +495,36 @@ pub(crate) async fn sysbench_with(
     command: &str,
     extra: &[&str],
 ) -> String {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (ok, stdout, stderr) = sysbench_once(c, i, workload, command, extra).await;
+        if ok {
+            return stdout;
+        }
+        let ambiguous = format!("{stdout}{stderr}").contains("may or may not be applied");
+        assert!(
+            command == "prepare" && ambiguous && attempts < 3,
+            "sysbench {workload} {command} failed:\n{stderr}\n{stdout}"
+        );
+        tracing::warn!(
+            workload,
+            attempts,
+            "sysbench prepare met a leader change; cleaning up and preparing again"
+        );
+        let (cleaned, out, err) = sysbench_once(c, i, workload, "cleanup", extra).await;
+        assert!(cleaned, "sysbench {workload} cleanup failed:\n{err}\n{out}");
+    }
+}
+
+/// Runs `sysbench <workload> <command>` once: whether it succeeded, its stdout and stderr.
+async fn sysbench_once(
+    c: &ProcCluster,
+    i: usize,
+    workload: &str,
+    command: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
     let (host, port) = front_end(c, i);
     let out = tokio::time::timeout(
         Duration::from_secs(300),
@@ -518,11 +551,7 @@ pub(crate) async fn sysbench_with(
     .unwrap_or_else(|_| panic!("sysbench {workload} {command} finished within 300 s"))
     .expect("run sysbench (apt-get install -y sysbench)");
     let (stdout, stderr) = text(&out);
-    assert!(
-        out.status.success(),
-        "sysbench {workload} {command} failed:\n{stderr}\n{stdout}"
-    );
-    stdout
+    (out.status.success(), stdout, stderr)
 }
 
 /// The count sysbench reports on its `label:` line, e.g. `ignored errors:`.
